@@ -1,0 +1,27 @@
+# Compile flags live on INTERFACE targets, never in the global CMAKE_CXX_FLAGS.
+#   xasmap_warnings: the warning set, as errors when XASMAP_WERROR is ON.
+#   xasmap_options:  sanitizers and other whole-build options every xasmap target links.
+
+add_library(xasmap_warnings INTERFACE)
+target_compile_options(xasmap_warnings INTERFACE -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
+  -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough)
+if(XASMAP_WERROR)
+  target_compile_options(xasmap_warnings INTERFACE -Werror)
+endif()
+
+add_library(xasmap_options INTERFACE)
+if(XASMAP_SANITIZE)
+  target_compile_options(xasmap_options INTERFACE
+    -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  target_link_options(xasmap_options INTERFACE -fsanitize=address,undefined)
+endif()
+
+if(XASMAP_CLANG_TIDY)
+  find_program(XASMAP_CLANG_TIDY_EXE NAMES clang-tidy clang-tidy-14 REQUIRED)
+  set(CMAKE_CXX_CLANG_TIDY "${XASMAP_CLANG_TIDY_EXE}")
+endif()
+
+# xasmap_harden(TARGET) links the two interface targets into a first-party target.
+function(xasmap_harden target)
+  target_link_libraries(${target} PRIVATE xasmap_warnings xasmap_options)
+endfunction()

@@ -1,0 +1,218 @@
+#pragma once
+// The validated, immutable configuration of xasmapd and the xasmap tool.
+//
+// A Config is built once, by load_config() or parse_config(), and then handed around as
+// `const Config&` (or std::shared_ptr<const Config> where it must outlive a reload). Every field has
+// the default documented in deploy/xasmapd.yaml and docs/configuration.md; the two must agree with
+// the initialisers below. Config::validate() checks ranges and cross-field rules, so a Config built
+// in code (tests, command-line tools) is held to the same rules as one read from YAML.
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "xasmap/config/config_error.hpp"
+
+namespace xasmap::config {
+
+// A swept parameter: one value, an explicit list, or start/stop/step (stop included when it lies on
+// the step within 1e-9 of a step). values() expands it.
+struct Sweep {
+  std::vector<double> list;             // used when non-empty
+  double start = 0.0, stop = 0.0, step = 0.0;  // used when list is empty
+  std::vector<double> values() const;
+  static Sweep single(double v) { return Sweep{{v}, 0, 0, 0}; }
+  static Sweep range(double start, double stop, double step) { return Sweep{{}, start, stop, step}; }
+  bool operator==(const Sweep&) const = default;
+};
+
+enum class LibrarySource { kSimulate, kFiles, kModel };
+enum class Symmetry { kOh, kD4h };
+enum class Polarization { kIsotropic, kX, kY, kZ, kLeft, kRight };
+enum class Background { kPrePostLine, kEdgeStep, kNone };
+enum class Normalization { kArea, kMax, kEdgeStep, kNone };
+enum class Alignment { kNone, kFitShift };
+enum class EmbeddingMethod { kMds, kLmds, kIsomap };
+enum class DistanceKind { kEuclidean, kCorrelation, kDerivative, kWasserstein };
+enum class LandmarkSelection { kMaxMin, kRandom };
+enum class Weighting { kInverseDistance, kLocalLinear };
+enum class InputPattern { kSub, kPull };
+enum class Overflow { kDropOldest, kDropNewest, kBlock };
+enum class LogFormat { kText, kJson };
+enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kCritical, kOff };
+
+// library.simulate: the parameter grid the built-in multiplet simulator sweeps.
+struct SimulateConfig {
+  std::vector<std::string> ions{"Mn2+", "Mn3+", "Mn4+"};
+  Symmetry symmetry = Symmetry::kOh;
+  Sweep tendq_ev = Sweep::range(0.0, 2.5, 0.1);
+  Sweep ds_ev = Sweep::single(0.0);
+  Sweep dt_ev = Sweep::single(0.0);
+  double slater_scale = 0.8;                  // scales F(dd), F(pd), G(pd)
+  std::optional<double> slater_scale_dd;      // overrides slater_scale for F2/F4(dd)
+  std::optional<double> slater_scale_pd;      // overrides slater_scale for F2(pd), G1/G3(pd)
+  double zeta_scale = 1.0;                    // scales zeta(2p) and zeta(3d)
+  double exchange_field_ev = 0.0;             // spin exchange field along z
+  double temperature_k = 0.0;
+  Polarization polarization = Polarization::kIsotropic;
+  double lorentz_fwhm_l3_ev = 0.4;
+  double lorentz_fwhm_l2_ev = 0.8;
+  double gauss_fwhm_ev = 0.3;
+  // Absolute energy = simulator's relative energy + this offset, per ion (see docs/simulator.md).
+  std::map<std::string, double> energy_offset_ev{
+      {"Mn2+", 640.4}, {"Mn3+", 642.3}, {"Mn4+", 643.6}};
+  bool operator==(const SimulateConfig&) const = default;
+};
+
+// library.grid: the common energy grid every spectrum is resampled onto.
+struct GridConfig {
+  double emin_ev = 635.0;
+  double emax_ev = 660.0;
+  double step_ev = 0.1;
+  bool operator==(const GridConfig&) const = default;
+};
+
+// library.preprocess: applied identically to library and measured spectra.
+struct PreprocessConfig {
+  Background background = Background::kPrePostLine;
+  Normalization normalize = Normalization::kArea;
+  double smooth_fwhm_ev = 0.0;      // Gaussian smoothing; 0 = off
+  Alignment align = Alignment::kNone;
+  double max_shift_ev = 0.5;        // bound of the fitted energy offset when align = fit_shift
+  double min_coverage = 0.6;        // fraction of the grid a spectrum must cover to be judged
+  bool operator==(const PreprocessConfig&) const = default;
+};
+
+struct LibraryConfig {
+  LibrarySource source = LibrarySource::kSimulate;
+  std::filesystem::path directory;   // source = files: spectra plus manifest.csv
+  std::filesystem::path model_file;  // source = model: a fitted model written by `xasmap embed`
+  SimulateConfig simulate;
+  GridConfig grid;
+  PreprocessConfig preprocess;
+  bool operator==(const LibraryConfig&) const = default;
+};
+
+struct EmbeddingConfig {
+  EmbeddingMethod method = EmbeddingMethod::kLmds;
+  DistanceKind distance = DistanceKind::kEuclidean;
+  int landmarks = 64;
+  LandmarkSelection landmark_selection = LandmarkSelection::kMaxMin;
+  int map_dims = 2;        // dimensions of the map dashboards draw
+  int estimate_dims = 8;   // dimensions used for neighbour search and estimation
+  int isomap_neighbors = 8;
+  unsigned seed = 1;       // random landmark selection and anything else stochastic
+  bool operator==(const EmbeddingConfig&) const = default;
+};
+
+struct EstimationConfig {
+  int neighbors = 5;
+  Weighting weighting = Weighting::kInverseDistance;
+  int report_neighbors = 3;
+  double novelty_threshold = 3.0;
+  bool operator==(const EstimationConfig&) const = default;
+};
+
+struct InputConfig {
+  std::string endpoint = "tcp://127.0.0.1:5555";
+  InputPattern pattern = InputPattern::kSub;
+  bool bind = false;
+  std::string topic = "spectrum";
+  int queue_capacity = 10000;
+  Overflow overflow = Overflow::kDropOldest;
+  long long max_message_bytes = 256LL << 20;  // 256 MiB: a 256x256x500 float64 stack is 262 MB
+  int max_points = 100000;
+  int max_stack_pixels = 1 << 20;
+  int workers = 0;  // 0 = one per hardware thread
+  bool operator==(const InputConfig&) const = default;
+};
+
+struct OutputConfig {
+  std::string endpoint = "tcp://127.0.0.1:5556";
+  bool bind = true;
+  int send_hwm = 100000;
+  bool operator==(const OutputConfig&) const = default;
+};
+
+struct ControlConfig {
+  std::string endpoint = "tcp://127.0.0.1:5557";
+  bool operator==(const ControlConfig&) const = default;
+};
+
+struct MetricsConfig {
+  double interval_s = 1.0;
+  bool operator==(const MetricsConfig&) const = default;
+};
+
+struct LoggingConfig {
+  LogLevel level = LogLevel::kInfo;
+  LogFormat format = LogFormat::kText;
+  std::string pattern = "[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] %v";  // spdlog syntax, text format only
+  std::filesystem::path file;  // empty: standard error
+  bool operator==(const LoggingConfig&) const = default;
+};
+
+// A problem found by validate(): which key, what it holds, what it should hold.
+struct Problem {
+  std::string key_path;
+  std::string found;
+  std::string expected;
+};
+
+struct Config {
+  LibraryConfig library;
+  EmbeddingConfig embedding;
+  EstimationConfig estimation;
+  InputConfig input;
+  OutputConfig output;
+  ControlConfig control;
+  MetricsConfig metrics;
+  LoggingConfig logging;
+  std::filesystem::path source_file;  // empty when built in code
+
+  // All range and cross-field problems, in key order; empty when the config is usable.
+  std::vector<Problem> validate() const;
+  bool operator==(const Config&) const = default;
+};
+
+// Endpoint overrides from the command line (--input, --output, --control).
+struct Overrides {
+  std::optional<std::string> input_endpoint;
+  std::optional<std::string> output_endpoint;
+  std::optional<std::string> control_endpoint;
+};
+
+// Reads, parses and validates a YAML file. Relative paths inside it resolve against its folder.
+// Throws ConfigError naming the file, line, column and key path of the first problem.
+Config load_config(const std::filesystem::path& file, const Overrides& overrides = {});
+
+// Parses YAML text; `source_name` stands for the file in messages, `base_dir` resolves relative paths.
+Config parse_config(const std::string& yaml, const std::string& source_name,
+                    const std::filesystem::path& base_dir = {}, const Overrides& overrides = {});
+
+// The effective configuration as YAML, every key present. parse_config(to_yaml(c)) == c.
+std::string to_yaml(const Config& config);
+
+// Checks a ZeroMQ endpoint: tcp://HOST:PORT, ipc://PATH or inproc://NAME. A bound tcp endpoint may
+// use * for host or port. Returns an empty string when valid, else what was expected.
+std::string check_endpoint(const std::string& endpoint, bool bind);
+
+// Enum <-> YAML spelling, used by the parser, to_yaml() and the service's logs.
+std::string to_string(LibrarySource v);
+std::string to_string(Symmetry v);
+std::string to_string(Polarization v);
+std::string to_string(Background v);
+std::string to_string(Normalization v);
+std::string to_string(Alignment v);
+std::string to_string(EmbeddingMethod v);
+std::string to_string(DistanceKind v);
+std::string to_string(LandmarkSelection v);
+std::string to_string(Weighting v);
+std::string to_string(InputPattern v);
+std::string to_string(Overflow v);
+std::string to_string(LogFormat v);
+std::string to_string(LogLevel v);
+
+}  // namespace xasmap::config

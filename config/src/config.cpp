@@ -1,0 +1,775 @@
+#include "xasmap/config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "yaml_reader.hpp"
+
+namespace xasmap::config {
+
+using detail::Spelling;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+namespace {
+
+std::string location(const std::string& file, int line, int column) {
+  std::string s = file.empty() ? std::string("<config>") : file;
+  if (line > 0) s += ":" + std::to_string(line) + ":" + std::to_string(column);
+  return s;
+}
+
+}  // namespace
+
+ConfigError::ConfigError(std::string file, int line, int column, std::string key_path,
+                         std::string found, std::string expected)
+    : xasmap::Error(location(file, line, column) + ": " + key_path + ": found " + found +
+                    ", expected " + expected),
+      file_(std::move(file)),
+      line_(line),
+      column_(column),
+      key_path_(std::move(key_path)),
+      found_(std::move(found)),
+      expected_(std::move(expected)) {}
+
+// ---------------------------------------------------------------------------------------------
+// Spellings
+
+namespace {
+
+constexpr std::array<Spelling<LibrarySource>, 3> kLibrarySources{{
+    {LibrarySource::kSimulate, "simulate"},
+    {LibrarySource::kFiles, "files"},
+    {LibrarySource::kModel, "model"},
+}};
+constexpr std::array<Spelling<Symmetry>, 2> kSymmetries{{
+    {Symmetry::kOh, "Oh"},
+    {Symmetry::kD4h, "D4h"},
+}};
+constexpr std::array<Spelling<Polarization>, 6> kPolarizations{{
+    {Polarization::kIsotropic, "isotropic"},
+    {Polarization::kX, "x"},
+    {Polarization::kY, "y"},
+    {Polarization::kZ, "z"},
+    {Polarization::kLeft, "left"},
+    {Polarization::kRight, "right"},
+}};
+constexpr std::array<Spelling<Background>, 3> kBackgrounds{{
+    {Background::kPrePostLine, "pre_post_line"},
+    {Background::kEdgeStep, "edge_step"},
+    {Background::kNone, "none"},
+}};
+constexpr std::array<Spelling<Normalization>, 4> kNormalizations{{
+    {Normalization::kArea, "area"},
+    {Normalization::kMax, "max"},
+    {Normalization::kEdgeStep, "edge_step"},
+    {Normalization::kNone, "none"},
+}};
+constexpr std::array<Spelling<Alignment>, 2> kAlignments{{
+    {Alignment::kNone, "none"},
+    {Alignment::kFitShift, "fit_shift"},
+}};
+constexpr std::array<Spelling<EmbeddingMethod>, 3> kEmbeddingMethods{{
+    {EmbeddingMethod::kMds, "mds"},
+    {EmbeddingMethod::kLmds, "lmds"},
+    {EmbeddingMethod::kIsomap, "isomap"},
+}};
+constexpr std::array<Spelling<DistanceKind>, 4> kDistanceKinds{{
+    {DistanceKind::kEuclidean, "euclidean"},
+    {DistanceKind::kCorrelation, "correlation"},
+    {DistanceKind::kDerivative, "derivative"},
+    {DistanceKind::kWasserstein, "wasserstein"},
+}};
+constexpr std::array<Spelling<LandmarkSelection>, 2> kLandmarkSelections{{
+    {LandmarkSelection::kMaxMin, "maxmin"},
+    {LandmarkSelection::kRandom, "random"},
+}};
+constexpr std::array<Spelling<Weighting>, 2> kWeightings{{
+    {Weighting::kInverseDistance, "inverse_distance"},
+    {Weighting::kLocalLinear, "local_linear"},
+}};
+constexpr std::array<Spelling<InputPattern>, 2> kInputPatterns{{
+    {InputPattern::kSub, "sub"},
+    {InputPattern::kPull, "pull"},
+}};
+constexpr std::array<Spelling<Overflow>, 3> kOverflows{{
+    {Overflow::kDropOldest, "drop_oldest"},
+    {Overflow::kDropNewest, "drop_newest"},
+    {Overflow::kBlock, "block"},
+}};
+constexpr std::array<Spelling<LogFormat>, 2> kLogFormats{{
+    {LogFormat::kText, "text"},
+    {LogFormat::kJson, "json"},
+}};
+constexpr std::array<Spelling<LogLevel>, 7> kLogLevels{{
+    {LogLevel::kTrace, "trace"},
+    {LogLevel::kDebug, "debug"},
+    {LogLevel::kInfo, "info"},
+    {LogLevel::kWarn, "warn"},
+    {LogLevel::kError, "error"},
+    {LogLevel::kCritical, "critical"},
+    {LogLevel::kOff, "off"},
+}};
+
+template <class E, std::size_t N>
+std::string spell(const std::array<Spelling<E>, N>& table, E v) {
+  for (const auto& s : table) {
+    if (s.value == v) return s.name;
+  }
+  return "?";
+}
+
+}  // namespace
+
+std::string to_string(LibrarySource v) { return spell(kLibrarySources, v); }
+std::string to_string(Symmetry v) { return spell(kSymmetries, v); }
+std::string to_string(Polarization v) { return spell(kPolarizations, v); }
+std::string to_string(Background v) { return spell(kBackgrounds, v); }
+std::string to_string(Normalization v) { return spell(kNormalizations, v); }
+std::string to_string(Alignment v) { return spell(kAlignments, v); }
+std::string to_string(EmbeddingMethod v) { return spell(kEmbeddingMethods, v); }
+std::string to_string(DistanceKind v) { return spell(kDistanceKinds, v); }
+std::string to_string(LandmarkSelection v) { return spell(kLandmarkSelections, v); }
+std::string to_string(Weighting v) { return spell(kWeightings, v); }
+std::string to_string(InputPattern v) { return spell(kInputPatterns, v); }
+std::string to_string(Overflow v) { return spell(kOverflows, v); }
+std::string to_string(LogFormat v) { return spell(kLogFormats, v); }
+std::string to_string(LogLevel v) { return spell(kLogLevels, v); }
+
+// ---------------------------------------------------------------------------------------------
+// Sweep
+
+namespace {
+constexpr std::size_t kMaxSweepValues = 100000;
+}
+
+std::vector<double> Sweep::values() const {
+  if (!list.empty()) return list;
+  std::vector<double> v;
+  if (!(step > 0.0) || stop < start) return v;
+  const double count = std::floor((stop - start) / step + 1e-9);
+  if (count >= static_cast<double>(kMaxSweepValues)) return v;
+  for (long i = 0; i <= static_cast<long>(count); ++i) {
+    // Round to 1e-12 so that 0.1-steps give 0.3, not 0.30000000000000004.
+    v.push_back(std::round((start + static_cast<double>(i) * step) * 1e12) / 1e12);
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Endpoints
+
+namespace {
+
+bool is_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+// A tcp host: *, a bracketed IPv6 address, or dot-separated labels of letters, digits and inner
+// hyphens (which covers IPv4 addresses and DNS names). ZeroMQ's "interface;" prefix is refused on
+// purpose: endpoints stay explicit.
+bool valid_host(const std::string& host) {
+  if (host == "*") return true;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    return host.find_first_not_of("0123456789abcdefABCDEF:.", 1) == host.size() - 1;
+  }
+  if (host.empty() || host.size() > 253) return false;
+  std::size_t start = 0;
+  while (start <= host.size()) {
+    const std::size_t end = std::min(host.find('.', start), host.size());
+    const std::string_view label(host.data() + start, end - start);
+    if (label.empty() || label.size() > 63 || !is_alnum(label.front()) || !is_alnum(label.back())) {
+      return false;
+    }
+    for (const char c : label) {
+      if (!is_alnum(c) && c != '-') return false;
+    }
+    start = end + 1;
+  }
+  return true;
+}
+
+// A 3d transition-metal ion with a positive charge: Ti..Cu followed by 1-9 and '+', e.g. "Mn3+".
+bool valid_ion(const std::string& ion) {
+  static constexpr std::array<std::string_view, 8> kElements{"Ti", "V",  "Cr", "Mn",
+                                                             "Fe", "Co", "Ni", "Cu"};
+  for (const auto element : kElements) {
+    if (ion.size() == element.size() + 2 && ion.compare(0, element.size(), element) == 0 &&
+        ion[element.size()] >= '1' && ion[element.size()] <= '9' && ion.back() == '+') {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string check_endpoint(const std::string& endpoint, bool bind) {
+  const std::string expected_any =
+      bind ? "a ZeroMQ endpoint to bind: tcp://HOST:PORT (HOST or PORT may be *), ipc://PATH or "
+             "inproc://NAME"
+           : "a ZeroMQ endpoint to connect to: tcp://HOST:PORT, ipc://PATH or inproc://NAME";
+  const auto sep = endpoint.find("://");
+  if (sep == std::string::npos) return expected_any;
+  const std::string scheme = endpoint.substr(0, sep);
+  const std::string rest = endpoint.substr(sep + 3);
+  if (scheme == "ipc" || scheme == "inproc") {
+    if (rest.empty()) return expected_any;
+    if (scheme == "ipc" && rest.size() > 107) return "an ipc path of at most 107 characters";
+    return {};
+  }
+  if (scheme != "tcp") return expected_any;
+  const auto colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0) return expected_any;
+  const std::string host = rest.substr(0, colon);
+  const std::string port = rest.substr(colon + 1);
+  if (!valid_host(host)) return expected_any;
+  if (host == "*" && !bind) return "a host to connect to (* is only for binding)";
+  if (port == "*") return bind ? std::string() : "a port to connect to (* is only for binding)";
+  int port_number = 0;
+  const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), port_number);
+  if (ec != std::errc() || ptr != port.data() + port.size() || port.empty()) return expected_any;
+  if (port_number < 1 || port_number > 65535) return "a tcp port in [1, 65535]";
+  return {};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validation
+
+namespace {
+
+std::string number_text(double v) {
+  char buffer[32];
+  const auto [ptr, ec] = std::to_chars(buffer, buffer + sizeof buffer, v);
+  return ec == std::errc() ? std::string(buffer, ptr) : std::string("?");
+}
+
+class Checker {
+ public:
+  explicit Checker(std::vector<Problem>& out) : out_(out) {}
+
+  void add(std::string key, std::string found, std::string expected) {
+    out_.push_back({std::move(key), std::move(found), std::move(expected)});
+  }
+  void range(const std::string& key, double v, double lo, double hi) {
+    if (!(v >= lo && v <= hi)) {
+      add(key, number_text(v), "a number in [" + number_text(lo) + ", " + number_text(hi) + "]");
+    }
+  }
+  void positive(const std::string& key, double v, double hi) {
+    if (!(v > 0.0 && v <= hi)) {
+      add(key, number_text(v), "a number in (0, " + number_text(hi) + "]");
+    }
+  }
+  void count(const std::string& key, long long v, long long lo, long long hi) {
+    if (v < lo || v > hi) {
+      add(key, std::to_string(v),
+          "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    }
+  }
+  void endpoint(const std::string& key, const std::string& ep, bool bind) {
+    if (const std::string expected = check_endpoint(ep, bind); !expected.empty()) {
+      add(key, "'" + ep + "'", expected);
+    }
+  }
+  void sweep(const std::string& key, const Sweep& s, double lo, double hi) {
+    if (s.list.empty()) {
+      if (!(s.step > 0.0)) {
+        add(key + ".step", number_text(s.step), "a step > 0");
+        return;
+      }
+      if (s.stop < s.start) {
+        add(key + ".stop", number_text(s.stop), "stop >= start (" + number_text(s.start) + ")");
+        return;
+      }
+      if ((s.stop - s.start) / s.step >= static_cast<double>(kMaxSweepValues)) {
+        add(key + ".step", number_text(s.step),
+            "a step giving at most " + std::to_string(kMaxSweepValues) + " values");
+        return;
+      }
+      range(key + ".start", s.start, lo, hi);
+      range(key + ".stop", s.stop, lo, hi);
+    } else {
+      for (std::size_t i = 0; i < s.list.size(); ++i) {
+        range(key + "[" + std::to_string(i) + "]", s.list[i], lo, hi);
+      }
+    }
+  }
+
+ private:
+  std::vector<Problem>& out_;
+};
+
+void validate_simulate(const SimulateConfig& s, Checker& c) {
+  const std::string p = "library.simulate";
+  if (s.ions.empty()) c.add(p + ".ions", "an empty list", "at least one ion, e.g. Mn2+");
+  std::set<std::string> seen;
+  for (std::size_t i = 0; i < s.ions.size(); ++i) {
+    const std::string key = p + ".ions[" + std::to_string(i) + "]";
+    if (!valid_ion(s.ions[i])) {
+      c.add(key, "'" + s.ions[i] + "'", "a 3d ion Ti..Cu with its charge, e.g. Mn3+");
+    } else if (!seen.insert(s.ions[i]).second) {
+      c.add(key, "'" + s.ions[i] + "' a second time", "each ion once");
+    } else if (!s.energy_offset_ev.contains(s.ions[i])) {
+      c.add(p + ".energy_offset_ev", "no entry for " + s.ions[i],
+            "an absolute energy offset (eV) for every ion in library.simulate.ions");
+    }
+  }
+  for (const auto& [ion, offset] : s.energy_offset_ev) {
+    c.range(p + ".energy_offset_ev." + ion, offset, -100.0, 20000.0);
+  }
+  c.sweep(p + ".tendq_ev", s.tendq_ev, -1.0, 10.0);
+  c.sweep(p + ".ds_ev", s.ds_ev, -2.0, 2.0);
+  c.sweep(p + ".dt_ev", s.dt_ev, -2.0, 2.0);
+  if (s.symmetry == Symmetry::kOh) {
+    for (const auto& [key, sweep] : {std::pair{"ds_ev", &s.ds_ev}, std::pair{"dt_ev", &s.dt_ev}}) {
+      for (double v : sweep->values()) {
+        if (v != 0.0) {
+          c.add(p + "." + key, number_text(v) + " with symmetry Oh",
+                "0 (set library.simulate.symmetry: D4h to use Ds and Dt)");
+          break;
+        }
+      }
+    }
+  }
+  c.range(p + ".slater_scale", s.slater_scale, 0.0, 2.0);
+  if (s.slater_scale_dd) c.range(p + ".slater_scale_dd", *s.slater_scale_dd, 0.0, 2.0);
+  if (s.slater_scale_pd) c.range(p + ".slater_scale_pd", *s.slater_scale_pd, 0.0, 2.0);
+  c.range(p + ".zeta_scale", s.zeta_scale, 0.0, 2.0);
+  c.range(p + ".exchange_field_ev", s.exchange_field_ev, -5.0, 5.0);
+  c.range(p + ".temperature_k", s.temperature_k, 0.0, 5000.0);
+  c.positive(p + ".lorentz_fwhm_l3_ev", s.lorentz_fwhm_l3_ev, 10.0);
+  c.positive(p + ".lorentz_fwhm_l2_ev", s.lorentz_fwhm_l2_ev, 10.0);
+  c.range(p + ".gauss_fwhm_ev", s.gauss_fwhm_ev, 0.0, 10.0);
+}
+
+void validate_library(const LibraryConfig& l, Checker& c) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  switch (l.source) {
+    case LibrarySource::kFiles:
+      if (l.directory.empty()) {
+        c.add("library.directory", "nothing", "a folder of spectra (library.source is files)");
+      } else if (!fs::is_directory(l.directory, ec)) {
+        c.add("library.directory", "'" + l.directory.string() + "' (no such folder)",
+              "an existing folder of spectra with a manifest.csv");
+      } else if (!fs::is_regular_file(l.directory / "manifest.csv", ec)) {
+        c.add("library.directory", "'" + l.directory.string() + "' (no manifest.csv in it)",
+              "a folder holding manifest.csv");
+      }
+      break;
+    case LibrarySource::kModel:
+      if (l.model_file.empty()) {
+        c.add("library.model_file", "nothing", "a model file (library.source is model)");
+      } else if (!fs::is_regular_file(l.model_file, ec)) {
+        c.add("library.model_file", "'" + l.model_file.string() + "' (no such file)",
+              "an existing model file written by 'xasmap embed'");
+      }
+      break;
+    case LibrarySource::kSimulate:
+      break;
+  }
+  validate_simulate(l.simulate, c);
+
+  const GridConfig& g = l.grid;
+  c.range("library.grid.emin_ev", g.emin_ev, 0.0, 100000.0);
+  c.range("library.grid.emax_ev", g.emax_ev, 0.0, 100000.0);
+  c.positive("library.grid.step_ev", g.step_ev, 10.0);
+  if (g.emax_ev <= g.emin_ev) {
+    c.add("library.grid.emax_ev", number_text(g.emax_ev),
+          "a value above library.grid.emin_ev (" + number_text(g.emin_ev) + ")");
+  } else if (g.step_ev > 0.0) {
+    const double points = (g.emax_ev - g.emin_ev) / g.step_ev + 1.0;
+    if (points < 16.0 || points > 100000.0) {
+      c.add("library.grid.step_ev", number_text(g.step_ev),
+            "a step giving 16 to 100000 grid points (it gives " +
+                std::to_string(static_cast<long>(points)) + ")");
+    }
+  }
+
+  const PreprocessConfig& pp = l.preprocess;
+  c.range("library.preprocess.smooth_fwhm_ev", pp.smooth_fwhm_ev, 0.0, 10.0);
+  c.range("library.preprocess.max_shift_ev", pp.max_shift_ev, 0.0, 5.0);
+  c.positive("library.preprocess.min_coverage", pp.min_coverage, 1.0);
+}
+
+}  // namespace
+
+std::vector<Problem> Config::validate() const {
+  std::vector<Problem> problems;
+  Checker c(problems);
+  validate_library(library, c);
+
+  const EmbeddingConfig& e = embedding;
+  c.count("embedding.landmarks", e.landmarks, 3, 100000);
+  c.count("embedding.map_dims", e.map_dims, 1, 10);
+  c.count("embedding.estimate_dims", e.estimate_dims, 1, 100);
+  if (e.estimate_dims < e.map_dims) {
+    c.add("embedding.estimate_dims", std::to_string(e.estimate_dims),
+          "at least embedding.map_dims (" + std::to_string(e.map_dims) + ")");
+  }
+  if (e.method != EmbeddingMethod::kMds && e.landmarks <= e.estimate_dims) {
+    c.add("embedding.landmarks", std::to_string(e.landmarks),
+          "more landmarks than embedding.estimate_dims (" + std::to_string(e.estimate_dims) + ")");
+  }
+  c.count("embedding.isomap_neighbors", e.isomap_neighbors, 2, 200);
+
+  c.count("estimation.neighbors", estimation.neighbors, 1, 200);
+  c.count("estimation.report_neighbors", estimation.report_neighbors, 0, 200);
+  c.positive("estimation.novelty_threshold", estimation.novelty_threshold, 1e6);
+
+  const InputConfig& in = input;
+  c.endpoint("input.endpoint", in.endpoint, in.bind);
+  if (in.topic.empty() || in.topic.size() > 255) {
+    c.add("input.topic", "'" + in.topic + "'", "a topic of 1 to 255 bytes");
+  }
+  c.count("input.queue_capacity", in.queue_capacity, 1, 10'000'000);
+  c.count("input.max_message_bytes", in.max_message_bytes, 1024, 4LL << 30);
+  c.count("input.max_points", in.max_points, 16, 10'000'000);
+  c.count("input.max_stack_pixels", in.max_stack_pixels, 1, 100'000'000);
+  c.count("input.workers", in.workers, 0, 256);
+
+  c.endpoint("output.endpoint", output.endpoint, output.bind);
+  c.count("output.send_hwm", output.send_hwm, 0, 100'000'000);
+  c.endpoint("control.endpoint", control.endpoint, true);
+  if (control.endpoint == output.endpoint) {
+    c.add("control.endpoint", "'" + control.endpoint + "', the same as output.endpoint",
+          "an endpoint of its own");
+  }
+  if (in.bind && in.endpoint == output.endpoint) {
+    c.add("input.endpoint", "'" + in.endpoint + "', the same as output.endpoint",
+          "an endpoint of its own");
+  }
+  if (in.bind && in.endpoint == control.endpoint) {
+    c.add("input.endpoint", "'" + in.endpoint + "', the same as control.endpoint",
+          "an endpoint of its own");
+  }
+
+  c.range("metrics.interval_s", metrics.interval_s, 0.01, 3600.0);
+  if (logging.format == LogFormat::kText && logging.pattern.empty()) {
+    c.add("logging.pattern", "an empty pattern", "an spdlog pattern such as '[%l] %v'");
+  }
+  return problems;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parsing
+
+namespace {
+
+using detail::MapReader;
+
+void read_simulate(MapReader r, SimulateConfig& s) {
+  r.string_list("ions", s.ions);
+  r.choice<Symmetry>("symmetry", s.symmetry, kSymmetries);
+  r.sweep("tendq_ev", s.tendq_ev);
+  r.sweep("ds_ev", s.ds_ev);
+  r.sweep("dt_ev", s.dt_ev);
+  r.number("slater_scale", s.slater_scale);
+  r.optional_number("slater_scale_dd", s.slater_scale_dd);
+  r.optional_number("slater_scale_pd", s.slater_scale_pd);
+  r.number("zeta_scale", s.zeta_scale);
+  r.number("exchange_field_ev", s.exchange_field_ev);
+  r.number("temperature_k", s.temperature_k);
+  r.choice<Polarization>("polarization", s.polarization, kPolarizations);
+  r.number("lorentz_fwhm_l3_ev", s.lorentz_fwhm_l3_ev);
+  r.number("lorentz_fwhm_l2_ev", s.lorentz_fwhm_l2_ev);
+  r.number("gauss_fwhm_ev", s.gauss_fwhm_ev);
+  r.number_map("energy_offset_ev", s.energy_offset_ev);
+  r.finish();
+}
+
+void read_library(MapReader r, LibraryConfig& l) {
+  r.choice<LibrarySource>("source", l.source, kLibrarySources);
+  r.path("directory", l.directory);
+  r.path("model_file", l.model_file);
+  read_simulate(r.section("simulate"), l.simulate);
+  {
+    MapReader g = r.section("grid");
+    g.number("emin_ev", l.grid.emin_ev);
+    g.number("emax_ev", l.grid.emax_ev);
+    g.number("step_ev", l.grid.step_ev);
+    g.finish();
+  }
+  {
+    MapReader p = r.section("preprocess");
+    PreprocessConfig& pp = l.preprocess;
+    p.choice<Background>("background", pp.background, kBackgrounds);
+    p.choice<Normalization>("normalize", pp.normalize, kNormalizations);
+    p.number("smooth_fwhm_ev", pp.smooth_fwhm_ev);
+    p.choice<Alignment>("align", pp.align, kAlignments);
+    p.number("max_shift_ev", pp.max_shift_ev);
+    p.number("min_coverage", pp.min_coverage);
+    p.finish();
+  }
+  r.finish();
+}
+
+void read_document(detail::Context& ctx, const YAML::Node& root, Config& c) {
+  MapReader top(ctx, root, "");
+  read_library(top.section("library"), c.library);
+  {
+    MapReader r = top.section("embedding");
+    EmbeddingConfig& e = c.embedding;
+    r.choice<EmbeddingMethod>("method", e.method, kEmbeddingMethods);
+    r.choice<DistanceKind>("distance", e.distance, kDistanceKinds);
+    r.integer("landmarks", e.landmarks);
+    r.choice<LandmarkSelection>("landmark_selection", e.landmark_selection, kLandmarkSelections);
+    r.integer("map_dims", e.map_dims);
+    r.integer("estimate_dims", e.estimate_dims);
+    r.integer("isomap_neighbors", e.isomap_neighbors);
+    r.integer("seed", e.seed);
+    r.finish();
+  }
+  {
+    MapReader r = top.section("estimation");
+    EstimationConfig& e = c.estimation;
+    r.integer("neighbors", e.neighbors);
+    r.choice<Weighting>("weighting", e.weighting, kWeightings);
+    r.integer("report_neighbors", e.report_neighbors);
+    r.number("novelty_threshold", e.novelty_threshold);
+    r.finish();
+  }
+  {
+    MapReader r = top.section("input");
+    InputConfig& in = c.input;
+    r.string("endpoint", in.endpoint);
+    r.choice<InputPattern>("pattern", in.pattern, kInputPatterns);
+    r.boolean("bind", in.bind);
+    r.string("topic", in.topic);
+    r.integer("queue_capacity", in.queue_capacity);
+    r.choice<Overflow>("overflow", in.overflow, kOverflows);
+    r.integer("max_message_bytes", in.max_message_bytes);
+    r.integer("max_points", in.max_points);
+    r.integer("max_stack_pixels", in.max_stack_pixels);
+    r.integer("workers", in.workers);
+    r.finish();
+  }
+  {
+    MapReader r = top.section("output");
+    r.string("endpoint", c.output.endpoint);
+    r.boolean("bind", c.output.bind);
+    r.integer("send_hwm", c.output.send_hwm);
+    r.finish();
+  }
+  {
+    MapReader r = top.section("control");
+    r.string("endpoint", c.control.endpoint);
+    r.finish();
+  }
+  {
+    MapReader r = top.section("metrics");
+    r.number("interval_s", c.metrics.interval_s);
+    r.finish();
+  }
+  {
+    MapReader r = top.section("logging");
+    r.choice<LogLevel>("level", c.logging.level, kLogLevels);
+    r.choice<LogFormat>("format", c.logging.format, kLogFormats);
+    r.string("pattern", c.logging.pattern);
+    r.path("file", c.logging.file);
+    r.finish();
+  }
+  top.finish();
+}
+
+// Applies the command-line endpoint overrides; a bad one is reported against its flag.
+void apply(const Overrides& o, Config& c, const std::string& file) {
+  const auto set = [&](const std::optional<std::string>& value, std::string& target,
+                       const char* flag, const char* key, bool bind) {
+    if (!value) return;
+    if (const std::string expected = check_endpoint(*value, bind); !expected.empty()) {
+      throw ConfigError(file, 0, 0, std::string(key) + " (from " + flag + ")", "'" + *value + "'",
+                        expected);
+    }
+    target = *value;
+  };
+  set(o.input_endpoint, c.input.endpoint, "--input", "input.endpoint", c.input.bind);
+  set(o.output_endpoint, c.output.endpoint, "--output", "output.endpoint", c.output.bind);
+  set(o.control_endpoint, c.control.endpoint, "--control", "control.endpoint", true);
+}
+
+}  // namespace
+
+Config parse_config(const std::string& yaml, const std::string& source_name,
+                    const std::filesystem::path& base_dir, const Overrides& overrides) {
+  detail::Context ctx;
+  ctx.file = source_name;
+  ctx.base_dir = base_dir;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::ParserException& e) {
+    const detail::Place place = detail::place_of(e.mark);
+    throw ConfigError(source_name, place.line, place.column, "(document)",
+                      "malformed YAML (" + e.msg + ")", "well-formed YAML");
+  }
+  Config config;
+  config.source_file = source_name;
+  read_document(ctx, root, config);
+  apply(overrides, config, source_name);
+  const std::vector<Problem> problems = config.validate();
+  if (!problems.empty()) {
+    const Problem& p = problems.front();
+    const detail::Place place = ctx.place_of(p.key_path);
+    throw ConfigError(source_name, place.line, place.column, p.key_path, p.found, p.expected);
+  }
+  return config;
+}
+
+Config load_config(const std::filesystem::path& file, const Overrides& overrides) {
+  std::ifstream in(file, std::ios::binary);
+  std::error_code ec;
+  if (!in || std::filesystem::is_directory(file, ec)) {
+    const std::string why = std::filesystem::exists(file, ec)
+                                ? (std::filesystem::is_directory(file, ec) ? "a folder"
+                                                                           : "an unreadable file")
+                                : "no such file";
+    throw ConfigError(file.string(), 0, 0, "(file)", why, "a readable YAML config file");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  const std::filesystem::path base = std::filesystem::absolute(file, ec).parent_path();
+  return parse_config(text.str(), file.string(), base, overrides);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Emitting
+
+namespace {
+
+void emit_sweep(YAML::Emitter& out, const char* key, const Sweep& s) {
+  out << YAML::Key << key;
+  if (!s.list.empty()) {
+    out << YAML::Flow << s.list;
+  } else {
+    out << YAML::Flow << YAML::BeginMap << YAML::Key << "start" << YAML::Value << s.start
+        << YAML::Key << "stop" << YAML::Value << s.stop << YAML::Key << "step" << YAML::Value
+        << s.step << YAML::EndMap;
+  }
+}
+
+}  // namespace
+
+std::string to_yaml(const Config& c) {
+  YAML::Emitter out;
+  out.SetDoublePrecision(17);
+  const auto kv = [&out](const char* key, const auto& value) {
+    out << YAML::Key << key << YAML::Value << value;
+  };
+  const auto null_or = [&out](const char* key, const std::optional<double>& v) {
+    out << YAML::Key << key << YAML::Value;
+    if (v) {
+      out << *v;
+    } else {
+      out << YAML::Null;
+    }
+  };
+  out << YAML::BeginMap;
+  out << YAML::Key << "library" << YAML::Value << YAML::BeginMap;
+  kv("source", to_string(c.library.source));
+  kv("directory", c.library.directory.string());
+  kv("model_file", c.library.model_file.string());
+  {
+    const SimulateConfig& s = c.library.simulate;
+    out << YAML::Key << "simulate" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "ions" << YAML::Value << YAML::Flow << s.ions;
+    kv("symmetry", to_string(s.symmetry));
+    emit_sweep(out, "tendq_ev", s.tendq_ev);
+    emit_sweep(out, "ds_ev", s.ds_ev);
+    emit_sweep(out, "dt_ev", s.dt_ev);
+    kv("slater_scale", s.slater_scale);
+    null_or("slater_scale_dd", s.slater_scale_dd);
+    null_or("slater_scale_pd", s.slater_scale_pd);
+    kv("zeta_scale", s.zeta_scale);
+    kv("exchange_field_ev", s.exchange_field_ev);
+    kv("temperature_k", s.temperature_k);
+    kv("polarization", to_string(s.polarization));
+    kv("lorentz_fwhm_l3_ev", s.lorentz_fwhm_l3_ev);
+    kv("lorentz_fwhm_l2_ev", s.lorentz_fwhm_l2_ev);
+    kv("gauss_fwhm_ev", s.gauss_fwhm_ev);
+    out << YAML::Key << "energy_offset_ev" << YAML::Value << YAML::BeginMap;
+    for (const auto& [ion, offset] : s.energy_offset_ev) kv(ion.c_str(), offset);
+    out << YAML::EndMap << YAML::EndMap;
+  }
+  out << YAML::Key << "grid" << YAML::Value << YAML::BeginMap;
+  kv("emin_ev", c.library.grid.emin_ev);
+  kv("emax_ev", c.library.grid.emax_ev);
+  kv("step_ev", c.library.grid.step_ev);
+  out << YAML::EndMap;
+  {
+    const PreprocessConfig& p = c.library.preprocess;
+    out << YAML::Key << "preprocess" << YAML::Value << YAML::BeginMap;
+    kv("background", to_string(p.background));
+    kv("normalize", to_string(p.normalize));
+    kv("smooth_fwhm_ev", p.smooth_fwhm_ev);
+    kv("align", to_string(p.align));
+    kv("max_shift_ev", p.max_shift_ev);
+    kv("min_coverage", p.min_coverage);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndMap;
+
+  out << YAML::Key << "embedding" << YAML::Value << YAML::BeginMap;
+  kv("method", to_string(c.embedding.method));
+  kv("distance", to_string(c.embedding.distance));
+  kv("landmarks", c.embedding.landmarks);
+  kv("landmark_selection", to_string(c.embedding.landmark_selection));
+  kv("map_dims", c.embedding.map_dims);
+  kv("estimate_dims", c.embedding.estimate_dims);
+  kv("isomap_neighbors", c.embedding.isomap_neighbors);
+  kv("seed", c.embedding.seed);
+  out << YAML::EndMap;
+
+  out << YAML::Key << "estimation" << YAML::Value << YAML::BeginMap;
+  kv("neighbors", c.estimation.neighbors);
+  kv("weighting", to_string(c.estimation.weighting));
+  kv("report_neighbors", c.estimation.report_neighbors);
+  kv("novelty_threshold", c.estimation.novelty_threshold);
+  out << YAML::EndMap;
+
+  out << YAML::Key << "input" << YAML::Value << YAML::BeginMap;
+  kv("endpoint", c.input.endpoint);
+  kv("pattern", to_string(c.input.pattern));
+  kv("bind", c.input.bind);
+  kv("topic", c.input.topic);
+  kv("queue_capacity", c.input.queue_capacity);
+  kv("overflow", to_string(c.input.overflow));
+  kv("max_message_bytes", c.input.max_message_bytes);
+  kv("max_points", c.input.max_points);
+  kv("max_stack_pixels", c.input.max_stack_pixels);
+  kv("workers", c.input.workers);
+  out << YAML::EndMap;
+
+  out << YAML::Key << "output" << YAML::Value << YAML::BeginMap;
+  kv("endpoint", c.output.endpoint);
+  kv("bind", c.output.bind);
+  kv("send_hwm", c.output.send_hwm);
+  out << YAML::EndMap;
+
+  out << YAML::Key << "control" << YAML::Value << YAML::BeginMap;
+  kv("endpoint", c.control.endpoint);
+  out << YAML::EndMap;
+
+  out << YAML::Key << "metrics" << YAML::Value << YAML::BeginMap;
+  kv("interval_s", c.metrics.interval_s);
+  out << YAML::EndMap;
+
+  out << YAML::Key << "logging" << YAML::Value << YAML::BeginMap;
+  kv("level", to_string(c.logging.level));
+  kv("format", to_string(c.logging.format));
+  kv("pattern", c.logging.pattern);
+  kv("file", c.logging.file.string());
+  out << YAML::EndMap;
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace xasmap::config

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs every package xasmap builds, tests and runs with, from Debian 12's archive only.
+# Safe to run again: packages already present are skipped, and apt-get update runs at most once
+# per invocation (and not at all when nothing is missing). Uses sudo when not run as root.
+set -euo pipefail
+
+packages=(
+  # build tools
+  g++ cmake ninja-build pkg-config
+  # libraries
+  libzmq3-dev cppzmq-dev libeigen3-dev libspdlog-dev libmsgpack-cxx-dev libyaml-cpp-dev
+  libnanoflann-dev catch2 libbenchmark-dev
+  # cross-language tests and the example client
+  python3 python3-zmq python3-msgpack python3-numpy
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: not root and no sudo; install: ${missing[*]}" >&2; exit 1; }
+  sudo_cmd=(sudo)
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -q
+"${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"

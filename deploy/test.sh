@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The README's test command: installs the dependencies, builds, runs the unit tests once under
+# AddressSanitizer + UndefinedBehaviorSanitizer, then runs the whole suite through ctest and ends
+# with ctest's summary. Exits non-zero on any failure. Needs no state from an earlier run.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+jobs="${XASMAP_JOBS:-2}"
+
+echo "== dependencies"
+deploy/install-deps.sh
+
+echo "== sanitizer build (ASan + UBSan) and unit tests"
+deploy/build.sh "$root/build-sanitize" -DXASMAP_SANITIZE=ON
+(
+  cd "$root/build-sanitize"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest -L unit --output-on-failure -j "$jobs"
+)
+
+echo "== release build and the whole suite"
+deploy/build.sh "$root/build"
+cd "$root/build"
+ctest --output-on-failure -j "$jobs"

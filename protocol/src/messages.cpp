@@ -1,0 +1,160 @@
+#include "xasmap/protocol/messages.hpp"
+
+#include <msgpack.hpp>
+
+#include <array>
+#include <utility>
+
+namespace xasmap::protocol {
+
+namespace {
+
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 12> kErrorCodes{{
+    {ErrorCode::kBadFrames, "bad_frames"},
+    {ErrorCode::kBadMsgpack, "bad_msgpack"},
+    {ErrorCode::kNotAMap, "not_a_map"},
+    {ErrorCode::kMissingField, "missing_field"},
+    {ErrorCode::kBadType, "bad_type"},
+    {ErrorCode::kLengthMismatch, "length_mismatch"},
+    {ErrorCode::kNonMonotonicEnergy, "non_monotonic_energy"},
+    {ErrorCode::kNonFinite, "non_finite"},
+    {ErrorCode::kOutOfRange, "out_of_range"},
+    {ErrorCode::kTooLarge, "too_large"},
+    {ErrorCode::kOverloaded, "overloaded"},
+    {ErrorCode::kInternal, "internal"},
+}};
+
+std::string type_name(msgpack::type::object_type t) {
+  switch (t) {
+    case msgpack::type::NIL:
+      return "nil";
+    case msgpack::type::BOOLEAN:
+      return "a boolean";
+    case msgpack::type::POSITIVE_INTEGER:
+    case msgpack::type::NEGATIVE_INTEGER:
+      return "an integer";
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64:
+      return "a float";
+    case msgpack::type::STR:
+      return "a string";
+    case msgpack::type::BIN:
+      return "bin";
+    case msgpack::type::ARRAY:
+      return "an array";
+    case msgpack::type::MAP:
+      return "a map";
+    case msgpack::type::EXT:
+      return "ext";
+  }
+  return "an unknown type";
+}
+
+}  // namespace
+
+std::string_view to_string(ErrorCode code) {
+  for (const auto& [c, name] : kErrorCodes) {
+    if (c == code) return name;
+  }
+  return "internal";
+}
+
+std::optional<ErrorCode> error_code_from_string(std::string_view text) {
+  for (const auto& [c, name] : kErrorCodes) {
+    if (name == text) return c;
+  }
+  return std::nullopt;
+}
+
+ProtocolError::ProtocolError(ErrorCode code, std::string field, const std::string& message)
+    : xasmap::Error(std::string(to_string(code)) + ": " + message),
+      code_(code),
+      field_(std::move(field)) {}
+
+std::vector<std::uint8_t> encode(const ErrorMessage& m) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  pk.pack_map(4);
+  pk.pack("id");
+  if (m.id) {
+    pk.pack(*m.id);
+  } else {
+    pk.pack_nil();
+  }
+  pk.pack("code");
+  pk.pack(std::string(to_string(m.code)));
+  pk.pack("message");
+  pk.pack(m.message);
+  pk.pack("time");
+  pk.pack_double(m.time);
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(buffer.data());
+  return {bytes, bytes + buffer.size()};
+}
+
+ErrorMessage decode_error_message(const std::uint8_t* data, std::size_t size) {
+  msgpack::object_handle handle;
+  std::size_t offset = 0;
+  try {
+    handle = msgpack::unpack(reinterpret_cast<const char*>(data), size, offset);
+  } catch (const std::exception& e) {
+    throw ProtocolError(ErrorCode::kBadMsgpack, "", std::string("undecodable msgpack: ") + e.what());
+  }
+  if (offset != size) {
+    throw ProtocolError(ErrorCode::kBadMsgpack, "",
+                        std::to_string(size - offset) + " trailing bytes after the msgpack map");
+  }
+  const msgpack::object& root = handle.get();
+  if (root.type != msgpack::type::MAP) {
+    throw ProtocolError(ErrorCode::kNotAMap, "", "frame 1 is " + type_name(root.type) + ", not a map");
+  }
+  ErrorMessage m;
+  bool have_code = false;
+  bool have_message = false;
+  bool have_time = false;
+  for (const auto& kv : root.via.map) {
+    if (kv.key.type != msgpack::type::STR) {
+      throw ProtocolError(ErrorCode::kBadType, "", "a key is " + type_name(kv.key.type) + ", not a string");
+    }
+    const std::string key = kv.key.as<std::string>();
+    const msgpack::object& v = kv.val;
+    const auto expect = [&](bool ok, const char* what) {
+      if (!ok) {
+        throw ProtocolError(ErrorCode::kBadType, key,
+                            "field '" + key + "' is " + type_name(v.type) + ", expected " + what);
+      }
+    };
+    if (key == "id") {
+      expect(v.type == msgpack::type::STR || v.type == msgpack::type::NIL, "a string or nil");
+      if (v.type == msgpack::type::STR) m.id = v.as<std::string>();
+    } else if (key == "code") {
+      expect(v.type == msgpack::type::STR, "a string");
+      const auto code = error_code_from_string(v.as<std::string>());
+      if (!code) {
+        throw ProtocolError(ErrorCode::kOutOfRange, key,
+                            "field 'code' holds unknown code '" + v.as<std::string>() + "'");
+      }
+      m.code = *code;
+      have_code = true;
+    } else if (key == "message") {
+      expect(v.type == msgpack::type::STR, "a string");
+      m.message = v.as<std::string>();
+      have_message = true;
+    } else if (key == "time") {
+      expect(v.type == msgpack::type::FLOAT64 || v.type == msgpack::type::FLOAT32 ||
+                 v.type == msgpack::type::POSITIVE_INTEGER,
+             "a number");
+      m.time = v.as<double>();
+      have_time = true;
+    }
+  }
+  for (const auto& [have, name] : {std::pair{have_code, "code"}, std::pair{have_message, "message"},
+                                   std::pair{have_time, "time"}}) {
+    if (!have) {
+      throw ProtocolError(ErrorCode::kMissingField, name,
+                          std::string("required field '") + name + "' is missing");
+    }
+  }
+  return m;
+}
+
+}  // namespace xasmap::protocol

@@ -1,0 +1,129 @@
+// xasmap: the offline tool. Subcommands grow with the project; each has its own --help.
+
+#include <exception>
+#include <functional>
+#include <iostream>
+#include <map>
+
+#include "cli_args.hpp"
+#include "paths.hpp"
+#include "xasmap/config/config.hpp"
+#include "xasmap/core/text.hpp"
+#include "xasmap/core/version.hpp"
+#include "xasmap/protocol/messages.hpp"
+
+namespace {
+
+using xasmap::service::CliArgs;
+using xasmap::service::OptionSpec;
+using xasmap::service::UsageError;
+
+constexpr int kExitUsage = 64;
+constexpr int kExitConfig = 78;
+constexpr int kExitFailure = 1;
+
+struct Command {
+  std::string summary;
+  std::vector<OptionSpec> options;
+  std::string usage;
+  std::function<int(const CliArgs&)> run;
+};
+
+int run_version(const CliArgs&) {
+  std::cout << "xasmap " << xasmap::kVersion << " (protocol v" << xasmap::protocol::kProtocolVersion
+            << ")\n"
+            << "data: " << xasmap::service::data_dir().string() << "\n"
+            << "default config: " << xasmap::service::default_config_file().string() << "\n";
+  return 0;
+}
+
+xasmap::config::Config load(const CliArgs& args) {
+  std::filesystem::path file = xasmap::service::default_config_file();
+  if (const auto f = args.value("config")) file = *f;
+  if (!args.positionals().empty()) file = args.positionals().front();
+  return xasmap::config::load_config(file);
+}
+
+int run_check_config(const CliArgs& args) {
+  if (args.positionals().size() != 1) throw UsageError("check-config needs exactly one FILE");
+  const auto cfg = load(args);
+  std::cout << args.positionals().front() << ": configuration is valid\n";
+  return 0;
+}
+
+int run_print_config(const CliArgs& args) {
+  if (args.positionals().size() > 1) throw UsageError("print-config takes at most one FILE");
+  std::cout << xasmap::config::to_yaml(load(args));
+  return 0;
+}
+
+const std::map<std::string, Command>& commands() {
+  static const std::map<std::string, Command> kCommands = {
+      {"version", {"print the version, data folder and default config", {}, "xasmap version", run_version}},
+      {"check-config",
+       {"validate a configuration file", {}, "xasmap check-config FILE", run_check_config}},
+      {"print-config",
+       {"print the effective configuration (defaults filled in) as YAML",
+        {{"config", true, "FILE", "configuration file (or give it as the argument)"}},
+        "xasmap print-config [FILE]",
+        run_print_config}},
+  };
+  return kCommands;
+}
+
+void print_help() {
+  std::cout << "Usage: xasmap COMMAND [OPTIONS]\n\n"
+               "Offline tool of xasmap: on-the-fly estimation of physical parameters from X-ray\n"
+               "absorption spectra.\n\nCommands:\n";
+  for (const auto& [name, c] : commands()) {
+    std::string head = "  " + name;
+    head.resize(18, ' ');
+    std::cout << head << c.summary << "\n";
+  }
+  std::cout << "\nRun 'xasmap COMMAND --help' for a command's options.\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2) {
+    print_help();
+    return kExitUsage;
+  }
+  const std::string name = argv[1];
+  if (name == "--help" || name == "-h" || name == "help") {
+    print_help();
+    return 0;
+  }
+  if (name == "--version") return run_version(CliArgs(argc, argv, 2, {}));
+  const auto it = commands().find(name);
+  try {
+    if (it == commands().end()) {
+      std::vector<std::string> names;
+      for (const auto& [n, c] : commands()) names.push_back(n);
+      std::string message = "unknown command '" + name + "'";
+      if (const std::string near = xasmap::closest_match(name, names); !near.empty()) {
+        message += " (did you mean '" + near + "'?)";
+      }
+      throw UsageError(message);
+    }
+    std::vector<OptionSpec> options = it->second.options;
+    options.push_back({"help", false, "", "print this help and exit"});
+    const CliArgs args(argc, argv, 2, options);
+    if (args.has("help")) {
+      std::cout << "Usage: " << it->second.usage << "\n\n" << it->second.summary << "\n\nOptions:\n"
+                << xasmap::service::describe_options(options);
+      return 0;
+    }
+    return it->second.run(args);
+  } catch (const UsageError& e) {
+    std::cerr << "xasmap: " << e.what() << "\nTry 'xasmap --help'.\n";
+    return kExitUsage;
+  } catch (const xasmap::config::ConfigError& e) {
+    std::cerr << "xasmap: " << e.what() << "\n";
+    return kExitConfig;
+  } catch (const std::exception& e) {
+    std::cerr << "xasmap: " << e.what() << "\n";
+    return kExitFailure;
+  }
+}
