@@ -4,7 +4,7 @@
 
 add_library(xasmap_warnings INTERFACE)
 target_compile_options(xasmap_warnings INTERFACE -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor
-  -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough)
+  -Wold-style-cast -Wcast-align -Woverloaded-virtual -Wimplicit-fallthrough)
 if(XASMAP_WERROR)
   target_compile_options(xasmap_warnings INTERFACE -Werror)
 endif()

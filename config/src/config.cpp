@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -9,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "xasmap/core/multiplet.hpp"
+#include "xasmap/core/text.hpp"
 #include "yaml_reader.hpp"
 
 namespace xasmap::config {
@@ -322,6 +325,22 @@ void validate_simulate(const SimulateConfig& s, Checker& c) {
             "an absolute energy offset (eV) for every ion in library.simulate.ions");
     }
   }
+  for (const auto& [name, value] : s.overrides) {
+    const auto& names = xasmap::multiplet_parameter_names();
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      std::string expected = "a multiplet parameter name";
+      if (const std::string near = xasmap::closest_match(name, names); !near.empty()) {
+        expected += " (did you mean '" + near + "'?)";
+      }
+      c.add(p + ".overrides." + name, "unknown parameter '" + name + "'", expected);
+    } else if (name == "tendq" || name == "ds" || name == "dt" || name == "exchange_field" ||
+               name == "temperature_k") {
+      c.add(p + ".overrides." + name, "'" + name + "', which has a key of its own",
+            "an atomic parameter (set " + name + " with its own library.simulate key)");
+    } else {
+      c.range(p + ".overrides." + name, value, -100.0, 5000.0);
+    }
+  }
   for (const auto& [ion, offset] : s.energy_offset_ev) {
     c.range(p + ".energy_offset_ev." + ion, offset, -100.0, 20000.0);
   }
@@ -482,6 +501,7 @@ void read_simulate(MapReader r, SimulateConfig& s) {
   r.number("lorentz_fwhm_l3_ev", s.lorentz_fwhm_l3_ev);
   r.number("lorentz_fwhm_l2_ev", s.lorentz_fwhm_l2_ev);
   r.number("gauss_fwhm_ev", s.gauss_fwhm_ev);
+  r.number_map("overrides", s.overrides);
   r.number_map("energy_offset_ev", s.energy_offset_ev);
   r.finish();
 }
@@ -695,6 +715,9 @@ std::string to_yaml(const Config& c) {
     kv("lorentz_fwhm_l3_ev", s.lorentz_fwhm_l3_ev);
     kv("lorentz_fwhm_l2_ev", s.lorentz_fwhm_l2_ev);
     kv("gauss_fwhm_ev", s.gauss_fwhm_ev);
+    out << YAML::Key << "overrides" << YAML::Value << YAML::BeginMap;
+    for (const auto& [name, value] : s.overrides) kv(name.c_str(), value);
+    out << YAML::EndMap;
     out << YAML::Key << "energy_offset_ev" << YAML::Value << YAML::BeginMap;
     for (const auto& [ion, offset] : s.energy_offset_ev) kv(ion.c_str(), offset);
     out << YAML::EndMap << YAML::EndMap;

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "cli_args.hpp"
+#include "commands.hpp"
 #include "paths.hpp"
 #include "xasmap/config/config.hpp"
 #include "xasmap/core/text.hpp"
@@ -62,6 +63,14 @@ const std::map<std::string, Command>& commands() {
       {"version", {"print the version, data folder and default config", {}, "xasmap version", run_version}},
       {"check-config",
        {"validate a configuration file", {}, "xasmap check-config FILE", run_check_config}},
+      {"simulate",
+       {"simulate one 2p (L2,3) XAS spectrum with the crystal-field multiplet model",
+        xasmap::service::kSimulateOptions, "xasmap simulate --ion ION [--tendq EV] [options]",
+        xasmap::service::run_simulate}},
+      {"library",
+       {"simulate the library.simulate grid of a config into one CSV per spectrum + manifest.csv",
+        xasmap::service::kLibraryOptions, "xasmap library [--config FILE] --out DIR",
+        xasmap::service::run_library}},
       {"print-config",
        {"print the effective configuration (defaults filled in) as YAML",
         {{"config", true, "FILE", "configuration file (or give it as the argument)"}},

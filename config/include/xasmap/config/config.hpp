@@ -60,9 +60,12 @@ struct SimulateConfig {
   double lorentz_fwhm_l3_ev = 0.4;
   double lorentz_fwhm_l2_ev = 0.8;
   double gauss_fwhm_ev = 0.3;
+  // Named multiplet parameters set after scaling, for every ion (eV; names as in
+  // xasmap::multiplet_parameter_names(), e.g. zeta2p, g1pd, f0dd_final).
+  std::map<std::string, double> overrides;
   // Absolute energy = simulator's relative energy + this offset, per ion (see docs/simulator.md).
   std::map<std::string, double> energy_offset_ev{
-      {"Mn2+", 640.4}, {"Mn3+", 642.3}, {"Mn4+", 643.6}};
+      {"Mn2+", 645.05}, {"Mn3+", 646.55}, {"Mn4+", 647.25}};
   bool operator==(const SimulateConfig&) const = default;
 };
 

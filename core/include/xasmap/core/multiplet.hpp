@@ -1,0 +1,124 @@
+#pragma once
+// Crystal-field multiplet simulator for 2p -> 3d (L2,3) X-ray absorption of 3d ions.
+//
+// Model: single-configuration ionic crystal-field multiplet theory (de Groot et al., PRB 42, 5459
+// (1990); Stavitski & de Groot, Micron 41, 687 (2010)). The initial state is 2p6 3d^n and the final
+// state 2p5 3d^(n+1), each in its full Slater-determinant space. The Hamiltonian holds 3d-3d Coulomb
+// (F0, F2, F4), 2p-3d Coulomb (F0, F2) and exchange (G1, G3) built from Gaunt coefficients,
+// spin-orbit coupling of 3d and 2p, an Oh or D4h crystal field on 3d, and an optional exchange field
+// along z on the 3d spins. docs/simulator.md states every convention.
+//
+// Symmetry: in Oh and D4h (quantisation axis along C4) with spin-orbit coupling, 2*Jz mod 8 is
+// conserved, so each Hamiltonian splits into four blocks that are diagonalised separately.
+
+#include <Eigen/Core>
+#include <string>
+#include <vector>
+
+namespace xasmap {
+
+enum class CrystalSymmetry { kOh, kD4h };
+
+// Beam polarisation. kIsotropic averages x, y and z; kLeft and kRight are the spherical
+// components q = +1 and q = -1 of the dipole operator along z (photon helicity +1 and -1 for a beam
+// along +z).
+enum class BeamPolarization { kIsotropic, kX, kY, kZ, kLeft, kRight };
+
+// Every parameter of one calculation, in eV, already scaled. make_parameters() fills it from the
+// Hartree-Fock table with the usual scaling; any field may be overridden afterwards.
+struct MultipletParameters {
+  int n3d = 5;  // 3d electrons in the initial state, 0..9
+
+  // Initial state 2p6 3d^n.
+  double f0dd_initial = 0, f2dd_initial = 0, f4dd_initial = 0, zeta3d_initial = 0;
+  // Final state 2p5 3d^(n+1).
+  double f0dd_final = 0, f2dd_final = 0, f4dd_final = 0;
+  double f0pd = 0, f2pd = 0, g1pd = 0, g3pd = 0;
+  double zeta3d_final = 0, zeta2p = 0;
+
+  // Crystal field on 3d, the same in both states. Oh: e_g at +0.6*10Dq, t2g at -0.4*10Dq.
+  // D4h (standard definitions, e.g. Ballhausen): b1 (x2-y2) = 6Dq + 2Ds - Dt, a1 (z2) = 6Dq - 2Ds
+  // - 6Dt, b2 (xy) = -4Dq + 2Ds - Dt, e (xz, yz) = -4Dq - Ds + 4Dt.
+  CrystalSymmetry symmetry = CrystalSymmetry::kOh;
+  double tendq = 0, ds = 0, dt = 0;
+  // Exchange field on the 3d spins: H = 2 * exchange_field * Sz(3d), in both states.
+  double exchange_field = 0;
+
+  // Boltzmann weights of the initial states. Levels within 0.1 meV of the lowest (the ground
+  // manifold) always get weight 1; others exp(-dE / kT), which is 0 at T = 0.
+  double temperature_k = 0;
+  BeamPolarization polarization = BeamPolarization::kIsotropic;
+};
+
+// Scaling applied to raw Hartree-Fock values (CTM4XAS's "100%" is 0.8 on every Slater integral
+// and 1.0 on spin-orbit).
+struct ParameterScaling {
+  double slater_dd = 0.8;  // F2, F4 (dd) in both states
+  double slater_pd = 0.8;  // F2 (pd), G1, G3
+  double zeta = 1.0;       // zeta(3d) in both states and zeta(2p)
+};
+
+struct HartreeFockValues;
+struct Ion;
+MultipletParameters make_parameters(const Ion& ion, const HartreeFockValues& hf,
+                                    const ParameterScaling& scaling);
+
+// Names of the numeric fields of MultipletParameters that set_parameter() accepts, in order:
+// f0dd_initial, f2dd_initial, f4dd_initial, zeta3d_initial, f0dd_final, f2dd_final, f4dd_final,
+// f0pd, f2pd, g1pd, g3pd, zeta3d_final, zeta2p, tendq, ds, dt, exchange_field, temperature_k.
+const std::vector<std::string>& multiplet_parameter_names();
+
+// Sets one field by name (eV, or K for temperature_k). Throws xasmap::Error for an unknown name,
+// suggesting the closest one.
+void set_parameter(MultipletParameters& p, const std::string& name, double value);
+
+struct Stick {
+  double energy_ev;  // E_f - E_g on the relative scale (docs/simulator.md)
+  double intensity;  // Boltzmann-weighted squared dipole matrix element
+};
+
+// Checks of one calculation, all from the solver itself.
+struct MultipletDiagnostics {
+  int initial_dimension = 0;
+  int final_dimension = 0;
+  std::vector<int> initial_block_sizes;
+  std::vector<int> final_block_sizes;
+  double max_asymmetry = 0;      // max |H - H^T| over all blocks
+  double max_residual = 0;       // max over eigenpairs of ||H v - e v|| / max(1, ||H||)
+  double ground_energy_ev = 0;   // lowest initial eigenvalue
+  int ground_degeneracy = 0;     // states within 0.1 meV of it
+  double ground_spin_squared = 0;  // <S^2>, averaged over the ground manifold
+  int weighted_initial_states = 0; // initial states with a Boltzmann weight > 1e-8
+  std::vector<double> initial_energies_ev;  // every initial eigenvalue, ascending
+};
+
+struct StickSpectrum {
+  std::vector<Stick> sticks;  // ascending in energy, degenerate sticks (within 1e-7 eV) merged
+  MultipletDiagnostics diagnostics;
+  double zeta2p = 0;          // carried for the L3/L2 split of the broadening
+};
+
+// Diagonalises both states and returns the sticks. Throws xasmap::Error when a parameter is out of
+// its domain (n3d, temperature) or when an eigen-solver fails or returns a residual above 1e-8.
+StickSpectrum compute_sticks(const MultipletParameters& p);
+
+// Lifetime and instrument broadening: each stick becomes an area-normalised Lorentzian (FWHM
+// lorentz_l3_ev below the L3/L2 split, lorentz_l2_ev above), and the sum is convolved with an
+// area-normalised Gaussian of FWHM gauss_ev. The split lies in the widest gap between sticks of
+// relative intensity > 1e-3 between the L3 and L2 centroids, estimated as the intensity centroid
+// C - zeta2p/2 and C + zeta2p.
+struct Broadening {
+  double lorentz_l3_ev = 0.4;
+  double lorentz_l2_ev = 0.8;
+  double gauss_ev = 0.3;
+};
+
+// The split energy that separates L3 from L2 sticks (see Broadening).
+double l3_l2_split(const StickSpectrum& s);
+
+// The broadened spectrum on `energy_ev` (any increasing grid, same scale as the sticks, plus
+// `shift_ev`). Integrates to the sum of the sticks when the grid covers them.
+Eigen::VectorXd broaden(const StickSpectrum& s, const Broadening& b,
+                        const Eigen::Ref<const Eigen::VectorXd>& energy_ev, double shift_ev = 0.0);
+
+}  // namespace xasmap

@@ -1,0 +1,280 @@
+// xasmap simulate: one multiplet spectrum. xasmap library: the whole library.simulate grid.
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "commands.hpp"
+#include "library_builder.hpp"
+#include "paths.hpp"
+#include "progress.hpp"
+#include "xasmap/config/config.hpp"
+#include "xasmap/core/atomic_data.hpp"
+#include "xasmap/core/error.hpp"
+#include "xasmap/core/multiplet.hpp"
+
+namespace xasmap::service {
+
+const std::vector<OptionSpec> kSimulateOptions = {
+    {"ion", true, "ION", "3d ion with its charge, e.g. Mn3+ (required)"},
+    {"tendq", true, "EV", "crystal-field splitting 10Dq in eV (default 0)"},
+    {"symmetry", true, "SYM", "Oh or D4h (default Oh; D4h when --ds or --dt is given)"},
+    {"ds", true, "EV", "tetragonal Ds in eV (default 0)"},
+    {"dt", true, "EV", "tetragonal Dt in eV (default 0)"},
+    {"slater-scale", true, "X", "scale of all Slater integrals (default 0.8)"},
+    {"slater-scale-dd", true, "X", "scale of F2/F4(dd) (default: --slater-scale)"},
+    {"slater-scale-pd", true, "X", "scale of F2(pd), G1/G3(pd) (default: --slater-scale)"},
+    {"zeta-scale", true, "X", "scale of the spin-orbit constants (default 1.0)"},
+    {"exchange-field", true, "EV", "exchange field M on the 3d spins, H = 2M Sz (default 0)"},
+    {"temperature", true, "K", "temperature of the initial-state Boltzmann weights (default 0)"},
+    {"set", true, "NAME=V,...", "override multiplet parameters after scaling (eV)"},
+    {"lorentz-fwhm", true, "EV", "Lorentzian FWHM of both edges (eV)"},
+    {"lorentz-fwhm-l3", true, "EV", "Lorentzian FWHM below the L3/L2 split (default 0.4)"},
+    {"lorentz-fwhm-l2", true, "EV", "Lorentzian FWHM above the L3/L2 split (default 0.8)"},
+    {"gauss-fwhm", true, "EV", "Gaussian (instrument) FWHM, 0 = none (default 0.3)"},
+    {"polarization", true, "POL", "isotropic, x, y, z, left or right (default isotropic)"},
+    {"energy", true, "AXIS", "relative or absolute (default relative)"},
+    {"offset", true, "EV", "absolute offset (default: library.simulate.energy_offset_ev)"},
+    {"config", true, "FILE", "config whose energy offsets --energy absolute uses"},
+    {"emin", true, "EV", "first energy (default: lowest stick - 5 eV)"},
+    {"emax", true, "EV", "last energy (default: highest stick + 5 eV)"},
+    {"estep", true, "EV", "energy step (default 0.05)"},
+    {"sticks", true, "FILE", "also write the sticks (energy_eV,intensity) to FILE"},
+    {"out", true, "FILE", "write the spectrum to FILE instead of standard output"},
+    {"verbose", false, "", "print the solver's diagnostics to standard error"},
+};
+
+const std::vector<OptionSpec> kLibraryOptions = {
+    {"config", true, "FILE", "configuration whose library.simulate section is the grid"},
+    {"out", true, "DIR", "output folder: one CSV per spectrum plus manifest.csv (required)"},
+    {"threads", true, "N", "worker threads (default: all cores)"},
+};
+
+namespace {
+
+AtomicTable load_atomic_table() { return AtomicTable::load(data_dir() / "atomic"); }
+
+config::Config load_config_or_default(const CliArgs& args) {
+  const std::filesystem::path file =
+      args.value("config") ? std::filesystem::path(*args.value("config")) : default_config_file();
+  return config::load_config(file);
+}
+
+void write_file_or_stdout(const std::optional<std::string>& file, const std::string& text) {
+  if (!file) {
+    std::cout << text;
+    return;
+  }
+  std::ofstream out(*file, std::ios::binary);
+  if (!out) throw Error("cannot write '" + *file + "'");
+  out << text;
+  if (!out) throw Error("writing '" + *file + "' failed");
+}
+
+double positive(const CliArgs& args, const std::string& name, double fallback, bool allow_zero) {
+  const double v = args.number(name, fallback);
+  if (v < 0.0 || (!allow_zero && v == 0.0)) {
+    throw UsageError("--" + name + " must be " + (allow_zero ? ">= 0" : "> 0"));
+  }
+  return v;
+}
+
+void apply_set(MultipletParameters& p, const std::string& list) {
+  std::istringstream in(list);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const auto eq = item.find('=');
+    if (eq == std::string::npos) throw UsageError("--set expects NAME=VALUE, got '" + item + "'");
+    const std::string name = item.substr(0, eq);
+    char* end = nullptr;
+    const std::string text = item.substr(eq + 1);
+    const double value = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || !std::isfinite(value)) {
+      throw UsageError("--set " + name + " needs a finite number, got '" + text + "'");
+    }
+    try {
+      set_parameter(p, name, value);
+    } catch (const Error& e) {
+      throw UsageError(std::string("--set: ") + e.what());
+    }
+  }
+}
+
+std::string csv(const Eigen::VectorXd& x, const Eigen::VectorXd& y) {
+  std::string text = "energy_eV,intensity\n";
+  char line[64];
+  for (Eigen::Index i = 0; i < x.size(); ++i) {
+    std::snprintf(line, sizeof line, "%.4f,%.9g\n", x[i], y[i]);
+    text += line;
+  }
+  return text;
+}
+
+}  // namespace
+
+int run_simulate(const CliArgs& args) {
+  if (!args.positionals().empty()) {
+    throw UsageError("unexpected argument '" + args.positionals().front() + "'");
+  }
+  const auto ion_text = args.value("ion");
+  if (!ion_text) throw UsageError("simulate needs --ion, e.g. --ion Mn3+");
+  const Ion ion = parse_ion(*ion_text);
+  const AtomicTable table = load_atomic_table();
+
+  ParameterScaling scaling;
+  scaling.slater_dd = scaling.slater_pd = positive(args, "slater-scale", 0.8, true);
+  scaling.slater_dd = positive(args, "slater-scale-dd", scaling.slater_dd, true);
+  scaling.slater_pd = positive(args, "slater-scale-pd", scaling.slater_pd, true);
+  scaling.zeta = positive(args, "zeta-scale", 1.0, true);
+  MultipletParameters p = make_parameters(ion, table.lookup(ion), scaling);
+  p.tendq = args.number("tendq", 0.0);
+  p.ds = args.number("ds", 0.0);
+  p.dt = args.number("dt", 0.0);
+  const std::string symmetry = args.value("symmetry").value_or(
+      (args.has("ds") || args.has("dt")) ? "D4h" : "Oh");
+  if (symmetry == "Oh") {
+    p.symmetry = CrystalSymmetry::kOh;
+    if (p.ds != 0.0 || p.dt != 0.0) throw UsageError("--ds and --dt need --symmetry D4h");
+  } else if (symmetry == "D4h") {
+    p.symmetry = CrystalSymmetry::kD4h;
+  } else {
+    throw UsageError("--symmetry must be Oh or D4h, got '" + symmetry + "'");
+  }
+  p.exchange_field = args.number("exchange-field", 0.0);
+  p.temperature_k = positive(args, "temperature", 0.0, true);
+  const std::string pol = args.value("polarization").value_or("isotropic");
+  const std::map<std::string, BeamPolarization> kPolarizations{
+      {"isotropic", BeamPolarization::kIsotropic}, {"x", BeamPolarization::kX},
+      {"y", BeamPolarization::kY},                 {"z", BeamPolarization::kZ},
+      {"left", BeamPolarization::kLeft},           {"right", BeamPolarization::kRight}};
+  const auto polarization = kPolarizations.find(pol);
+  if (polarization == kPolarizations.end()) {
+    throw UsageError("--polarization must be isotropic, x, y, z, left or right, got '" + pol + "'");
+  }
+  p.polarization = polarization->second;
+  if (const auto list = args.value("set")) apply_set(p, *list);
+
+  Broadening b;
+  b.lorentz_l3_ev = b.lorentz_l2_ev = positive(args, "lorentz-fwhm", 0.0, true);
+  if (!args.has("lorentz-fwhm")) {
+    b.lorentz_l3_ev = 0.4;
+    b.lorentz_l2_ev = 0.8;
+  }
+  b.lorentz_l3_ev = positive(args, "lorentz-fwhm-l3", b.lorentz_l3_ev, false);
+  b.lorentz_l2_ev = positive(args, "lorentz-fwhm-l2", b.lorentz_l2_ev, false);
+  b.gauss_ev = positive(args, "gauss-fwhm", 0.3, true);
+
+  const auto started = std::chrono::steady_clock::now();
+  const StickSpectrum sticks = compute_sticks(p);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+  const std::string axis = args.value("energy").value_or("relative");
+  double offset = 0.0;
+  if (axis == "absolute") {
+    if (args.has("offset")) {
+      offset = args.number("offset", 0.0);
+    } else {
+      const config::Config cfg = load_config_or_default(args);
+      const auto& offsets = cfg.library.simulate.energy_offset_ev;
+      const auto it = offsets.find(ion.name());
+      if (it == offsets.end()) {
+        throw UsageError("no energy offset for " + ion.name() + " in " + cfg.source_file.string() +
+                         ": give --offset EV or add it to library.simulate.energy_offset_ev");
+      }
+      offset = it->second;
+    }
+  } else if (axis != "relative") {
+    throw UsageError("--energy must be relative or absolute, got '" + axis + "'");
+  } else if (args.has("offset")) {
+    throw UsageError("--offset needs --energy absolute");
+  }
+
+  double lo = sticks.sticks.empty() ? -10.0 : sticks.sticks.front().energy_ev;
+  double hi = sticks.sticks.empty() ? 10.0 : sticks.sticks.back().energy_ev;
+  const double emin = args.number("emin", std::floor(lo + offset - 5.0));
+  const double emax = args.number("emax", std::ceil(hi + offset + 5.0));
+  const double estep = positive(args, "estep", 0.05, false);
+  if (!(emax > emin)) throw UsageError("--emax must be above --emin");
+  const auto n = static_cast<Eigen::Index>(std::floor((emax - emin) / estep + 1e-9)) + 1;
+  if (n > 10'000'000) throw UsageError("--emin/--emax/--estep give more than 10^7 points");
+  Eigen::VectorXd energy(n);
+  for (Eigen::Index i = 0; i < n; ++i) energy[i] = emin + static_cast<double>(i) * estep;
+  const Eigen::VectorXd intensity = broaden(sticks, b, energy, offset);
+
+  if (const auto file = args.value("sticks")) {
+    Eigen::VectorXd se(static_cast<Eigen::Index>(sticks.sticks.size()));
+    Eigen::VectorXd si(se.size());
+    for (Eigen::Index i = 0; i < se.size(); ++i) {
+      se[i] = sticks.sticks[static_cast<std::size_t>(i)].energy_ev + offset;
+      si[i] = sticks.sticks[static_cast<std::size_t>(i)].intensity;
+    }
+    write_file_or_stdout(*file, csv(se, si));
+  }
+  write_file_or_stdout(args.value("out"), csv(energy, intensity));
+
+  if (args.has("verbose")) {
+    const MultipletDiagnostics& d = sticks.diagnostics;
+    std::fprintf(stderr,
+                 "%s 10Dq %.3f eV: initial dim %d, final dim %d, ground E %.6f eV (degeneracy %d, "
+                 "<S^2> %.4f), %zu sticks, max residual %.2e, max asymmetry %.2e, L3/L2 split "
+                 "%.3f eV, %.3f s\n",
+                 ion.name().c_str(), p.tendq, d.initial_dimension, d.final_dimension,
+                 d.ground_energy_ev, d.ground_degeneracy, d.ground_spin_squared,
+                 sticks.sticks.size(), d.max_residual, d.max_asymmetry,
+                 l3_l2_split(sticks) + offset, seconds);
+  }
+  return 0;
+}
+
+int run_library(const CliArgs& args) {
+  if (!args.positionals().empty()) {
+    throw UsageError("unexpected argument '" + args.positionals().front() + "'");
+  }
+  const auto out_dir = args.value("out");
+  if (!out_dir) throw UsageError("library needs --out DIR");
+  const config::Config cfg = load_config_or_default(args);
+  const config::SimulateConfig& s = cfg.library.simulate;
+  const AtomicTable table = load_atomic_table();
+  const std::vector<SimulationJob> jobs = make_jobs(s, table);
+  const Eigen::VectorXd energy = energy_grid(cfg.library.grid);
+
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<SimulatedSpectrum> spectra;
+  {
+    ProgressBar bar("simulating");
+    spectra = simulate_library(jobs, broadening_of(s), energy,
+                               static_cast<int>(args.integer("threads", 0)),
+                               [&bar](int done, int total) { bar.update(done, total); });
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+  std::filesystem::create_directories(*out_dir);
+  const std::vector<std::string> names = label_names(s);
+  std::string manifest = "file";
+  for (const auto& n : names) manifest += "," + n;
+  manifest += "\n";
+  char value[32];
+  for (const SimulatedSpectrum& spectrum : spectra) {
+    const std::string file = spectrum.label + ".csv";
+    write_file_or_stdout((std::filesystem::path(*out_dir) / file).string(),
+                         csv(energy, spectrum.intensity));
+    manifest += file;
+    for (const auto& n : names) {
+      std::snprintf(value, sizeof value, ",%.6g", spectrum.labels.at(n));
+      manifest += value;
+    }
+    manifest += "\n";
+  }
+  write_file_or_stdout((std::filesystem::path(*out_dir) / "manifest.csv").string(), manifest);
+  std::fprintf(stderr, "xasmap library: %zu spectra in %.2f s written to %s\n", spectra.size(),
+               seconds, out_dir->c_str());
+  return 0;
+}
+
+}  // namespace xasmap::service

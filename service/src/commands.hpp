@@ -1,0 +1,16 @@
+#pragma once
+// The xasmap subcommands, each with its option list and entry point.
+
+#include <vector>
+
+#include "cli_args.hpp"
+
+namespace xasmap::service {
+
+extern const std::vector<OptionSpec> kSimulateOptions;
+int run_simulate(const CliArgs& args);
+
+extern const std::vector<OptionSpec> kLibraryOptions;
+int run_library(const CliArgs& args);
+
+}  // namespace xasmap::service

@@ -1,0 +1,326 @@
+// Physics checks of the crystal-field multiplet simulator: limits with known answers, sum rules,
+// symmetries, ground states, solver diagnostics and genuine CTM4XAS output.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <vector>
+
+#include "xasmap/core/atomic_data.hpp"
+#include "xasmap/core/error.hpp"
+#include "xasmap/core/multiplet.hpp"
+
+using namespace xasmap;
+
+namespace {
+
+const AtomicTable& table() {
+  static const AtomicTable t = AtomicTable::load(std::string(XASMAP_SOURCE_DIR) + "/data/atomic");
+  return t;
+}
+
+MultipletParameters mn(const char* ion, double tendq) {
+  const Ion i = parse_ion(ion);
+  MultipletParameters p = make_parameters(i, table().lookup(i), ParameterScaling{});
+  p.tendq = tendq;
+  return p;
+}
+
+double total(const StickSpectrum& s) {
+  double sum = 0.0;
+  for (const auto& st : s.sticks) sum += st.intensity;
+  return sum;
+}
+
+// Expands (energy, degeneracy) pairs into a sorted list.
+std::vector<double> expand(const std::vector<std::pair<double, int>>& levels) {
+  std::vector<double> out;
+  for (const auto& [e, g] : levels) out.insert(out.end(), static_cast<std::size_t>(g), e);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void check_levels(const std::vector<double>& computed, const std::vector<double>& expected,
+                  double tolerance) {
+  REQUIRE(computed.size() == expected.size());
+  for (std::size_t i = 0; i < computed.size(); ++i) {
+    INFO("level " << i);
+    CHECK(computed[i] == Approx(expected[i]).margin(tolerance));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("free-ion d2 terms match the Racah-parameter formulas", "[core][multiplet]") {
+  MultipletParameters p;
+  p.n3d = 2;
+  p.f2dd_initial = 10.0;
+  p.f4dd_initial = 6.25;
+  const double f2 = p.f2dd_initial / 49.0, f4 = p.f4dd_initial / 441.0;
+  const double a = -49.0 * f4, b = f2 - 5.0 * f4, c = 35.0 * f4;  // F0 = 0
+  const auto s = compute_sticks(p);
+  check_levels(s.diagnostics.initial_energies_ev,
+               expand({{a - 8 * b, 21},            // 3F
+                       {a + 7 * b, 9},             // 3P
+                       {a + 4 * b + 2 * c, 9},     // 1G
+                       {a - 3 * b + 2 * c, 5},     // 1D
+                       {a + 14 * b + 7 * c, 1}}),  // 1S
+               1e-10);
+}
+
+TEST_CASE("free-ion d3 terms match the Racah-parameter formulas", "[core][multiplet]") {
+  MultipletParameters p;
+  p.n3d = 3;
+  p.f2dd_initial = 9.7;
+  p.f4dd_initial = 6.1;
+  const double f2 = p.f2dd_initial / 49.0, f4 = p.f4dd_initial / 441.0;
+  const double a = -49.0 * f4, b = f2 - 5.0 * f4, c = 35.0 * f4;
+  const double root = std::sqrt(193 * b * b + 8 * b * c + 4 * c * c);
+  const auto s = compute_sticks(p);
+  check_levels(s.diagnostics.initial_energies_ev,
+               expand({{3 * a - 15 * b, 28},                 // 4F
+                       {3 * a, 12},                          // 4P
+                       {3 * a - 6 * b + 3 * c, 22 + 6},      // 2H and 2P
+                       {3 * a - 11 * b + 3 * c, 18},         // 2G
+                       {3 * a + 9 * b + 3 * c, 14},          // 2F
+                       {3 * a + 5 * b + 5 * c - root, 10},   // 2D (two, mixed by seniority)
+                       {3 * a + 5 * b + 5 * c + root, 10}}),
+               1e-10);
+}
+
+TEST_CASE("one d electron in Oh splits t2g and e_g by exactly 10Dq", "[core][multiplet]") {
+  MultipletParameters p;
+  p.n3d = 1;
+  p.tendq = 1.7;
+  const auto s = compute_sticks(p);
+  check_levels(s.diagnostics.initial_energies_ev,
+               expand({{-0.4 * p.tendq, 6}, {0.6 * p.tendq, 4}}), 1e-12);
+}
+
+TEST_CASE("one d electron in D4h follows the standard Dq, Ds, Dt level scheme", "[core][multiplet]") {
+  MultipletParameters p;
+  p.n3d = 1;
+  p.symmetry = CrystalSymmetry::kD4h;
+  p.tendq = 1.5;
+  p.ds = 0.12;
+  p.dt = 0.05;
+  const double dq = p.tendq / 10;
+  const auto s = compute_sticks(p);
+  check_levels(s.diagnostics.initial_energies_ev,
+               expand({{6 * dq + 2 * p.ds - p.dt, 2},        // b1 (x2-y2)
+                       {6 * dq - 2 * p.ds - 6 * p.dt, 2},    // a1 (z2)
+                       {-4 * dq + 2 * p.ds - p.dt, 2},       // b2 (xy)
+                       {-4 * dq - p.ds + 4 * p.dt, 4}}),     // e (xz, yz)
+               1e-12);
+}
+
+TEST_CASE("with only 2p spin-orbit, L3:L2 is 2:1 and 1.5 zeta apart", "[core][multiplet]") {
+  for (int n3d : {0, 4, 7}) {
+    MultipletParameters p;
+    p.n3d = n3d;
+    p.zeta2p = 6.846;
+    const auto s = compute_sticks(p);
+    REQUIRE(s.sticks.size() == 2);
+    const Stick& l3 = s.sticks[0];
+    const Stick& l2 = s.sticks[1];
+    INFO("n3d " << n3d);
+    CHECK(l2.energy_ev - l3.energy_ev == Approx(1.5 * p.zeta2p).epsilon(1e-12));
+    CHECK(l3.intensity / l2.intensity == Approx(2.0).epsilon(1e-12));
+  }
+}
+
+TEST_CASE("the isotropic intensity is proportional to the number of 3d holes", "[core][multiplet]") {
+  for (double tendq : {0.0, 0.7, 1.6, 2.5}) {
+    const double d3 = total(compute_sticks(mn("Mn4+", tendq)));
+    const double d4 = total(compute_sticks(mn("Mn3+", tendq)));
+    const double d5 = total(compute_sticks(mn("Mn2+", tendq)));
+    INFO("10Dq " << tendq);
+    CHECK(d3 / d5 == Approx(7.0 / 5.0).epsilon(1e-10));
+    CHECK(d4 / d5 == Approx(6.0 / 5.0).epsilon(1e-10));
+    // Absolute normalisation: each hole carries 2/15 (the squared reduced element over 3 x 5).
+    CHECK(d5 == Approx(5 * 2.0 / 15.0).epsilon(1e-10));
+  }
+  // The sum rule holds for any initial state: thermal mixtures too.
+  MultipletParameters hot = mn("Mn3+", 1.2);
+  hot.temperature_k = 300;
+  const auto s = compute_sticks(hot);
+  CHECK(s.diagnostics.weighted_initial_states > 1);
+  CHECK(total(s) == Approx(6 * 2.0 / 15.0).epsilon(1e-10));
+}
+
+TEST_CASE("Mn ground states: 6A1, high-spin 5E, 4A2", "[core][multiplet]") {
+  for (double tendq = 0.0; tendq <= 2.0 + 1e-9; tendq += 0.5) {
+    const auto d = compute_sticks(mn("Mn2+", tendq)).diagnostics;
+    INFO("Mn2+ 10Dq " << tendq);
+    CHECK(d.ground_degeneracy == 6);
+    CHECK(d.ground_spin_squared == Approx(8.75).margin(0.01));
+  }
+  for (double tendq = 0.0; tendq <= 2.5 + 1e-9; tendq += 0.5) {
+    const auto d = compute_sticks(mn("Mn3+", tendq)).diagnostics;
+    INFO("Mn3+ 10Dq " << tendq);
+    // S = 2 (6.0), lowered a little by spin-orbit mixing with the approaching 3T1 at large 10Dq;
+    // low spin would give S = 1 (2.0).
+    CHECK(d.ground_spin_squared == Approx(6.0).margin(0.3));
+  }
+  for (double tendq = 0.5; tendq <= 2.5 + 1e-9; tendq += 0.5) {
+    const auto d = compute_sticks(mn("Mn4+", tendq)).diagnostics;
+    INFO("Mn4+ 10Dq " << tendq);
+    CHECK(d.ground_degeneracy == 4);
+    CHECK(d.ground_spin_squared == Approx(3.75).margin(0.02));  // S = 3/2
+  }
+  // The known limit: a strong enough field makes d5 low spin (2T2, S = 1/2).
+  const auto low = compute_sticks(mn("Mn2+", 4.5)).diagnostics;
+  CHECK(low.ground_spin_squared == Approx(0.75).margin(0.05));
+}
+
+TEST_CASE("spaces, blocks and solver checks of the Mn library", "[core][multiplet]") {
+  const std::vector<std::tuple<const char*, int, int>> dims{
+      {"Mn2+", 252, 1260}, {"Mn3+", 210, 1512}, {"Mn4+", 120, 1260}};
+  for (const auto& [ion, initial, final_dim] : dims) {
+    const auto d = compute_sticks(mn(ion, 1.1)).diagnostics;
+    INFO(ion);
+    CHECK(d.initial_dimension == initial);
+    CHECK(d.final_dimension == final_dim);
+    CHECK(std::accumulate(d.initial_block_sizes.begin(), d.initial_block_sizes.end(), 0) == initial);
+    CHECK(std::accumulate(d.final_block_sizes.begin(), d.final_block_sizes.end(), 0) == final_dim);
+    CHECK(d.initial_block_sizes.size() == 4);
+    CHECK(d.max_asymmetry < 1e-12);
+    CHECK(d.max_residual < 1e-12);
+  }
+}
+
+TEST_CASE("polarisations obey their symmetry relations", "[core][multiplet]") {
+  // Tetragonally distorted Mn3+ (D4h, as in LaMnO3): linear dichroism between x and z.
+  MultipletParameters p = mn("Mn3+", 1.0);
+  p.symmetry = CrystalSymmetry::kD4h;
+  p.ds = 0.1;
+  p.dt = 0.02;
+  const Eigen::VectorXd grid = Eigen::VectorXd::LinSpaced(601, -15.0, 20.0);
+  const Broadening b{0.4, 0.8, 0.3};
+  const auto spectrum = [&](BeamPolarization pol) {
+    p.polarization = pol;
+    return broaden(compute_sticks(p), b, grid);
+  };
+  const Eigen::VectorXd iso = spectrum(BeamPolarization::kIsotropic);
+  const Eigen::VectorXd x = spectrum(BeamPolarization::kX);
+  const Eigen::VectorXd y = spectrum(BeamPolarization::kY);
+  const Eigen::VectorXd z = spectrum(BeamPolarization::kZ);
+  const Eigen::VectorXd left = spectrum(BeamPolarization::kLeft);
+  const Eigen::VectorXd right = spectrum(BeamPolarization::kRight);
+  const double scale = iso.cwiseAbs().maxCoeff();
+  CHECK((iso - (x + y + z) / 3.0).cwiseAbs().maxCoeff() < 1e-12 * scale);
+  CHECK((x - y).cwiseAbs().maxCoeff() < 1e-12 * scale);
+  CHECK((x - (left + right) / 2.0).cwiseAbs().maxCoeff() < 1e-12 * scale);
+  CHECK((x - z).cwiseAbs().maxCoeff() > 1e-3 * scale);  // linear dichroism of the sublevel
+
+  // An exchange field along z polarises the spins: circular dichroism appears, the sum rule stays.
+  MultipletParameters m = mn("Mn2+", 0.9);
+  m.exchange_field = 0.05;
+  m.polarization = BeamPolarization::kLeft;
+  const auto l = compute_sticks(m);
+  m.polarization = BeamPolarization::kRight;
+  const auto r = compute_sticks(m);
+  m.polarization = BeamPolarization::kZ;
+  const auto zz = compute_sticks(m);
+  const Eigen::VectorXd xmcd = broaden(l, b, grid) - broaden(r, b, grid);
+  CHECK(xmcd.cwiseAbs().maxCoeff() > 0.05 * broaden(l, b, grid).maxCoeff());
+  CHECK((total(l) + total(r) + total(zz)) / 3.0 == Approx(5 * 2.0 / 15.0).epsilon(1e-10));
+  CHECK(l.diagnostics.ground_degeneracy == 1);
+}
+
+TEST_CASE("in cubic symmetry without a field, absorption is isotropic", "[core][multiplet]") {
+  // A second-rank tensor is isotropic in Oh, so no linear dichroism, whatever the ground state:
+  // Mn4+ 4A2 (four-fold), and Mn3+ whose lowest spin-orbit level of 5E is a singlet.
+  const Eigen::VectorXd grid = Eigen::VectorXd::LinSpaced(401, -12.0, 20.0);
+  const Broadening b{0.4, 0.8, 0.3};
+  for (const char* ion : {"Mn4+", "Mn3+"}) {
+    MultipletParameters p = mn(ion, 2.0);
+    p.polarization = BeamPolarization::kZ;
+    const Eigen::VectorXd z = broaden(compute_sticks(p), b, grid);
+    p.polarization = BeamPolarization::kX;
+    const Eigen::VectorXd x = broaden(compute_sticks(p), b, grid);
+    p.polarization = BeamPolarization::kLeft;
+    const Eigen::VectorXd left = broaden(compute_sticks(p), b, grid);
+    INFO(ion);
+    CHECK((z - x).cwiseAbs().maxCoeff() < 1e-10 * z.maxCoeff());
+    CHECK((z - left).cwiseAbs().maxCoeff() < 1e-10 * z.maxCoeff());
+  }
+}
+
+TEST_CASE("temperature: near 0 K equals 0 K, and weights spread as T rises", "[core][multiplet]") {
+  MultipletParameters p = mn("Mn3+", 1.5);
+  const auto cold = compute_sticks(p);
+  p.temperature_k = 1e-3;
+  const auto almost = compute_sticks(p);
+  REQUIRE(cold.sticks.size() == almost.sticks.size());
+  for (std::size_t i = 0; i < cold.sticks.size(); ++i) {
+    CHECK(almost.sticks[i].intensity == Approx(cold.sticks[i].intensity).epsilon(1e-9));
+  }
+  p.temperature_k = 300;
+  CHECK(compute_sticks(p).diagnostics.weighted_initial_states >
+        cold.diagnostics.weighted_initial_states);
+  p.temperature_k = -1;
+  CHECK_THROWS_AS(compute_sticks(p), Error);
+}
+
+TEST_CASE("broadening conserves area and has the requested widths", "[core][broadening]") {
+  StickSpectrum one;
+  one.sticks = {{0.0, 2.0}};
+  const Eigen::VectorXd grid = Eigen::VectorXd::LinSpaced(400001, -400.0, 400.0);  // step 0.002
+  const double step = grid[1] - grid[0];
+  SECTION("a pure Lorentzian peaks at 2 I / (pi FWHM)") {
+    const Eigen::VectorXd y = broaden(one, {0.5, 0.5, 0.0}, grid);
+    CHECK(y.maxCoeff() == Approx(2.0 * 2.0 / (M_PI * 0.5)).epsilon(1e-12));
+    CHECK(y.sum() * step == Approx(2.0).epsilon(2e-3));
+  }
+  SECTION("a Voigt profile has the Olivero-Longbothum width") {
+    const double fl = 0.4, fg = 0.3;
+    const Eigen::VectorXd y = broaden(one, {fl, fl, fg}, grid);
+    const double half = y.maxCoeff() / 2;
+    Eigen::Index first = 0, last = grid.size() - 1;
+    while (y[first] < half) ++first;
+    while (y[last] < half) --last;
+    const double fwhm = grid[last] - grid[first];
+    const double expected = 0.5346 * fl + std::sqrt(0.2166 * fl * fl + fg * fg);
+    CHECK(fwhm == Approx(expected).epsilon(0.01));
+    CHECK(y.sum() * step == Approx(2.0).epsilon(2e-3));
+  }
+  SECTION("a whole Mn spectrum keeps the sum of its sticks") {
+    const auto s = compute_sticks(mn("Mn2+", 0.9));
+    const Eigen::VectorXd y = broaden(s, {0.4, 0.8, 0.3}, grid);
+    CHECK(y.sum() * step == Approx(total(s)).epsilon(3e-3));
+  }
+}
+
+TEST_CASE("parameters by name, ions by text", "[core][multiplet]") {
+  MultipletParameters p;
+  set_parameter(p, "g1pd", 4.5);
+  CHECK(p.g1pd == 4.5);
+  CHECK(multiplet_parameter_names().size() == 18);
+  CHECK_THROWS_WITH(set_parameter(p, "zeta_2p", 1.0), Catch::Contains("did you mean 'zeta2p'?"));
+  CHECK(parse_ion("Mn3+").n3d == 4);
+  CHECK(parse_ion("Cu2+").n3d == 9);
+  CHECK(parse_ion("Ti4+").n3d == 0);
+  CHECK_THROWS_WITH(parse_ion("Zn2+"), Catch::Contains("Ti..Cu"));
+  CHECK_THROWS_WITH(parse_ion("Cu1+"), Catch::Contains("10 3d electrons"));
+  CHECK_THROWS_AS(AtomicTable::load("/nonexistent"), Error);
+  CHECK_THROWS_WITH(table().lookup(parse_ion("Mn1+")), Catch::Contains("no row Mn 3d6"));
+}
+
+TEST_CASE("scaling multiplies the Hartree-Fock values as CTM4XAS does", "[core][multiplet]") {
+  const Ion cr = parse_ion("Cr3+");
+  const MultipletParameters p = make_parameters(cr, table().lookup(cr), ParameterScaling{});
+  // The CTM4XAS cr3+.nfo lists exactly these values as "100%".
+  CHECK(p.f2dd_initial == Approx(8.622).margin(5e-4));
+  CHECK(p.f4dd_initial == Approx(5.404).margin(5e-4));
+  CHECK(p.f2dd_final == Approx(9.277).margin(5e-4));
+  CHECK(p.f4dd_final == Approx(5.816).margin(5e-4));
+  CHECK(p.f2pd == Approx(5.221).margin(5e-4));
+  CHECK(p.g1pd == Approx(3.830).margin(5e-4));
+  CHECK(p.g3pd == Approx(2.178).margin(5e-4));
+  CHECK(p.zeta3d_initial == Approx(0.035).margin(5e-4));
+  CHECK(p.zeta3d_final == Approx(0.047).margin(5e-4));
+  CHECK(p.zeta2p == Approx(5.667).margin(5e-4));
+}
