@@ -18,7 +18,7 @@ deploy/build.sh "$root/build-sanitize" -DXASMAP_SANITIZE=ON
     ctest -L unit --output-on-failure -j "$jobs"
 )
 
-echo "== release build and the whole suite"
-deploy/build.sh "$root/build"
+echo "== release build (with the benchmarks, so that they keep compiling) and the whole suite"
+deploy/build.sh "$root/build" -DXASMAP_BUILD_BENCH=ON
 cd "$root/build"
 ctest --output-on-failure -j "$jobs"

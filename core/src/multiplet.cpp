@@ -228,12 +228,12 @@ struct Space {
   int dimension = 0;
 };
 
-Space make_space(int n_p, int n_d) {
+Space make_space(int n_p, int n_d, bool blocked) {
   Space space;
   space.index.assign(1u << kNumOrbitals, -1);
   for (std::uint32_t mask = 0; mask < (1u << kNumOrbitals); ++mask) {
     if (std::popcount(mask & kDMask) != n_d || std::popcount(mask & kPMask) != n_p) continue;
-    auto& block = space.blocks[static_cast<std::size_t>(block_of(mask))];
+    auto& block = space.blocks[static_cast<std::size_t>(blocked ? block_of(mask) : 0)];
     space.index[mask] = static_cast<std::int32_t>(block.size());
     block.push_back(mask);
     ++space.dimension;
@@ -482,7 +482,7 @@ MultipletParameters make_parameters(const Ion& ion, const HartreeFockValues& hf,
   return p;
 }
 
-StickSpectrum compute_sticks(const MultipletParameters& p) {
+StickSpectrum compute_sticks(const MultipletParameters& p, const SolverOptions& options) {
   if (p.n3d < 0 || p.n3d > 9) {
     throw Error("multiplet: n3d = " + std::to_string(p.n3d) + " is outside 0..9");
   }
@@ -493,8 +493,9 @@ StickSpectrum compute_sticks(const MultipletParameters& p) {
   result.zeta2p = p.zeta2p;
   MultipletDiagnostics& diag = result.diagnostics;
 
-  const Space initial = make_space(6, p.n3d);
-  const Space final_space = make_space(5, p.n3d + 1);
+  const bool blocked = options.use_symmetry_blocks;
+  const Space initial = make_space(6, p.n3d, blocked);
+  const Space final_space = make_space(5, p.n3d + 1, blocked);
   diag.initial_dimension = initial.dimension;
   diag.final_dimension = final_space.dimension;
 
@@ -584,8 +585,8 @@ StickSpectrum compute_sticks(const MultipletParameters& p) {
   }
   // Both spaces hold 6 + n electrons, so 2*Jz has the same parity in both, and T_q (which adds 2q
   // to 2*Jz) maps initial block b to final block ((2b + 2q) mod 8) / 2.
-  const auto final_block_of = [](int initial_block, int q) {
-    return (((initial_block * 2 + 2 * q) % 8 + 8) % 8) / 2;
+  const auto final_block_of = [blocked](int initial_block, int q) {
+    return blocked ? (((initial_block * 2 + 2 * q) % 8 + 8) % 8) / 2 : 0;
   };
   for (const auto& w : weighted) {
     for (int q : qs) needed[static_cast<std::size_t>(final_block_of(w.block, q))] = true;

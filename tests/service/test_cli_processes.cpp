@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <vector>
 #include <string>
 
 namespace {
@@ -108,4 +110,99 @@ TEST_CASE("xasmap check-config and print-config", "[integration][cli]") {
   const Run printed = run(kTool + " print-config " + kDeployConfig);
   CHECK(printed.status == 0);
   CHECK(printed.output.find("landmarks: 64") != std::string::npos);
+}
+
+namespace {
+
+std::vector<std::pair<double, double>> read_csv_pairs(const std::string& text) {
+  std::vector<std::pair<double, double>> rows;
+  std::istringstream in(text);
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    const auto comma = line.find(',');
+    if (comma == std::string::npos) continue;
+    rows.emplace_back(std::stod(line.substr(0, comma)), std::stod(line.substr(comma + 1)));
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("xasmap simulate writes energy_eV,intensity", "[integration][cli][simulate]") {
+  const Run r = run(kTool + " simulate --ion Mn3+ --tendq 0.9");
+  INFO(r.output.substr(0, 300));
+  REQUIRE(r.status == 0);
+  CHECK(r.output.rfind("energy_eV,intensity\n", 0) == 0);
+  const auto rows = read_csv_pairs(r.output);
+  CHECK(rows.size() > 300);
+  for (std::size_t i = 1; i < rows.size(); ++i) CHECK(rows[i].first > rows[i - 1].first);
+}
+
+TEST_CASE("xasmap simulate on the absolute scale, with sticks", "[integration][cli][simulate]") {
+  const auto sticks = std::filesystem::temp_directory_path() / "xasmap_cli_sticks.csv";
+  const auto out = std::filesystem::temp_directory_path() / "xasmap_cli_spectrum.csv";
+  const Run r = run(kTool + " simulate --ion Mn2+ --tendq 0.9 --energy absolute --emin 635 " +
+                    "--emax 660 --estep 0.01 --sticks " + sticks.string() + " --out " +
+                    out.string() + " --verbose");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CHECK(r.output.find("initial dim 252, final dim 1260") != std::string::npos);
+  std::ifstream spectrum_file(out);
+  const std::string spectrum((std::istreambuf_iterator<char>(spectrum_file)), {});
+  const auto rows = read_csv_pairs(spectrum);
+  REQUIRE(rows.size() == 2501);
+  // The shipped calibration puts the Mn2+ (10Dq 0.9) L3 maximum at the poster's 640.40 eV.
+  auto peak = rows.front();
+  for (const auto& row : rows) {
+    if (row.first < 646 && row.second > peak.second) peak = row;
+  }
+  CHECK(peak.first == Approx(640.40).margin(0.05));
+  std::ifstream sticks_file(sticks);
+  const std::string stick_text((std::istreambuf_iterator<char>(sticks_file)), {});
+  double sum = 0;
+  for (const auto& row : read_csv_pairs(stick_text)) sum += row.second;
+  CHECK(sum == Approx(5 * 2.0 / 15.0).epsilon(1e-6));  // 5 holes, 2/15 each
+  std::filesystem::remove(sticks);
+  std::filesystem::remove(out);
+}
+
+TEST_CASE("xasmap simulate refuses bad options with the reason", "[integration][cli][simulate]") {
+  const Run no_ion = run(kTool + " simulate --tendq 1");
+  CHECK(no_ion.status == 64);
+  CHECK(no_ion.output.find("needs --ion") != std::string::npos);
+  const Run bad_ion = run(kTool + " simulate --ion Zn2+");
+  CHECK(bad_ion.status == 1);
+  CHECK(bad_ion.output.find("Ti..Cu") != std::string::npos);
+  const Run oh_ds = run(kTool + " simulate --ion Mn3+ --ds 0.1 --symmetry Oh");
+  CHECK(oh_ds.status == 64);
+  CHECK(oh_ds.output.find("need --symmetry D4h") != std::string::npos);
+  const Run bad_set = run(kTool + " simulate --ion Mn3+ --set zeta_2p=7");
+  CHECK(bad_set.status == 64);
+  CHECK(bad_set.output.find("did you mean 'zeta2p'?") != std::string::npos);
+  const Run no_offset = run(kTool + " simulate --ion Fe3+ --energy absolute");
+  CHECK(no_offset.status == 64);
+  CHECK(no_offset.output.find("no energy offset for Fe3+") != std::string::npos);
+}
+
+TEST_CASE("xasmap library writes one CSV per spectrum and a manifest", "[integration][cli][library]") {
+  const auto dir = std::filesystem::temp_directory_path() / "xasmap_cli_library";
+  std::filesystem::remove_all(dir);
+  const std::string config = write_temp(
+      "xasmap_cli_library.yaml",
+      "library:\n  simulate:\n    ions: [Mn2+, Mn4+]\n    tendq_ev: [0.5, 1.5]\n"
+      "  grid: {emin_ev: 636, emax_ev: 658, step_ev: 0.2}\n");
+  const Run r = run(kTool + " library --config " + config + " --out " + dir.string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  std::ifstream manifest(dir / "manifest.csv");
+  const std::string text((std::istreambuf_iterator<char>(manifest)), {});
+  CHECK(text ==
+        "file,charge,tendq\nMn2_tendq0.5.csv,2,0.5\nMn2_tendq1.5.csv,2,1.5\n"
+        "Mn4_tendq0.5.csv,4,0.5\nMn4_tendq1.5.csv,4,1.5\n");
+  std::ifstream spectrum(dir / "Mn4_tendq1.5.csv");
+  const std::string spectrum_text((std::istreambuf_iterator<char>(spectrum)), {});
+  CHECK(read_csv_pairs(spectrum_text).size() == 111);
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove(config);
 }

@@ -98,9 +98,15 @@ struct StickSpectrum {
   double zeta2p = 0;          // carried for the L3/L2 split of the broadening
 };
 
+struct SolverOptions {
+  // Split each Hamiltonian into the four 2*Jz mod 8 blocks (true), or diagonalise it whole
+  // (false: slower, for cross-checks and benchmark baselines).
+  bool use_symmetry_blocks = true;
+};
+
 // Diagonalises both states and returns the sticks. Throws xasmap::Error when a parameter is out of
 // its domain (n3d, temperature) or when an eigen-solver fails or returns a residual above 1e-8.
-StickSpectrum compute_sticks(const MultipletParameters& p);
+StickSpectrum compute_sticks(const MultipletParameters& p, const SolverOptions& options = {});
 
 // Lifetime and instrument broadening: each stick becomes an area-normalised Lorentzian (FWHM
 // lorentz_l3_ev below the L3/L2 split, lorentz_l2_ev above), and the sum is convolved with an
