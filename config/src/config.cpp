@@ -416,6 +416,13 @@ void validate_library(const LibraryConfig& l, Checker& c) {
   const PreprocessConfig& pp = l.preprocess;
   c.range("library.preprocess.smooth_fwhm_ev", pp.smooth_fwhm_ev, 0.0, 10.0);
   c.range("library.preprocess.max_shift_ev", pp.max_shift_ev, 0.0, 5.0);
+  c.positive("library.preprocess.edge_window_ev", pp.edge_window_ev, 20.0);
+  c.positive("library.preprocess.shift_step_ev", pp.shift_step_ev, 1.0);
+  c.range("library.preprocess.shift_penalty", pp.shift_penalty, 0.0, 100.0);
+  if (pp.align == Alignment::kFitShift && pp.shift_step_ev > pp.max_shift_ev && pp.max_shift_ev > 0) {
+    c.add("library.preprocess.shift_step_ev", number_text(pp.shift_step_ev),
+          "a step no larger than library.preprocess.max_shift_ev (" + number_text(pp.max_shift_ev) + ")");
+  }
   c.positive("library.preprocess.min_coverage", pp.min_coverage, 1.0);
 }
 
@@ -442,6 +449,7 @@ std::vector<Problem> Config::validate() const {
 
   c.count("estimation.neighbors", estimation.neighbors, 1, 200);
   c.count("estimation.report_neighbors", estimation.report_neighbors, 0, 200);
+  c.count("estimation.local_linear_dims", estimation.local_linear_dims, 1, 10);
   c.positive("estimation.novelty_threshold", estimation.novelty_threshold, 1e6);
 
   const InputConfig& in = input;
@@ -524,8 +532,11 @@ void read_library(MapReader r, LibraryConfig& l) {
     p.choice<Background>("background", pp.background, kBackgrounds);
     p.choice<Normalization>("normalize", pp.normalize, kNormalizations);
     p.number("smooth_fwhm_ev", pp.smooth_fwhm_ev);
+    p.number("edge_window_ev", pp.edge_window_ev);
     p.choice<Alignment>("align", pp.align, kAlignments);
     p.number("max_shift_ev", pp.max_shift_ev);
+    p.number("shift_step_ev", pp.shift_step_ev);
+    p.number("shift_penalty", pp.shift_penalty);
     p.number("min_coverage", pp.min_coverage);
     p.finish();
   }
@@ -553,6 +564,7 @@ void read_document(detail::Context& ctx, const YAML::Node& root, Config& c) {
     EstimationConfig& e = c.estimation;
     r.integer("neighbors", e.neighbors);
     r.choice<Weighting>("weighting", e.weighting, kWeightings);
+    r.integer("local_linear_dims", e.local_linear_dims);
     r.integer("report_neighbors", e.report_neighbors);
     r.number("novelty_threshold", e.novelty_threshold);
     r.finish();
@@ -733,8 +745,11 @@ std::string to_yaml(const Config& c) {
     kv("background", to_string(p.background));
     kv("normalize", to_string(p.normalize));
     kv("smooth_fwhm_ev", p.smooth_fwhm_ev);
+    kv("edge_window_ev", p.edge_window_ev);
     kv("align", to_string(p.align));
     kv("max_shift_ev", p.max_shift_ev);
+    kv("shift_step_ev", p.shift_step_ev);
+    kv("shift_penalty", p.shift_penalty);
     kv("min_coverage", p.min_coverage);
     out << YAML::EndMap;
   }
@@ -754,6 +769,7 @@ std::string to_yaml(const Config& c) {
   out << YAML::Key << "estimation" << YAML::Value << YAML::BeginMap;
   kv("neighbors", c.estimation.neighbors);
   kv("weighting", to_string(c.estimation.weighting));
+  kv("local_linear_dims", c.estimation.local_linear_dims);
   kv("report_neighbors", c.estimation.report_neighbors);
   kv("novelty_threshold", c.estimation.novelty_threshold);
   out << YAML::EndMap;

@@ -13,4 +13,10 @@ int run_simulate(const CliArgs& args);
 extern const std::vector<OptionSpec> kLibraryOptions;
 int run_library(const CliArgs& args);
 
+extern const std::vector<OptionSpec> kEmbedOptions;
+int run_embed(const CliArgs& args);
+
+extern const std::vector<OptionSpec> kEstimateOptions;
+int run_estimate(const CliArgs& args);
+
 }  // namespace xasmap::service

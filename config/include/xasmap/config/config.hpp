@@ -82,8 +82,11 @@ struct PreprocessConfig {
   Background background = Background::kPrePostLine;
   Normalization normalize = Normalization::kArea;
   double smooth_fwhm_ev = 0.0;      // Gaussian smoothing; 0 = off
-  Alignment align = Alignment::kNone;
+  double edge_window_ev = 1.5;      // width of the pre- and post-edge regions of the background
+  Alignment align = Alignment::kFitShift;
   double max_shift_ev = 0.5;        // bound of the fitted energy offset when align = fit_shift
+  double shift_step_ev = 0.05;      // step of the library's shifted copies
+  double shift_penalty = 0.5;       // prior against large offsets (see docs/estimation.md)
   double min_coverage = 0.6;        // fraction of the grid a spectrum must cover to be judged
   bool operator==(const PreprocessConfig&) const = default;
 };
@@ -100,21 +103,22 @@ struct LibraryConfig {
 
 struct EmbeddingConfig {
   EmbeddingMethod method = EmbeddingMethod::kLmds;
-  DistanceKind distance = DistanceKind::kEuclidean;
+  DistanceKind distance = DistanceKind::kCorrelation;
   int landmarks = 64;
   LandmarkSelection landmark_selection = LandmarkSelection::kMaxMin;
   int map_dims = 2;        // dimensions of the map dashboards draw
-  int estimate_dims = 8;   // dimensions used for neighbour search and estimation
+  int estimate_dims = 12;  // dimensions used for neighbour search and estimation
   int isomap_neighbors = 8;
   unsigned seed = 1;       // random landmark selection and anything else stochastic
   bool operator==(const EmbeddingConfig&) const = default;
 };
 
 struct EstimationConfig {
-  int neighbors = 5;
-  Weighting weighting = Weighting::kInverseDistance;
+  int neighbors = 4;
+  Weighting weighting = Weighting::kLocalLinear;
+  int local_linear_dims = 2;
   int report_neighbors = 3;
-  double novelty_threshold = 3.0;
+  double novelty_threshold = 4.0;
   bool operator==(const EstimationConfig&) const = default;
 };
 

@@ -1,0 +1,38 @@
+#pragma once
+// Distances between preprocessed spectra.
+//
+// Each kind maps a window-processed grid vector p to a feature vector z (transform()); the distance
+// is then the Euclidean distance between feature vectors, except for Wasserstein:
+//   euclidean    z = p * sqrt(step)                 d^2 = integral of (pa - pb)^2 dE
+//   correlation  z = (p - mean) / |p - mean|        d^2 = 2 (1 - Pearson r)    (shape only)
+//   derivative   z = dp/dE * sqrt(step)             d^2 = integral of (pa' - pb')^2 dE
+//   wasserstein  z = CDF of max(p, 0)               d   = integral of |CDFa - CDFb| dE (W1)
+// The first three are Euclidean in feature space, so Landmark MDS projects them with one affine
+// map. Suzuki et al., npj Comput. Mater. 5, 39 (2019) compare such measures for XAS.
+
+#include <Eigen/Core>
+
+#include "xasmap/core/preprocess.hpp"
+
+namespace xasmap {
+
+enum class DistanceKind { kEuclidean, kCorrelation, kDerivative, kWasserstein };
+
+const char* to_string(DistanceKind kind);
+
+inline bool is_euclidean(DistanceKind kind) { return kind != DistanceKind::kWasserstein; }
+
+// Feature vector of `p` (grid-sized, zero outside `window`); grid-sized, zero outside the window.
+RowVectorXf transform(const Eigen::Ref<const RowVectorXf>& p, const Window& window, double step_ev,
+                      DistanceKind kind);
+
+// Squared distance between two feature vectors over `window`.
+double distance2(const float* za, const float* zb, const Window& window, double step_ev,
+                 DistanceKind kind);
+
+// The expected squared distance that white noise of standard deviation `sigma` on p adds between
+// p's features and a noise-free neighbour's: the floor the novelty score subtracts.
+double noise_distance2(const Eigen::Ref<const RowVectorXf>& p, const Window& window,
+                       double step_ev, double sigma, DistanceKind kind);
+
+}  // namespace xasmap

@@ -1,0 +1,49 @@
+#pragma once
+// A library of reference spectra, each with a label and named parameters.
+//
+// Parameters are numbers. Categorical ones (such as `charge`) are compared for equality and voted
+// on; continuous ones (such as `tendq`) are averaged. A manifest column is categorical when its
+// name is `charge` or `symmetry`, or when it ends in `:cat`, or when any of its values is not a
+// number (such values are coded 0, 1, 2, ... in order of appearance, and `category_names` keeps
+// the text).
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "xasmap/core/simulated_library.hpp"
+#include "xasmap/core/spectrum.hpp"
+
+namespace xasmap {
+
+struct ParameterInfo {
+  std::string name;
+  bool categorical = false;
+  std::vector<std::string> category_names;  // for text-valued categories; empty for numbers
+  bool operator==(const ParameterInfo&) const = default;
+};
+
+struct Library {
+  std::vector<ParameterInfo> parameters;
+  std::vector<std::string> labels;
+  std::vector<Spectrum> spectra;
+  std::vector<std::vector<double>> values;  // values[i][p]: parameter p of spectrum i
+
+  std::size_t size() const { return spectra.size(); }
+  int parameter_index(const std::string& name) const;  // -1 when absent
+  // The library without spectrum `index` (for leave-one-out checks).
+  Library without(std::size_t index) const;
+};
+
+// Reads `folder`/manifest.csv (a header `file,<param>,...`, one row per spectrum) and each listed
+// spectrum file (read_spectrum). Throws xasmap::Error naming the file and line of the first
+// problem: a missing file, a row with the wrong number of fields, an unreadable spectrum.
+Library load_library(const std::filesystem::path& folder);
+
+// A library of simulated spectra on `energy_ev`; parameters are the spectra's labels, with
+// `charge` categorical.
+Library library_from_simulation(const std::vector<SimulatedSpectrum>& spectra,
+                                const Eigen::VectorXd& energy_ev);
+
+}  // namespace xasmap

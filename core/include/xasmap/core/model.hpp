@@ -1,0 +1,153 @@
+#pragma once
+// A fitted model: a preprocessed library, its embedding, and the estimator that places a new
+// spectrum in the embedding and reads its parameters off its neighbours.
+//
+// Fit: preprocess every library spectrum on the full grid (optionally adding copies shifted in
+// energy, the calibration offset as a nuisance parameter), transform to distance features, choose
+// landmarks, embed (classical MDS = Landmark MDS with every row a landmark; LMDS; or landmark
+// Isomap), and index the estimation coordinates in a kd-tree.
+//
+// Estimate: preprocess the spectrum on the window it covers, project it out of sample in O(k D)
+// (one D x d affine map for Euclidean-type distances on the full grid), find its neighbours in the
+// kd-tree, and estimate each parameter from them. Every call is const and thread-safe.
+
+#include <Eigen/Core>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "xasmap/core/embedding.hpp"
+#include "xasmap/core/library.hpp"
+#include "xasmap/core/preprocess.hpp"
+
+namespace xasmap {
+
+enum class EmbeddingKind { kMds, kLmds, kIsomap };
+enum class Weighting { kInverseDistance, kLocalLinear };
+
+const char* to_string(EmbeddingKind kind);
+
+struct ModelOptions {
+  PreprocessOptions preprocess;
+  DistanceKind distance = DistanceKind::kCorrelation;
+  EmbeddingKind method = EmbeddingKind::kLmds;
+  int landmarks = 64;                // LMDS, Isomap; MDS uses every row
+  LandmarkChoice landmark_choice = LandmarkChoice::kMaxMin;
+  int map_dims = 2;                  // the first map_dims of the estimation coordinates
+  int estimate_dims = 12;
+  int isomap_neighbors = 8;
+  std::uint64_t seed = 1;
+  // Energy calibration offset as a nuisance parameter: when max_shift_ev > 0 the library also
+  // holds copies shifted by every multiple of shift_step_ev in [-max_shift_ev, max_shift_ev].
+  double max_shift_ev = 0.0;
+  double shift_step_ev = 0.05;
+  // Prior against large offsets: a copy shifted by s ranks as if its distance were
+  // sqrt(d^2 + (shift_penalty * median NN distance * s / shift_step_ev)^2).
+  double shift_penalty = 0.5;
+  int neighbors = 4;
+  Weighting weighting = Weighting::kLocalLinear;
+  int local_linear_dims = 2;         // principal directions the local-linear fit uses
+  int report_neighbors = 3;
+  double novelty_threshold = 4.0;
+  int threads = 0;                   // <= 0: every core
+};
+
+// Seconds spent in each fitting stage, and the sizes involved.
+struct FitReport {
+  double preprocess_s = 0, landmarks_s = 0, embed_s = 0, index_s = 0;
+  std::int64_t rows = 0;             // library rows, with shifted copies
+  int grid_points = 0;
+  int landmarks = 0;
+};
+
+struct Neighbor {
+  int spectrum = 0;                  // index into the library
+  std::string label;
+  std::vector<double> values;        // its parameters
+  double distance = 0;               // feature-space distance on the query's window
+  double shift_ev = 0;               // the energy shift of the matching copy
+};
+
+struct Estimate {
+  std::vector<double> values;        // per parameter (categorical: the winning value)
+  std::vector<double> uncertainty;   // continuous: weighted spread; categorical: NaN
+  std::vector<double> confidence;    // categorical: winning weight share in [0, 1]; else NaN
+  Eigen::VectorXd map;               // map coordinates
+  Eigen::VectorXd coordinates;       // estimation coordinates
+  std::vector<Neighbor> neighbors;   // report_neighbors nearest, nearest first
+  double novelty = 0;                // noise-corrected distance to the nearest / median NN
+  bool in_library = true;            // novelty <= novelty_threshold
+  double noise_sigma = 0;            // estimated from the spectrum itself
+  double coverage = 1;               // fraction of the grid covered
+  double energy_shift_ev = 0;        // estimated calibration offset (0 without shifted copies)
+};
+
+class Model {
+ public:
+  // Throws xasmap::Error when the library is too small for the options or a solver fails, and
+  // PreprocessError naming the library label when a library spectrum cannot be preprocessed.
+  static Model fit(const Library& library, const ModelOptions& options,
+                   FitReport* report = nullptr);
+
+  // Throws PreprocessError (with its reason) when the spectrum cannot be judged.
+  Estimate estimate(const Spectrum& spectrum) const;
+  Estimate estimate(const Prepared& prepared) const;
+
+  // Versioned binary file with a checksum. load() refuses another format version, a truncated
+  // file or a corrupt one with an xasmap::Error that says which.
+  void save(const std::filesystem::path& file) const;
+  static Model load(const std::filesystem::path& file);
+
+  // Replaces the estimation options (neighbors, weighting, local_linear_dims, report_neighbors,
+  // novelty_threshold, shift_penalty, threads) with those of `from`; the fitted parts stay.
+  void set_estimation_options(const ModelOptions& from);
+
+  const ModelOptions& options() const { return options_; }
+  const std::vector<ParameterInfo>& parameters() const { return parameters_; }
+  const std::vector<std::string>& labels() const { return labels_; }
+  const std::vector<std::vector<double>>& values() const { return values_; }
+  std::size_t library_size() const { return labels_.size(); }
+  std::int64_t rows() const { return prepared_.rows(); }
+  int landmark_count() const { return static_cast<int>(landmarks_.size()); }
+  // Map coordinates of every library spectrum (its unshifted copy): library_size() x map_dims.
+  Eigen::MatrixXd library_map() const;
+  // Median over library spectra of the distance to the nearest other spectrum.
+  double median_neighbor_distance() const { return median_nn_; }
+
+  Model();
+  ~Model();
+  Model(Model&&) noexcept;
+  Model& operator=(Model&&) noexcept;
+
+ private:
+  struct Index;  // kd-trees, rebuilt after fit and load
+
+  void build_indexes();
+  Eigen::VectorXd project(const RowVectorXf& z, const Window& window, bool full) const;
+  std::vector<std::pair<int, float>> embedding_neighbors(const Eigen::VectorXd& y, int k) const;
+
+  ModelOptions options_;
+  std::vector<ParameterInfo> parameters_;
+  std::vector<std::string> labels_;
+  std::vector<std::vector<double>> values_;
+  FeatureMatrix prepared_;             // rows x grid: preprocessed on the full grid
+  std::vector<std::int32_t> row_spectrum_;
+  std::vector<float> row_shift_;
+  std::vector<std::int32_t> landmarks_;  // row indices
+  LandmarkMds lmds_;
+  Eigen::MatrixXf coordinates_;        // rows x estimate_dims
+  FeatureMatrix landmark_features_;    // k x grid: transformed, full grid
+  Eigen::MatrixXf affine_;             // dims x grid (Euclidean kinds, not Isomap)
+  Eigen::VectorXf offset_;             // dims
+  Eigen::MatrixXf geodesic_;           // Isomap: k x rows
+  LandmarkMds aux_lmds_;               // Isomap: feature-space LMDS for the neighbour search
+  Eigen::MatrixXf aux_coordinates_;    // Isomap: rows x aux dims
+  Eigen::MatrixXf aux_affine_;
+  Eigen::VectorXf aux_offset_;
+  double median_nn_ = 1.0;
+  std::unique_ptr<Index> index_;
+};
+
+}  // namespace xasmap

@@ -1,0 +1,90 @@
+#pragma once
+// The preprocessing pipeline, applied identically to library and measured spectra:
+// resample onto the common grid, smooth (optional), subtract a background, normalise.
+//
+// A measured spectrum may cover only part of the grid. The pipeline then works on the window of
+// grid points the spectrum covers, and everything it is compared with is processed on the same
+// window (apply_window()), so that both sides see the same operations. Because the default
+// background (a line) and every normalisation are linear or scale-free, processing a library row
+// that was already preprocessed on the full grid again on a window gives exactly what processing
+// its raw spectrum on that window would.
+
+#include <Eigen/Core>
+#include <optional>
+#include <string>
+
+#include "xasmap/core/error.hpp"
+#include "xasmap/core/spectrum.hpp"
+
+namespace xasmap {
+
+using RowVectorXf = Eigen::Matrix<float, 1, Eigen::Dynamic>;
+
+// A uniform energy grid: emin_ev + i * step_ev, i = 0 .. size-1.
+struct EnergyGrid {
+  double emin_ev = 635.0;
+  double step_ev = 0.1;
+  int size = 251;
+  double at(int i) const { return emin_ev + step_ev * i; }
+  double emax_ev() const { return at(size - 1); }
+  static EnergyGrid from_range(double emin_ev, double emax_ev, double step_ev);
+  bool operator==(const EnergyGrid&) const = default;
+};
+
+enum class BackgroundKind { kPrePostLine, kEdgeStep, kNone };
+enum class NormalizationKind { kArea, kMax, kEdgeStep, kNone };
+
+struct PreprocessOptions {
+  EnergyGrid grid;
+  BackgroundKind background = BackgroundKind::kPrePostLine;
+  NormalizationKind normalize = NormalizationKind::kArea;
+  double edge_window_ev = 1.5;   // width of the pre- and post-edge regions at the window's ends
+  double smooth_fwhm_ev = 0.0;   // Gaussian smoothing; 0 = off
+  double min_coverage = 0.6;     // fraction of the grid a spectrum must cover
+  bool operator==(const PreprocessOptions&) const = default;
+};
+
+// The grid points a spectrum covers: indices first..last, inclusive.
+struct Window {
+  int first = 0;
+  int last = -1;
+  int size() const { return last - first + 1; }
+  bool operator==(const Window&) const = default;
+};
+
+// Why a spectrum was rejected, with a stable code for the wire protocol.
+enum class RejectReason { kNonFinite, kTooFewPoints, kNonMonotonic, kTooLittleOverlap, kFlat };
+
+class PreprocessError : public Error {
+ public:
+  PreprocessError(RejectReason reason, const std::string& message)
+      : Error(message), reason_(reason) {}
+  RejectReason reason() const { return reason_; }
+
+ private:
+  RejectReason reason_;
+};
+
+struct Prepared {
+  RowVectorXf values;       // grid-sized; zero outside the window
+  Window window;
+  double coverage = 0.0;    // window width over grid width
+  double noise_sigma = 0.0; // noise of `values` estimated from the spectrum itself (see below)
+};
+
+// Preprocesses one spectrum. Throws PreprocessError with the precise reason: non-finite values,
+// fewer than 8 points, energy not strictly increasing, an overlap with the grid below
+// min_coverage, or nothing left to normalise (a flat spectrum).
+// noise_sigma: 1.4826 * median |second difference| / sqrt(6), which is the standard deviation of
+// white noise on the processed values and nearly blind to the smooth spectrum itself.
+Prepared preprocess(const Spectrum& s, const PreprocessOptions& options);
+
+// Processes grid-sized `values` (raw or already preprocessed) on `window`: smoothing, background
+// and normalisation restricted to the window, zero outside. Throws PreprocessError(kFlat).
+RowVectorXf apply_window(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
+                         const PreprocessOptions& options);
+
+// Linear interpolation of `s` onto the grid points it covers; zero elsewhere. Sets `window`.
+RowVectorXf resample(const Spectrum& s, const EnergyGrid& grid, Window& window);
+
+}  // namespace xasmap

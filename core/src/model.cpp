@@ -1,0 +1,615 @@
+#include "xasmap/core/model.hpp"
+
+#include <Eigen/Cholesky>
+#include <Eigen/SVD>
+#include <nanoflann.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <random>
+#include <set>
+
+#include "xasmap/core/error.hpp"
+
+namespace xasmap {
+
+const char* to_string(EmbeddingKind kind) {
+  switch (kind) {
+    case EmbeddingKind::kMds:
+      return "mds";
+    case EmbeddingKind::kLmds:
+      return "lmds";
+    case EmbeddingKind::kIsomap:
+      return "isomap";
+  }
+  return "?";
+}
+
+// ---------------------------------------------------------------------------------------------
+// kd-trees over row-major float coordinates
+
+namespace {
+
+struct PointCloud {
+  const float* data = nullptr;
+  std::size_t count = 0;
+  std::size_t dims = 0;
+  std::size_t kdtree_get_point_count() const { return count; }
+  float kdtree_get_pt(std::size_t i, std::size_t d) const { return data[i * dims + d]; }
+  template <class Box>
+  bool kdtree_get_bbox(Box&) const {
+    return false;
+  }
+};
+
+using KdTree = nanoflann::KDTreeSingleIndexAdaptor<
+    nanoflann::L2_Simple_Adaptor<float, PointCloud>, PointCloud, -1, std::uint32_t>;
+
+}  // namespace
+
+struct Model::Index {
+  // Row-major copies of the coordinates the trees index.
+  std::vector<float> coords;
+  PointCloud cloud;
+  std::unique_ptr<KdTree> tree;
+  std::vector<float> aux_coords;
+  PointCloud aux_cloud;
+  std::unique_ptr<KdTree> aux_tree;
+};
+
+namespace {
+
+void build_tree(const Eigen::MatrixXf& m, std::vector<float>& store, PointCloud& cloud,
+                std::unique_ptr<KdTree>& tree) {
+  store.resize(static_cast<std::size_t>(m.size()));
+  Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+      store.data(), m.rows(), m.cols()) = m;
+  cloud = PointCloud{store.data(), static_cast<std::size_t>(m.rows()),
+                     static_cast<std::size_t>(m.cols())};
+  tree = std::make_unique<KdTree>(static_cast<int>(m.cols()), cloud,
+                                  nanoflann::KDTreeSingleIndexAdaptorParams(16));
+  tree->buildIndex();
+}
+
+std::vector<std::pair<int, float>> knn(const KdTree& tree, const Eigen::VectorXd& y,
+                                       std::size_t k) {
+  const Eigen::VectorXf q = y.cast<float>();
+  std::vector<std::uint32_t> idx(k);
+  std::vector<float> d2(k);
+  const std::size_t found = tree.knnSearch(q.data(), k, idx.data(), d2.data());
+  std::vector<std::pair<int, float>> out;
+  for (std::size_t i = 0; i < found; ++i) out.emplace_back(static_cast<int>(idx[i]), std::sqrt(d2[i]));
+  return out;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// Samples `s` at grid energies minus `shift`, holding the end values beyond its range.
+Spectrum on_grid(const Spectrum& s, const EnergyGrid& grid, double shift) {
+  Spectrum out;
+  out.energy_ev.resize(grid.size);
+  out.intensity.resize(grid.size);
+  const Eigen::Index n = s.energy_ev.size();
+  Eigen::Index j = 0;
+  for (int i = 0; i < grid.size; ++i) {
+    const double e = grid.at(i) - shift;
+    out.energy_ev[i] = grid.at(i);
+    if (e <= s.energy_ev[0]) {
+      out.intensity[i] = s.intensity[0];
+    } else if (e >= s.energy_ev[n - 1]) {
+      out.intensity[i] = s.intensity[n - 1];
+    } else {
+      while (j + 2 < n && s.energy_ev[j + 1] < e) ++j;
+      const double t = (e - s.energy_ev[j]) / (s.energy_ev[j + 1] - s.energy_ev[j]);
+      out.intensity[i] = (1 - t) * s.intensity[j] + t * s.intensity[j + 1];
+    }
+  }
+  return out;
+}
+
+Window full_window(const EnergyGrid& g) { return Window{0, g.size - 1}; }
+
+}  // namespace
+
+Model::Model() = default;
+Model::~Model() = default;
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+
+// ---------------------------------------------------------------------------------------------
+// Fit
+
+Model Model::fit(const Library& library, const ModelOptions& options, FitReport* report) {
+  using clock = std::chrono::steady_clock;
+  Model m;
+  m.options_ = options;
+  const ModelOptions& o = m.options_;
+  const EnergyGrid& grid = o.preprocess.grid;
+  const double step = grid.step_ev;
+  const Window full = full_window(grid);
+  if (library.size() < 2) throw Error("model: the library holds " + std::to_string(library.size()) + " spectra; at least 2 are needed");
+  if (o.map_dims < 1 || o.estimate_dims < o.map_dims) {
+    throw Error("model: map_dims must be >= 1 and estimate_dims >= map_dims");
+  }
+  m.parameters_ = library.parameters;
+  m.labels_ = library.labels;
+  m.values_ = library.values;
+
+  // 1. Preprocess every spectrum and its shifted copies on the full grid.
+  auto t0 = clock::now();
+  std::vector<double> shifts{0.0};
+  if (o.max_shift_ev > 0.0) {
+    if (!(o.shift_step_ev > 0.0)) throw Error("model: shift_step_ev must be > 0");
+    const int steps = static_cast<int>(std::floor(o.max_shift_ev / o.shift_step_ev + 1e-9));
+    for (int s = 1; s <= steps; ++s) {
+      shifts.push_back(s * o.shift_step_ev);
+      shifts.push_back(-s * o.shift_step_ev);
+    }
+  }
+  const auto rows = static_cast<Eigen::Index>(library.size() * shifts.size());
+  m.prepared_.resize(rows, grid.size);
+  m.row_spectrum_.resize(static_cast<std::size_t>(rows));
+  m.row_shift_.resize(static_cast<std::size_t>(rows));
+  std::vector<std::string> failures(library.size());
+  parallel_for(static_cast<Eigen::Index>(library.size()), o.threads,
+               [&](Eigen::Index begin, Eigen::Index end) {
+                 for (Eigen::Index i = begin; i < end; ++i) {
+                   const Spectrum& s = library.spectra[static_cast<std::size_t>(i)];
+                   try {
+                     if (const auto problem = check_spectrum(s)) {
+                       throw PreprocessError(RejectReason::kNonFinite, *problem);
+                     }
+                     for (std::size_t k = 0; k < shifts.size(); ++k) {
+                       const Eigen::Index r = i * static_cast<Eigen::Index>(shifts.size()) +
+                                              static_cast<Eigen::Index>(k);
+                       const Prepared p = preprocess(on_grid(s, grid, shifts[k]), o.preprocess);
+                       m.prepared_.row(r) = p.values;
+                       m.row_spectrum_[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(i);
+                       m.row_shift_[static_cast<std::size_t>(r)] = static_cast<float>(shifts[k]);
+                     }
+                   } catch (const Error& e) {
+                     failures[static_cast<std::size_t>(i)] = e.what();
+                   }
+                 }
+               });
+  for (std::size_t i = 0; i < failures.size(); ++i) {
+    if (!failures[i].empty()) {
+      throw Error("model: library spectrum '" + library.labels[i] + "': " + failures[i]);
+    }
+  }
+  const double preprocess_s = seconds_since(t0);
+
+  // 2. Distance features. Euclidean features are the preprocessed rows times sqrt(step), so the
+  // rows themselves serve, with the factor folded into the distances.
+  t0 = clock::now();
+  FeatureMatrix transformed;
+  FeatureSpace space;
+  space.window = full;
+  space.step_ev = step;
+  space.kind = o.distance;
+  double row_scale = 1.0;  // z = row_scale * row
+  const FeatureMatrix* feature_rows = &transformed;
+  if (o.distance == DistanceKind::kEuclidean) {
+    row_scale = std::sqrt(step);
+    feature_rows = &m.prepared_;
+    space.scale2 = step;
+  } else {
+    transformed.resize(rows, grid.size);
+    parallel_for(rows, o.threads, [&](Eigen::Index begin, Eigen::Index end) {
+      for (Eigen::Index r = begin; r < end; ++r) {
+        transformed.row(r) = transform(m.prepared_.row(r), full, step, o.distance);
+      }
+    });
+  }
+  space.rows = feature_rows;
+  space.prepare();
+
+  // 3. Landmarks.
+  int k = o.method == EmbeddingKind::kMds ? static_cast<int>(rows) : std::min<int>(o.landmarks, static_cast<int>(rows));
+  if (o.method == EmbeddingKind::kMds && rows > 5000) {
+    throw Error("model: exact MDS of " + std::to_string(rows) +
+                " rows needs an N x N matrix; use method lmds (at most 5000 rows for mds)");
+  }
+  if (k <= o.estimate_dims) {
+    throw Error("model: " + std::to_string(k) + " landmarks cannot give " +
+                std::to_string(o.estimate_dims) + " dimensions; use more landmarks or fewer dimensions");
+  }
+  if (o.method == EmbeddingKind::kMds) {
+    m.landmarks_.resize(static_cast<std::size_t>(rows));
+    std::iota(m.landmarks_.begin(), m.landmarks_.end(), 0);
+  } else {
+    const auto chosen = select_landmarks(space, k, o.landmark_choice, o.seed, o.threads);
+    m.landmarks_.assign(chosen.begin(), chosen.end());
+  }
+  m.landmark_features_.resize(k, grid.size);
+  for (int j = 0; j < k; ++j) {
+    m.landmark_features_.row(j) =
+        feature_rows->row(m.landmarks_[static_cast<std::size_t>(j)]) * static_cast<float>(row_scale);
+  }
+  const double landmarks_s = seconds_since(t0);
+
+  // 4. Embedding.
+  t0 = clock::now();
+  const int dims = o.estimate_dims;
+  Eigen::MatrixXd landmark_d2(k, k);
+  for (int a = 0; a < k; ++a) {
+    landmark_d2(a, a) = 0.0;
+    for (int b = a + 1; b < k; ++b) {
+      landmark_d2(a, b) = landmark_d2(b, a) = space.d2(m.landmarks_[static_cast<std::size_t>(a)], m.landmarks_[static_cast<std::size_t>(b)]);
+    }
+  }
+  // LMDS on feature distances (the embedding itself, or Isomap's neighbour search).
+  LandmarkMds feature_lmds = fit_landmark_mds(landmark_d2, dims);
+  Eigen::MatrixXf feature_affine;
+  Eigen::VectorXf feature_offset;
+  Eigen::MatrixXf feature_coords(rows, dims);
+  if (is_euclidean(o.distance)) {
+    // delta_j = |z|^2 - 2 z.l_j + |l_j|^2 and L# 1 = 0, so y = L# Zl z - 1/2 L# (|l|^2 - mu).
+    const Eigen::MatrixXd zl = m.landmark_features_.cast<double>();
+    const Eigen::VectorXd lnorm = zl.rowwise().squaredNorm();
+    feature_affine = (feature_lmds.pseudo_inverse * zl).cast<float>();
+    feature_offset = (-0.5 * feature_lmds.pseudo_inverse * (lnorm - feature_lmds.mean_d2)).cast<float>();
+    const Eigen::MatrixXf scaled_affine_t = feature_affine.transpose() * static_cast<float>(row_scale);
+    parallel_for(rows, o.threads, [&](Eigen::Index begin, Eigen::Index end) {
+      feature_coords.middleRows(begin, end - begin) =
+          (feature_rows->middleRows(begin, end - begin) * scaled_affine_t).rowwise() +
+          feature_offset.transpose();
+    });
+  } else {
+    parallel_for(rows, o.threads, [&](Eigen::Index begin, Eigen::Index end) {
+      Eigen::VectorXd d2(k);
+      for (Eigen::Index r = begin; r < end; ++r) {
+        for (int j = 0; j < k; ++j) d2[j] = space.d2(r, m.landmarks_[static_cast<std::size_t>(j)]);
+        feature_coords.row(r) = feature_lmds.project(d2).cast<float>().transpose();
+      }
+    });
+  }
+
+  if (o.method != EmbeddingKind::kIsomap) {
+    m.lmds_ = std::move(feature_lmds);
+    m.affine_ = std::move(feature_affine);
+    m.offset_ = std::move(feature_offset);
+    m.coordinates_ = std::move(feature_coords);
+  } else {
+    if (rows > 50000) {
+      throw Error("model: landmark Isomap builds its neighbour graph exactly, for at most 50000 "
+                  "rows; this library has " + std::to_string(rows) + " (use method lmds)");
+    }
+    const Graph graph = knn_graph(space, std::min<int>(o.isomap_neighbors, static_cast<int>(rows) - 1), o.threads);
+    std::vector<int> sources(m.landmarks_.begin(), m.landmarks_.end());
+    m.geodesic_ = geodesic_distances(graph, sources, o.threads);
+    if (!m.geodesic_.allFinite()) {
+      throw Error("model: the isomap neighbour graph (isomap_neighbors = " +
+                  std::to_string(o.isomap_neighbors) +
+                  ") is disconnected; raise embedding.isomap_neighbors");
+    }
+    Eigen::MatrixXd geo_d2(k, k);
+    for (int a = 0; a < k; ++a) {
+      for (int b = 0; b < k; ++b) {
+        const double g = 0.5 * (m.geodesic_(a, m.landmarks_[static_cast<std::size_t>(b)]) +
+                                m.geodesic_(b, m.landmarks_[static_cast<std::size_t>(a)]));
+        geo_d2(a, b) = g * g;
+      }
+    }
+    m.lmds_ = fit_landmark_mds(geo_d2, dims);
+    m.coordinates_.resize(rows, dims);
+    parallel_for(rows, o.threads, [&](Eigen::Index begin, Eigen::Index end) {
+      for (Eigen::Index r = begin; r < end; ++r) {
+        const Eigen::VectorXd g = m.geodesic_.col(r).cast<double>();
+        m.coordinates_.row(r) = m.lmds_.project(g.cwiseProduct(g)).cast<float>().transpose();
+      }
+    });
+    m.aux_lmds_ = std::move(feature_lmds);
+    m.aux_affine_ = std::move(feature_affine);
+    m.aux_offset_ = std::move(feature_offset);
+    m.aux_coordinates_ = std::move(feature_coords);
+  }
+  const double embed_s = seconds_since(t0);
+
+  // 5. Indexes, and the library's typical neighbour distance for the novelty score.
+  t0 = clock::now();
+  m.build_indexes();
+  std::vector<std::size_t> sample(library.size());
+  std::iota(sample.begin(), sample.end(), 0);
+  if (sample.size() > 2000) {
+    std::mt19937_64 rng(o.seed);
+    std::shuffle(sample.begin(), sample.end(), rng);
+    sample.resize(2000);
+  }
+  const auto per_spectrum = static_cast<Eigen::Index>(shifts.size());
+  std::vector<double> nearest(sample.size(), std::numeric_limits<double>::infinity());
+  parallel_for(static_cast<Eigen::Index>(sample.size()), o.threads,
+               [&](Eigen::Index begin, Eigen::Index end) {
+                 for (Eigen::Index s = begin; s < end; ++s) {
+                   const Eigen::Index row = static_cast<Eigen::Index>(sample[static_cast<std::size_t>(s)]) * per_spectrum;
+                   const auto cand = m.embedding_neighbors(m.coordinates_.row(row).cast<double>().transpose(),
+                                                           static_cast<int>(std::min<Eigen::Index>(rows, 16 * per_spectrum)));
+                   for (const auto& [r, d] : cand) {
+                     if (m.row_spectrum_[static_cast<std::size_t>(r)] == m.row_spectrum_[static_cast<std::size_t>(row)]) continue;
+                     if (m.row_shift_[static_cast<std::size_t>(r)] != 0.0f) continue;
+                     nearest[static_cast<std::size_t>(s)] = std::min(nearest[static_cast<std::size_t>(s)], std::sqrt(space.d2(row, r)));
+                   }
+                 }
+               });
+  std::vector<double> finite;
+  for (double d : nearest) {
+    if (std::isfinite(d)) finite.push_back(d);
+  }
+  if (!finite.empty()) {
+    std::nth_element(finite.begin(), finite.begin() + static_cast<long>(finite.size() / 2), finite.end());
+    m.median_nn_ = std::max(finite[finite.size() / 2], 1e-12);
+  }
+  if (report) {
+    report->preprocess_s = preprocess_s;
+    report->landmarks_s = landmarks_s;
+    report->embed_s = embed_s;
+    report->index_s = seconds_since(t0);
+    report->rows = rows;
+    report->grid_points = grid.size;
+    report->landmarks = k;
+  }
+  return m;
+}
+
+void Model::build_indexes() {
+  index_ = std::make_unique<Index>();
+  build_tree(coordinates_, index_->coords, index_->cloud, index_->tree);
+  if (aux_coordinates_.size() > 0) {
+    build_tree(aux_coordinates_, index_->aux_coords, index_->aux_cloud, index_->aux_tree);
+  }
+}
+
+std::vector<std::pair<int, float>> Model::embedding_neighbors(const Eigen::VectorXd& y,
+                                                              int k) const {
+  return knn(*index_->tree, y, static_cast<std::size_t>(std::max(1, k)));
+}
+
+void Model::set_estimation_options(const ModelOptions& from) {
+  options_.neighbors = from.neighbors;
+  options_.weighting = from.weighting;
+  options_.local_linear_dims = from.local_linear_dims;
+  options_.report_neighbors = from.report_neighbors;
+  options_.novelty_threshold = from.novelty_threshold;
+  options_.shift_penalty = from.shift_penalty;
+  options_.threads = from.threads;
+}
+
+Eigen::MatrixXd Model::library_map() const {
+  Eigen::MatrixXd out(static_cast<Eigen::Index>(labels_.size()), options_.map_dims);
+  for (Eigen::Index r = 0; r < coordinates_.rows(); ++r) {
+    if (row_shift_[static_cast<std::size_t>(r)] != 0.0f) continue;
+    out.row(row_spectrum_[static_cast<std::size_t>(r)]) =
+        coordinates_.row(r).head(options_.map_dims).cast<double>();
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Projection and estimation
+
+Eigen::VectorXd Model::project(const RowVectorXf& z, const Window& window, bool full) const {
+  const ModelOptions& o = options_;
+  const double step = o.preprocess.grid.step_ev;
+  const bool isomap = o.method == EmbeddingKind::kIsomap;
+  const Eigen::Index k = static_cast<Eigen::Index>(landmarks_.size());
+  // Features of every landmark on this window (the stored ones on the full grid).
+  const auto landmark_feature = [&](Eigen::Index j) -> RowVectorXf {
+    if (full) return landmark_features_.row(j);
+    const RowVectorXf p = apply_window(prepared_.row(landmarks_[static_cast<std::size_t>(j)]), window, o.preprocess);
+    return transform(p, window, step, o.distance);
+  };
+  // Partial windows: Euclidean-type distances sum over fewer points; scale them to the full grid.
+  const double rescale = (o.distance == DistanceKind::kEuclidean || o.distance == DistanceKind::kDerivative)
+                             ? static_cast<double>(o.preprocess.grid.size) / window.size()
+                             : 1.0;
+  const LandmarkMds& feature_lmds = isomap ? aux_lmds_ : lmds_;
+  const Eigen::MatrixXf& feature_affine = isomap ? aux_affine_ : affine_;
+  const Eigen::VectorXf& feature_offset = isomap ? aux_offset_ : offset_;
+
+  Eigen::VectorXd y;
+  if (full && is_euclidean(o.distance)) {
+    y = (feature_affine * z.transpose() + feature_offset).cast<double>();
+  } else {
+    Eigen::VectorXd d2(k);
+    for (Eigen::Index j = 0; j < k; ++j) {
+      const RowVectorXf l = landmark_feature(j);
+      d2[j] = rescale * distance2(z.data(), l.data(), window, step, o.distance);
+    }
+    y = feature_lmds.project(d2);
+  }
+  if (!isomap) return y;
+
+  // Isomap: geodesic distance to each landmark through the nearest library rows.
+  const int wanted = std::max(2 * o.isomap_neighbors, 16);
+  const auto cand = knn(*index_->aux_tree, y, static_cast<std::size_t>(std::min<Eigen::Index>(wanted, prepared_.rows())));
+  std::vector<std::pair<double, int>> exact;
+  for (const auto& [r, d] : cand) {
+    const RowVectorXf p = full ? RowVectorXf(prepared_.row(r)) : apply_window(prepared_.row(r), window, o.preprocess);
+    const RowVectorXf zr = transform(p, window, step, o.distance);
+    exact.emplace_back(std::sqrt(rescale * distance2(z.data(), zr.data(), window, step, o.distance)), r);
+  }
+  std::sort(exact.begin(), exact.end());
+  exact.resize(std::min<std::size_t>(exact.size(), static_cast<std::size_t>(o.isomap_neighbors)));
+  Eigen::VectorXd g2(k);
+  for (Eigen::Index j = 0; j < k; ++j) {
+    double best = std::numeric_limits<double>::infinity();
+    for (const auto& [d, r] : exact) best = std::min(best, d + geodesic_(j, r));
+    g2[j] = best * best;
+  }
+  return lmds_.project(g2);
+}
+
+Estimate Model::estimate(const Spectrum& spectrum) const {
+  return estimate(preprocess(spectrum, options_.preprocess));
+}
+
+Estimate Model::estimate(const Prepared& prep) const {
+  const ModelOptions& o = options_;
+  const double step = o.preprocess.grid.step_ev;
+  const Window& w = prep.window;
+  const bool full = w == full_window(o.preprocess.grid);
+  const RowVectorXf z = transform(prep.values, w, step, o.distance);
+
+  Estimate e;
+  e.coverage = prep.coverage;
+  e.noise_sigma = prep.noise_sigma;
+  e.coordinates = project(z, w, full);
+  e.map = e.coordinates.head(o.map_dims);
+
+  // Candidates from the estimation embedding, re-ranked by their exact feature-space distance on
+  // the query's window; one per library spectrum (its closest shifted copy).
+  const std::size_t copies = std::max<std::size_t>(1, static_cast<std::size_t>(prepared_.rows()) / labels_.size());
+  const int wanted = std::max(o.neighbors, o.report_neighbors);
+  const int search = static_cast<int>(std::min<std::size_t>(
+      static_cast<std::size_t>(prepared_.rows()), 4 * static_cast<std::size_t>(wanted) * copies));
+  const auto cand = embedding_neighbors(e.coordinates, search);
+  std::vector<Neighbor> all;
+  std::vector<int> all_rows;
+  for (const auto& [r, d] : cand) {
+    const RowVectorXf p = full ? RowVectorXf(prepared_.row(r)) : apply_window(prepared_.row(r), w, o.preprocess);
+    const RowVectorXf zr = transform(p, w, step, o.distance);
+    Neighbor n;
+    n.spectrum = row_spectrum_[static_cast<std::size_t>(r)];
+    n.distance = std::sqrt(distance2(z.data(), zr.data(), w, step, o.distance));
+    n.shift_ev = row_shift_[static_cast<std::size_t>(r)];
+    all.push_back(std::move(n));
+    all_rows.push_back(r);
+  }
+  std::vector<std::size_t> order(all.size());
+  std::iota(order.begin(), order.end(), 0);
+  const double penalty_scale = o.shift_penalty * median_nn_ / std::max(o.shift_step_ev, 1e-9);
+  const auto ranked = [&](std::size_t i) {
+    const double p = penalty_scale * all[i].shift_ev;
+    return all[i].distance * all[i].distance + p * p;
+  };
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return ranked(a) < ranked(b); });
+  std::vector<Neighbor> neighbors;
+  std::vector<int> rows;
+  std::set<int> seen;
+  for (const auto i : order) {
+    if (!seen.insert(all[i].spectrum).second) continue;
+    Neighbor n = all[i];
+    n.label = labels_[static_cast<std::size_t>(n.spectrum)];
+    n.values = values_[static_cast<std::size_t>(n.spectrum)];
+    neighbors.push_back(std::move(n));
+    rows.push_back(all_rows[i]);
+    if (static_cast<int>(neighbors.size()) == wanted) break;
+  }
+
+  // Weights from the nearest `neighbors`: inverse distance, softened at 1% of the library's
+  // typical neighbour spacing so that an exact match does not take every weight.
+  const std::size_t used = std::min<std::size_t>(neighbors.size(), static_cast<std::size_t>(o.neighbors));
+  const double soft = 0.01 * median_nn_;
+  std::vector<double> weight(used);
+  double total = 0;
+  for (std::size_t i = 0; i < used; ++i) {
+    weight[i] = 1.0 / (neighbors[i].distance + soft);
+    total += weight[i];
+  }
+  const std::size_t np = parameters_.size();
+  e.values.assign(np, 0.0);
+  e.uncertainty.assign(np, std::numeric_limits<double>::quiet_NaN());
+  e.confidence.assign(np, std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t p = 0; p < np; ++p) {
+    if (parameters_[p].categorical) {
+      std::map<double, double> votes;
+      for (std::size_t i = 0; i < used; ++i) votes[neighbors[i].values[p]] += weight[i];
+      const auto best = std::max_element(votes.begin(), votes.end(),
+                                         [](const auto& a, const auto& b) { return a.second < b.second; });
+      e.values[p] = best->first;
+      e.confidence[p] = best->second / total;
+      continue;
+    }
+    double mean = 0;
+    for (std::size_t i = 0; i < used; ++i) mean += weight[i] * neighbors[i].values[p];
+    mean /= total;
+    double var = 0;
+    for (std::size_t i = 0; i < used; ++i) {
+      const double d = neighbors[i].values[p] - mean;
+      var += weight[i] * d * d;
+    }
+    e.values[p] = mean;
+    e.uncertainty[p] = std::sqrt(var / total);
+    // Local-linear needs faithful coordinates, which the embedding gives a spectrum that covers
+    // the whole grid (the projection is then exact). On a partial window the projection is
+    // approximate, so inverse-distance weighting, computed from exact window distances, stands.
+    if (o.weighting == Weighting::kLocalLinear && used >= 3 && full) {
+      // Weighted least squares v = a + b . u over the neighbours, where u are their coordinates
+      // along the leading principal direction(s) of the neighbourhood (centred on the query):
+      // few unknowns for a handful of noisy neighbours, yet enough to extrapolate at the end of
+      // a parameter range.
+      const Eigen::Index dims_all = e.coordinates.size();
+      Eigen::MatrixXd offsets(static_cast<Eigen::Index>(used), dims_all);
+      for (std::size_t i = 0; i < used; ++i) {
+        offsets.row(static_cast<Eigen::Index>(i)) =
+            coordinates_.row(rows[i]).cast<double>() - e.coordinates.transpose();
+      }
+      Eigen::VectorXd sw(static_cast<Eigen::Index>(used));
+      for (std::size_t i = 0; i < used; ++i) sw[static_cast<Eigen::Index>(i)] = std::sqrt(weight[i]);
+      const Eigen::MatrixXd centred =
+          sw.asDiagonal() * (offsets.rowwise() - offsets.colwise().mean());
+      Eigen::JacobiSVD<Eigen::MatrixXd> svd(centred, Eigen::ComputeThinV);
+      const int directions = static_cast<int>(std::min<Eigen::Index>(
+          o.local_linear_dims, std::min<Eigen::Index>(dims_all, static_cast<Eigen::Index>(used) - 2)));
+      const Eigen::MatrixXd u = offsets * svd.matrixV().leftCols(directions);
+      Eigen::MatrixXd a(static_cast<Eigen::Index>(used), directions + 1);
+      Eigen::VectorXd v(static_cast<Eigen::Index>(used));
+      for (std::size_t i = 0; i < used; ++i) {
+        const auto ii = static_cast<Eigen::Index>(i);
+        a(ii, 0) = sw[ii];
+        a.row(ii).tail(directions) = sw[ii] * u.row(ii);
+        v[ii] = sw[ii] * neighbors[i].values[p];
+      }
+      const Eigen::MatrixXd normal = a.transpose() * a +
+                                     1e-9 * Eigen::MatrixXd::Identity(directions + 1, directions + 1) * (a.squaredNorm() + 1e-300);
+      const Eigen::LDLT<Eigen::MatrixXd> solver(normal);
+      if (solver.info() == Eigen::Success) {
+        const Eigen::VectorXd beta = solver.solve(a.transpose() * v);
+        if (beta.allFinite()) {
+          const Eigen::VectorXd residual = v - a * beta;
+          // Local-linear extrapolation is trusted for one neighbour spacing beyond the values
+          // the neighbours span, no further: it fixes the ends of a parameter range without
+          // letting noise carry the estimate away.
+          double lo = neighbors[0].values[p], hi = lo;
+          for (std::size_t i = 0; i < used; ++i) {
+            lo = std::min(lo, neighbors[i].values[p]);
+            hi = std::max(hi, neighbors[i].values[p]);
+          }
+          const double spacing = (hi - lo) / static_cast<double>(used - 1);
+          e.values[p] = std::clamp(beta[0], lo - spacing, hi + spacing);
+          e.uncertainty[p] = std::sqrt(residual.squaredNorm() / total * static_cast<double>(used) /
+                                       static_cast<double>(std::max<std::size_t>(1, used - static_cast<std::size_t>(directions) - 1)));
+        }
+      }
+    }
+  }
+  if (o.max_shift_ev > 0.0) {
+    double shift = 0;
+    for (std::size_t i = 0; i < used; ++i) shift += weight[i] * neighbors[i].shift_ev;
+    e.energy_shift_ev = shift / total;
+  }
+
+  // Novelty: distance to the nearest library spectrum less what the spectrum's own noise adds,
+  // over the library's median neighbour distance (both on the full grid's scale).
+  if (!neighbors.empty()) {
+    const double rescale = (o.distance == DistanceKind::kEuclidean || o.distance == DistanceKind::kDerivative)
+                               ? static_cast<double>(o.preprocess.grid.size) / w.size()
+                               : 1.0;
+    const double d2 = rescale * neighbors.front().distance * neighbors.front().distance;
+    const double noise = rescale * noise_distance2(prep.values, w, step, prep.noise_sigma, o.distance);
+    e.novelty = std::sqrt(std::max(0.0, d2 - noise)) / median_nn_;
+    e.in_library = e.novelty <= o.novelty_threshold;
+  }
+  neighbors.resize(std::min<std::size_t>(neighbors.size(), static_cast<std::size_t>(o.report_neighbors)));
+  e.neighbors = std::move(neighbors);
+  return e;
+}
+
+}  // namespace xasmap

@@ -1,0 +1,187 @@
+#include "xasmap/core/preprocess.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numbers>
+#include <vector>
+
+namespace xasmap {
+
+EnergyGrid EnergyGrid::from_range(double emin_ev, double emax_ev, double step_ev) {
+  EnergyGrid g;
+  g.emin_ev = emin_ev;
+  g.step_ev = step_ev;
+  g.size = static_cast<int>(std::floor((emax_ev - emin_ev) / step_ev + 1e-9)) + 1;
+  return g;
+}
+
+RowVectorXf resample(const Spectrum& s, const EnergyGrid& grid, Window& window) {
+  RowVectorXf out = RowVectorXf::Zero(grid.size);
+  const Eigen::Index n = s.energy_ev.size();
+  const double lo = s.energy_ev[0];
+  const double hi = s.energy_ev[n - 1];
+  window.first = std::max(0, static_cast<int>(std::ceil((lo - grid.emin_ev) / grid.step_ev - 1e-9)));
+  window.last = std::min(grid.size - 1,
+                         static_cast<int>(std::floor((hi - grid.emin_ev) / grid.step_ev + 1e-9)));
+  Eigen::Index j = 0;
+  for (int i = window.first; i <= window.last; ++i) {
+    const double e = grid.at(i);
+    while (j + 2 < n && s.energy_ev[j + 1] < e) ++j;
+    const double t = std::clamp((e - s.energy_ev[j]) / (s.energy_ev[j + 1] - s.energy_ev[j]), 0.0, 1.0);
+    out[i] = static_cast<float>((1.0 - t) * s.intensity[j] + t * s.intensity[j + 1]);
+  }
+  return out;
+}
+
+namespace {
+
+// Mean of values[a..b] and of their energies, for the line through the window's end regions.
+struct EndRegion {
+  double energy = 0, value = 0;
+};
+
+EndRegion mean_region(const std::vector<double>& y, int a, int b, const EnergyGrid& g, int offset) {
+  EndRegion r;
+  for (int i = a; i <= b; ++i) {
+    r.value += y[static_cast<std::size_t>(i)];
+    r.energy += g.at(offset + i);
+  }
+  const double count = b - a + 1;
+  r.value /= count;
+  r.energy /= count;
+  return r;
+}
+
+}  // namespace
+
+RowVectorXf apply_window(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
+                         const PreprocessOptions& o) {
+  const EnergyGrid& g = o.grid;
+  const int n = window.size();
+  std::vector<double> y(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) y[static_cast<std::size_t>(i)] = values[window.first + i];
+
+  if (o.smooth_fwhm_ev > 0.0) {
+    const double sigma = o.smooth_fwhm_ev / (2.0 * std::sqrt(2.0 * std::log(2.0))) / g.step_ev;
+    const int half = static_cast<int>(std::ceil(4.0 * sigma));
+    std::vector<double> kernel(static_cast<std::size_t>(2 * half + 1));
+    for (int k = -half; k <= half; ++k) {
+      kernel[static_cast<std::size_t>(k + half)] = std::exp(-0.5 * (k / sigma) * (k / sigma));
+    }
+    std::vector<double> smoothed(y.size());
+    for (int i = 0; i < n; ++i) {
+      double acc = 0, weight = 0;
+      for (int k = std::max(-half, -i); k <= std::min(half, n - 1 - i); ++k) {
+        const double w = kernel[static_cast<std::size_t>(k + half)];
+        acc += w * y[static_cast<std::size_t>(i + k)];
+        weight += w;
+      }
+      smoothed[static_cast<std::size_t>(i)] = acc / weight;
+    }
+    y.swap(smoothed);
+  }
+
+  const int edge = std::clamp(static_cast<int>(std::lround(o.edge_window_ev / g.step_ev)), 1,
+                              std::max(1, n / 4));
+  const EndRegion pre = mean_region(y, 0, edge - 1, g, window.first);
+  const EndRegion post = mean_region(y, n - edge, n - 1, g, window.first);
+  const double jump = post.value - pre.value;
+
+  switch (o.background) {
+    case BackgroundKind::kPrePostLine: {
+      const double slope = (post.value - pre.value) / (post.energy - pre.energy);
+      for (int i = 0; i < n; ++i) {
+        y[static_cast<std::size_t>(i)] -= pre.value + slope * (g.at(window.first + i) - pre.energy);
+      }
+      break;
+    }
+    case BackgroundKind::kEdgeStep: {
+      // A two-step (L3:L2 = 2:1) arctangent edge at the two strongest maxima of the window's
+      // halves, rising from the pre-edge level to the post-edge level.
+      const auto peak_in = [&](int a, int b) {
+        int best = a;
+        for (int i = a; i <= b; ++i) {
+          if (y[static_cast<std::size_t>(i)] > y[static_cast<std::size_t>(best)]) best = i;
+        }
+        return g.at(window.first + best);
+      };
+      const double e3 = peak_in(0, n / 2);
+      const double e2 = peak_in(n / 2, n - 1);
+      const double width = 0.5;  // eV
+      for (int i = 0; i < n; ++i) {
+        const double e = g.at(window.first + i);
+        const double step = (2.0 / 3.0) * (0.5 + std::atan((e - e3) / width) / std::numbers::pi) +
+                            (1.0 / 3.0) * (0.5 + std::atan((e - e2) / width) / std::numbers::pi);
+        y[static_cast<std::size_t>(i)] -= pre.value + jump * step;
+      }
+      break;
+    }
+    case BackgroundKind::kNone:
+      break;
+  }
+
+  double scale = 1.0;
+  switch (o.normalize) {
+    case NormalizationKind::kArea: {
+      double area = 0;
+      for (double v : y) area += v;
+      scale = area * g.step_ev;
+      break;
+    }
+    case NormalizationKind::kMax:
+      scale = *std::max_element(y.begin(), y.end());
+      break;
+    case NormalizationKind::kEdgeStep:
+      scale = jump;
+      break;
+    case NormalizationKind::kNone:
+      break;
+  }
+  if (!(std::abs(scale) > 1e-30) || !std::isfinite(scale)) {
+    throw PreprocessError(RejectReason::kFlat,
+                          "nothing to normalise on the window " + std::to_string(g.at(window.first)) +
+                              "-" + std::to_string(g.at(window.last)) + " eV (flat spectrum)");
+  }
+  RowVectorXf out = RowVectorXf::Zero(g.size);
+  for (int i = 0; i < n; ++i) {
+    out[window.first + i] = static_cast<float>(y[static_cast<std::size_t>(i)] / scale);
+  }
+  return out;
+}
+
+Prepared preprocess(const Spectrum& s, const PreprocessOptions& o) {
+  if (const auto problem = check_spectrum(s)) {
+    RejectReason reason = RejectReason::kNonFinite;
+    if (problem->find("not finite") == std::string::npos) {
+      reason = problem->find("strictly increasing") != std::string::npos
+                   ? RejectReason::kNonMonotonic
+                   : RejectReason::kTooFewPoints;
+    }
+    throw PreprocessError(reason, *problem);
+  }
+  Prepared p;
+  const RowVectorXf raw = resample(s, o.grid, p.window);
+  const double grid_width = o.grid.emax_ev() - o.grid.emin_ev;
+  p.coverage = p.window.size() > 1 ? (p.window.size() - 1) * o.grid.step_ev / grid_width : 0.0;
+  if (p.window.size() < 8 || p.coverage < o.min_coverage) {
+    throw PreprocessError(
+        RejectReason::kTooLittleOverlap,
+        "the spectrum (" + std::to_string(s.energy_ev[0]) + "-" +
+            std::to_string(s.energy_ev[s.energy_ev.size() - 1]) + " eV) covers " +
+            std::to_string(static_cast<int>(std::round(100 * p.coverage))) + "% of the grid " +
+            std::to_string(o.grid.emin_ev) + "-" + std::to_string(o.grid.emax_ev()) +
+            " eV; at least " + std::to_string(static_cast<int>(std::round(100 * o.min_coverage))) +
+            "% is needed");
+  }
+  p.values = apply_window(raw, p.window, o);
+
+  std::vector<double> second;
+  for (int i = p.window.first + 1; i < p.window.last; ++i) {
+    second.push_back(std::abs(static_cast<double>(p.values[i - 1]) - 2.0 * p.values[i] + p.values[i + 1]));
+  }
+  std::nth_element(second.begin(), second.begin() + static_cast<long>(second.size() / 2), second.end());
+  p.noise_sigma = 1.4826 * second[second.size() / 2] / std::sqrt(6.0);
+  return p;
+}
+
+}  // namespace xasmap

@@ -1,0 +1,176 @@
+// xasmap embed: fit the model the config describes and save it.
+// xasmap estimate: estimate the parameters of spectrum files, as the daemon would.
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "commands.hpp"
+#include "logging.hpp"
+#include "model_builder.hpp"
+#include "paths.hpp"
+#include "progress.hpp"
+#include "xasmap/config/config.hpp"
+#include "xasmap/core/error.hpp"
+#include "xasmap/core/model.hpp"
+
+namespace xasmap::service {
+
+const std::vector<OptionSpec> kEmbedOptions = {
+    {"config", true, "FILE", "configuration: library, preprocessing and embedding (default config)"},
+    {"out", true, "FILE", "model file to write (required)"},
+};
+
+const std::vector<OptionSpec> kEstimateOptions = {
+    {"model", true, "FILE", "a model written by 'xasmap embed'"},
+    {"config", true, "FILE", "fit the model this config describes (when --model is not given)"},
+    {"json", false, "", "one JSON object per spectrum instead of a table"},
+};
+
+namespace {
+
+config::Config config_from(const CliArgs& args) {
+  const std::filesystem::path file =
+      args.value("config") ? std::filesystem::path(*args.value("config")) : default_config_file();
+  return config::load_config(file);
+}
+
+std::string number(double v) {
+  if (!std::isfinite(v)) return "null";
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.6g", v);
+  return buffer;
+}
+
+// A parameter value as text: category names for text categories, else the number.
+std::string value_text(const ParameterInfo& info, double v) {
+  if (!info.category_names.empty()) {
+    const auto i = static_cast<std::size_t>(v);
+    return i < info.category_names.size() ? info.category_names[i] : number(v);
+  }
+  return number(v);
+}
+
+std::string json_value(const ParameterInfo& info, double v) {
+  if (!info.category_names.empty()) return "\"" + json_escape(value_text(info, v)) + "\"";
+  return number(v);
+}
+
+std::string params_json(const std::vector<ParameterInfo>& params, const std::vector<double>& v) {
+  std::string s = "{";
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    s += (p ? "," : "") + std::string("\"") + json_escape(params[p].name) + "\":" +
+         json_value(params[p], v[p]);
+  }
+  return s + "}";
+}
+
+std::string estimate_json(const std::string& file, const Model& model, const Estimate& e) {
+  const auto& params = model.parameters();
+  std::string s = "{\"file\":\"" + json_escape(file) + "\",\"params\":" + params_json(params, e.values);
+  std::string unc = "{", conf = "{";
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    std::string& target = params[p].categorical ? conf : unc;
+    const double v = params[p].categorical ? e.confidence[p] : e.uncertainty[p];
+    target += (target.size() > 1 ? "," : "") + std::string("\"") + json_escape(params[p].name) +
+              "\":" + number(v);
+  }
+  s += ",\"uncertainty\":" + unc + "},\"confidence\":" + conf + "}";
+  s += ",\"embedding\":[";
+  for (Eigen::Index i = 0; i < e.map.size(); ++i) s += (i ? "," : "") + number(e.map[i]);
+  s += "],\"neighbors\":[";
+  for (std::size_t i = 0; i < e.neighbors.size(); ++i) {
+    const Neighbor& n = e.neighbors[i];
+    s += std::string(i ? "," : "") + "{\"label\":\"" + json_escape(n.label) +
+         "\",\"params\":" + params_json(params, n.values) + ",\"distance\":" + number(n.distance) +
+         "}";
+  }
+  s += "],\"novelty\":" + number(e.novelty) + ",\"in_library\":" + (e.in_library ? "true" : "false");
+  s += ",\"energy_shift_ev\":" + number(e.energy_shift_ev) + ",\"coverage\":" + number(e.coverage) +
+       ",\"noise_sigma\":" + number(e.noise_sigma) + "}";
+  return s;
+}
+
+}  // namespace
+
+int run_embed(const CliArgs& args) {
+  if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
+  const auto out = args.value("out");
+  if (!out) throw UsageError("embed needs --out FILE");
+  const config::Config cfg = config_from(args);
+  BuildReport report;
+  Model model;
+  {
+    ProgressBar bar("building library");
+    model = build_model(cfg, &report, [&bar](int done, int total) { bar.update(done, total); });
+  }
+  model.save(*out);
+  std::fprintf(stderr,
+               "xasmap embed: %zu spectra (%lld rows with shifted copies) x %d grid points, "
+               "%s, %d landmarks, %d dims; library %.2f s, preprocess %.2f s, landmarks %.2f s, "
+               "embedding %.2f s, index %.2f s; written to %s\n",
+               model.library_size(), static_cast<long long>(model.rows()),
+               model.options().preprocess.grid.size, to_string(model.options().method),
+               model.landmark_count(), model.options().estimate_dims, report.library_s,
+               report.fit.preprocess_s, report.fit.landmarks_s, report.fit.embed_s,
+               report.fit.index_s, out->c_str());
+  return 0;
+}
+
+int run_estimate(const CliArgs& args) {
+  if (args.positionals().empty()) throw UsageError("estimate needs at least one SPECTRUM file");
+  Model model;
+  if (const auto file = args.value("model")) {
+    model = Model::load(*file);
+    if (args.has("config")) model.set_estimation_options(model_options(config_from(args)));
+  } else {
+    model = build_model(config_from(args));
+  }
+  const bool json = args.has("json");
+  const auto& params = model.parameters();
+  if (!json) {
+    std::printf("%-32s", "spectrum");
+    for (const auto& p : params) std::printf(" %-16s", p.name.c_str());
+    std::printf(" %-8s %-8s %-6s %s\n", "shift_eV", "novelty", "in_lib", "nearest");
+  }
+  int failures = 0;
+  for (const std::string& file : args.positionals()) {
+    try {
+      const Estimate e = model.estimate(read_spectrum(file));
+      if (json) {
+        std::printf("%s\n", estimate_json(file, model, e).c_str());
+        continue;
+      }
+      std::string name = std::filesystem::path(file).filename().string();
+      if (name.size() > 32) name = name.substr(0, 29) + "...";
+      std::printf("%-32s", name.c_str());
+      for (std::size_t p = 0; p < params.size(); ++p) {
+        char cell[64];
+        if (params[p].categorical) {
+          std::snprintf(cell, sizeof cell, "%s (%.0f%%)", value_text(params[p], e.values[p]).c_str(),
+                        100 * e.confidence[p]);
+        } else {
+          std::snprintf(cell, sizeof cell, "%.2f +- %.2f", e.values[p], e.uncertainty[p]);
+        }
+        std::printf(" %-16s", cell);
+      }
+      std::printf(" %+-8.2f %-8.2f %-6s %s\n", e.energy_shift_ev, e.novelty,
+                  e.in_library ? "yes" : "no",
+                  e.neighbors.empty() ? "-" : e.neighbors.front().label.c_str());
+    } catch (const Error& e) {
+      ++failures;
+      if (json) {
+        std::printf("{\"file\":\"%s\",\"error\":\"%s\"}\n", json_escape(file).c_str(),
+                    json_escape(e.what()).c_str());
+      } else {
+        std::fprintf(stderr, "xasmap estimate: %s: %s\n", file.c_str(), e.what());
+      }
+    }
+  }
+  std::fflush(stdout);
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace xasmap::service

@@ -1,0 +1,139 @@
+#include "model_builder.hpp"
+
+#include <chrono>
+
+#include "paths.hpp"
+#include "xasmap/core/atomic_data.hpp"
+#include "xasmap/core/error.hpp"
+
+namespace xasmap::service {
+
+namespace {
+
+double since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+}  // namespace
+
+ModelOptions model_options(const config::Config& cfg) {
+  ModelOptions o;
+  const config::PreprocessConfig& pp = cfg.library.preprocess;
+  o.preprocess.grid = EnergyGrid::from_range(cfg.library.grid.emin_ev, cfg.library.grid.emax_ev,
+                                             cfg.library.grid.step_ev);
+  switch (pp.background) {
+    case config::Background::kPrePostLine:
+      o.preprocess.background = BackgroundKind::kPrePostLine;
+      break;
+    case config::Background::kEdgeStep:
+      o.preprocess.background = BackgroundKind::kEdgeStep;
+      break;
+    case config::Background::kNone:
+      o.preprocess.background = BackgroundKind::kNone;
+      break;
+  }
+  switch (pp.normalize) {
+    case config::Normalization::kArea:
+      o.preprocess.normalize = NormalizationKind::kArea;
+      break;
+    case config::Normalization::kMax:
+      o.preprocess.normalize = NormalizationKind::kMax;
+      break;
+    case config::Normalization::kEdgeStep:
+      o.preprocess.normalize = NormalizationKind::kEdgeStep;
+      break;
+    case config::Normalization::kNone:
+      o.preprocess.normalize = NormalizationKind::kNone;
+      break;
+  }
+  o.preprocess.edge_window_ev = pp.edge_window_ev;
+  o.preprocess.smooth_fwhm_ev = pp.smooth_fwhm_ev;
+  o.preprocess.min_coverage = pp.min_coverage;
+  o.max_shift_ev = pp.align == config::Alignment::kFitShift ? pp.max_shift_ev : 0.0;
+  o.shift_step_ev = pp.shift_step_ev;
+  o.shift_penalty = pp.shift_penalty;
+
+  const config::EmbeddingConfig& e = cfg.embedding;
+  o.method = e.method == config::EmbeddingMethod::kMds      ? EmbeddingKind::kMds
+             : e.method == config::EmbeddingMethod::kIsomap ? EmbeddingKind::kIsomap
+                                                            : EmbeddingKind::kLmds;
+  switch (e.distance) {
+    case config::DistanceKind::kEuclidean:
+      o.distance = DistanceKind::kEuclidean;
+      break;
+    case config::DistanceKind::kCorrelation:
+      o.distance = DistanceKind::kCorrelation;
+      break;
+    case config::DistanceKind::kDerivative:
+      o.distance = DistanceKind::kDerivative;
+      break;
+    case config::DistanceKind::kWasserstein:
+      o.distance = DistanceKind::kWasserstein;
+      break;
+  }
+  o.landmarks = e.landmarks;
+  o.landmark_choice = e.landmark_selection == config::LandmarkSelection::kRandom
+                          ? LandmarkChoice::kRandom
+                          : LandmarkChoice::kMaxMin;
+  o.map_dims = e.map_dims;
+  o.estimate_dims = e.estimate_dims;
+  o.isomap_neighbors = e.isomap_neighbors;
+  o.seed = e.seed;
+
+  const config::EstimationConfig& est = cfg.estimation;
+  o.neighbors = est.neighbors;
+  o.weighting = est.weighting == config::Weighting::kLocalLinear ? Weighting::kLocalLinear
+                                                                 : Weighting::kInverseDistance;
+  o.local_linear_dims = est.local_linear_dims;
+  o.report_neighbors = est.report_neighbors;
+  o.novelty_threshold = est.novelty_threshold;
+  o.threads = cfg.input.workers;
+  return o;
+}
+
+Library build_library(const config::Config& cfg, const ProgressCallback& progress) {
+  switch (cfg.library.source) {
+    case config::LibrarySource::kFiles:
+      return load_library(cfg.library.directory);
+    case config::LibrarySource::kSimulate: {
+      const AtomicTable table = AtomicTable::load(data_dir() / "atomic");
+      const config::GridConfig& g = cfg.library.grid;
+      const double margin = (cfg.library.preprocess.align == config::Alignment::kFitShift
+                                 ? cfg.library.preprocess.max_shift_ev
+                                 : 0.0) + 2.0;
+      config::GridConfig wide = g;
+      wide.emin_ev = g.emin_ev - margin;
+      wide.emax_ev = g.emax_ev + margin;
+      const Eigen::VectorXd energy = energy_grid(wide);
+      const auto spectra = simulate_library(make_jobs(cfg.library.simulate, table),
+                                            broadening_of(cfg.library.simulate), energy,
+                                            cfg.input.workers, progress);
+      return library_from_simulation(spectra, energy);
+    }
+    case config::LibrarySource::kModel:
+      break;
+  }
+  throw Error("library.source is model: there is no library to build, only a model to load");
+}
+
+Model build_model(const config::Config& cfg, BuildReport* report,
+                  const ProgressCallback& progress) {
+  BuildReport local;
+  BuildReport& r = report ? *report : local;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (cfg.library.source == config::LibrarySource::kModel) {
+    r.source = "model " + cfg.library.model_file.string();
+    Model m = Model::load(cfg.library.model_file);
+    m.set_estimation_options(model_options(cfg));
+    r.load_s = since(t0);
+    return m;
+  }
+  r.source = cfg.library.source == config::LibrarySource::kFiles
+                 ? "files " + cfg.library.directory.string()
+                 : "simulated (" + std::to_string(cfg.library.simulate.ions.size()) + " ions)";
+  const Library library = build_library(cfg, progress);
+  r.library_s = since(t0);
+  return Model::fit(library, model_options(cfg), &r.fit);
+}
+
+}  // namespace xasmap::service

@@ -1,0 +1,33 @@
+#pragma once
+// Builds the model the config describes: a simulated library, a folder of spectra, or a saved
+// model file. Used by the daemon at start-up and by `xasmap embed` / `xasmap estimate`.
+
+#include <string>
+#include <vector>
+
+#include "library_builder.hpp"
+#include "xasmap/config/config.hpp"
+#include "xasmap/core/model.hpp"
+
+namespace xasmap::service {
+
+ModelOptions model_options(const config::Config& cfg);
+
+// Seconds per start-up stage, for the start-up log and benchmarks.
+struct BuildReport {
+  std::string source;      // "simulated", "files <dir>", "model <file>"
+  double library_s = 0;    // simulating or reading the library
+  double load_s = 0;       // reading a model file
+  FitReport fit;           // fitting (zero when loaded)
+};
+
+// The library the config names (library.source simulate or files). Simulated spectra cover the
+// grid widened by max_shift_ev + 2 eV on both sides, so that shifted copies hold real data.
+Library build_library(const config::Config& cfg, const ProgressCallback& progress = {});
+
+// The model the config names. A model file's own preprocessing and embedding options are used;
+// the estimation options (neighbours, weighting, novelty threshold) come from the config.
+Model build_model(const config::Config& cfg, BuildReport* report = nullptr,
+                  const ProgressCallback& progress = {});
+
+}  // namespace xasmap::service
