@@ -267,4 +267,59 @@ Eigen::MatrixXf geodesic_distances(const Graph& graph, const std::vector<int>& s
   return out;
 }
 
+LandmarkEmbedding embed_landmark_mds(const FeatureSpace& space, const std::vector<int>& landmarks,
+                                     int dims, int threads) {
+  LandmarkEmbedding out;
+  out.landmarks = landmarks;
+  const auto k = static_cast<Eigen::Index>(landmarks.size());
+  Eigen::MatrixXd d2(k, k);
+  for (Eigen::Index a = 0; a < k; ++a) {
+    d2(a, a) = 0.0;
+    for (Eigen::Index b = a + 1; b < k; ++b) {
+      d2(a, b) = d2(b, a) = space.d2(landmarks[static_cast<std::size_t>(a)], landmarks[static_cast<std::size_t>(b)]);
+    }
+  }
+  out.lmds = fit_landmark_mds(d2, dims);
+  out.coordinates.resize(space.size(), dims);
+  parallel_for(space.size(), threads, [&](Eigen::Index begin, Eigen::Index end) {
+    Eigen::VectorXd delta(k);
+    for (Eigen::Index r = begin; r < end; ++r) {
+      for (Eigen::Index j = 0; j < k; ++j) delta[j] = space.d2(r, landmarks[static_cast<std::size_t>(j)]);
+      out.coordinates.row(r) = out.lmds.project(delta).cast<float>().transpose();
+    }
+  });
+  return out;
+}
+
+LandmarkEmbedding embed_landmark_isomap(const FeatureSpace& space,
+                                        const std::vector<int>& landmarks, int neighbors,
+                                        int dims, int threads) {
+  LandmarkEmbedding out;
+  out.landmarks = landmarks;
+  const Graph graph = knn_graph(space, std::min<int>(neighbors, static_cast<int>(space.size()) - 1), threads);
+  out.geodesic = geodesic_distances(graph, landmarks, threads);
+  if (!out.geodesic.allFinite()) {
+    throw Error("isomap: the " + std::to_string(neighbors) +
+                "-nearest-neighbour graph is disconnected; raise embedding.isomap_neighbors");
+  }
+  const auto k = static_cast<Eigen::Index>(landmarks.size());
+  Eigen::MatrixXd d2(k, k);
+  for (Eigen::Index a = 0; a < k; ++a) {
+    for (Eigen::Index b = 0; b < k; ++b) {
+      const double g = 0.5 * (out.geodesic(a, landmarks[static_cast<std::size_t>(b)]) +
+                              out.geodesic(b, landmarks[static_cast<std::size_t>(a)]));
+      d2(a, b) = g * g;
+    }
+  }
+  out.lmds = fit_landmark_mds(d2, dims);
+  out.coordinates.resize(space.size(), dims);
+  parallel_for(space.size(), threads, [&](Eigen::Index begin, Eigen::Index end) {
+    for (Eigen::Index r = begin; r < end; ++r) {
+      const Eigen::VectorXd g = out.geodesic.col(r).cast<double>();
+      out.coordinates.row(r) = out.lmds.project(g.cwiseProduct(g)).cast<float>().transpose();
+    }
+  });
+  return out;
+}
+
 }  // namespace xasmap

@@ -281,30 +281,12 @@ Model Model::fit(const Library& library, const ModelOptions& options, FitReport*
       throw Error("model: landmark Isomap builds its neighbour graph exactly, for at most 50000 "
                   "rows; this library has " + std::to_string(rows) + " (use method lmds)");
     }
-    const Graph graph = knn_graph(space, std::min<int>(o.isomap_neighbors, static_cast<int>(rows) - 1), o.threads);
-    std::vector<int> sources(m.landmarks_.begin(), m.landmarks_.end());
-    m.geodesic_ = geodesic_distances(graph, sources, o.threads);
-    if (!m.geodesic_.allFinite()) {
-      throw Error("model: the isomap neighbour graph (isomap_neighbors = " +
-                  std::to_string(o.isomap_neighbors) +
-                  ") is disconnected; raise embedding.isomap_neighbors");
-    }
-    Eigen::MatrixXd geo_d2(k, k);
-    for (int a = 0; a < k; ++a) {
-      for (int b = 0; b < k; ++b) {
-        const double g = 0.5 * (m.geodesic_(a, m.landmarks_[static_cast<std::size_t>(b)]) +
-                                m.geodesic_(b, m.landmarks_[static_cast<std::size_t>(a)]));
-        geo_d2(a, b) = g * g;
-      }
-    }
-    m.lmds_ = fit_landmark_mds(geo_d2, dims);
-    m.coordinates_.resize(rows, dims);
-    parallel_for(rows, o.threads, [&](Eigen::Index begin, Eigen::Index end) {
-      for (Eigen::Index r = begin; r < end; ++r) {
-        const Eigen::VectorXd g = m.geodesic_.col(r).cast<double>();
-        m.coordinates_.row(r) = m.lmds_.project(g.cwiseProduct(g)).cast<float>().transpose();
-      }
-    });
+    LandmarkEmbedding iso = embed_landmark_isomap(
+        space, std::vector<int>(m.landmarks_.begin(), m.landmarks_.end()), o.isomap_neighbors,
+        dims, o.threads);
+    m.geodesic_ = std::move(iso.geodesic);
+    m.lmds_ = std::move(iso.lmds);
+    m.coordinates_ = std::move(iso.coordinates);
     m.aux_lmds_ = std::move(feature_lmds);
     m.aux_affine_ = std::move(feature_affine);
     m.aux_offset_ = std::move(feature_offset);

@@ -79,6 +79,25 @@ Graph knn_graph(const FeatureSpace& space, int k, int threads);
 Eigen::MatrixXf geodesic_distances(const Graph& graph, const std::vector<int>& sources,
                                    int threads);
 
+// An embedding through landmarks: the fitted LMDS and every row's coordinates.
+struct LandmarkEmbedding {
+  std::vector<int> landmarks;
+  LandmarkMds lmds;
+  Eigen::MatrixXf coordinates;  // rows x dims
+  Eigen::MatrixXf geodesic;     // Isomap only: landmarks x rows, graph distances
+};
+
+// Landmark MDS of every row on the space's own distances (O(N k D)).
+LandmarkEmbedding embed_landmark_mds(const FeatureSpace& space, const std::vector<int>& landmarks,
+                                     int dims, int threads);
+
+// Landmark Isomap: the symmetrised `neighbors`-nearest-neighbour graph, geodesic distances from
+// each landmark by Dijkstra, then Landmark MDS on those. Throws xasmap::Error when the graph is
+// disconnected (raise `neighbors`).
+LandmarkEmbedding embed_landmark_isomap(const FeatureSpace& space,
+                                        const std::vector<int>& landmarks, int neighbors,
+                                        int dims, int threads);
+
 // Runs body(begin, end) over [0, n) split into contiguous chunks on `threads` threads.
 void parallel_for(Eigen::Index n, int threads,
                   const std::function<void(Eigen::Index, Eigen::Index)>& body);

@@ -1,0 +1,254 @@
+// The model on a synthetic library with known answers: Gaussian lines whose centre and width are
+// the continuous parameters, and a categorical "kind" (one line, or a line with a satellite).
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <random>
+
+#include "xasmap/core/error.hpp"
+#include "xasmap/core/model.hpp"
+
+using namespace xasmap;
+
+namespace {
+
+Spectrum line_spectrum(double centre, double width, int kind, double lo = 630, double hi = 665,
+                       double step = 0.05) {
+  const auto n = static_cast<Eigen::Index>(std::round((hi - lo) / step)) + 1;
+  Spectrum s;
+  s.energy_ev = Eigen::VectorXd::LinSpaced(n, lo, lo + step * static_cast<double>(n - 1));
+  s.intensity.resize(n);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double x = (s.energy_ev[i] - centre) / width;
+    double v = std::exp(-0.5 * x * x);
+    if (kind == 1) {
+      const double y = (s.energy_ev[i] - centre - 4.0) / width;
+      v += 0.6 * std::exp(-0.5 * y * y);
+    }
+    s.intensity[i] = v + 0.01;
+  }
+  return s;
+}
+
+Library synthetic_library() {
+  Library lib;
+  lib.parameters = {{"kind", true, {}}, {"centre", false, {}}, {"width", false, {}}};
+  for (int kind = 0; kind < 2; ++kind) {
+    for (int c = 0; c <= 20; ++c) {
+      for (int w = 0; w <= 4; ++w) {
+        const double centre = 640.0 + 0.5 * c, width = 0.8 + 0.2 * w;
+        lib.spectra.push_back(line_spectrum(centre, width, kind));
+        lib.values.push_back({static_cast<double>(kind), centre, width});
+        lib.labels.push_back("k" + std::to_string(kind) + "_c" + std::to_string(c) + "_w" + std::to_string(w));
+      }
+    }
+  }
+  return lib;
+}
+
+ModelOptions options(EmbeddingKind method = EmbeddingKind::kLmds) {
+  ModelOptions o;
+  o.preprocess.grid = EnergyGrid::from_range(635, 660, 0.1);
+  o.method = method;
+  o.landmarks = 40;
+  o.estimate_dims = 6;
+  o.threads = 2;
+  return o;
+}
+
+const Model& model() {
+  static const Model m = Model::fit(synthetic_library(), options());
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("a library spectrum projected out of sample lands on its own coordinates", "[core][model]") {
+  const Library lib = synthetic_library();
+  const Eigen::MatrixXd map = model().library_map();
+  for (std::size_t i : {0ul, 37ul, 104ul, 209ul}) {
+    const Estimate e = model().estimate(lib.spectra[i]);
+    INFO(lib.labels[i]);
+    CHECK((e.map.transpose() - map.row(static_cast<Eigen::Index>(i))).cwiseAbs().maxCoeff() <=
+          1e-4 * std::max(1.0, map.cwiseAbs().maxCoeff()));
+    CHECK(e.neighbors.front().label == lib.labels[i]);
+    CHECK(e.neighbors.front().distance < 1e-3);
+    CHECK(e.values[0] == lib.values[i][0]);
+    CHECK(e.values[1] == Approx(lib.values[i][1]).margin(0.05));
+  }
+}
+
+TEST_CASE("parameters between library points are interpolated", "[core][model]") {
+  for (const auto& [kind, centre, width] : {std::tuple{0, 643.25, 1.1}, std::tuple{1, 646.75, 1.3},
+                                            std::tuple{0, 648.1, 0.9}}) {
+    const Estimate e = model().estimate(line_spectrum(centre, width, kind));
+    INFO("kind " << kind << " centre " << centre << " width " << width);
+    CHECK(e.values[0] == kind);
+    CHECK(e.confidence[0] > 0.9);
+    CHECK(std::isnan(e.uncertainty[0]));
+    CHECK(e.values[1] == Approx(centre).margin(0.15));
+    CHECK(e.values[2] == Approx(width).margin(0.1));
+    CHECK(e.uncertainty[1] >= 0.0);
+    CHECK(e.in_library);
+  }
+}
+
+TEST_CASE("noise: a noisy library spectrum is not novel, a foreign shape is", "[core][model]") {
+  std::mt19937_64 rng(4);
+  std::normal_distribution<double> noise(0.0, 1.0 / 30.0);  // SNR 30 on a unit peak
+  Spectrum s = line_spectrum(645.0, 1.2, 0);
+  for (Eigen::Index i = 0; i < s.intensity.size(); ++i) s.intensity[i] += noise(rng);
+  const Estimate noisy = model().estimate(s);
+  CHECK(noisy.noise_sigma > 0);
+  CHECK(noisy.values[1] == Approx(645.0).margin(0.25));
+  CHECK(noisy.in_library);
+  // Two equal lines 12 eV apart are no library shape.
+  Spectrum foreign = line_spectrum(641.0, 0.8, 0);
+  const Spectrum second = line_spectrum(653.0, 0.8, 0);
+  foreign.intensity += second.intensity;
+  const Estimate f = model().estimate(foreign);
+  CHECK(f.novelty > model().options().novelty_threshold);
+  CHECK_FALSE(f.in_library);
+}
+
+TEST_CASE("a spectrum on part of the grid is judged on that window", "[core][model]") {
+  // 70% of the grid, with the line inside: compared on the overlap only.
+  const Estimate e = model().estimate(line_spectrum(646.0, 1.0, 1, 638.0, 655.5, 0.07));
+  CHECK(e.coverage == Approx(0.7).margin(0.02));
+  CHECK(e.values[0] == 1);
+  CHECK(e.values[1] == Approx(646.0).margin(0.25));
+  // Too little overlap is refused with its reason.
+  try {
+    model().estimate(line_spectrum(646.0, 1.0, 0, 640.0, 648.0));
+    FAIL("a 32% window was judged");
+  } catch (const PreprocessError& err) {
+    CHECK(err.reason() == RejectReason::kTooLittleOverlap);
+    CHECK_THAT(err.what(), Catch::Contains("covers 32% of the grid") && Catch::Contains("at least 60%"));
+  }
+}
+
+TEST_CASE("bad spectra are rejected with a precise reason", "[core][model]") {
+  Spectrum nan = line_spectrum(645, 1, 0);
+  nan.intensity[100] = std::numeric_limits<double>::quiet_NaN();
+  Spectrum backwards = line_spectrum(645, 1, 0);
+  std::swap(backwards.energy_ev[10], backwards.energy_ev[11]);
+  Spectrum few;
+  few.energy_ev = Eigen::VectorXd::LinSpaced(5, 640, 650);
+  few.intensity = Eigen::VectorXd::Ones(5);
+  Spectrum flat = line_spectrum(645, 1, 0);
+  flat.intensity.setConstant(2.0);
+  const std::vector<std::pair<Spectrum, RejectReason>> cases{
+      {nan, RejectReason::kNonFinite},
+      {backwards, RejectReason::kNonMonotonic},
+      {few, RejectReason::kTooFewPoints},
+      {flat, RejectReason::kFlat}};
+  for (const auto& [s, reason] : cases) {
+    try {
+      model().estimate(s);
+      FAIL("accepted");
+    } catch (const PreprocessError& e) {
+      CHECK(e.reason() == reason);
+    }
+  }
+}
+
+TEST_CASE("every method and distance fits and estimates", "[core][model]") {
+  const Library lib = synthetic_library();
+  const Spectrum probe = line_spectrum(644.25, 1.1, 1);
+  for (EmbeddingKind method : {EmbeddingKind::kMds, EmbeddingKind::kLmds, EmbeddingKind::kIsomap}) {
+    for (DistanceKind distance : {DistanceKind::kEuclidean, DistanceKind::kCorrelation,
+                                  DistanceKind::kDerivative, DistanceKind::kWasserstein}) {
+      ModelOptions o = options(method);
+      o.distance = distance;
+      o.isomap_neighbors = 10;
+      INFO(to_string(method) << " / " << to_string(distance));
+      const Model m = Model::fit(lib, o);
+      const Estimate e = m.estimate(probe);
+      CHECK(e.values[0] == 1);
+      CHECK(e.values[1] == Approx(644.25).margin(0.3));
+      CHECK(e.map.size() == 2);
+    }
+  }
+}
+
+TEST_CASE("shifted copies estimate a calibration offset", "[core][model]") {
+  ModelOptions o = options();
+  o.max_shift_ev = 0.5;
+  o.shift_step_ev = 0.05;
+  const Model m = Model::fit(synthetic_library(), o);
+  CHECK(m.rows() == 21 * static_cast<std::int64_t>(m.library_size()));
+  // A two-line spectrum whose lines both sit 0.3 eV high: the pair's shape fixes the offset.
+  Spectrum s = line_spectrum(645.3, 1.0, 1);
+  const Estimate e = m.estimate(s);
+  CHECK(e.values[0] == 1);
+  CHECK(e.energy_shift_ev + e.values[1] == Approx(645.3).margin(0.15));
+}
+
+TEST_CASE("model files round-trip and refuse what is not theirs", "[core][model]") {
+  const auto dir = std::filesystem::temp_directory_path();
+  const auto file = dir / "xasmap_test_model.xasm";
+  model().save(file);
+  const Model loaded = Model::load(file);
+  const Spectrum probe = line_spectrum(647.3, 1.2, 0);
+  const Estimate a = model().estimate(probe);
+  const Estimate b = loaded.estimate(probe);
+  CHECK(a.values == b.values);
+  CHECK((a.coordinates - b.coordinates).cwiseAbs().maxCoeff() == 0.0);
+  CHECK(loaded.labels() == model().labels());
+  CHECK(loaded.parameters() == model().parameters());
+
+  std::ifstream in(file, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto write = [&](const std::string& name, const std::string& content) {
+    const auto path = dir / name;
+    std::ofstream(path, std::ios::binary) << content;
+    return path;
+  };
+  std::string other_version = bytes;
+  other_version[8] = 7;  // format version 7
+  CHECK_THROWS_WITH(Model::load(write("xasmap_v7.xasm", other_version)),
+                    Catch::Contains("format version 7") && Catch::Contains("refit it"));
+  CHECK_THROWS_WITH(Model::load(write("xasmap_cut.xasm", bytes.substr(0, bytes.size() / 2))),
+                    Catch::Contains("truncated model file"));
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] = static_cast<char>(flipped[bytes.size() / 2] ^ 0x5A);
+  CHECK_THROWS_WITH(Model::load(write("xasmap_flip.xasm", flipped)),
+                    Catch::Contains("corrupt model file (checksum mismatch)"));
+  CHECK_THROWS_WITH(Model::load(write("xasmap_text.xasm", "library: {}\n")),
+                    Catch::Contains("not an xasmap model file"));
+  CHECK_THROWS_WITH(Model::load(dir / "xasmap_no_such.xasm"), Catch::Contains("cannot read"));
+  for (const char* name : {"xasmap_test_model.xasm", "xasmap_v7.xasm", "xasmap_cut.xasm",
+                           "xasmap_flip.xasm", "xasmap_text.xasm"}) {
+    std::filesystem::remove(dir / name);
+  }
+}
+
+TEST_CASE("libraries load from a folder with a manifest", "[core][library]") {
+  const auto dir = std::filesystem::temp_directory_path() / "xasmap_test_library";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::ofstream manifest(dir / "manifest.csv");
+  manifest << "file,charge,tendq,site\n";
+  for (int i = 0; i < 3; ++i) {
+    const Spectrum s = line_spectrum(642 + i, 1, 0);
+    std::ofstream f(dir / ("s" + std::to_string(i) + ".xy"));
+    f << "# written by the test\n";
+    for (Eigen::Index k = 0; k < s.energy_ev.size(); ++k) f << s.energy_ev[k] << "  " << s.intensity[k] << "\n";
+    manifest << "s" << i << ".xy," << 2 + i << "," << 0.5 * i << "," << (i == 1 ? "Td" : "Oh") << "\n";
+  }
+  manifest.close();
+  const Library lib = load_library(dir);
+  REQUIRE(lib.size() == 3);
+  CHECK(lib.parameters[0].categorical);        // charge
+  CHECK_FALSE(lib.parameters[1].categorical);  // tendq
+  CHECK(lib.parameters[2].categorical);        // text values
+  CHECK(lib.parameters[2].category_names == std::vector<std::string>{"Oh", "Td"});
+  CHECK(lib.values[1] == std::vector<double>{3, 0.5, 1});
+  CHECK(lib.labels[2] == "s2");
+  std::ofstream(dir / "manifest.csv", std::ios::app) << "missing.csv,5,1.0,Oh\n";
+  CHECK_THROWS_WITH(load_library(dir), Catch::Contains("manifest.csv:5") && Catch::Contains("missing.csv"));
+  std::filesystem::remove_all(dir);
+}

@@ -1,0 +1,205 @@
+// Validation of the default configuration on the default Mn library (docs/validation.md):
+// leave-one-out, a noisy and miscalibrated copy of the library, real measured spectra, and the
+// comparison of distances that chose the default. Each test case also writes its table, in
+// Markdown, to validation_*.md in the working directory.
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <random>
+#include <string>
+
+#include "model_builder.hpp"
+#include "xasmap/config/config.hpp"
+#include "xasmap/core/model.hpp"
+#include "xasmap/core/spectrum.hpp"
+
+using namespace xasmap;
+
+namespace {
+
+const Library& mn_library() {
+  static const Library lib = service::build_library(config::Config{});
+  return lib;
+}
+
+struct Score {
+  int charge_ok = 0, tendq_ok = 0, count = 0;
+  double abs_error = 0;
+};
+
+Score leave_one_out(const ModelOptions& o) {
+  const Library& lib = mn_library();
+  const int charge = lib.parameter_index("charge");
+  const int tendq = lib.parameter_index("tendq");
+  Score s;
+  for (std::size_t i = 0; i < lib.size(); ++i) {
+    const Model m = Model::fit(lib.without(i), o);
+    const Estimate e = m.estimate(lib.spectra[i]);
+    s.charge_ok += e.values[static_cast<std::size_t>(charge)] == lib.values[i][static_cast<std::size_t>(charge)];
+    const double err = std::abs(e.values[static_cast<std::size_t>(tendq)] - lib.values[i][static_cast<std::size_t>(tendq)]);
+    s.tendq_ok += err <= 0.1 + 1e-9;
+    s.abs_error += err;
+    ++s.count;
+  }
+  return s;
+}
+
+// The library as a beamline would measure it: Gaussian noise at SNR 30 (relative to the L3
+// maximum), an energy offset in +-0.3 eV, a random grid (step 0.05-0.2 eV, start 636-637 eV, end
+// 658-660 eV) and a random linear background.
+Spectrum measure(const Spectrum& s, std::mt19937_64& rng) {
+  std::uniform_real_distribution<double> u01;
+  std::normal_distribution<double> n01;
+  const double step = 0.05 + 0.15 * u01(rng);
+  const double offset = -0.3 + 0.6 * u01(rng);
+  const double lo = 636 + u01(rng), hi = 658 + 2 * u01(rng);
+  const double peak = s.intensity.maxCoeff();
+  const double level = (u01(rng) - 0.5) * 0.2 * peak, slope = (u01(rng) - 0.5) * 0.02 * peak;
+  const auto n = static_cast<Eigen::Index>((hi - lo) / step) + 1;
+  Spectrum out;
+  out.energy_ev.resize(n);
+  out.intensity.resize(n);
+  Eigen::Index j = 0;
+  for (Eigen::Index k = 0; k < n; ++k) {
+    const double e = lo + static_cast<double>(k) * step;
+    const double x = e - offset;
+    while (j + 2 < s.energy_ev.size() && s.energy_ev[j + 1] < x) ++j;
+    const double t = (x - s.energy_ev[j]) / (s.energy_ev[j + 1] - s.energy_ev[j]);
+    out.energy_ev[k] = e;
+    out.intensity[k] = (1 - t) * s.intensity[j] + t * s.intensity[j + 1] + level +
+                       slope * (e - 645) + n01(rng) * peak / 30.0;
+  }
+  return out;
+}
+
+Score noisy(const ModelOptions& o, double* novelty_median = nullptr) {
+  const Library& lib = mn_library();
+  const Model m = Model::fit(lib, o);
+  std::mt19937_64 rng(20181101);
+  Score s;
+  std::vector<double> novelty;
+  for (int rep = 0; rep < 3; ++rep) {
+    for (std::size_t i = 0; i < lib.size(); ++i) {
+      const Estimate e = m.estimate(measure(lib.spectra[i], rng));
+      s.charge_ok += e.values[0] == lib.values[i][0];
+      const double err = std::abs(e.values[1] - lib.values[i][1]);
+      s.abs_error += err;
+      s.tendq_ok += err <= 0.1 + 1e-9;
+      novelty.push_back(e.novelty);
+      ++s.count;
+    }
+  }
+  if (novelty_median) {
+    std::nth_element(novelty.begin(), novelty.begin() + static_cast<long>(novelty.size() / 2), novelty.end());
+    *novelty_median = novelty[novelty.size() / 2];
+  }
+  return s;
+}
+
+std::string pct(int ok, int n) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.1f%%", 100.0 * ok / n);
+  return b;
+}
+
+}  // namespace
+
+TEST_CASE("leave-one-out on the default Mn library", "[validation]") {
+  const ModelOptions o = service::model_options(config::Config{});
+  REQUIRE(mn_library().size() == 78);
+  const Score s = leave_one_out(o);
+  CHECK(s.charge_ok == 78);
+  CHECK(s.tendq_ok >= static_cast<int>(std::ceil(0.95 * 78)));
+  std::ofstream("validation_loo.md")
+      << "| check | result | target |\n| --- | --- | --- |\n"
+      << "| charge correct | " << s.charge_ok << "/78 | 78/78 |\n"
+      << "| abs(d10Dq) <= 0.1 eV | " << s.tendq_ok << "/78 (" << pct(s.tendq_ok, 78) << ") | >= 95% |\n"
+      << "| mean abs(d10Dq) | " << s.abs_error / s.count << " eV | |\n";
+}
+
+TEST_CASE("a noisy, miscalibrated, resampled library", "[validation]") {
+  const ModelOptions o = service::model_options(config::Config{});
+  double novelty = 0;
+  const Score s = noisy(o, &novelty);
+  CHECK(s.charge_ok >= static_cast<int>(std::ceil(0.98 * s.count)));
+  CHECK(s.abs_error / s.count <= 0.1);
+  // Noisy spectra of library compounds are not novel.
+  CHECK(novelty < o.novelty_threshold);
+  std::ofstream("validation_noisy.md")
+      << "| check | result | target |\n| --- | --- | --- |\n"
+      << "| charge correct | " << s.charge_ok << "/" << s.count << " (" << pct(s.charge_ok, s.count) << ") | >= 98% |\n"
+      << "| 10Dq mean absolute error | " << s.abs_error / s.count << " eV | <= 0.1 eV |\n"
+      << "| median novelty | " << novelty << " | below the threshold " << o.novelty_threshold << " |\n";
+}
+
+TEST_CASE("measured Mn L2,3 spectra", "[validation]") {
+  const config::Config cfg;
+  const Model m = Model::fit(mn_library(), service::model_options(cfg));
+  const std::string data = XASMAP_TEST_DATA_DIR;
+  struct Case {
+    std::string file, sample;
+    int charge;
+  };
+  const std::vector<Case> cases{
+      {"xrm2018/poster_fig2_MnO_measured.csv", "MnO (XRM2018 poster, 638-655 eV)", 2},
+      {"experimental/xinhuolin_MnEdgeNet/Data2_MnO.csv", "MnO (MnEdgeNet Data2)", 2},
+      {"experimental/xinhuolin_MnEdgeNet/Data3_MnO.csv", "MnO (MnEdgeNet Data3)", 2},
+      {"experimental/xinhuolin_MnEdgeNet/Data2_LaMnO3.csv", "LaMnO3 (Data2)", 3},
+      {"experimental/xinhuolin_MnEdgeNet/Data3_LaMnO3.csv", "LaMnO3 (Data3)", 3},
+      {"experimental/xinhuolin_MnEdgeNet/Data2_SrMnO3.csv", "SrMnO3 (Data2)", 4},
+      {"experimental/xinhuolin_MnEdgeNet/Data3_MnO2.csv", "MnO2 (Data3)", 4},
+      {"experimental/xinhuolin_MnEdgeNet/Data2_YBaMn3AlO7.csv", "YBaMn3AlO7 (Data2, nominally Mn2+)", 2},
+  };
+  std::ofstream table("validation_measured.md");
+  table << "| sample | expected | charge (confidence) | 10Dq (eV) | offset (eV) | novelty | in library | nearest |\n"
+        << "| --- | --- | --- | --- | --- | --- | --- | --- |\n";
+  for (const Case& c : cases) {
+    INFO(c.sample);
+    const Estimate e = m.estimate(read_spectrum(data + "/" + c.file));
+    CHECK(e.values[0] == c.charge);
+    if (c.file.find("poster") != std::string::npos) {
+      // The poster's expert found 10Dq = 0.9 eV.
+      CHECK(e.values[1] >= 0.7);
+      CHECK(e.values[1] <= 1.1);
+    }
+    char row[512];
+    std::snprintf(row, sizeof row, "| %s | %d+ | %.0f+ (%.2f) | %.2f +- %.2f | %+.2f | %.2f | %s | %s |\n",
+                  c.sample.c_str(), c.charge, e.values[0], e.confidence[0], e.values[1],
+                  e.uncertainty[1], e.energy_shift_ev, e.novelty, e.in_library ? "yes" : "no",
+                  e.neighbors.front().label.c_str());
+    table << row;
+  }
+}
+
+TEST_CASE("the default distance is the best of the four", "[validation]") {
+  // Each distance with the default settings otherwise: leave-one-out and the noisy library.
+  std::ofstream table("validation_distances.md");
+  table << "| distance | LOO charge | LOO abs(d10Dq) <= 0.1 | noisy charge | noisy 10Dq MAE (eV) |\n"
+        << "| --- | --- | --- | --- | --- |\n";
+  const config::Config cfg;
+  std::map<DistanceKind, double> score;
+  for (DistanceKind d : {DistanceKind::kEuclidean, DistanceKind::kCorrelation,
+                         DistanceKind::kDerivative, DistanceKind::kWasserstein}) {
+    ModelOptions o = service::model_options(cfg);
+    o.distance = d;
+    const Score loo = leave_one_out(o);
+    const Score n = noisy(o);
+    char row[256];
+    std::snprintf(row, sizeof row, "| %s | %d/78 | %d/78 | %s | %.3f |\n", to_string(d),
+                  loo.charge_ok, loo.tendq_ok, pct(n.charge_ok, n.count).c_str(),
+                  n.abs_error / n.count);
+    table << row;
+    // One number per distance: misclassified fraction plus the noisy 10Dq error.
+    score[d] = (78 - loo.charge_ok) / 78.0 + (n.count - n.charge_ok) / static_cast<double>(n.count) +
+               (78 - loo.tendq_ok) / 78.0 + n.abs_error / n.count;
+  }
+  const DistanceKind chosen = service::model_options(cfg).distance;
+  for (const auto& [d, v] : score) {
+    INFO(to_string(d) << " " << v << " vs default " << score[chosen]);
+    CHECK(score[chosen] <= v);
+  }
+}
