@@ -131,8 +131,6 @@ Model Model::fit(const Library& library, const ModelOptions& options, FitReport*
   m.options_ = options;
   const ModelOptions& o = m.options_;
   const EnergyGrid& grid = o.preprocess.grid;
-  const double step = grid.step_ev;
-  const Window full = full_window(grid);
   if (library.size() < 2) throw Error("model: the library holds " + std::to_string(library.size()) + " spectra; at least 2 are needed");
   if (o.map_dims < 1 || o.estimate_dims < o.map_dims) {
     throw Error("model: map_dims must be >= 1 and estimate_dims >= map_dims");
@@ -183,11 +181,78 @@ Model Model::fit(const Library& library, const ModelOptions& options, FitReport*
       throw Error("model: library spectrum '" + library.labels[i] + "': " + failures[i]);
     }
   }
-  const double preprocess_s = seconds_since(t0);
+  if (report) report->preprocess_s = seconds_since(t0);
+  m.fit_embedding(report);
+  return m;
+}
+
+Model Model::fit(FeatureMatrix&& on_grid, std::vector<ParameterInfo> parameters,
+                 std::vector<std::string> labels, std::vector<std::vector<double>> values,
+                 const ModelOptions& options, FitReport* report) {
+  Model m;
+  m.options_ = options;
+  const ModelOptions& o = m.options_;
+  const EnergyGrid& grid = o.preprocess.grid;
+  const auto rows = on_grid.rows();
+  if (on_grid.cols() != grid.size) {
+    throw Error("model: the library rows hold " + std::to_string(on_grid.cols()) +
+                " points, the grid " + std::to_string(grid.size));
+  }
+  if (labels.size() != static_cast<std::size_t>(rows) || values.size() != labels.size()) {
+    throw Error("model: " + std::to_string(rows) + " rows but " + std::to_string(labels.size()) +
+                " labels and " + std::to_string(values.size()) + " parameter sets");
+  }
+  if (o.max_shift_ev > 0.0) {
+    throw Error("model: shifted copies need the spectra beyond the grid; fit a Library instead");
+  }
+  if (rows < 2) throw Error("model: at least 2 spectra are needed");
+  m.parameters_ = std::move(parameters);
+  m.labels_ = std::move(labels);
+  m.values_ = std::move(values);
+  m.prepared_ = std::move(on_grid);
+  m.row_spectrum_.resize(static_cast<std::size_t>(rows));
+  std::iota(m.row_spectrum_.begin(), m.row_spectrum_.end(), 0);
+  m.row_shift_.assign(static_cast<std::size_t>(rows), 0.0f);
+  const auto t0 = std::chrono::steady_clock::now();
+  const Window full = full_window(grid);
+  std::vector<std::string> failures(static_cast<std::size_t>(rows));
+  parallel_for(rows, o.threads, [&](Eigen::Index begin, Eigen::Index end) {
+    for (Eigen::Index r = begin; r < end; ++r) {
+      try {
+        if (!m.prepared_.row(r).allFinite()) {
+          throw PreprocessError(RejectReason::kNonFinite, "a value is not finite");
+        }
+        m.prepared_.row(r) = apply_window(m.prepared_.row(r), full, o.preprocess);
+      } catch (const Error& e) {
+        failures[static_cast<std::size_t>(r)] = e.what();
+      }
+    }
+  });
+  for (Eigen::Index r = 0; r < rows; ++r) {
+    if (!failures[static_cast<std::size_t>(r)].empty()) {
+      throw Error("model: library spectrum '" + m.labels_[static_cast<std::size_t>(r)] + "': " +
+                  failures[static_cast<std::size_t>(r)]);
+    }
+  }
+  if (report) report->preprocess_s = seconds_since(t0);
+  m.fit_embedding(report);
+  return m;
+}
+
+void Model::fit_embedding(FitReport* report) {
+  using clock = std::chrono::steady_clock;
+  Model& m = *this;
+  const ModelOptions& o = options_;
+  const EnergyGrid& grid = o.preprocess.grid;
+  const double step = grid.step_ev;
+  const Window full = full_window(grid);
+  const Eigen::Index rows = prepared_.rows();
+  const Eigen::Index per_spectrum = rows / static_cast<Eigen::Index>(labels_.size());
+  auto t0 = clock::now();
 
   // 2. Distance features. Euclidean features are the preprocessed rows times sqrt(step), so the
-  // rows themselves serve, with the factor folded into the distances.
-  t0 = clock::now();
+  // rows themselves serve, with the factor folded into the distances. Correlation features replace
+  // the rows in place (see rows_are_features_).
   FeatureMatrix transformed;
   FeatureSpace space;
   space.window = full;
@@ -199,6 +264,14 @@ Model Model::fit(const Library& library, const ModelOptions& options, FitReport*
     row_scale = std::sqrt(step);
     feature_rows = &m.prepared_;
     space.scale2 = step;
+  } else if (o.distance == DistanceKind::kCorrelation) {
+    parallel_for(rows, o.threads, [&](Eigen::Index begin, Eigen::Index end) {
+      for (Eigen::Index r = begin; r < end; ++r) {
+        m.prepared_.row(r) = transform(m.prepared_.row(r), full, step, o.distance);
+      }
+    });
+    m.rows_are_features_ = true;
+    feature_rows = &m.prepared_;
   } else {
     transformed.resize(rows, grid.size);
     parallel_for(rows, o.threads, [&](Eigen::Index begin, Eigen::Index end) {
@@ -297,14 +370,13 @@ Model Model::fit(const Library& library, const ModelOptions& options, FitReport*
   // 5. Indexes, and the library's typical neighbour distance for the novelty score.
   t0 = clock::now();
   m.build_indexes();
-  std::vector<std::size_t> sample(library.size());
+  std::vector<std::size_t> sample(labels_.size());
   std::iota(sample.begin(), sample.end(), 0);
   if (sample.size() > 2000) {
     std::mt19937_64 rng(o.seed);
     std::shuffle(sample.begin(), sample.end(), rng);
     sample.resize(2000);
   }
-  const auto per_spectrum = static_cast<Eigen::Index>(shifts.size());
   std::vector<double> nearest(sample.size(), std::numeric_limits<double>::infinity());
   parallel_for(static_cast<Eigen::Index>(sample.size()), o.threads,
                [&](Eigen::Index begin, Eigen::Index end) {
@@ -328,7 +400,6 @@ Model Model::fit(const Library& library, const ModelOptions& options, FitReport*
     m.median_nn_ = std::max(finite[finite.size() / 2], 1e-12);
   }
   if (report) {
-    report->preprocess_s = preprocess_s;
     report->landmarks_s = landmarks_s;
     report->embed_s = embed_s;
     report->index_s = seconds_since(t0);
@@ -336,8 +407,7 @@ Model Model::fit(const Library& library, const ModelOptions& options, FitReport*
     report->grid_points = grid.size;
     report->landmarks = k;
   }
-  return m;
-}
+  }
 
 void Model::build_indexes() {
   index_ = std::make_unique<Index>();
@@ -375,6 +445,14 @@ Eigen::MatrixXd Model::library_map() const {
 // ---------------------------------------------------------------------------------------------
 // Projection and estimation
 
+RowVectorXf Model::features_of(Eigen::Index r, const Window& window, bool full) const {
+  const double step = options_.preprocess.grid.step_ev;
+  if (full && rows_are_features_) return prepared_.row(r);
+  if (full) return transform(prepared_.row(r), window, step, options_.distance);
+  return transform(apply_window(prepared_.row(r), window, options_.preprocess), window, step,
+                   options_.distance);
+}
+
 Eigen::VectorXd Model::project(const RowVectorXf& z, const Window& window, bool full) const {
   const ModelOptions& o = options_;
   const double step = o.preprocess.grid.step_ev;
@@ -383,8 +461,7 @@ Eigen::VectorXd Model::project(const RowVectorXf& z, const Window& window, bool 
   // Features of every landmark on this window (the stored ones on the full grid).
   const auto landmark_feature = [&](Eigen::Index j) -> RowVectorXf {
     if (full) return landmark_features_.row(j);
-    const RowVectorXf p = apply_window(prepared_.row(landmarks_[static_cast<std::size_t>(j)]), window, o.preprocess);
-    return transform(p, window, step, o.distance);
+    return features_of(landmarks_[static_cast<std::size_t>(j)], window, false);
   };
   // Partial windows: Euclidean-type distances sum over fewer points; scale them to the full grid.
   const double rescale = (o.distance == DistanceKind::kEuclidean || o.distance == DistanceKind::kDerivative)
@@ -412,8 +489,7 @@ Eigen::VectorXd Model::project(const RowVectorXf& z, const Window& window, bool 
   const auto cand = knn(*index_->aux_tree, y, static_cast<std::size_t>(std::min<Eigen::Index>(wanted, prepared_.rows())));
   std::vector<std::pair<double, int>> exact;
   for (const auto& [r, d] : cand) {
-    const RowVectorXf p = full ? RowVectorXf(prepared_.row(r)) : apply_window(prepared_.row(r), window, o.preprocess);
-    const RowVectorXf zr = transform(p, window, step, o.distance);
+    const RowVectorXf zr = features_of(r, window, full);
     exact.emplace_back(std::sqrt(rescale * distance2(z.data(), zr.data(), window, step, o.distance)), r);
   }
   std::sort(exact.begin(), exact.end());
@@ -454,8 +530,7 @@ Estimate Model::estimate(const Prepared& prep) const {
   std::vector<Neighbor> all;
   std::vector<int> all_rows;
   for (const auto& [r, d] : cand) {
-    const RowVectorXf p = full ? RowVectorXf(prepared_.row(r)) : apply_window(prepared_.row(r), w, o.preprocess);
-    const RowVectorXf zr = transform(p, w, step, o.distance);
+    const RowVectorXf zr = features_of(r, w, full);
     Neighbor n;
     n.spectrum = row_spectrum_[static_cast<std::size_t>(r)];
     n.distance = std::sqrt(distance2(z.data(), zr.data(), w, step, o.distance));

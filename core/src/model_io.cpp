@@ -182,6 +182,7 @@ void Model::save(const std::filesystem::path& file) const {
     w.vec(values_[i]);
   }
   w.matrix(prepared_);
+  w.pod<std::uint8_t>(rows_are_features_ ? 1 : 0);
   w.vec(row_spectrum_);
   w.vec(row_shift_);
   w.vec(landmarks_);
@@ -292,6 +293,7 @@ Model Model::load(const std::filesystem::path& file) {
     if (m.values_.back().size() != n_params) r.fail("a spectrum with the wrong number of parameters");
   }
   r.matrix(m.prepared_);
+  m.rows_are_features_ = r.pod<std::uint8_t>() != 0;
   m.row_spectrum_ = r.vec<std::int32_t>();
   m.row_shift_ = r.vec<float>();
   m.landmarks_ = r.vec<std::int32_t>();

@@ -91,6 +91,13 @@ class Model {
   static Model fit(const Library& library, const ModelOptions& options,
                    FitReport* report = nullptr);
 
+  // Fits a library whose spectra are already sampled on options.preprocess.grid, one per row of
+  // `on_grid` (taken over and preprocessed in place: no copy of the library is made). For large
+  // libraries; needs max_shift_ev == 0. `values[i]` holds the parameters of row i.
+  static Model fit(FeatureMatrix&& on_grid, std::vector<ParameterInfo> parameters,
+                   std::vector<std::string> labels, std::vector<std::vector<double>> values,
+                   const ModelOptions& options, FitReport* report = nullptr);
+
   // Throws PreprocessError (with its reason) when the spectrum cannot be judged.
   Estimate estimate(const Spectrum& spectrum) const;
   Estimate estimate(const Prepared& prepared) const;
@@ -124,6 +131,10 @@ class Model {
  private:
   struct Index;  // kd-trees, rebuilt after fit and load
 
+  // Everything after the rows are preprocessed: features, landmarks, embedding, indexes.
+  void fit_embedding(FitReport* report);
+  // The distance features of library row r on `window` (`full`: the whole grid).
+  RowVectorXf features_of(Eigen::Index r, const Window& window, bool full) const;
   void build_indexes();
   Eigen::VectorXd project(const RowVectorXf& z, const Window& window, bool full) const;
   std::vector<std::pair<int, float>> embedding_neighbors(const Eigen::VectorXd& y, int k) const;
@@ -132,7 +143,12 @@ class Model {
   std::vector<ParameterInfo> parameters_;
   std::vector<std::string> labels_;
   std::vector<std::vector<double>> values_;
-  FeatureMatrix prepared_;             // rows x grid: preprocessed on the full grid
+  // rows x grid, preprocessed on the full grid. With the correlation distance the rows hold their
+  // correlation features instead (rows_are_features_): the window operation (line background and
+  // normalisation) is blind to the per-row offset and scale that separates the two, so nothing is
+  // lost and no second copy of the library is needed.
+  FeatureMatrix prepared_;
+  bool rows_are_features_ = false;
   std::vector<std::int32_t> row_spectrum_;
   std::vector<float> row_shift_;
   std::vector<std::int32_t> landmarks_;  // row indices
