@@ -56,19 +56,25 @@ RowVectorXf transform(const Eigen::Ref<const RowVectorXf>& p, const Window& w, d
   return z;
 }
 
+// Compiled twice, for AVX2 and for baseline x86-64, and dispatched on the CPU at load time.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#define XASMAP_HOT_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define XASMAP_HOT_CLONES
+#endif
+
+XASMAP_HOT_CLONES
 double distance2(const float* za, const float* zb, const Window& w, double step,
                  DistanceKind kind) {
-  double acc = 0;
+  // Vectorised in float; the rounding this adds (~1e-7 relative) is far below any distance that
+  // matters here.
+  const Eigen::Map<const Eigen::ArrayXf> a(za + w.first, w.size());
+  const Eigen::Map<const Eigen::ArrayXf> b(zb + w.first, w.size());
   if (kind == DistanceKind::kWasserstein) {
-    for (int i = w.first; i <= w.last; ++i) acc += std::abs(static_cast<double>(za[i]) - zb[i]);
-    acc *= step;
-    return acc * acc;
+    const double w1 = static_cast<double>((a - b).abs().sum()) * step;
+    return w1 * w1;
   }
-  for (int i = w.first; i <= w.last; ++i) {
-    const double d = static_cast<double>(za[i]) - zb[i];
-    acc += d * d;
-  }
-  return acc;
+  return static_cast<double>((a - b).square().sum());
 }
 
 double noise_distance2(const Eigen::Ref<const RowVectorXf>& p, const Window& w, double step,

@@ -409,9 +409,15 @@ void Model::fit_embedding(FitReport* report) {
   }
   }
 
+// The kd-tree indexes the leading coordinates only: a kd-tree's search cost grows steeply with its
+// dimension, and every candidate it returns is re-ranked by its exact feature distance, so a few
+// well-spread leading axes suffice to find the candidates.
+constexpr int kIndexDims = 6;
+
 void Model::build_indexes() {
   index_ = std::make_unique<Index>();
-  build_tree(coordinates_, index_->coords, index_->cloud, index_->tree);
+  const auto dims = std::min<Eigen::Index>(kIndexDims, coordinates_.cols());
+  build_tree(coordinates_.leftCols(dims), index_->coords, index_->cloud, index_->tree);
   if (aux_coordinates_.size() > 0) {
     build_tree(aux_coordinates_, index_->aux_coords, index_->aux_cloud, index_->aux_tree);
   }
@@ -419,7 +425,8 @@ void Model::build_indexes() {
 
 std::vector<std::pair<int, float>> Model::embedding_neighbors(const Eigen::VectorXd& y,
                                                               int k) const {
-  return knn(*index_->tree, y, static_cast<std::size_t>(std::max(1, k)));
+  const auto dims = std::min<Eigen::Index>(kIndexDims, y.size());
+  return knn(*index_->tree, y.head(dims), static_cast<std::size_t>(std::max(1, k)));
 }
 
 void Model::set_estimation_options(const ModelOptions& from) {
@@ -451,6 +458,26 @@ RowVectorXf Model::features_of(Eigen::Index r, const Window& window, bool full) 
   if (full) return transform(prepared_.row(r), window, step, options_.distance);
   return transform(apply_window(prepared_.row(r), window, options_.preprocess), window, step,
                    options_.distance);
+}
+
+double Model::row_distance2(const RowVectorXf& z, Eigen::Index r, const Window& window,
+                            bool full) const {
+  const double step = options_.preprocess.grid.step_ev;
+  if (full && rows_are_features_) {
+    return distance2(z.data(), prepared_.row(r).data(), window, step, options_.distance);
+  }
+  if (full && options_.distance == DistanceKind::kEuclidean) {
+    const float scale = static_cast<float>(std::sqrt(step));
+    const float* row = prepared_.row(r).data();
+    double acc = 0;
+    for (int i = window.first; i <= window.last; ++i) {
+      const double d = z[i] - scale * row[i];
+      acc += d * d;
+    }
+    return acc;
+  }
+  const RowVectorXf zr = features_of(r, window, full);
+  return distance2(z.data(), zr.data(), window, step, options_.distance);
 }
 
 Eigen::VectorXd Model::project(const RowVectorXf& z, const Window& window, bool full) const {
@@ -489,8 +516,7 @@ Eigen::VectorXd Model::project(const RowVectorXf& z, const Window& window, bool 
   const auto cand = knn(*index_->aux_tree, y, static_cast<std::size_t>(std::min<Eigen::Index>(wanted, prepared_.rows())));
   std::vector<std::pair<double, int>> exact;
   for (const auto& [r, d] : cand) {
-    const RowVectorXf zr = features_of(r, window, full);
-    exact.emplace_back(std::sqrt(rescale * distance2(z.data(), zr.data(), window, step, o.distance)), r);
+    exact.emplace_back(std::sqrt(rescale * row_distance2(z, r, window, full)), r);
   }
   std::sort(exact.begin(), exact.end());
   exact.resize(std::min<std::size_t>(exact.size(), static_cast<std::size_t>(o.isomap_neighbors)));
@@ -524,16 +550,16 @@ Estimate Model::estimate(const Prepared& prep) const {
   // the query's window; one per library spectrum (its closest shifted copy).
   const std::size_t copies = std::max<std::size_t>(1, static_cast<std::size_t>(prepared_.rows()) / labels_.size());
   const int wanted = std::max(o.neighbors, o.report_neighbors);
+  // Enough candidates for every wanted spectrum's shifted copies, plus a margin of two spectra.
   const int search = static_cast<int>(std::min<std::size_t>(
-      static_cast<std::size_t>(prepared_.rows()), 4 * static_cast<std::size_t>(wanted) * copies));
+      static_cast<std::size_t>(prepared_.rows()), (static_cast<std::size_t>(wanted) + 2) * copies));
   const auto cand = embedding_neighbors(e.coordinates, search);
   std::vector<Neighbor> all;
   std::vector<int> all_rows;
   for (const auto& [r, d] : cand) {
-    const RowVectorXf zr = features_of(r, w, full);
     Neighbor n;
     n.spectrum = row_spectrum_[static_cast<std::size_t>(r)];
-    n.distance = std::sqrt(distance2(z.data(), zr.data(), w, step, o.distance));
+    n.distance = std::sqrt(row_distance2(z, r, w, full));
     n.shift_ev = row_shift_[static_cast<std::size_t>(r)];
     all.push_back(std::move(n));
     all_rows.push_back(r);

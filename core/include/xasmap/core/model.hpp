@@ -135,6 +135,9 @@ class Model {
   void fit_embedding(FitReport* report);
   // The distance features of library row r on `window` (`full`: the whole grid).
   RowVectorXf features_of(Eigen::Index r, const Window& window, bool full) const;
+  // Squared feature distance between query features z and library row r on `window`, without
+  // copying the row when the window is the whole grid.
+  double row_distance2(const RowVectorXf& z, Eigen::Index r, const Window& window, bool full) const;
   void build_indexes();
   Eigen::VectorXd project(const RowVectorXf& z, const Window& window, bool full) const;
   std::vector<std::pair<int, float>> embedding_neighbors(const Eigen::VectorXd& y, int k) const;
