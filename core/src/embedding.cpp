@@ -268,7 +268,7 @@ Eigen::MatrixXf geodesic_distances(const Graph& graph, const std::vector<int>& s
 }
 
 LandmarkEmbedding embed_landmark_mds(const FeatureSpace& space, const std::vector<int>& landmarks,
-                                     int dims, int threads) {
+                                     int dims, int threads, bool with_coordinates) {
   LandmarkEmbedding out;
   out.landmarks = landmarks;
   const auto k = static_cast<Eigen::Index>(landmarks.size());
@@ -280,6 +280,7 @@ LandmarkEmbedding embed_landmark_mds(const FeatureSpace& space, const std::vecto
     }
   }
   out.lmds = fit_landmark_mds(d2, dims);
+  if (!with_coordinates) return out;
   out.coordinates.resize(space.size(), dims);
   parallel_for(space.size(), threads, [&](Eigen::Index begin, Eigen::Index end) {
     Eigen::VectorXd delta(k);

@@ -310,37 +310,27 @@ void Model::fit_embedding(FitReport* report) {
   // 4. Embedding.
   t0 = clock::now();
   const int dims = o.estimate_dims;
-  Eigen::MatrixXd landmark_d2(k, k);
-  for (int a = 0; a < k; ++a) {
-    landmark_d2(a, a) = 0.0;
-    for (int b = a + 1; b < k; ++b) {
-      landmark_d2(a, b) = landmark_d2(b, a) = space.d2(m.landmarks_[static_cast<std::size_t>(a)], m.landmarks_[static_cast<std::size_t>(b)]);
-    }
-  }
-  // LMDS on feature distances (the embedding itself, or Isomap's neighbour search).
-  LandmarkMds feature_lmds = fit_landmark_mds(landmark_d2, dims);
+  // LMDS on feature distances (the embedding itself, or Isomap's neighbour search). For the
+  // Euclidean kinds every row is projected by one affine map instead of k distances:
+  // delta_j = |z|^2 - 2 z.l_j + |l_j|^2 and L# 1 = 0, so y = L# Zl z - 1/2 L# (|l|^2 - mu).
+  LandmarkEmbedding base = embed_landmark_mds(
+      space, std::vector<int>(m.landmarks_.begin(), m.landmarks_.end()), dims, o.threads,
+      !is_euclidean(o.distance));
+  LandmarkMds feature_lmds = std::move(base.lmds);
   Eigen::MatrixXf feature_affine;
   Eigen::VectorXf feature_offset;
-  Eigen::MatrixXf feature_coords(rows, dims);
+  Eigen::MatrixXf feature_coords = std::move(base.coordinates);
   if (is_euclidean(o.distance)) {
-    // delta_j = |z|^2 - 2 z.l_j + |l_j|^2 and L# 1 = 0, so y = L# Zl z - 1/2 L# (|l|^2 - mu).
     const Eigen::MatrixXd zl = m.landmark_features_.cast<double>();
     const Eigen::VectorXd lnorm = zl.rowwise().squaredNorm();
     feature_affine = (feature_lmds.pseudo_inverse * zl).cast<float>();
     feature_offset = (-0.5 * feature_lmds.pseudo_inverse * (lnorm - feature_lmds.mean_d2)).cast<float>();
     const Eigen::MatrixXf scaled_affine_t = feature_affine.transpose() * static_cast<float>(row_scale);
+    feature_coords.resize(rows, dims);
     parallel_for(rows, o.threads, [&](Eigen::Index begin, Eigen::Index end) {
       feature_coords.middleRows(begin, end - begin) =
           (feature_rows->middleRows(begin, end - begin) * scaled_affine_t).rowwise() +
           feature_offset.transpose();
-    });
-  } else {
-    parallel_for(rows, o.threads, [&](Eigen::Index begin, Eigen::Index end) {
-      Eigen::VectorXd d2(k);
-      for (Eigen::Index r = begin; r < end; ++r) {
-        for (int j = 0; j < k; ++j) d2[j] = space.d2(r, m.landmarks_[static_cast<std::size_t>(j)]);
-        feature_coords.row(r) = feature_lmds.project(d2).cast<float>().transpose();
-      }
     });
   }
 
@@ -551,8 +541,10 @@ Estimate Model::estimate(const Prepared& prep) const {
   const std::size_t copies = std::max<std::size_t>(1, static_cast<std::size_t>(prepared_.rows()) / labels_.size());
   const int wanted = std::max(o.neighbors, o.report_neighbors);
   // Enough candidates for every wanted spectrum's shifted copies, plus a margin of two spectra.
-  const int search = static_cast<int>(std::min<std::size_t>(
-      static_cast<std::size_t>(prepared_.rows()), (static_cast<std::size_t>(wanted) + 2) * copies));
+  // A partial window's projection is approximate, so it casts a net four times as wide.
+  const std::size_t spectra = full ? static_cast<std::size_t>(wanted) + 2 : 4 * static_cast<std::size_t>(wanted);
+  const int search = static_cast<int>(
+      std::min<std::size_t>(static_cast<std::size_t>(prepared_.rows()), spectra * copies));
   const auto cand = embedding_neighbors(e.coordinates, search);
   std::vector<Neighbor> all;
   std::vector<int> all_rows;

@@ -31,12 +31,6 @@ const std::vector<OptionSpec> kEstimateOptions = {
 
 namespace {
 
-config::Config config_from(const CliArgs& args) {
-  const std::filesystem::path file =
-      args.value("config") ? std::filesystem::path(*args.value("config")) : default_config_file();
-  return config::load_config(file);
-}
-
 std::string number(double v) {
   if (!std::isfinite(v)) return "null";
   char buffer[32];
@@ -99,7 +93,7 @@ int run_embed(const CliArgs& args) {
   if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
   const auto out = args.value("out");
   if (!out) throw UsageError("embed needs --out FILE");
-  const config::Config cfg = config_from(args);
+  const config::Config cfg = config_from_args(args);
   BuildReport report;
   Model model;
   {
@@ -124,9 +118,9 @@ int run_estimate(const CliArgs& args) {
   Model model;
   if (const auto file = args.value("model")) {
     model = Model::load(*file);
-    if (args.has("config")) model.set_estimation_options(model_options(config_from(args)));
+    if (args.has("config")) model.set_estimation_options(model_options(config_from_args(args)));
   } else {
-    model = build_model(config_from(args));
+    model = build_model(config_from_args(args));
   }
   const bool json = args.has("json");
   const auto& params = model.parameters();

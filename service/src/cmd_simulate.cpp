@@ -19,6 +19,12 @@
 
 namespace xasmap::service {
 
+config::Config config_from_args(const CliArgs& args) {
+  const std::filesystem::path file =
+      args.value("config") ? std::filesystem::path(*args.value("config")) : default_config_file();
+  return config::load_config(file);
+}
+
 const std::vector<OptionSpec> kSimulateOptions = {
     {"ion", true, "ION", "3d ion with its charge, e.g. Mn3+ (required)"},
     {"tendq", true, "EV", "crystal-field splitting 10Dq in eV (default 0)"},
@@ -57,12 +63,6 @@ const std::vector<OptionSpec> kLibraryOptions = {
 namespace {
 
 AtomicTable load_atomic_table() { return AtomicTable::load(data_dir() / "atomic"); }
-
-config::Config load_config_or_default(const CliArgs& args) {
-  const std::filesystem::path file =
-      args.value("config") ? std::filesystem::path(*args.value("config")) : default_config_file();
-  return config::load_config(file);
-}
 
 void write_file_or_stdout(const std::optional<std::string>& file, const std::string& text) {
   if (!file) {
@@ -179,7 +179,7 @@ int run_simulate(const CliArgs& args) {
     if (args.has("offset")) {
       offset = args.number("offset", 0.0);
     } else {
-      const config::Config cfg = load_config_or_default(args);
+      const config::Config cfg = config_from_args(args);
       const auto& offsets = cfg.library.simulate.energy_offset_ev;
       const auto it = offsets.find(ion.name());
       if (it == offsets.end()) {
@@ -237,7 +237,7 @@ int run_library(const CliArgs& args) {
   }
   const auto out_dir = args.value("out");
   if (!out_dir) throw UsageError("library needs --out DIR");
-  const config::Config cfg = load_config_or_default(args);
+  const config::Config cfg = config_from_args(args);
   const config::SimulateConfig& s = cfg.library.simulate;
   const AtomicTable table = load_atomic_table();
   const std::vector<SimulationJob> jobs = make_jobs(s, table);

@@ -38,11 +38,10 @@ int run_version(const CliArgs&) {
   return 0;
 }
 
+// A config file given as the argument, or by --config, or the default one.
 xasmap::config::Config load(const CliArgs& args) {
-  std::filesystem::path file = xasmap::service::default_config_file();
-  if (const auto f = args.value("config")) file = *f;
-  if (!args.positionals().empty()) file = args.positionals().front();
-  return xasmap::config::load_config(file);
+  if (!args.positionals().empty()) return xasmap::config::load_config(args.positionals().front());
+  return xasmap::service::config_from_args(args);
 }
 
 int run_check_config(const CliArgs& args) {

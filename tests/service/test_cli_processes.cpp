@@ -206,3 +206,48 @@ TEST_CASE("xasmap library writes one CSV per spectrum and a manifest", "[integra
   std::filesystem::remove_all(dir);
   std::filesystem::remove(config);
 }
+
+TEST_CASE("xasmap embed writes a model that xasmap estimate uses", "[integration][cli][estimate]") {
+  const auto dir = std::filesystem::temp_directory_path();
+  const std::string config = write_temp(
+      "xasmap_cli_embed.yaml",
+      "library:\n  simulate:\n    ions: [Mn2+, Mn4+]\n    tendq_ev: [0.5, 1.0, 1.5]\n"
+      "embedding: {landmarks: 32, estimate_dims: 6}\n");
+  const std::string model = (dir / "xasmap_cli.xasm").string();
+  const Run embed = run(kTool + " embed --config " + config + " --out " + model);
+  INFO(embed.output);
+  REQUIRE(embed.status == 0);
+  CHECK(embed.output.find("6 spectra (126 rows with shifted copies)") != std::string::npos);
+
+  const std::string data = XASMAP_TEST_DATA_DIR;
+  const std::string broken = write_temp("xasmap_cli_broken.csv", "energy,intensity\n640,1\n641,x\n");
+  const Run json = run(kTool + " estimate --json --model " + model + " " + data +
+                       "/xrm2018/poster_fig2_MnO_measured.csv " + broken);
+  INFO(json.output);
+  CHECK(json.status == 1);  // one file failed
+  std::istringstream lines(json.output);
+  std::string first, second;
+  std::getline(lines, first);
+  std::getline(lines, second);
+  CHECK(first.find("\"params\":{\"charge\":2,\"tendq\":") != std::string::npos);
+  CHECK(first.find("\"confidence\":{\"charge\":") != std::string::npos);
+  CHECK(first.find("\"uncertainty\":{\"tendq\":") != std::string::npos);
+  CHECK(first.find("\"neighbors\":[{\"label\":\"Mn2_tendq") != std::string::npos);
+  CHECK(first.find("\"in_library\":") != std::string::npos);
+  CHECK(second.find("\"error\":") != std::string::npos);
+  CHECK(second.find("xasmap_cli_broken.csv:3: expected numbers") != std::string::npos);
+
+  const Run table = run(kTool + " estimate --model " + model + " " + data +
+                        "/experimental/xinhuolin_MnEdgeNet/Data2_SrMnO3.csv");
+  INFO(table.output);
+  CHECK(table.status == 0);
+  CHECK(table.output.find("charge") != std::string::npos);
+  CHECK(table.output.find("4 (") != std::string::npos);
+
+  const Run missing = run(kTool + " estimate --model " + (dir / "xasmap_none.xasm").string() + " x.csv");
+  CHECK(missing.status == 1);
+  CHECK(missing.output.find("cannot read the model file") != std::string::npos);
+  std::filesystem::remove(model);
+  std::filesystem::remove(config);
+  std::filesystem::remove(broken);
+}

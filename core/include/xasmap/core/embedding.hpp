@@ -87,9 +87,10 @@ struct LandmarkEmbedding {
   Eigen::MatrixXf geodesic;     // Isomap only: landmarks x rows, graph distances
 };
 
-// Landmark MDS of every row on the space's own distances (O(N k D)).
+// Landmark MDS of every row on the space's own distances (O(N k D)); with
+// `with_coordinates` false only the LMDS is fitted (for callers with a faster way to project).
 LandmarkEmbedding embed_landmark_mds(const FeatureSpace& space, const std::vector<int>& landmarks,
-                                     int dims, int threads);
+                                     int dims, int threads, bool with_coordinates = true);
 
 // Landmark Isomap: the symmetrised `neighbors`-nearest-neighbour graph, geodesic distances from
 // each landmark by Dijkstra, then Landmark MDS on those. Throws xasmap::Error when the graph is
