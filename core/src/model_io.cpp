@@ -57,18 +57,21 @@ class Writer {
   template <class T>
   void vec(const std::vector<T>& v) {
     pod<std::uint64_t>(v.size());
-    out_.append(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(T));
+    append_bytes(v.data(), v.size() * sizeof(T));
   }
   template <class M>
   void matrix(const M& m) {
     pod<std::int64_t>(m.rows());
     pod<std::int64_t>(m.cols());
-    out_.append(reinterpret_cast<const char*>(m.data()),
-                static_cast<std::size_t>(m.size()) * sizeof(typename M::Scalar));
+    append_bytes(m.data(), static_cast<std::size_t>(m.size()) * sizeof(typename M::Scalar));
   }
   const std::string& bytes() const { return out_; }
 
  private:
+  // An empty array's data() may be null: copy nothing rather than pass it on.
+  void append_bytes(const void* data, std::size_t n) {
+    if (n > 0) out_.append(static_cast<const char*>(data), n);
+  }
   std::string out_;
 };
 
@@ -116,6 +119,7 @@ class Reader {
   }
   void take(void* dst, std::size_t n) {
     check(n);
+    if (n == 0) return;  // an empty array's data() may be null
     std::memcpy(dst, data_.data() + pos_, n);
     pos_ += n;
   }
