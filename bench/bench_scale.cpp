@@ -83,7 +83,7 @@ Args parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
-  const EnergyGrid grid = EnergyGrid::from_range(635.0, 635.0 + 25.0 * (a.points - 1) / 499.0 * 499.0 / (a.points - 1), 25.0 / (a.points - 1));
+  const EnergyGrid grid = EnergyGrid::from_range(635.0, 660.0, 25.0 / (a.points - 1));
   // Base spectra on a grid 1 eV wider, for the shifts.
   const AtomicTable table = AtomicTable::load(std::string(XASMAP_SOURCE_DIR) + "/data/atomic");
   const std::map<std::string, double> offsets{{"Mn2+", 645.05}, {"Mn3+", 646.55}, {"Mn4+", 647.25}};

@@ -63,7 +63,8 @@ struct Model::Index {
 
 namespace {
 
-void build_tree(const Eigen::MatrixXf& m, std::vector<float>& store, PointCloud& cloud,
+template <class Matrix>
+void build_tree(const Matrix& m, std::vector<float>& store, PointCloud& cloud,
                 std::unique_ptr<KdTree>& tree) {
   store.resize(static_cast<std::size_t>(m.size()));
   Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
@@ -346,7 +347,7 @@ void Model::fit_embedding(FitReport* report) {
     m.lmds_ = std::move(feature_lmds);
     m.affine_ = std::move(feature_affine);
     m.offset_ = std::move(feature_offset);
-    m.coordinates_ = std::move(feature_coords);
+    m.coordinates_ = feature_coords;
   } else {
     if (rows > 50000) {
       throw Error("model: landmark Isomap builds its neighbour graph exactly, for at most 50000 "
@@ -357,7 +358,7 @@ void Model::fit_embedding(FitReport* report) {
         dims, o.threads);
     m.geodesic_ = std::move(iso.geodesic);
     m.lmds_ = std::move(iso.lmds);
-    m.coordinates_ = std::move(iso.coordinates);
+    m.coordinates_ = iso.coordinates;
     m.aux_lmds_ = std::move(feature_lmds);
     m.aux_affine_ = std::move(feature_affine);
     m.aux_offset_ = std::move(feature_offset);
@@ -554,6 +555,11 @@ Estimate Model::estimate(const Prepared& prep) const {
   const int search = static_cast<int>(
       std::min<std::size_t>(static_cast<std::size_t>(prepared_.rows()), spectra * copies));
   const auto cand = embedding_neighbors(e.coordinates, search);
+  // Ask for every candidate row at once, so that their memory reads overlap.
+  for (const auto& [r, d] : cand) {
+    const float* row = prepared_.row(r).data();
+    for (Eigen::Index i = w.first; i <= w.last; i += 16) __builtin_prefetch(row + i);
+  }
   std::vector<Neighbor> all;
   std::vector<int> all_rows;
   for (const auto& [r, d] : cand) {
@@ -585,6 +591,8 @@ Estimate Model::estimate(const Prepared& prep) const {
     rows.push_back(all_rows[i]);
     if (static_cast<int>(neighbors.size()) == wanted) break;
   }
+
+  for (const int r : rows) __builtin_prefetch(coordinates_.row(r).data());
 
   // Weights from the nearest `neighbors`: inverse distance, softened at 1% of the library's
   // typical neighbour spacing so that an exact match does not take every weight.

@@ -156,7 +156,7 @@ class Model {
   std::vector<float> row_shift_;
   std::vector<std::int32_t> landmarks_;  // row indices
   LandmarkMds lmds_;
-  Eigen::MatrixXf coordinates_;        // rows x estimate_dims
+  FeatureMatrix coordinates_;          // rows x estimate_dims, row-major: one point per cache line
   FeatureMatrix landmark_features_;    // k x grid: transformed, full grid
   Eigen::MatrixXf affine_;             // dims x grid (Euclidean kinds, not Isomap)
   Eigen::VectorXf offset_;             // dims
