@@ -11,7 +11,6 @@
 #include <map>
 #include <numeric>
 #include <random>
-#include <set>
 
 #include "xasmap/core/error.hpp"
 
@@ -411,7 +410,7 @@ void Model::fit_embedding(FitReport* report) {
 // The kd-tree indexes the leading coordinates only: a kd-tree's search cost grows steeply with its
 // dimension, and every candidate it returns is re-ranked by its exact feature distance, so a few
 // well-spread leading axes suffice to find the candidates.
-constexpr int kIndexDims = 6;
+constexpr int kIndexDims = 4;
 
 void Model::build_indexes() {
   index_ = std::make_unique<Index>();
@@ -581,11 +580,13 @@ Estimate Model::estimate(const Prepared& prep) const {
                    [&](std::size_t a, std::size_t b) { return ranked(a) < ranked(b); });
   std::vector<Neighbor> neighbors;
   std::vector<int> rows;
-  std::set<int> seen;
   for (const auto i : order) {
-    if (!seen.insert(all[i].spectrum).second) continue;
+    // One row per library spectrum: the few kept so far are checked linearly.
+    const bool taken = std::any_of(neighbors.begin(), neighbors.end(), [&](const Neighbor& n) {
+      return n.spectrum == all[i].spectrum;
+    });
+    if (taken) continue;
     Neighbor n = all[i];
-    n.label = labels_[static_cast<std::size_t>(n.spectrum)];
     n.values = values_[static_cast<std::size_t>(n.spectrum)];
     neighbors.push_back(std::move(n));
     rows.push_back(all_rows[i]);
@@ -699,6 +700,7 @@ Estimate Model::estimate(const Prepared& prep) const {
     e.in_library = e.novelty <= o.novelty_threshold;
   }
   neighbors.resize(std::min<std::size_t>(neighbors.size(), static_cast<std::size_t>(o.report_neighbors)));
+  for (Neighbor& n : neighbors) n.label = labels_[static_cast<std::size_t>(n.spectrum)];
   e.neighbors = std::move(neighbors);
   return e;
 }
