@@ -66,10 +66,12 @@ std::optional<ErrorCode> error_code_from_string(std::string_view text) {
   return std::nullopt;
 }
 
-ProtocolError::ProtocolError(ErrorCode code, std::string field, const std::string& message)
+ProtocolError::ProtocolError(ErrorCode code, std::string field, const std::string& message,
+                             std::optional<std::string> id)
     : xasmap::Error(std::string(to_string(code)) + ": " + message),
       code_(code),
-      field_(std::move(field)) {}
+      field_(std::move(field)),
+      id_(std::move(id)) {}
 
 std::vector<std::uint8_t> encode(const ErrorMessage& m) {
   msgpack::sbuffer buffer;

@@ -3,6 +3,7 @@
 // map with string keys. This header holds the schema's names and the `error` message; the codecs
 // of the other messages join it as the daemon grows.
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -42,17 +43,51 @@ enum class ErrorCode {
 std::string_view to_string(ErrorCode code);
 std::optional<ErrorCode> error_code_from_string(std::string_view text);
 
-// Thrown by decoders for a message that breaks the schema; `field` names the offending key.
+// Thrown by decoders for a message that breaks the schema; `field` names the offending key, and
+// `id` is the message's id when it could be read before the problem was found.
 class ProtocolError : public xasmap::Error {
  public:
-  ProtocolError(ErrorCode code, std::string field, const std::string& message);
+  ProtocolError(ErrorCode code, std::string field, const std::string& message,
+                std::optional<std::string> id = std::nullopt);
   ErrorCode code() const { return code_; }
   const std::string& field() const { return field_; }
+  const std::optional<std::string>& id() const { return id_; }
 
  private:
   ErrorCode code_;
   std::string field_;
+  std::optional<std::string> id_;
 };
+
+// A `spectrum` message (frame 1 of the input topic). For a stack (kind "stack"), `intensity`
+// holds every pixel's spectrum, pixel-major, and `shape` is [rows, cols, n_energy] or
+// [n_pixels, n_energy].
+struct SpectrumMessage {
+  std::string id;
+  std::vector<double> energy;
+  std::vector<double> intensity;
+  std::optional<double> time;           // acquisition time, s since the Unix epoch
+  std::vector<std::uint8_t> meta;       // the `meta` map as msgpack bytes, echoed back unchanged
+  bool stack = false;
+  std::vector<std::int64_t> shape;      // stacks only
+  std::size_t pixels() const { return stack ? intensity.size() / std::max<std::size_t>(1, energy.size()) : 1; }
+};
+
+struct DecodeLimits {
+  std::size_t max_points = 100000;      // energy points per spectrum
+  std::size_t max_stack_pixels = 1u << 20;
+};
+
+// Decodes and validates frame 1 of a spectrum message. Throws ProtocolError with the stable code,
+// the field and the id (when known): bad_msgpack, not_a_map, missing_field, bad_type,
+// length_mismatch, too_large, non_finite, non_monotonic_energy, out_of_range. Unknown keys are
+// ignored, so that senders may add fields.
+SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
+                                const DecodeLimits& limits = {});
+
+// Encodes a spectrum message (for feeds, clients and tests). With `raw_dtype` "f4" or "f8" the
+// arrays go as msgpack bin of little-endian floats; empty means arrays of numbers.
+std::vector<std::uint8_t> encode(const SpectrumMessage& m, const std::string& raw_dtype = "");
 
 // The `error` message: id (absent when the input could not be decoded far enough to read it),
 // code, a human-readable message that names the field, and the time (s since the Unix epoch).

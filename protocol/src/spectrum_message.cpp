@@ -1,0 +1,315 @@
+// Decoding and encoding of the `spectrum` message of protocol v1 (docs/protocol.md, issue #5).
+
+#include <msgpack.hpp>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+#include "xasmap/protocol/messages.hpp"
+
+namespace xasmap::protocol {
+
+namespace {
+
+static_assert(std::endian::native == std::endian::little, "bin arrays are little-endian");
+
+const char* kind_name(msgpack::type::object_type t) {
+  switch (t) {
+    case msgpack::type::NIL:
+      return "nil";
+    case msgpack::type::BOOLEAN:
+      return "a boolean";
+    case msgpack::type::POSITIVE_INTEGER:
+    case msgpack::type::NEGATIVE_INTEGER:
+      return "an integer";
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64:
+      return "a float";
+    case msgpack::type::STR:
+      return "a string";
+    case msgpack::type::BIN:
+      return "bin";
+    case msgpack::type::ARRAY:
+      return "an array";
+    case msgpack::type::MAP:
+      return "a map";
+    case msgpack::type::EXT:
+      return "ext";
+  }
+  return "an unknown type";
+}
+
+bool is_number(const msgpack::object& o) {
+  return o.type == msgpack::type::POSITIVE_INTEGER || o.type == msgpack::type::NEGATIVE_INTEGER ||
+         o.type == msgpack::type::FLOAT32 || o.type == msgpack::type::FLOAT64;
+}
+
+double number(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::POSITIVE_INTEGER:
+      return static_cast<double>(o.via.u64);
+    case msgpack::type::NEGATIVE_INTEGER:
+      return static_cast<double>(o.via.i64);
+    default:
+      return o.via.f64;
+  }
+}
+
+class Decoder {
+ public:
+  std::optional<std::string> id;
+
+  [[noreturn]] void fail(ErrorCode code, const std::string& field, const std::string& message) const {
+    throw ProtocolError(code, field, message, id);
+  }
+
+  // An array of numbers, or bin of little-endian floats of `dtype` ("f4" or "f8").
+  std::vector<double> numbers(const msgpack::object& o, const std::string& field,
+                              const std::string* dtype, std::size_t max_count) const {
+    std::vector<double> out;
+    if (o.type == msgpack::type::ARRAY) {
+      if (o.via.array.size > max_count) {
+        fail(ErrorCode::kTooLarge, field,
+             "field '" + field + "' has " + std::to_string(o.via.array.size) +
+                 " values; the limit is " + std::to_string(max_count));
+      }
+      out.reserve(o.via.array.size);
+      for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+        const msgpack::object& v = o.via.array.ptr[i];
+        if (!is_number(v)) {
+          fail(ErrorCode::kBadType, field,
+               "field '" + field + "'[" + std::to_string(i) + "] is " + kind_name(v.type) +
+                   ", expected a number");
+        }
+        out.push_back(number(v));
+      }
+      return out;
+    }
+    if (o.type == msgpack::type::BIN) {
+      if (!dtype) {
+        fail(ErrorCode::kMissingField, "dtype",
+             "field '" + field + "' is bin, so field 'dtype' (\"f4\" or \"f8\") is required");
+      }
+      const std::size_t width = *dtype == "f4" ? 4 : 8;
+      if (o.via.bin.size % width != 0) {
+        fail(ErrorCode::kLengthMismatch, field,
+             "field '" + field + "' holds " + std::to_string(o.via.bin.size) +
+                 " bytes, not a whole number of " + *dtype + " values");
+      }
+      const std::size_t count = o.via.bin.size / width;
+      if (count > max_count) {
+        fail(ErrorCode::kTooLarge, field,
+             "field '" + field + "' has " + std::to_string(count) + " values; the limit is " +
+                 std::to_string(max_count));
+      }
+      out.resize(count);
+      for (std::size_t i = 0; i < count; ++i) {
+        if (width == 4) {
+          float f = 0;
+          std::memcpy(&f, o.via.bin.ptr + i * 4, 4);
+          out[i] = f;
+        } else {
+          std::memcpy(&out[i], o.via.bin.ptr + i * 8, 8);
+        }
+      }
+      return out;
+    }
+    fail(ErrorCode::kBadType, field,
+         "field '" + field + "' is " + kind_name(o.type) + ", expected an array of numbers or bin");
+  }
+};
+
+}  // namespace
+
+SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
+                                const DecodeLimits& limits) {
+  msgpack::object_handle handle;
+  std::size_t offset = 0;
+  try {
+    handle = msgpack::unpack(reinterpret_cast<const char*>(data), size, offset);
+  } catch (const std::exception& e) {
+    throw ProtocolError(ErrorCode::kBadMsgpack, "", std::string("undecodable msgpack: ") + e.what());
+  }
+  if (offset != size) {
+    throw ProtocolError(ErrorCode::kBadMsgpack, "",
+                        std::to_string(size - offset) + " trailing bytes after the msgpack map");
+  }
+  const msgpack::object& root = handle.get();
+  if (root.type != msgpack::type::MAP) {
+    throw ProtocolError(ErrorCode::kNotAMap, "",
+                        std::string("frame 1 is ") + kind_name(root.type) + ", not a map");
+  }
+  Decoder d;
+  const msgpack::object* fields[7] = {};  // id, energy, intensity, time, meta, kind, shape
+  const char* const names[7] = {"id", "energy", "intensity", "time", "meta", "kind", "shape"};
+  const msgpack::object* dtype_object = nullptr;
+  for (std::uint32_t i = 0; i < root.via.map.size; ++i) {
+    const auto& kv = root.via.map.ptr[i];
+    if (kv.key.type != msgpack::type::STR) {
+      throw ProtocolError(ErrorCode::kBadType, "(key)",
+                          std::string("a key is ") + kind_name(kv.key.type) + ", not a string");
+    }
+    const std::string key(kv.key.via.str.ptr, kv.key.via.str.size);
+    if (key == "dtype") dtype_object = &kv.val;
+    for (int f = 0; f < 7; ++f) {
+      if (key == names[f]) fields[f] = &kv.val;
+    }
+  }
+  // id first, so that every later error can name the message.
+  if (!fields[0]) throw ProtocolError(ErrorCode::kMissingField, "id", "required field 'id' is missing");
+  if (fields[0]->type != msgpack::type::STR) {
+    throw ProtocolError(ErrorCode::kBadType, "id",
+                        std::string("field 'id' is ") + kind_name(fields[0]->type) + ", expected a string");
+  }
+  SpectrumMessage m;
+  m.id.assign(fields[0]->via.str.ptr, fields[0]->via.str.size);
+  d.id = m.id;
+
+  if (fields[5]) {
+    if (fields[5]->type != msgpack::type::STR) {
+      d.fail(ErrorCode::kBadType, "kind", std::string("field 'kind' is ") + kind_name(fields[5]->type) + ", expected a string");
+    }
+    const std::string kind(fields[5]->via.str.ptr, fields[5]->via.str.size);
+    if (kind != "spectrum" && kind != "stack") {
+      d.fail(ErrorCode::kOutOfRange, "kind", "field 'kind' is '" + kind + "', expected \"spectrum\" or \"stack\"");
+    }
+    m.stack = kind == "stack";
+  }
+  std::string dtype;
+  if (dtype_object) {
+    if (dtype_object->type != msgpack::type::STR) {
+      d.fail(ErrorCode::kBadType, "dtype", std::string("field 'dtype' is ") + kind_name(dtype_object->type) + ", expected \"f4\" or \"f8\"");
+    }
+    dtype.assign(dtype_object->via.str.ptr, dtype_object->via.str.size);
+    if (dtype != "f4" && dtype != "f8") {
+      d.fail(ErrorCode::kOutOfRange, "dtype", "field 'dtype' is '" + dtype + "', expected \"f4\" or \"f8\"");
+    }
+  }
+  for (int f : {1, 2}) {
+    if (!fields[f]) d.fail(ErrorCode::kMissingField, names[f], std::string("required field '") + names[f] + "' is missing");
+  }
+
+  std::size_t pixels = 1;
+  if (m.stack) {
+    if (!fields[6]) d.fail(ErrorCode::kMissingField, "shape", "a stack needs field 'shape'");
+    const msgpack::object& s = *fields[6];
+    if (s.type != msgpack::type::ARRAY || (s.via.array.size != 2 && s.via.array.size != 3)) {
+      d.fail(ErrorCode::kBadType, "shape", "field 'shape' must be [rows, cols, n_energy] or [n_pixels, n_energy]");
+    }
+    for (std::uint32_t i = 0; i < s.via.array.size; ++i) {
+      const msgpack::object& v = s.via.array.ptr[i];
+      if (v.type != msgpack::type::POSITIVE_INTEGER || v.via.u64 == 0 || v.via.u64 > (1ull << 40)) {
+        d.fail(ErrorCode::kBadType, "shape", "field 'shape'[" + std::to_string(i) + "] must be a positive integer");
+      }
+      m.shape.push_back(static_cast<std::int64_t>(v.via.u64));
+    }
+    for (std::size_t i = 0; i + 1 < m.shape.size(); ++i) pixels *= static_cast<std::size_t>(m.shape[i]);
+    if (pixels > limits.max_stack_pixels) {
+      d.fail(ErrorCode::kTooLarge, "shape", "the stack has " + std::to_string(pixels) +
+                                                " pixels; the limit is " + std::to_string(limits.max_stack_pixels));
+    }
+  }
+  const std::string* dt = dtype_object ? &dtype : nullptr;
+  m.energy = d.numbers(*fields[1], "energy", dt, limits.max_points);
+  m.intensity = d.numbers(*fields[2], "intensity", dt, limits.max_points * pixels);
+  if (m.stack && static_cast<std::size_t>(m.shape.back()) != m.energy.size()) {
+    d.fail(ErrorCode::kLengthMismatch, "shape", "field 'shape' says " + std::to_string(m.shape.back()) +
+                                                    " energies, field 'energy' has " + std::to_string(m.energy.size()));
+  }
+  if (m.intensity.size() != m.energy.size() * pixels) {
+    d.fail(ErrorCode::kLengthMismatch, "intensity",
+           "field 'intensity' has " + std::to_string(m.intensity.size()) + " values, expected " +
+               std::to_string(m.energy.size() * pixels) +
+               (m.stack ? " (pixels x energies)" : " (one per energy)"));
+  }
+  if (m.energy.size() < 2) d.fail(ErrorCode::kLengthMismatch, "energy", "field 'energy' needs at least 2 values");
+  for (std::size_t i = 0; i < m.energy.size(); ++i) {
+    if (!std::isfinite(m.energy[i])) d.fail(ErrorCode::kNonFinite, "energy", "energy[" + std::to_string(i) + "] is not finite");
+    if (i > 0 && !(m.energy[i] > m.energy[i - 1])) {
+      d.fail(ErrorCode::kNonMonotonicEnergy, "energy",
+             "energy is not strictly increasing at index " + std::to_string(i));
+    }
+  }
+  for (std::size_t i = 0; i < m.intensity.size(); ++i) {
+    if (!std::isfinite(m.intensity[i])) {
+      d.fail(ErrorCode::kNonFinite, "intensity", "intensity[" + std::to_string(i) + "] is not finite");
+    }
+  }
+  if (fields[3]) {
+    if (!is_number(*fields[3])) {
+      d.fail(ErrorCode::kBadType, "time", std::string("field 'time' is ") + kind_name(fields[3]->type) + ", expected a number");
+    }
+    const double t = number(*fields[3]);
+    if (!std::isfinite(t)) d.fail(ErrorCode::kNonFinite, "time", "field 'time' is not finite");
+    if (t < 0) d.fail(ErrorCode::kOutOfRange, "time", "field 'time' is negative");
+    m.time = t;
+  }
+  if (fields[4]) {
+    if (fields[4]->type != msgpack::type::MAP) {
+      d.fail(ErrorCode::kBadType, "meta", std::string("field 'meta' is ") + kind_name(fields[4]->type) + ", expected a map");
+    }
+    msgpack::sbuffer buffer;
+    msgpack::pack(buffer, *fields[4]);
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(buffer.data());
+    m.meta.assign(bytes, bytes + buffer.size());
+  }
+  return m;
+}
+
+std::vector<std::uint8_t> encode(const SpectrumMessage& m, const std::string& raw_dtype) {
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  const bool raw = !raw_dtype.empty();
+  std::uint32_t entries = 3 + (raw ? 1 : 0) + (m.time ? 1 : 0) + (m.meta.empty() ? 0 : 1) +
+                          (m.stack ? 2 : 0);
+  pk.pack_map(entries);
+  pk.pack("id");
+  pk.pack(m.id);
+  const auto pack_numbers = [&](const std::vector<double>& v) {
+    if (!raw) {
+      pk.pack_array(static_cast<std::uint32_t>(v.size()));
+      for (double x : v) pk.pack_double(x);
+      return;
+    }
+    const std::size_t width = raw_dtype == "f4" ? 4 : 8;
+    pk.pack_bin(static_cast<std::uint32_t>(v.size() * width));
+    std::vector<char> bytes(v.size() * width);
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      if (width == 4) {
+        const auto f = static_cast<float>(v[i]);
+        std::memcpy(bytes.data() + i * 4, &f, 4);
+      } else {
+        std::memcpy(bytes.data() + i * 8, &v[i], 8);
+      }
+    }
+    pk.pack_bin_body(bytes.data(), static_cast<std::uint32_t>(bytes.size()));
+  };
+  pk.pack("energy");
+  pack_numbers(m.energy);
+  pk.pack("intensity");
+  pack_numbers(m.intensity);
+  if (raw) {
+    pk.pack("dtype");
+    pk.pack(raw_dtype);
+  }
+  if (m.time) {
+    pk.pack("time");
+    pk.pack_double(*m.time);
+  }
+  if (!m.meta.empty()) {
+    pk.pack("meta");
+    buffer.write(reinterpret_cast<const char*>(m.meta.data()), m.meta.size());
+  }
+  if (m.stack) {
+    pk.pack("kind");
+    pk.pack("stack");
+    pk.pack("shape");
+    pk.pack_array(static_cast<std::uint32_t>(m.shape.size()));
+    for (auto s : m.shape) pk.pack(s);
+  }
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(buffer.data());
+  return {bytes, bytes + buffer.size()};
+}
+
+}  // namespace xasmap::protocol
