@@ -52,21 +52,6 @@ double FeatureSpace::d2_to(const float* q, double q_norm2, Eigen::Index i) const
   return scale2 * distance2(q, rows->row(i).data(), window, step_ev, kind);
 }
 
-void FeatureSpace::d2_to_all(const float* q, Eigen::Ref<Eigen::VectorXf> out, int threads) const {
-  const Eigen::Map<const Eigen::RowVectorXf> qv(q, rows->cols());
-  const double q_norm2 = qv.squaredNorm();
-  parallel_for(rows->rows(), threads, [&](Eigen::Index begin, Eigen::Index end) {
-    if (is_euclidean(kind) && norms2.size() == rows->rows()) {
-      const Eigen::VectorXf dots = rows->middleRows(begin, end - begin) * qv.transpose();
-      for (Eigen::Index i = begin; i < end; ++i) {
-        out[i] = static_cast<float>(scale2 * std::max(0.0, norms2[i] + q_norm2 - 2.0 * dots[i - begin]));
-      }
-    } else {
-      for (Eigen::Index i = begin; i < end; ++i) out[i] = static_cast<float>(d2_to(q, q_norm2, i));
-    }
-  });
-}
-
 namespace {
 
 // Top `dims` eigenpairs of -1/2 H D H, signs fixed.

@@ -1,3 +1,4 @@
+#include "msgpack_detail.hpp"
 #include "xasmap/protocol/messages.hpp"
 
 #include <msgpack.hpp>
@@ -6,6 +7,8 @@
 #include <utility>
 
 namespace xasmap::protocol {
+
+using detail::type_name;
 
 namespace {
 
@@ -23,32 +26,6 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 12> kErrorCodes{{
     {ErrorCode::kOverloaded, "overloaded"},
     {ErrorCode::kInternal, "internal"},
 }};
-
-std::string type_name(msgpack::type::object_type t) {
-  switch (t) {
-    case msgpack::type::NIL:
-      return "nil";
-    case msgpack::type::BOOLEAN:
-      return "a boolean";
-    case msgpack::type::POSITIVE_INTEGER:
-    case msgpack::type::NEGATIVE_INTEGER:
-      return "an integer";
-    case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64:
-      return "a float";
-    case msgpack::type::STR:
-      return "a string";
-    case msgpack::type::BIN:
-      return "bin";
-    case msgpack::type::ARRAY:
-      return "an array";
-    case msgpack::type::MAP:
-      return "a map";
-    case msgpack::type::EXT:
-      return "ext";
-  }
-  return "an unknown type";
-}
 
 }  // namespace
 
@@ -107,7 +84,7 @@ ErrorMessage decode_error_message(const std::uint8_t* data, std::size_t size) {
   }
   const msgpack::object& root = handle.get();
   if (root.type != msgpack::type::MAP) {
-    throw ProtocolError(ErrorCode::kNotAMap, "", "frame 1 is " + type_name(root.type) + ", not a map");
+    throw ProtocolError(ErrorCode::kNotAMap, "", std::string("frame 1 is ") + type_name(root.type) + ", not a map");
   }
   ErrorMessage m;
   bool have_code = false;
@@ -115,7 +92,7 @@ ErrorMessage decode_error_message(const std::uint8_t* data, std::size_t size) {
   bool have_time = false;
   for (const auto& kv : root.via.map) {
     if (kv.key.type != msgpack::type::STR) {
-      throw ProtocolError(ErrorCode::kBadType, "", "a key is " + type_name(kv.key.type) + ", not a string");
+      throw ProtocolError(ErrorCode::kBadType, "", std::string("a key is ") + type_name(kv.key.type) + ", not a string");
     }
     const std::string key = kv.key.as<std::string>();
     const msgpack::object& v = kv.val;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "msgpack_detail.hpp"
 #include "xasmap/protocol/messages.hpp"
 
 namespace xasmap::protocol {
@@ -14,47 +15,9 @@ namespace {
 
 static_assert(std::endian::native == std::endian::little, "bin arrays are little-endian");
 
-const char* kind_name(msgpack::type::object_type t) {
-  switch (t) {
-    case msgpack::type::NIL:
-      return "nil";
-    case msgpack::type::BOOLEAN:
-      return "a boolean";
-    case msgpack::type::POSITIVE_INTEGER:
-    case msgpack::type::NEGATIVE_INTEGER:
-      return "an integer";
-    case msgpack::type::FLOAT32:
-    case msgpack::type::FLOAT64:
-      return "a float";
-    case msgpack::type::STR:
-      return "a string";
-    case msgpack::type::BIN:
-      return "bin";
-    case msgpack::type::ARRAY:
-      return "an array";
-    case msgpack::type::MAP:
-      return "a map";
-    case msgpack::type::EXT:
-      return "ext";
-  }
-  return "an unknown type";
-}
-
-bool is_number(const msgpack::object& o) {
-  return o.type == msgpack::type::POSITIVE_INTEGER || o.type == msgpack::type::NEGATIVE_INTEGER ||
-         o.type == msgpack::type::FLOAT32 || o.type == msgpack::type::FLOAT64;
-}
-
-double number(const msgpack::object& o) {
-  switch (o.type) {
-    case msgpack::type::POSITIVE_INTEGER:
-      return static_cast<double>(o.via.u64);
-    case msgpack::type::NEGATIVE_INTEGER:
-      return static_cast<double>(o.via.i64);
-    default:
-      return o.via.f64;
-  }
-}
+using detail::is_number;
+using detail::number;
+using detail::type_name;
 
 class Decoder {
  public:
@@ -79,7 +42,7 @@ class Decoder {
         const msgpack::object& v = o.via.array.ptr[i];
         if (!is_number(v)) {
           fail(ErrorCode::kBadType, field,
-               "field '" + field + "'[" + std::to_string(i) + "] is " + kind_name(v.type) +
+               "field '" + field + "'[" + std::to_string(i) + "] is " + type_name(v.type) +
                    ", expected a number");
         }
         out.push_back(number(v));
@@ -116,7 +79,7 @@ class Decoder {
       return out;
     }
     fail(ErrorCode::kBadType, field,
-         "field '" + field + "' is " + kind_name(o.type) + ", expected an array of numbers or bin");
+         "field '" + field + "' is " + type_name(o.type) + ", expected an array of numbers or bin");
   }
 };
 
@@ -138,7 +101,7 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
   const msgpack::object& root = handle.get();
   if (root.type != msgpack::type::MAP) {
     throw ProtocolError(ErrorCode::kNotAMap, "",
-                        std::string("frame 1 is ") + kind_name(root.type) + ", not a map");
+                        std::string("frame 1 is ") + type_name(root.type) + ", not a map");
   }
   Decoder d;
   const msgpack::object* fields[7] = {};  // id, energy, intensity, time, meta, kind, shape
@@ -148,7 +111,7 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
     const auto& kv = root.via.map.ptr[i];
     if (kv.key.type != msgpack::type::STR) {
       throw ProtocolError(ErrorCode::kBadType, "(key)",
-                          std::string("a key is ") + kind_name(kv.key.type) + ", not a string");
+                          std::string("a key is ") + type_name(kv.key.type) + ", not a string");
     }
     const std::string key(kv.key.via.str.ptr, kv.key.via.str.size);
     if (key == "dtype") dtype_object = &kv.val;
@@ -160,7 +123,7 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
   if (!fields[0]) throw ProtocolError(ErrorCode::kMissingField, "id", "required field 'id' is missing");
   if (fields[0]->type != msgpack::type::STR) {
     throw ProtocolError(ErrorCode::kBadType, "id",
-                        std::string("field 'id' is ") + kind_name(fields[0]->type) + ", expected a string");
+                        std::string("field 'id' is ") + type_name(fields[0]->type) + ", expected a string");
   }
   SpectrumMessage m;
   m.id.assign(fields[0]->via.str.ptr, fields[0]->via.str.size);
@@ -168,7 +131,7 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
 
   if (fields[5]) {
     if (fields[5]->type != msgpack::type::STR) {
-      d.fail(ErrorCode::kBadType, "kind", std::string("field 'kind' is ") + kind_name(fields[5]->type) + ", expected a string");
+      d.fail(ErrorCode::kBadType, "kind", std::string("field 'kind' is ") + type_name(fields[5]->type) + ", expected a string");
     }
     const std::string kind(fields[5]->via.str.ptr, fields[5]->via.str.size);
     if (kind != "spectrum" && kind != "stack") {
@@ -179,7 +142,7 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
   std::string dtype;
   if (dtype_object) {
     if (dtype_object->type != msgpack::type::STR) {
-      d.fail(ErrorCode::kBadType, "dtype", std::string("field 'dtype' is ") + kind_name(dtype_object->type) + ", expected \"f4\" or \"f8\"");
+      d.fail(ErrorCode::kBadType, "dtype", std::string("field 'dtype' is ") + type_name(dtype_object->type) + ", expected \"f4\" or \"f8\"");
     }
     dtype.assign(dtype_object->via.str.ptr, dtype_object->via.str.size);
     if (dtype != "f4" && dtype != "f8") {
@@ -238,7 +201,7 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
   }
   if (fields[3]) {
     if (!is_number(*fields[3])) {
-      d.fail(ErrorCode::kBadType, "time", std::string("field 'time' is ") + kind_name(fields[3]->type) + ", expected a number");
+      d.fail(ErrorCode::kBadType, "time", std::string("field 'time' is ") + type_name(fields[3]->type) + ", expected a number");
     }
     const double t = number(*fields[3]);
     if (!std::isfinite(t)) d.fail(ErrorCode::kNonFinite, "time", "field 'time' is not finite");
@@ -247,7 +210,7 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
   }
   if (fields[4]) {
     if (fields[4]->type != msgpack::type::MAP) {
-      d.fail(ErrorCode::kBadType, "meta", std::string("field 'meta' is ") + kind_name(fields[4]->type) + ", expected a map");
+      d.fail(ErrorCode::kBadType, "meta", std::string("field 'meta' is ") + type_name(fields[4]->type) + ", expected a map");
     }
     msgpack::sbuffer buffer;
     msgpack::pack(buffer, *fields[4]);

@@ -31,8 +31,6 @@ struct FeatureSpace {
   Eigen::Index size() const { return rows->rows(); }
   double d2(Eigen::Index i, Eigen::Index j) const;
   double d2_to(const float* q, double q_norm2, Eigen::Index i) const;
-  // Squared distances from q to every row, on `threads` threads (<= 0: all cores).
-  void d2_to_all(const float* q, Eigen::Ref<Eigen::VectorXf> out, int threads) const;
 };
 
 struct ClassicalMds {

@@ -1,0 +1,52 @@
+#pragma once
+// Small msgpack helpers shared by the protocol's decoders.
+
+#include <msgpack.hpp>
+
+namespace xasmap::protocol::detail {
+
+// What a msgpack value is, for "field 'x' is ..., expected ..." messages.
+inline const char* type_name(msgpack::type::object_type t) {
+  switch (t) {
+    case msgpack::type::NIL:
+      return "nil";
+    case msgpack::type::BOOLEAN:
+      return "a boolean";
+    case msgpack::type::POSITIVE_INTEGER:
+    case msgpack::type::NEGATIVE_INTEGER:
+      return "an integer";
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64:
+      return "a float";
+    case msgpack::type::STR:
+      return "a string";
+    case msgpack::type::BIN:
+      return "bin";
+    case msgpack::type::ARRAY:
+      return "an array";
+    case msgpack::type::MAP:
+      return "a map";
+    case msgpack::type::EXT:
+      return "ext";
+  }
+  return "an unknown type";
+}
+
+inline bool is_number(const msgpack::object& o) {
+  return o.type == msgpack::type::POSITIVE_INTEGER || o.type == msgpack::type::NEGATIVE_INTEGER ||
+         o.type == msgpack::type::FLOAT32 || o.type == msgpack::type::FLOAT64;
+}
+
+// The value of a number (is_number(o) must hold).
+inline double number(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::POSITIVE_INTEGER:
+      return static_cast<double>(o.via.u64);
+    case msgpack::type::NEGATIVE_INTEGER:
+      return static_cast<double>(o.via.i64);
+    default:
+      return o.via.f64;
+  }
+}
+
+}  // namespace xasmap::protocol::detail
