@@ -12,7 +12,7 @@ using detail::type_name;
 
 namespace {
 
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 12> kErrorCodes{{
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 15> kErrorCodes{{
     {ErrorCode::kBadFrames, "bad_frames"},
     {ErrorCode::kBadMsgpack, "bad_msgpack"},
     {ErrorCode::kNotAMap, "not_a_map"},
@@ -22,6 +22,9 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 12> kErrorCodes{{
     {ErrorCode::kNonMonotonicEnergy, "non_monotonic_energy"},
     {ErrorCode::kNonFinite, "non_finite"},
     {ErrorCode::kOutOfRange, "out_of_range"},
+    {ErrorCode::kTooFewPoints, "too_few_points"},
+    {ErrorCode::kInsufficientOverlap, "insufficient_overlap"},
+    {ErrorCode::kFlatSpectrum, "flat_spectrum"},
     {ErrorCode::kTooLarge, "too_large"},
     {ErrorCode::kOverloaded, "overloaded"},
     {ErrorCode::kInternal, "internal"},
@@ -53,7 +56,7 @@ ProtocolError::ProtocolError(ErrorCode code, std::string field, const std::strin
 std::vector<std::uint8_t> encode(const ErrorMessage& m) {
   msgpack::sbuffer buffer;
   msgpack::packer<msgpack::sbuffer> pk(buffer);
-  pk.pack_map(4);
+  pk.pack_map(5);
   pk.pack("id");
   if (m.id) {
     pk.pack(*m.id);
@@ -62,6 +65,8 @@ std::vector<std::uint8_t> encode(const ErrorMessage& m) {
   }
   pk.pack("code");
   pk.pack(std::string(to_string(m.code)));
+  pk.pack("field");
+  pk.pack(m.field);
   pk.pack("message");
   pk.pack(m.message);
   pk.pack("time");
@@ -114,6 +119,9 @@ ErrorMessage decode_error_message(const std::uint8_t* data, std::size_t size) {
       }
       m.code = *code;
       have_code = true;
+    } else if (key == "field") {
+      expect(v.type == msgpack::type::STR, "a string");
+      m.field = v.as<std::string>();
     } else if (key == "message") {
       expect(v.type == msgpack::type::STR, "a string");
       m.message = v.as<std::string>();

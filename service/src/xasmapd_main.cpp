@@ -1,13 +1,15 @@
-// xasmapd: the streaming daemon. In this version it validates and prints its configuration; the
-// streaming service (ZeroMQ input, estimates, metrics, control) is not built yet.
+// xasmapd: the streaming daemon (docs/operations.md, docs/protocol.md).
 
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <iostream>
 
 #include "cli_args.hpp"
+#include "daemon.hpp"
 #include "logging.hpp"
 #include "paths.hpp"
 #include "xasmap/config/config.hpp"
@@ -86,20 +88,24 @@ int main(int argc, char** argv) {
       return kExitOk;
     }
 
+    // SIGTERM, SIGINT and SIGHUP are taken by the main thread with sigtimedwait(); every thread
+    // the daemon starts inherits this mask, so no other thread is interrupted by them.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+
     const auto log = service::setup_logging(cfg.logging, "xasmapd");
-    log->info("xasmapd {} starting with config {}", kVersion, file.string());
-    log->info("  library: source {}, grid {}-{} eV step {} eV", config::to_string(cfg.library.source),
-              cfg.library.grid.emin_ev, cfg.library.grid.emax_ev, cfg.library.grid.step_ev);
-    log->info("  embedding: {} with {} landmarks, distance {}", config::to_string(cfg.embedding.method),
-              cfg.embedding.landmarks, config::to_string(cfg.embedding.distance));
-    log->info("  endpoints: input {} ({} {}), output {}, control {}", cfg.input.endpoint,
-              config::to_string(cfg.input.pattern), cfg.input.bind ? "bind" : "connect",
-              cfg.output.endpoint, cfg.control.endpoint);
-    log->error("the streaming service is not available in xasmapd {} yet; "
-               "use --check-config or --print-config",
-               kVersion);
+    int status = kExitOk;
+    {
+      service::Daemon daemon(cfg, file, overrides, log);
+      status = daemon.run();
+    }
     spdlog::shutdown();
-    return kExitUnavailable;
+    return status == 0 ? kExitOk : kExitUnavailable;
   } catch (const service::UsageError& e) {
     std::cerr << "xasmapd: " << e.what() << "\nTry 'xasmapd --help'.\n";
     return kExitUsage;

@@ -12,6 +12,7 @@ TEST_CASE("every error code round-trips through its string", "[protocol]") {
        {ErrorCode::kBadFrames, ErrorCode::kBadMsgpack, ErrorCode::kNotAMap,
         ErrorCode::kMissingField, ErrorCode::kBadType, ErrorCode::kLengthMismatch,
         ErrorCode::kNonMonotonicEnergy, ErrorCode::kNonFinite, ErrorCode::kOutOfRange,
+        ErrorCode::kTooFewPoints, ErrorCode::kInsufficientOverlap, ErrorCode::kFlatSpectrum,
         ErrorCode::kTooLarge, ErrorCode::kOverloaded, ErrorCode::kInternal}) {
     const auto back = error_code_from_string(to_string(code));
     REQUIRE(back.has_value());
@@ -25,6 +26,7 @@ TEST_CASE("error messages round-trip, with and without an id", "[protocol]") {
   ErrorMessage m;
   m.id = "scan-17/pixel-3";
   m.code = ErrorCode::kLengthMismatch;
+  m.field = "intensity";
   m.message = "field 'intensity' has 99 values, 'energy' has 100";
   m.time = 1795000000.25;
   const auto bytes = encode(m);

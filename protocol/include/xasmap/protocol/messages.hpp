@@ -1,7 +1,7 @@
 #pragma once
 // Wire protocol v1 (docs/protocol.md): every message is two ZeroMQ frames, a topic and a msgpack
-// map with string keys. This header holds the schema's names and the `error` message; the codecs
-// of the other messages join it as the daemon grows.
+// map with string keys. This header holds the schema's names, the input `spectrum` message and
+// the `error` message; results.hpp holds the daemon's other output messages.
 
 #include <algorithm>
 #include <cstdint>
@@ -34,7 +34,10 @@ enum class ErrorCode {
   kLengthMismatch,       // energy and intensity (or shape) disagree in length
   kNonMonotonicEnergy,   // energy not strictly increasing
   kNonFinite,            // NaN or infinity in the data
-  kOutOfRange,           // a value outside what the model can judge
+  kOutOfRange,           // a value outside what the schema allows
+  kTooFewPoints,         // fewer energy points than preprocessing needs
+  kInsufficientOverlap,  // the spectrum covers too little of the library's energy grid
+  kFlatSpectrum,         // nothing left to normalise after background subtraction
   kTooLarge,             // over input.max_message_bytes, max_points or max_stack_pixels
   kOverloaded,           // dropped by the overflow policy
   kInternal,             // a bug: reported, never silent
@@ -90,10 +93,12 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
 std::vector<std::uint8_t> encode(const SpectrumMessage& m, const std::string& raw_dtype = "");
 
 // The `error` message: id (absent when the input could not be decoded far enough to read it),
-// code, a human-readable message that names the field, and the time (s since the Unix epoch).
+// code, the offending field (empty when the problem is not one field's), a human-readable message
+// that names the field, and the time (s since the Unix epoch).
 struct ErrorMessage {
   std::optional<std::string> id;
   ErrorCode code = ErrorCode::kInternal;
+  std::string field;
   std::string message;
   double time = 0.0;
   bool operator==(const ErrorMessage&) const = default;

@@ -1,0 +1,609 @@
+// Encoders and decoders of the daemon's output messages (docs/protocol.md).
+
+#include "xasmap/protocol/results.hpp"
+
+#include <msgpack.hpp>
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+#include "msgpack_detail.hpp"
+#include "xasmap/protocol/messages.hpp"
+
+namespace xasmap::protocol {
+
+namespace {
+
+static_assert(std::endian::native == std::endian::little, "bin arrays are little-endian");
+
+using detail::is_number;
+using detail::number;
+using detail::type_name;
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+std::vector<std::uint8_t> bytes_of(const msgpack::sbuffer& buffer) {
+  const auto* p = reinterpret_cast<const std::uint8_t*>(buffer.data());
+  return {p, p + buffer.size()};
+}
+
+void pack_value(Packer& pk, const ParamValue& v) {
+  if (!v.text.empty()) {
+    pk.pack(v.text);
+  } else if (v.integer) {
+    pk.pack(static_cast<std::int64_t>(std::llround(v.number)));
+  } else {
+    pk.pack_double(v.number);
+  }
+}
+
+void pack_params(Packer& pk, const ParamMap& params) {
+  pk.pack_map(static_cast<std::uint32_t>(params.size()));
+  for (const auto& [name, v] : params) {
+    pk.pack(name);
+    pack_value(pk, v);
+  }
+}
+
+void pack_numbers(Packer& pk, const NumberMap& map) {
+  pk.pack_map(static_cast<std::uint32_t>(map.size()));
+  for (const auto& [name, v] : map) {
+    pk.pack(name);
+    pk.pack_double(v);
+  }
+}
+
+void pack_floats_bin(Packer& pk, const std::vector<float>& v) {
+  const auto size = static_cast<std::uint32_t>(v.size() * sizeof(float));
+  pk.pack_bin(size);
+  pk.pack_bin_body(reinterpret_cast<const char*>(v.data()), size);
+}
+
+void pack_float_maps(Packer& pk, const std::vector<std::pair<std::string, std::vector<float>>>& maps) {
+  pk.pack_map(static_cast<std::uint32_t>(maps.size()));
+  for (const auto& [name, v] : maps) {
+    pk.pack(name);
+    pack_floats_bin(pk, v);
+  }
+}
+
+// Fixed-width placeholders, so that stamp() can overwrite them in place.
+std::size_t placeholder_double(msgpack::sbuffer& buffer, Packer& pk) {
+  const std::size_t at = buffer.size();
+  pk.pack_double(0.0);  // 0xcb + 8 bytes
+  return at;
+}
+
+// Writes `latency` with placeholders for service and end_to_end.
+void pack_latency(msgpack::sbuffer& buffer, Packer& pk, const Latency& l, StampOffsets& off) {
+  pk.pack_map(l.end_to_end ? 5 : 4);
+  pk.pack("queue");
+  pk.pack_double(l.queue);
+  pk.pack("decode");
+  pk.pack_double(l.decode);
+  pk.pack("compute");
+  pk.pack_double(l.compute);
+  pk.pack("service");
+  off.service = buffer.size();
+  pk.pack_double(l.service);
+  if (l.end_to_end) {
+    pk.pack("end_to_end");
+    off.end_to_end = buffer.size();
+    pk.pack_double(*l.end_to_end);
+  }
+}
+
+void pack_meta(msgpack::sbuffer& buffer, Packer& pk, const std::vector<std::uint8_t>& meta) {
+  pk.pack("meta");
+  if (meta.empty()) {
+    pk.pack_nil();
+  } else {
+    buffer.write(reinterpret_cast<const char*>(meta.data()), meta.size());
+  }
+}
+
+void write_big_endian(std::uint8_t* p, std::uint64_t bits) {
+  for (int i = 7; i >= 0; --i) {
+    p[i] = static_cast<std::uint8_t>(bits & 0xff);
+    bits >>= 8;
+  }
+}
+
+void write_double(std::vector<std::uint8_t>& bytes, std::size_t at, double v) {
+  if (at == 0 || at + 9 > bytes.size() || bytes[at] != 0xcb) return;
+  write_big_endian(bytes.data() + at + 1, std::bit_cast<std::uint64_t>(v));
+}
+
+// ---- decoding -------------------------------------------------------------------------------
+
+// A msgpack map with string keys, read field by field with errors that name the field.
+class MapView {
+ public:
+  MapView(const msgpack::object& o, std::string path) : path_(std::move(path)) {
+    if (o.type != msgpack::type::MAP) {
+      throw ProtocolError(ErrorCode::kNotAMap, path_,
+                          (path_.empty() ? std::string("frame 1") : "field '" + path_ + "'") + " is " +
+                              type_name(o.type) + ", not a map");
+    }
+    map_ = &o.via.map;
+    for (std::uint32_t i = 0; i < map_->size; ++i) {
+      if (map_->ptr[i].key.type != msgpack::type::STR) {
+        throw ProtocolError(ErrorCode::kBadType, path_, "a key of " + where() + " is not a string");
+      }
+    }
+  }
+
+  const msgpack::object* find(std::string_view key) const {
+    for (std::uint32_t i = 0; i < map_->size; ++i) {
+      const auto& k = map_->ptr[i].key.via.str;
+      if (std::string_view(k.ptr, k.size) == key) return &map_->ptr[i].val;
+    }
+    return nullptr;
+  }
+  const msgpack::object& get(std::string_view key) const {
+    const msgpack::object* o = find(key);
+    if (!o) {
+      throw ProtocolError(ErrorCode::kMissingField, name(key),
+                          "required field '" + name(key) + "' is missing");
+    }
+    return *o;
+  }
+  [[noreturn]] void wrong(std::string_view key, const msgpack::object& o, const char* expected) const {
+    throw ProtocolError(ErrorCode::kBadType, name(key),
+                        "field '" + name(key) + "' is " + type_name(o.type) + ", expected " + expected);
+  }
+  double num(std::string_view key) const {
+    const msgpack::object& o = get(key);
+    if (!is_number(o)) wrong(key, o, "a number");
+    return number(o);
+  }
+  std::uint64_t count(std::string_view key) const {
+    const msgpack::object& o = get(key);
+    if (o.type != msgpack::type::POSITIVE_INTEGER) wrong(key, o, "a non-negative integer");
+    return o.via.u64;
+  }
+  std::string str(std::string_view key) const {
+    const msgpack::object& o = get(key);
+    if (o.type != msgpack::type::STR) wrong(key, o, "a string");
+    return {o.via.str.ptr, o.via.str.size};
+  }
+  bool boolean(std::string_view key) const {
+    const msgpack::object& o = get(key);
+    if (o.type != msgpack::type::BOOLEAN) wrong(key, o, "a boolean");
+    return o.via.boolean;
+  }
+  MapView map(std::string_view key) const { return MapView(get(key), name(key)); }
+  std::vector<std::uint8_t> raw_map_or_nil(std::string_view key) const {
+    const msgpack::object& o = get(key);
+    if (o.type == msgpack::type::NIL) return {};
+    if (o.type != msgpack::type::MAP) wrong(key, o, "a map or nil");
+    msgpack::sbuffer buffer;
+    msgpack::pack(buffer, o);
+    return bytes_of(buffer);
+  }
+  std::vector<float> floats(std::string_view key, const msgpack::object& o) const {
+    if (o.type != msgpack::type::BIN || o.via.bin.size % 4 != 0) wrong(key, o, "bin of float32");
+    std::vector<float> v(o.via.bin.size / 4);
+    if (!v.empty()) std::memcpy(v.data(), o.via.bin.ptr, o.via.bin.size);
+    return v;
+  }
+
+  // Every entry, as (key, value).
+  template <class F>
+  void each(F&& f) const {
+    for (std::uint32_t i = 0; i < map_->size; ++i) {
+      const auto& k = map_->ptr[i].key.via.str;
+      f(std::string(k.ptr, k.size), map_->ptr[i].val);
+    }
+  }
+  std::string name(std::string_view key) const {
+    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
+  }
+
+ private:
+  std::string where() const { return path_.empty() ? "frame 1" : "field '" + path_ + "'"; }
+  const msgpack::object_map* map_ = nullptr;
+  std::string path_;
+};
+
+msgpack::object_handle unpack_frame(const std::uint8_t* data, std::size_t size) {
+  std::size_t offset = 0;
+  msgpack::object_handle handle;
+  try {
+    handle = msgpack::unpack(reinterpret_cast<const char*>(data), size, offset);
+  } catch (const std::exception& e) {
+    throw ProtocolError(ErrorCode::kBadMsgpack, "", std::string("undecodable msgpack: ") + e.what());
+  }
+  if (offset != size) {
+    throw ProtocolError(ErrorCode::kBadMsgpack, "",
+                        std::to_string(size - offset) + " trailing bytes after the msgpack map");
+  }
+  return handle;
+}
+
+ParamMap read_params(const MapView& v) {
+  ParamMap out;
+  v.each([&](const std::string& key, const msgpack::object& o) {
+    ParamValue p;
+    if (o.type == msgpack::type::STR) {
+      p.text.assign(o.via.str.ptr, o.via.str.size);
+    } else if (o.type == msgpack::type::POSITIVE_INTEGER || o.type == msgpack::type::NEGATIVE_INTEGER) {
+      p.number = number(o);
+      p.integer = true;
+    } else if (is_number(o)) {
+      p.number = number(o);
+    } else {
+      v.wrong(key, o, "a number or a string");
+    }
+    out.emplace_back(key, std::move(p));
+  });
+  return out;
+}
+
+NumberMap read_numbers(const MapView& v) {
+  NumberMap out;
+  v.each([&](const std::string& key, const msgpack::object& o) {
+    if (!is_number(o)) v.wrong(key, o, "a number");
+    out.emplace_back(key, number(o));
+  });
+  return out;
+}
+
+std::vector<std::pair<std::string, std::vector<float>>> read_float_maps(const MapView& v) {
+  std::vector<std::pair<std::string, std::vector<float>>> out;
+  v.each([&](const std::string& key, const msgpack::object& o) { out.emplace_back(key, v.floats(key, o)); });
+  return out;
+}
+
+Latency read_latency(const MapView& v) {
+  Latency l;
+  l.queue = v.num("queue");
+  l.decode = v.num("decode");
+  l.compute = v.num("compute");
+  l.service = v.num("service");
+  if (v.find("end_to_end")) l.end_to_end = v.num("end_to_end");
+  return l;
+}
+
+std::vector<double> read_number_array(const MapView& v, std::string_view key) {
+  const msgpack::object& o = v.get(key);
+  if (o.type != msgpack::type::ARRAY) v.wrong(key, o, "an array of numbers");
+  std::vector<double> out;
+  for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+    if (!is_number(o.via.array.ptr[i])) v.wrong(key, o.via.array.ptr[i], "an array of numbers");
+    out.push_back(number(o.via.array.ptr[i]));
+  }
+  return out;
+}
+
+// Finds the top-level "id" string of a map without materialising anything else.
+class IdVisitor : public msgpack::null_visitor {
+ public:
+  std::optional<std::string> id;
+  bool start_map(std::uint32_t) {
+    ++depth_;
+    return true;
+  }
+  bool end_map() {
+    --depth_;
+    return true;
+  }
+  bool start_array(std::uint32_t) {
+    ++depth_;
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+  bool start_map_key() {
+    in_key_ = true;
+    return true;
+  }
+  bool end_map_key() {
+    in_key_ = false;
+    return true;
+  }
+  bool visit_str(const char* p, std::uint32_t n) {
+    if (depth_ != 1) return true;
+    if (in_key_) {
+      next_is_id_ = std::string_view(p, n) == "id";
+      return true;
+    }
+    if (next_is_id_) {
+      id = std::string(p, n);
+      return false;  // found: stop parsing
+    }
+    return true;
+  }
+  bool end_map_value() {
+    if (depth_ == 1) next_is_id_ = false;
+    return true;
+  }
+
+ private:
+  int depth_ = 0;
+  bool in_key_ = false;
+  bool next_is_id_ = false;
+};
+
+}  // namespace
+
+ParamMap to_param_map(const std::vector<ParameterInfo>& info, const std::vector<double>& values) {
+  ParamMap out;
+  out.reserve(info.size());
+  for (std::size_t p = 0; p < info.size() && p < values.size(); ++p) {
+    ParamValue v;
+    v.number = values[p];
+    if (!info[p].category_names.empty()) {
+      const auto i = static_cast<std::size_t>(values[p]);
+      if (values[p] >= 0 && i < info[p].category_names.size()) v.text = info[p].category_names[i];
+    } else if (info[p].categorical && std::isfinite(values[p]) && values[p] == std::round(values[p])) {
+      v.integer = true;
+    }
+    out.emplace_back(info[p].name, std::move(v));
+  }
+  return out;
+}
+
+void stamp(Encoded& message, std::uint64_t seq, double time_published, double service_us,
+           std::optional<double> end_to_end_us) {
+  auto& b = message.bytes;
+  const std::size_t at = message.offsets.seq;
+  if (at != 0 && at + 9 <= b.size() && b[at] == 0xcf) write_big_endian(b.data() + at + 1, seq);
+  write_double(b, message.offsets.time_published, time_published);
+  write_double(b, message.offsets.service, service_us);
+  if (end_to_end_us) write_double(b, message.offsets.end_to_end, *end_to_end_us);
+}
+
+Encoded encode(const EstimateMessage& m) {
+  Encoded out;
+  msgpack::sbuffer buffer(512);
+  Packer pk(buffer);
+  pk.pack_map(14);
+  pk.pack("id");
+  pk.pack(m.id);
+  pk.pack("seq");
+  out.offsets.seq = buffer.size();
+  pk.pack_fix_uint64(m.seq);
+  pk.pack("params");
+  pack_params(pk, m.params);
+  pk.pack("uncertainty");
+  pack_numbers(pk, m.uncertainty);
+  pk.pack("confidence");
+  pack_numbers(pk, m.confidence);
+  pk.pack("embedding");
+  pk.pack_array(static_cast<std::uint32_t>(m.embedding.size()));
+  for (double x : m.embedding) pk.pack_double(x);
+  pk.pack("neighbors");
+  pk.pack_array(static_cast<std::uint32_t>(m.neighbors.size()));
+  for (const NeighborEntry& n : m.neighbors) {
+    pk.pack_map(4);
+    pk.pack("label");
+    pk.pack(n.label);
+    pk.pack("params");
+    pack_params(pk, n.params);
+    pk.pack("distance");
+    pk.pack_double(n.distance);
+    pk.pack("shift_ev");
+    pk.pack_double(n.shift_ev);
+  }
+  pk.pack("novelty");
+  pk.pack_double(m.novelty);
+  pk.pack("in_library");
+  pk.pack(m.in_library);
+  pk.pack("energy_shift_ev");
+  pk.pack_double(m.energy_shift_ev);
+  pk.pack("coverage");
+  pk.pack_double(m.coverage);
+  pk.pack("latency_us");
+  pack_latency(buffer, pk, m.latency, out.offsets);
+  pk.pack("time_published");
+  out.offsets.time_published = placeholder_double(buffer, pk);
+  pack_meta(buffer, pk, m.meta);
+  out.bytes = bytes_of(buffer);
+  write_double(out.bytes, out.offsets.time_published, m.time_published);
+  return out;
+}
+
+Encoded encode(const EstimateMapMessage& m) {
+  Encoded out;
+  msgpack::sbuffer buffer(4096 + m.novelty.size() * 4 * (1 + m.params.size() + m.uncertainty.size() +
+                                                          m.confidence.size()));
+  Packer pk(buffer);
+  pk.pack_map(13);
+  pk.pack("id");
+  pk.pack(m.id);
+  pk.pack("seq");
+  out.offsets.seq = buffer.size();
+  pk.pack_fix_uint64(m.seq);
+  pk.pack("shape");
+  pk.pack_array(static_cast<std::uint32_t>(m.shape.size()));
+  for (auto s : m.shape) pk.pack(s);
+  pk.pack("dtype");
+  pk.pack("f4");
+  pk.pack("params");
+  pack_float_maps(pk, m.params);
+  pk.pack("uncertainty");
+  pack_float_maps(pk, m.uncertainty);
+  pk.pack("confidence");
+  pack_float_maps(pk, m.confidence);
+  pk.pack("categories");
+  pk.pack_map(static_cast<std::uint32_t>(m.categories.size()));
+  for (const auto& [name, names] : m.categories) {
+    pk.pack(name);
+    pk.pack(names);
+  }
+  pk.pack("novelty");
+  pack_floats_bin(pk, m.novelty);
+  pk.pack("rejected_pixels");
+  pk.pack(m.rejected_pixels);
+  pk.pack("latency_us");
+  pack_latency(buffer, pk, m.latency, out.offsets);
+  pk.pack("time_published");
+  out.offsets.time_published = placeholder_double(buffer, pk);
+  pack_meta(buffer, pk, m.meta);
+  out.bytes = bytes_of(buffer);
+  write_double(out.bytes, out.offsets.time_published, m.time_published);
+  return out;
+}
+
+std::vector<std::uint8_t> encode(const MetricsMessage& m) {
+  msgpack::sbuffer buffer(512);
+  Packer pk(buffer);
+  pk.pack_map(13);
+  pk.pack("time");
+  pk.pack_double(m.time);
+  pk.pack("uptime_s");
+  pk.pack_double(m.uptime_s);
+  pk.pack("interval_s");
+  pk.pack_double(m.interval_s);
+  pk.pack("received");
+  pk.pack(m.received);
+  pk.pack("published");
+  pk.pack(m.published);
+  pk.pack("rejected");
+  pk.pack(m.rejected);
+  pk.pack("dropped");
+  pk.pack(m.dropped);
+  pk.pack("queue_depth");
+  pk.pack(m.queue_depth);
+  pk.pack("rate_hz");
+  pk.pack_double(m.rate_hz);
+  pk.pack("latency_us");
+  pk.pack_map(5);
+  pk.pack("p50");
+  pk.pack_double(m.latency_us.p50);
+  pk.pack("p90");
+  pk.pack_double(m.latency_us.p90);
+  pk.pack("p99");
+  pk.pack_double(m.latency_us.p99);
+  pk.pack("max");
+  pk.pack_double(m.latency_us.max);
+  pk.pack("count");
+  pk.pack(m.latency_us.count);
+  pk.pack("library");
+  pk.pack_map(4);
+  pk.pack("size");
+  pk.pack(m.library.size);
+  pk.pack("landmarks");
+  pk.pack(m.library.landmarks);
+  pk.pack("dims");
+  pk.pack(m.library.dims);
+  pk.pack("method");
+  pk.pack(m.library.method);
+  pk.pack("model_generation");
+  pk.pack(m.model_generation);
+  pk.pack("protocol");
+  pk.pack(kProtocolVersion);
+  return bytes_of(buffer);
+}
+
+EstimateMessage decode_estimate(const std::uint8_t* data, std::size_t size) {
+  const auto handle = unpack_frame(data, size);
+  const MapView v(handle.get(), "");
+  EstimateMessage m;
+  m.id = v.str("id");
+  m.seq = v.count("seq");
+  m.params = read_params(v.map("params"));
+  m.uncertainty = read_numbers(v.map("uncertainty"));
+  m.confidence = read_numbers(v.map("confidence"));
+  m.embedding = read_number_array(v, "embedding");
+  const msgpack::object& n = v.get("neighbors");
+  if (n.type != msgpack::type::ARRAY) v.wrong("neighbors", n, "an array of maps");
+  for (std::uint32_t i = 0; i < n.via.array.size; ++i) {
+    const MapView e(n.via.array.ptr[i], "neighbors[" + std::to_string(i) + "]");
+    NeighborEntry entry;
+    entry.label = e.str("label");
+    entry.params = read_params(e.map("params"));
+    entry.distance = e.num("distance");
+    entry.shift_ev = e.num("shift_ev");
+    m.neighbors.push_back(std::move(entry));
+  }
+  m.novelty = v.num("novelty");
+  m.in_library = v.boolean("in_library");
+  m.energy_shift_ev = v.num("energy_shift_ev");
+  m.coverage = v.num("coverage");
+  m.latency = read_latency(v.map("latency_us"));
+  m.time_published = v.num("time_published");
+  m.meta = v.raw_map_or_nil("meta");
+  return m;
+}
+
+EstimateMapMessage decode_estimate_map(const std::uint8_t* data, std::size_t size) {
+  const auto handle = unpack_frame(data, size);
+  const MapView v(handle.get(), "");
+  EstimateMapMessage m;
+  m.id = v.str("id");
+  m.seq = v.count("seq");
+  for (double s : read_number_array(v, "shape")) m.shape.push_back(static_cast<std::int64_t>(s));
+  if (v.str("dtype") != "f4") {
+    throw ProtocolError(ErrorCode::kOutOfRange, "dtype", "field 'dtype' must be \"f4\"");
+  }
+  m.params = read_float_maps(v.map("params"));
+  m.uncertainty = read_float_maps(v.map("uncertainty"));
+  m.confidence = read_float_maps(v.map("confidence"));
+  const MapView cats = v.map("categories");
+  cats.each([&](const std::string& key, const msgpack::object& o) {
+    if (o.type != msgpack::type::ARRAY) cats.wrong(key, o, "an array of strings");
+    std::vector<std::string> names;
+    for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+      if (o.via.array.ptr[i].type != msgpack::type::STR) cats.wrong(key, o.via.array.ptr[i], "a string");
+      names.push_back(o.via.array.ptr[i].as<std::string>());
+    }
+    m.categories.emplace_back(key, std::move(names));
+  });
+  m.novelty = v.floats("novelty", v.get("novelty"));
+  m.rejected_pixels = v.count("rejected_pixels");
+  m.latency = read_latency(v.map("latency_us"));
+  m.time_published = v.num("time_published");
+  m.meta = v.raw_map_or_nil("meta");
+  std::int64_t pixels = 1;
+  for (std::size_t i = 0; i + 1 < m.shape.size(); ++i) pixels *= m.shape[i];
+  const auto check = [&](const std::string& field, std::size_t n) {
+    if (static_cast<std::int64_t>(n) != pixels) {
+      throw ProtocolError(ErrorCode::kLengthMismatch, field,
+                          "field '" + field + "' has " + std::to_string(n) + " pixels, shape says " +
+                              std::to_string(pixels));
+    }
+  };
+  check("novelty", m.novelty.size());
+  for (const auto* maps : {&m.params, &m.uncertainty, &m.confidence}) {
+    for (const auto& [name, values] : *maps) check(name, values.size());
+  }
+  return m;
+}
+
+MetricsMessage decode_metrics(const std::uint8_t* data, std::size_t size) {
+  const auto handle = unpack_frame(data, size);
+  const MapView v(handle.get(), "");
+  MetricsMessage m;
+  m.time = v.num("time");
+  m.uptime_s = v.num("uptime_s");
+  m.interval_s = v.num("interval_s");
+  m.received = v.count("received");
+  m.published = v.count("published");
+  m.rejected = v.count("rejected");
+  m.dropped = v.count("dropped");
+  m.queue_depth = v.count("queue_depth");
+  m.rate_hz = v.num("rate_hz");
+  const MapView l = v.map("latency_us");
+  m.latency_us = {l.num("p50"), l.num("p90"), l.num("p99"), l.num("max"), l.count("count")};
+  const MapView lib = v.map("library");
+  m.library = {lib.count("size"), lib.count("landmarks"), lib.count("dims"), lib.str("method")};
+  m.model_generation = v.count("model_generation");
+  return m;
+}
+
+std::optional<std::string> peek_id(const std::uint8_t* data, std::size_t size) {
+  IdVisitor visitor;
+  std::size_t offset = 0;
+  try {
+    msgpack::parse(reinterpret_cast<const char*>(data), size, offset, visitor);
+  } catch (const std::exception&) {
+    // Whatever was found before the problem stands.
+  }
+  return visitor.id;
+}
+
+}  // namespace xasmap::protocol

@@ -1,0 +1,110 @@
+#pragma once
+// A bounded multi-producer, multi-consumer queue with the daemon's overflow policies.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+namespace xasmap::service {
+
+enum class OverflowPolicy { kDropOldest, kDropNewest, kBlock };
+
+template <class T>
+class BoundedQueue {
+ public:
+  explicit BoundedQueue(std::size_t capacity) : capacity_(capacity ? capacity : 1) {}
+
+  // What push() did: the item was queued (and perhaps displaced `dropped`, the oldest), or it
+  // was refused (the queue is full under drop_newest, or closed) and comes back in `dropped`.
+  struct PushResult {
+    bool queued = false;
+    std::optional<T> dropped;
+  };
+
+  // Under kBlock, waits for room while `keep_waiting()` holds, checking it every 50 ms.
+  // Pass a capacity of SIZE_MAX / 2 with kBlock for an unbounded queue.
+  template <class Pred>
+  PushResult push(T item, OverflowPolicy policy, Pred keep_waiting) {
+    std::unique_lock lock(mutex_);
+    PushResult r;
+    if (policy == OverflowPolicy::kBlock) {
+      while (!closed_ && items_.size() >= capacity_) {
+        if (!keep_waiting()) break;
+        not_full_.wait_for(lock, std::chrono::milliseconds(50));
+      }
+    }
+    // Under kBlock an item still waiting when keep_waiting() turns false (the daemon is stopping)
+    // is queued over capacity: it was accepted, so it is answered.
+    if (closed_ || (items_.size() >= capacity_ && policy == OverflowPolicy::kDropNewest)) {
+      r.dropped = std::move(item);
+      return r;
+    }
+    if (items_.size() >= capacity_ && policy == OverflowPolicy::kDropOldest) {
+      r.dropped = std::move(items_.front());
+      items_.pop_front();
+    }
+    items_.push_back(std::move(item));
+    r.queued = true;
+    lock.unlock();
+    not_empty_.notify_one();
+    return r;
+  }
+
+  // The next item; nullopt once the queue is closed and empty, or after `timeout` without one.
+  std::optional<T> pop(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    if (!not_empty_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); })) {
+      return std::nullopt;
+    }
+    if (items_.empty()) return std::nullopt;
+    T item = std::move(items_.front());
+    items_.pop_front();
+    lock.unlock();
+    not_full_.notify_one();
+    return item;
+  }
+
+  // Moves every queued item into `out` (appending); waits up to `timeout` for the first.
+  void pop_all(std::deque<T>& out, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    not_empty_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
+    while (!items_.empty()) {
+      out.push_back(std::move(items_.front()));
+      items_.pop_front();
+    }
+    lock.unlock();
+    not_full_.notify_all();
+  }
+
+  // After close(), push() refuses and pop() drains what is left, then returns nullopt.
+  void close() {
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+    }
+    not_empty_.notify_all();
+    not_full_.notify_all();
+  }
+  bool closed_and_empty() const {
+    std::lock_guard lock(mutex_);
+    return closed_ && items_.empty();
+  }
+  std::size_t size() const {
+    std::lock_guard lock(mutex_);
+    return items_.size();
+  }
+  std::size_t capacity() const { return capacity_; }
+
+ private:
+  const std::size_t capacity_;
+  mutable std::mutex mutex_;
+  std::condition_variable not_empty_, not_full_;
+  std::deque<T> items_;
+  bool closed_ = false;
+};
+
+}  // namespace xasmap::service

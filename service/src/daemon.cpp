@@ -1,0 +1,947 @@
+#include "daemon.hpp"
+
+#include <msgpack.hpp>
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include <csignal>
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "bounded_queue.hpp"
+#include "latency_histogram.hpp"
+#include "model_builder.hpp"
+#include "xasmap/core/embedding.hpp"
+#include "xasmap/core/model.hpp"
+#include "xasmap/core/text.hpp"
+#include "xasmap/core/version.hpp"
+#include "xasmap/protocol/messages.hpp"
+#include "xasmap/protocol/results.hpp"
+
+namespace xasmap::service {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using protocol::ErrorCode;
+
+constexpr auto kPollPeriod = std::chrono::milliseconds(50);
+
+double wall_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+double micros(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double, std::micro>(to - from).count();
+}
+
+// A topic as printable text for messages: at most 64 characters, other bytes as \xNN.
+std::string printable(std::string_view bytes) {
+  std::string out;
+  for (std::size_t i = 0; i < bytes.size() && i < 64; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      out += static_cast<char>(c);
+    } else {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    }
+  }
+  if (bytes.size() > 64) out += "...";
+  return out;
+}
+
+struct Job {
+  zmq::message_t payload;
+  Clock::time_point received;
+};
+
+enum class Outcome { kPublished, kRejected, kDropped };
+
+// A result on its way to the publisher.
+struct Outgoing {
+  std::string_view topic;
+  Outcome outcome = Outcome::kPublished;
+  protocol::Encoded encoded;       // estimate and estimate_map carry stamp offsets
+  bool stamp = false;
+  Clock::time_point received;
+  std::optional<double> acquisition_time;
+  // A message dropped by the overflow policy: its error is built by the publisher, off the
+  // receiver's path, from the payload's id.
+  std::optional<zmq::message_t> dropped_payload;
+};
+
+struct ModelState {
+  Model model;
+  config::Config config;
+  BuildReport report;
+  protocol::LibrarySummary summary;
+  std::uint64_t generation = 1;
+};
+
+OverflowPolicy policy_of(config::Overflow o) {
+  switch (o) {
+    case config::Overflow::kDropOldest:
+      return OverflowPolicy::kDropOldest;
+    case config::Overflow::kDropNewest:
+      return OverflowPolicy::kDropNewest;
+    case config::Overflow::kBlock:
+      return OverflowPolicy::kBlock;
+  }
+  return OverflowPolicy::kDropOldest;
+}
+
+ErrorCode code_of(RejectReason r) {
+  switch (r) {
+    case RejectReason::kNonFinite:
+      return ErrorCode::kNonFinite;
+    case RejectReason::kTooFewPoints:
+      return ErrorCode::kTooFewPoints;
+    case RejectReason::kNonMonotonic:
+      return ErrorCode::kNonMonotonicEnergy;
+    case RejectReason::kTooLittleOverlap:
+      return ErrorCode::kInsufficientOverlap;
+    case RejectReason::kFlat:
+      return ErrorCode::kFlatSpectrum;
+  }
+  return ErrorCode::kInternal;
+}
+
+std::string describe_endpoint(zmq::socket_t& s, const std::string& configured) {
+  try {
+    const std::string last = s.get(zmq::sockopt::last_endpoint);
+    if (!last.empty()) return last;
+  } catch (const zmq::error_t&) {
+  }
+  return configured;
+}
+
+using Packer = msgpack::packer<msgpack::sbuffer>;
+
+}  // namespace
+
+struct Daemon::Impl {
+  Impl(config::Config cfg, std::filesystem::path file, config::Overrides ov,
+       std::shared_ptr<spdlog::logger> logger)
+      : config(std::move(cfg)),
+        config_file(std::move(file)),
+        overrides(std::move(ov)),
+        log(std::move(logger)),
+        queue(static_cast<std::size_t>(config.input.queue_capacity)),
+        outbox(static_cast<std::size_t>(-1) / 2),
+        policy(policy_of(config.input.overflow)),
+        workers_count(config.input.workers > 0
+                          ? config.input.workers
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {
+    limits.max_points = static_cast<std::size_t>(config.input.max_points);
+    limits.max_stack_pixels = static_cast<std::size_t>(config.input.max_stack_pixels);
+  }
+
+  // ---- configuration and state ----
+  const config::Config config;  // the start-up config; endpoints and queue never change
+  const std::filesystem::path config_file;
+  const config::Overrides overrides;
+  std::shared_ptr<spdlog::logger> log;
+  protocol::DecodeLimits limits;
+  const Clock::time_point started = Clock::now();
+
+  zmq::context_t context{1};
+  std::optional<zmq::socket_t> input, output, control;
+  std::string input_endpoint, output_endpoint, control_endpoint;
+
+  BoundedQueue<Job> queue;
+  BoundedQueue<Outgoing> outbox;
+  const OverflowPolicy policy;
+  const int workers_count;
+
+  mutable std::mutex model_mutex;
+  std::shared_ptr<const ModelState> model_state;  // guarded by model_mutex
+  std::atomic<std::uint64_t> generation{0};
+
+  std::atomic<std::uint64_t> received{0}, published{0}, rejected{0}, dropped{0};
+  std::atomic<bool> ready{false}, stop_receiving{false}, stop_control{false};
+  std::atomic<bool> shutdown_requested{false}, reloading{false};
+  std::mutex reload_mutex;
+  std::thread reload_thread;       // guarded by reload_mutex
+  std::string last_reload_error;   // guarded by reload_mutex
+  std::string last_reload_result;  // guarded by reload_mutex
+
+  std::thread receiver, publisher, controller;
+  std::vector<std::thread> workers;
+
+  std::shared_ptr<const ModelState> current_model() const {
+    std::lock_guard lock(model_mutex);
+    return model_state;
+  }
+
+  // ---- results ----
+  void reject(ErrorCode code, std::optional<std::string> id, std::string field, std::string message,
+              Clock::time_point t_received, Outcome outcome = Outcome::kRejected) {
+    protocol::ErrorMessage e;
+    e.id = std::move(id);
+    e.code = code;
+    e.field = std::move(field);
+    e.message = std::move(message);
+    e.time = wall_now();
+    log->debug("rejected {}: {}: {}", e.id ? "'" + *e.id + "'" : "a message without id",
+               protocol::to_string(code), e.message);
+    Outgoing out;
+    out.topic = protocol::kTopicError;
+    out.outcome = outcome;
+    out.encoded.bytes = protocol::encode(e);
+    out.received = t_received;
+    outbox.push(std::move(out), OverflowPolicy::kBlock, [] { return true; });
+  }
+
+  void send(Outgoing&& out) { outbox.push(std::move(out), OverflowPolicy::kBlock, [] { return true; }); }
+
+  // ---- receiver ----
+  void receive_loop() {
+    zmq::socket_t& sock = *input;
+    const std::string& topic = config.input.topic;
+    const auto max_bytes = static_cast<std::size_t>(config.input.max_message_bytes);
+    while (!stop_receiving.load()) {
+      zmq::pollitem_t item{sock.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, kPollPeriod);
+      if (!(item.revents & ZMQ_POLLIN)) continue;
+      for (int burst = 0; burst < 4096 && !stop_receiving.load(); ++burst) {
+        zmq::message_t first;
+        if (!sock.recv(first, zmq::recv_flags::dontwait)) break;
+        const Clock::time_point t = Clock::now();
+        ++received;
+        int frames = 1;
+        zmq::message_t payload;
+        bool more = first.more();
+        if (more) {
+          (void)sock.recv(payload);
+          ++frames;
+          more = payload.more();
+        }
+        while (more) {  // a multipart message arrives whole: these do not block
+          zmq::message_t extra;
+          (void)sock.recv(extra);
+          ++frames;
+          more = extra.more();
+        }
+        if (frames != 2) {
+          reject(ErrorCode::kBadFrames, std::nullopt, "",
+                 "the message has " + std::to_string(frames) +
+                     (frames == 1 ? " frame" : " frames") +
+                     "; protocol v1 messages have exactly 2: the topic and a msgpack map",
+                 t);
+          continue;
+        }
+        if (first.to_string_view() != topic) {
+          reject(ErrorCode::kBadFrames, std::nullopt, "topic",
+                 "topic '" + printable(first.to_string_view()) + "' is not the input topic '" +
+                     topic + "'",
+                 t);
+          continue;
+        }
+        if (payload.size() > max_bytes) {
+          reject(ErrorCode::kTooLarge,
+                 protocol::peek_id(static_cast<const std::uint8_t*>(payload.data()), payload.size()),
+                 "", "the message is " + std::to_string(payload.size()) +
+                         " bytes; the limit (input.max_message_bytes) is " + std::to_string(max_bytes),
+                 t);
+          continue;
+        }
+        auto r = queue.push(Job{std::move(payload), t}, policy, [this] { return !stop_receiving.load(); });
+        if (r.dropped) {
+          Outgoing out;
+          out.topic = protocol::kTopicError;
+          out.outcome = Outcome::kDropped;
+          out.received = r.dropped->received;
+          out.dropped_payload = std::move(r.dropped->payload);
+          send(std::move(out));
+        }
+      }
+    }
+    sock.close();
+  }
+
+  // ---- workers ----
+  void work_loop() {
+    std::shared_ptr<const ModelState> state;
+    std::uint64_t seen = 0;
+    for (;;) {
+      auto job = queue.pop(std::chrono::milliseconds(100));
+      if (!job) {
+        if (queue.closed_and_empty()) return;
+        continue;
+      }
+      if (generation.load(std::memory_order_acquire) != seen) {
+        state = current_model();
+        seen = state->generation;
+      }
+      try {
+        process(*job, *state);
+      } catch (const std::exception& e) {
+        // A bug, not bad input: still answered, never silent.
+        log->error("internal error on a message: {}", e.what());
+        reject(ErrorCode::kInternal,
+               protocol::peek_id(static_cast<const std::uint8_t*>(job->payload.data()), job->payload.size()),
+               "", std::string("internal error: ") + e.what(), job->received);
+      }
+    }
+  }
+
+  void process(Job& job, const ModelState& state) {
+    const Clock::time_point t0 = Clock::now();
+    protocol::SpectrumMessage m;
+    try {
+      m = protocol::decode_spectrum(static_cast<const std::uint8_t*>(job.payload.data()),
+                                    job.payload.size(), limits);
+    } catch (const protocol::ProtocolError& e) {
+      reject(e.code(), e.id(), e.field(), e.what(), job.received);
+      return;
+    }
+    const Clock::time_point t1 = Clock::now();
+    protocol::Latency latency;
+    latency.queue = micros(job.received, t0);
+    latency.decode = micros(t0, t1);
+    if (m.time) latency.end_to_end = 0.0;  // stamped at publication
+    if (m.stack) {
+      process_stack(m, state, job.received, t1, latency);
+    } else {
+      process_single(m, state, job.received, t1, latency);
+    }
+  }
+
+  void process_single(protocol::SpectrumMessage& m, const ModelState& state, Clock::time_point received_at,
+                      Clock::time_point t1, protocol::Latency latency) {
+    const Model& model = state.model;
+    Spectrum s;
+    s.energy_ev = Eigen::Map<const Eigen::VectorXd>(m.energy.data(), static_cast<Eigen::Index>(m.energy.size()));
+    s.intensity = Eigen::Map<const Eigen::VectorXd>(m.intensity.data(), static_cast<Eigen::Index>(m.intensity.size()));
+    Estimate e;
+    try {
+      e = model.estimate(s);
+    } catch (const PreprocessError& err) {
+      reject(code_of(err.reason()), m.id, "intensity", err.what(), received_at);
+      return;
+    }
+    latency.compute = micros(t1, Clock::now());
+
+    protocol::EstimateMessage em;
+    em.id = std::move(m.id);
+    const auto& params = model.parameters();
+    em.params = protocol::to_param_map(params, e.values);
+    for (std::size_t p = 0; p < params.size(); ++p) {
+      if (params[p].categorical) {
+        em.confidence.emplace_back(params[p].name, e.confidence[p]);
+      } else {
+        em.uncertainty.emplace_back(params[p].name, e.uncertainty[p]);
+      }
+    }
+    em.embedding.assign(e.map.data(), e.map.data() + e.map.size());
+    em.neighbors.reserve(e.neighbors.size());
+    for (const Neighbor& n : e.neighbors) {
+      em.neighbors.push_back({n.label, protocol::to_param_map(params, n.values), n.distance, n.shift_ev});
+    }
+    em.novelty = e.novelty;
+    em.in_library = e.in_library;
+    em.energy_shift_ev = e.energy_shift_ev;
+    em.coverage = e.coverage;
+    em.latency = latency;
+    em.meta = std::move(m.meta);
+
+    Outgoing out;
+    out.topic = protocol::kTopicEstimate;
+    out.encoded = protocol::encode(em);
+    out.stamp = true;
+    out.received = received_at;
+    out.acquisition_time = m.time;
+    send(std::move(out));
+  }
+
+  void process_stack(protocol::SpectrumMessage& m, const ModelState& state, Clock::time_point received_at,
+                     Clock::time_point t1, protocol::Latency latency) {
+    const Model& model = state.model;
+    const auto& params = model.parameters();
+    const std::size_t pixels = m.pixels();
+    const auto n_energy = static_cast<Eigen::Index>(m.energy.size());
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+
+    protocol::EstimateMapMessage mm;
+    for (const ParameterInfo& p : params) {
+      mm.params.emplace_back(p.name, std::vector<float>(pixels, nan));
+      (p.categorical ? mm.confidence : mm.uncertainty).emplace_back(p.name, std::vector<float>(pixels, nan));
+      if (!p.category_names.empty()) mm.categories.emplace_back(p.name, p.category_names);
+    }
+    mm.novelty.assign(pixels, nan);
+    std::atomic<std::uint64_t> rejected_pixels{0};
+    const Eigen::VectorXd energy = Eigen::Map<const Eigen::VectorXd>(m.energy.data(), n_energy);
+
+    parallel_for(static_cast<Eigen::Index>(pixels), workers_count, [&](Eigen::Index begin, Eigen::Index end) {
+      Spectrum s;
+      s.energy_ev = energy;
+      for (Eigen::Index px = begin; px < end; ++px) {
+        s.intensity = Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + px * n_energy, n_energy);
+        try {
+          const Estimate e = model.estimate(s);
+          const auto i = static_cast<std::size_t>(px);
+          std::size_t ci = 0, ui = 0;
+          for (std::size_t p = 0; p < params.size(); ++p) {
+            mm.params[p].second[i] = static_cast<float>(e.values[p]);
+            if (params[p].categorical) {
+              mm.confidence[ci++].second[i] = static_cast<float>(e.confidence[p]);
+            } else {
+              mm.uncertainty[ui++].second[i] = static_cast<float>(e.uncertainty[p]);
+            }
+          }
+          mm.novelty[i] = static_cast<float>(e.novelty);
+        } catch (const PreprocessError&) {
+          ++rejected_pixels;
+        }
+      }
+    });
+    latency.compute = micros(t1, Clock::now());
+    mm.id = std::move(m.id);
+    mm.shape = m.shape;
+    mm.rejected_pixels = rejected_pixels.load();
+    mm.latency = latency;
+    mm.meta = std::move(m.meta);
+    if (mm.rejected_pixels > 0) {
+      log->debug("stack '{}': {} of {} pixels could not be judged", mm.id, mm.rejected_pixels, pixels);
+    }
+
+    Outgoing out;
+    out.topic = protocol::kTopicEstimateMap;
+    out.encoded = protocol::encode(mm);
+    out.stamp = true;
+    out.received = received_at;
+    out.acquisition_time = m.time;
+    send(std::move(out));
+  }
+
+  // ---- publisher ----
+  std::uint64_t seq = 0;
+  LatencyHistogram interval_latency;
+  std::uint64_t interval_published = 0;
+  std::uint64_t interval_rejected = 0, interval_dropped = 0;
+
+  void publish(Outgoing& o) {
+    if (o.dropped_payload) {
+      const auto& p = *o.dropped_payload;
+      protocol::ErrorMessage e;
+      e.id = protocol::peek_id(static_cast<const std::uint8_t*>(p.data()), p.size());
+      e.code = ErrorCode::kOverloaded;
+      e.message = "dropped by the overflow policy " + config::to_string(config.input.overflow) +
+                  ": the input queue (input.queue_capacity " +
+                  std::to_string(config.input.queue_capacity) + ") was full";
+      e.time = wall_now();
+      o.encoded.bytes = protocol::encode(e);
+    }
+    const Clock::time_point now = Clock::now();
+    if (o.stamp) {
+      const double service = micros(o.received, now);
+      const double wall = wall_now();
+      std::optional<double> end_to_end;
+      if (o.acquisition_time) end_to_end = (wall - *o.acquisition_time) * 1e6;
+      protocol::stamp(o.encoded, ++seq, wall, service, end_to_end);
+      interval_latency.record(service);
+    }
+    zmq::socket_t& sock = *output;
+    sock.send(zmq::buffer(o.topic), zmq::send_flags::sndmore);
+    sock.send(zmq::message_t(o.encoded.bytes.data(), o.encoded.bytes.size()), zmq::send_flags::none);
+    switch (o.outcome) {
+      case Outcome::kPublished:
+        ++published;
+        ++interval_published;
+        break;
+      case Outcome::kRejected:
+        ++rejected;
+        ++interval_rejected;
+        break;
+      case Outcome::kDropped:
+        ++dropped;
+        ++interval_dropped;
+        break;
+    }
+  }
+
+  // Counters read in an order that keeps queue_depth >= 0 while messages flow: the outcomes first,
+  // then `received`, which is counted before any outcome of the same message.
+  struct Counters {
+    std::uint64_t received, published, rejected, dropped, queue_depth;
+  };
+  Counters counters() const {
+    Counters c{};
+    c.published = published.load();
+    c.rejected = rejected.load();
+    c.dropped = dropped.load();
+    c.received = received.load();
+    c.queue_depth = c.received - c.published - c.rejected - c.dropped;
+    return c;
+  }
+
+  protocol::LibrarySummary library_summary() const {
+    const auto state = current_model();
+    return state ? state->summary : protocol::LibrarySummary{0, 0, 0, "none"};
+  }
+
+  void publish_metrics(double interval_s) {
+    protocol::MetricsMessage m;
+    m.time = wall_now();
+    m.uptime_s = std::chrono::duration<double>(Clock::now() - started).count();
+    m.interval_s = interval_s;
+    const Counters c = counters();
+    m.received = c.received;
+    m.published = c.published;
+    m.rejected = c.rejected;
+    m.dropped = c.dropped;
+    m.queue_depth = c.queue_depth;
+    m.rate_hz = interval_s > 0 ? static_cast<double>(interval_published) / interval_s : 0.0;
+    m.latency_us = {interval_latency.quantile(0.5), interval_latency.quantile(0.9),
+                    interval_latency.quantile(0.99), interval_latency.max(), interval_latency.count()};
+    m.library = library_summary();
+    m.model_generation = generation.load();
+    const auto bytes = protocol::encode(m);
+    zmq::socket_t& sock = *output;
+    sock.send(zmq::buffer(protocol::kTopicMetrics), zmq::send_flags::sndmore);
+    sock.send(zmq::message_t(bytes.data(), bytes.size()), zmq::send_flags::none);
+    if (interval_rejected + interval_dropped > 0) {
+      log->warn("last {:.1f} s: {} messages rejected, {} dropped by the overflow policy", interval_s,
+                interval_rejected, interval_dropped);
+    }
+    interval_latency.clear();
+    interval_published = interval_rejected = interval_dropped = 0;
+  }
+
+  void publish_loop() {
+    const auto interval = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(config.metrics.interval_s));
+    Clock::time_point last_metrics = Clock::now();
+    std::deque<Outgoing> batch;
+    for (;;) {
+      const auto until = last_metrics + interval;
+      const auto wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()),
+                                   std::chrono::milliseconds(0), std::chrono::milliseconds(100));
+      outbox.pop_all(batch, wait);
+      for (Outgoing& o : batch) publish(o);
+      batch.clear();
+      const Clock::time_point now = Clock::now();
+      if (now >= until) {
+        publish_metrics(std::chrono::duration<double>(now - last_metrics).count());
+        last_metrics = now;
+      }
+      if (outbox.closed_and_empty()) break;
+    }
+    // The last word: counters that account for every message received.
+    publish_metrics(std::chrono::duration<double>(Clock::now() - last_metrics).count());
+    output->close();
+  }
+
+  // ---- control ----
+  void control_loop() {
+    zmq::socket_t& sock = *control;
+    while (!stop_control.load()) {
+      zmq::pollitem_t item{sock.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, kPollPeriod);
+      if (!(item.revents & ZMQ_POLLIN)) continue;
+      zmq::message_t request;
+      if (!sock.recv(request, zmq::recv_flags::dontwait)) continue;
+      bool extra_frames = false;
+      while (request.more()) {
+        zmq::message_t extra;
+        (void)sock.recv(extra);
+        extra_frames = true;
+        if (!extra.more()) break;
+      }
+      msgpack::sbuffer reply;
+      try {
+        handle_control(extra_frames ? nullptr : &request, reply);
+      } catch (const std::exception& e) {
+        reply.clear();
+        control_error(reply, std::string("internal error: ") + e.what());
+      }
+      sock.send(zmq::message_t(reply.data(), reply.size()), zmq::send_flags::none);
+    }
+    sock.close();
+  }
+
+  static void control_error(msgpack::sbuffer& reply, const std::string& message) {
+    Packer pk(reply);
+    pk.pack_map(2);
+    pk.pack("ok");
+    pk.pack(false);
+    pk.pack("error");
+    pk.pack(message);
+  }
+
+  void handle_control(const zmq::message_t* request, msgpack::sbuffer& reply) {
+    static const std::vector<std::string> kCommands{"status", "library", "config", "reload", "shutdown"};
+    if (!request) {
+      return control_error(reply, "a control request is one frame holding a msgpack map");
+    }
+    msgpack::object_handle handle;
+    try {
+      std::size_t offset = 0;
+      handle = msgpack::unpack(static_cast<const char*>(request->data()), request->size(), offset);
+      if (offset != request->size()) throw std::runtime_error("trailing bytes");
+    } catch (const std::exception& e) {
+      return control_error(reply, std::string("the request is not msgpack: ") + e.what());
+    }
+    const msgpack::object& root = handle.get();
+    if (root.type != msgpack::type::MAP) {
+      return control_error(reply, "the request must be a msgpack map like {\"cmd\": \"status\"}");
+    }
+    std::optional<std::string> cmd;
+    for (const auto& kv : root.via.map) {
+      if (kv.key.type == msgpack::type::STR && kv.key.as<std::string>() == "cmd") {
+        if (kv.val.type != msgpack::type::STR) return control_error(reply, "field 'cmd' must be a string");
+        cmd = kv.val.as<std::string>();
+      }
+    }
+    if (!cmd) return control_error(reply, "field 'cmd' is missing; commands: status, library, config, reload, shutdown");
+    Packer pk(reply);
+    if (*cmd == "status") return status_reply(pk);
+    if (*cmd == "library") return library_reply(pk);
+    if (*cmd == "config") {
+      const auto state = current_model();
+      pk.pack_map(3);
+      pk.pack("ok");
+      pk.pack(true);
+      pk.pack("config_file");
+      pk.pack(config_file.string());
+      pk.pack("yaml");
+      pk.pack(config::to_yaml(state ? state->config : config));
+      return;
+    }
+    if (*cmd == "reload") {
+      const bool started_now = start_reload("the control command 'reload'");
+      pk.pack_map(2);
+      pk.pack("ok");
+      pk.pack(started_now);
+      pk.pack(started_now ? "message" : "error");
+      pk.pack(started_now ? "reload started; 'status' shows when it is done" : "a reload is already running");
+      return;
+    }
+    if (*cmd == "shutdown") {
+      log->info("shutdown requested on the control socket");
+      shutdown_requested = true;
+      pk.pack_map(2);
+      pk.pack("ok");
+      pk.pack(true);
+      pk.pack("message");
+      pk.pack("shutting down: every accepted message will be answered");
+      return;
+    }
+    std::string message = "unknown command '" + *cmd + "'";
+    const std::string near = closest_match(*cmd, kCommands);
+    if (!near.empty()) message += "; did you mean '" + near + "'?";
+    reply.clear();
+    control_error(reply, message + " (commands: status, library, config, reload, shutdown)");
+  }
+
+  void status_reply(Packer& pk) {
+    const Counters c = counters();
+    std::string reload_error, reload_result;
+    {
+      std::lock_guard lock(reload_mutex);
+      reload_error = last_reload_error;
+      reload_result = last_reload_result;
+    }
+    pk.pack_map(17);
+    pk.pack("ok");
+    pk.pack(true);
+    pk.pack("ready");
+    pk.pack(ready.load());
+    pk.pack("received");
+    pk.pack(c.received);
+    pk.pack("published");
+    pk.pack(c.published);
+    pk.pack("rejected");
+    pk.pack(c.rejected);
+    pk.pack("dropped");
+    pk.pack(c.dropped);
+    pk.pack("queue_depth");
+    pk.pack(c.queue_depth);
+    pk.pack("queued");
+    pk.pack(static_cast<std::uint64_t>(queue.size()));
+    pk.pack("uptime_s");
+    pk.pack(std::chrono::duration<double>(Clock::now() - started).count());
+    pk.pack("config_file");
+    pk.pack(config_file.string());
+    pk.pack("version");
+    pk.pack(std::string(kVersion));
+    pk.pack("protocol");
+    pk.pack(protocol::kProtocolVersion);
+    pk.pack("model_generation");
+    pk.pack(generation.load());
+    pk.pack("reloading");
+    pk.pack(reloading.load());
+    pk.pack("last_reload");
+    pk.pack(reload_result);
+    pk.pack("last_reload_error");
+    pk.pack(reload_error);
+    pk.pack("endpoints");
+    pk.pack_map(3);
+    pk.pack("input");
+    pk.pack(input_endpoint);
+    pk.pack("output");
+    pk.pack(output_endpoint);
+    pk.pack("control");
+    pk.pack(control_endpoint);
+  }
+
+  void library_reply(Packer& pk) {
+    const auto state = current_model();
+    if (!state) {
+      pk.pack_map(2);
+      pk.pack("ok");
+      pk.pack(false);
+      pk.pack("error");
+      pk.pack("the model is not built yet; 'status' says when the daemon is ready");
+      return;
+    }
+    const Model& model = state->model;
+    const auto& params = model.parameters();
+    const Eigen::MatrixXd map = model.library_map();
+    pk.pack_map(5);
+    pk.pack("ok");
+    pk.pack(true);
+    pk.pack("method");
+    pk.pack(state->summary.method);
+    pk.pack("map_dims");
+    pk.pack(static_cast<std::int64_t>(map.cols()));
+    pk.pack("parameters");
+    pk.pack_array(static_cast<std::uint32_t>(params.size()));
+    for (const ParameterInfo& p : params) {
+      pk.pack_map(3);
+      pk.pack("name");
+      pk.pack(p.name);
+      pk.pack("categorical");
+      pk.pack(p.categorical);
+      pk.pack("categories");
+      pk.pack(p.category_names);
+    }
+    pk.pack("spectra");
+    pk.pack_array(static_cast<std::uint32_t>(model.library_size()));
+    for (std::size_t i = 0; i < model.library_size(); ++i) {
+      pk.pack_map(3);
+      pk.pack("label");
+      pk.pack(model.labels()[i]);
+      pk.pack("params");
+      pk.pack_map(static_cast<std::uint32_t>(params.size()));
+      for (const auto& [name, v] : protocol::to_param_map(params, model.values()[i])) {
+        pk.pack(name);
+        if (!v.text.empty()) {
+          pk.pack(v.text);
+        } else if (v.integer) {
+          pk.pack(static_cast<std::int64_t>(std::llround(v.number)));
+        } else {
+          pk.pack_double(v.number);
+        }
+      }
+      pk.pack("map");
+      pk.pack_array(static_cast<std::uint32_t>(map.cols()));
+      for (Eigen::Index d = 0; d < map.cols(); ++d) pk.pack_double(map(static_cast<Eigen::Index>(i), d));
+    }
+  }
+
+  // ---- model building and reload ----
+  std::shared_ptr<const ModelState> build(config::Config cfg, std::uint64_t gen) {
+    auto state = std::make_shared<ModelState>();
+    state->model = build_model(cfg, &state->report);
+    state->config = std::move(cfg);
+    state->generation = gen;
+    const Model& m = state->model;
+    state->summary = {m.library_size(), static_cast<std::uint64_t>(m.landmark_count()),
+                      static_cast<std::uint64_t>(m.options().estimate_dims), to_string(m.options().method)};
+    return state;
+  }
+
+  void install(std::shared_ptr<const ModelState> state) {
+    std::lock_guard lock(model_mutex);
+    const std::uint64_t g = state->generation;
+    model_state = std::move(state);
+    generation.store(g, std::memory_order_release);
+  }
+
+  bool start_reload(const std::string& why) {
+    std::lock_guard lock(reload_mutex);
+    bool expected = false;
+    if (!reloading.compare_exchange_strong(expected, true)) return false;
+    if (reload_thread.joinable()) reload_thread.join();
+    log->info("reload requested by {}: re-reading {}", why, config_file.string());
+    reload_thread = std::thread([this] { reload(); });
+    return true;
+  }
+
+  void reload() {
+    const auto t0 = Clock::now();
+    std::string error, result;
+    try {
+      config::Config cfg = config::load_config(config_file, overrides);
+      std::vector<std::string> restart;
+      if (!(cfg.input == config.input)) restart.emplace_back("input");
+      if (!(cfg.output == config.output)) restart.emplace_back("output");
+      if (!(cfg.control == config.control)) restart.emplace_back("control");
+      if (!(cfg.metrics == config.metrics)) restart.emplace_back("metrics");
+      if (!(cfg.logging == config.logging)) restart.emplace_back("logging");
+      for (const auto& section : restart) {
+        log->warn("reload: section '{}' changed; it takes effect only at the next start", section);
+      }
+      auto state = build(std::move(cfg), generation.load() + 1);
+      const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      result = "generation " + std::to_string(state->generation) + ": " + state->report.source + ", " +
+               std::to_string(state->summary.size) + " spectra, built in " + std::to_string(seconds) + " s";
+      install(std::move(state));
+      log->info("reload done: model {}", result);
+    } catch (const std::exception& e) {
+      error = e.what();
+      log->error("reload failed, the running model stays: {}", error);
+    }
+    std::lock_guard lock(reload_mutex);
+    last_reload_error = error;
+    if (!result.empty()) last_reload_result = result;
+    reloading = false;
+  }
+
+  // ---- start-up and shutdown ----
+  void log_startup(const ModelState& s, double sockets_s, double total_s) const {
+    const auto& r = s.report;
+    const Model& m = s.model;
+    const auto& c = s.config;
+    log->info("xasmapd {} ready in {:.2f} s (protocol v{}, config {})", kVersion, total_s,
+              protocol::kProtocolVersion, config_file.string());
+    log->info("  library    {}: {} spectra, {} rows with shifted copies, grid {}-{} eV step {} eV",
+              r.source, m.library_size(), m.rows(), c.library.grid.emin_ev, c.library.grid.emax_ev,
+              c.library.grid.step_ev);
+    log->info("  embedding  {}, {} distance, {} landmarks, {} estimation dims, {} map dims",
+              to_string(m.options().method), config::to_string(c.embedding.distance), m.landmark_count(),
+              m.options().estimate_dims, m.options().map_dims);
+    log->info("  start-up   library {:.2f} s, model file {:.2f} s, preprocess {:.2f} s, landmarks {:.2f} s, "
+              "embedding {:.2f} s, index {:.2f} s, sockets {:.3f} s",
+              r.library_s, r.load_s, r.fit.preprocess_s, r.fit.landmarks_s, r.fit.embed_s, r.fit.index_s,
+              sockets_s);
+    log->info("  input      {} {} {} topic '{}', queue {} ({}), {} workers", config::to_string(config.input.pattern),
+              config.input.bind ? "bind" : "connect", input_endpoint, config.input.topic,
+              config.input.queue_capacity, config::to_string(config.input.overflow), workers_count);
+    log->info("  output     pub bind {}, metrics every {} s", output_endpoint, config.metrics.interval_s);
+    log->info("  control    rep bind {}", control_endpoint);
+  }
+
+  int run() {
+    const auto t_start = Clock::now();
+    try {
+      control.emplace(context, zmq::socket_type::rep);
+      control->set(zmq::sockopt::linger, 0);
+      control->bind(config.control.endpoint);
+      control_endpoint = describe_endpoint(*control, config.control.endpoint);
+    } catch (const zmq::error_t& e) {
+      log->error("cannot bind the control socket to {}: {}", config.control.endpoint, e.what());
+      return 69;
+    }
+    try {
+      output.emplace(context, zmq::socket_type::pub);
+      output->set(zmq::sockopt::sndhwm, config.output.send_hwm);
+      output->set(zmq::sockopt::linger, 1000);
+      output->bind(config.output.endpoint);
+      output_endpoint = describe_endpoint(*output, config.output.endpoint);
+    } catch (const zmq::error_t& e) {
+      log->error("cannot bind the output socket to {}: {}", config.output.endpoint, e.what());
+      return 69;
+    }
+    controller = std::thread([this] { control_loop(); });
+    publisher = std::thread([this] { publish_loop(); });
+    log->info("xasmapd {} starting: control {}, output {}; building the model ({})", kVersion,
+              control_endpoint, output_endpoint, config::to_string(config.library.source));
+
+    int status = 0;
+    try {
+      install(build(config, 1));
+    } catch (const std::exception& e) {
+      log->error("cannot build the model: {}", e.what());
+      status = 69;
+    }
+    double sockets_s = 0;
+    if (status == 0) {
+      const auto t_sockets = Clock::now();
+      try {
+        const bool sub = config.input.pattern == config::InputPattern::kSub;
+        input.emplace(context, sub ? zmq::socket_type::sub : zmq::socket_type::pull);
+        input->set(zmq::sockopt::rcvhwm, config.input.queue_capacity);
+        input->set(zmq::sockopt::linger, 0);
+        if (sub) input->set(zmq::sockopt::subscribe, config.input.topic);
+        if (config.input.bind) {
+          input->bind(config.input.endpoint);
+        } else {
+          input->connect(config.input.endpoint);
+        }
+        input_endpoint = describe_endpoint(*input, config.input.endpoint);
+      } catch (const zmq::error_t& e) {
+        log->error("cannot open the input socket on {}: {}", config.input.endpoint, e.what());
+        status = 69;
+      }
+      sockets_s = std::chrono::duration<double>(Clock::now() - t_sockets).count();
+    }
+    if (status == 0) {
+      for (int i = 0; i < workers_count; ++i) workers.emplace_back([this] { work_loop(); });
+      receiver = std::thread([this] { receive_loop(); });
+      ready = true;
+      log_startup(*current_model(), sockets_s, std::chrono::duration<double>(Clock::now() - t_start).count());
+      wait_for_signals();
+    }
+    drain();
+    return status;
+  }
+
+  void wait_for_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    const timespec period{0, 100'000'000};
+    while (!shutdown_requested.load()) {
+      const int sig = sigtimedwait(&set, nullptr, &period);
+      if (sig == SIGHUP) {
+        if (!start_reload("SIGHUP")) log->warn("SIGHUP: a reload is already running");
+      } else if (sig == SIGTERM || sig == SIGINT) {
+        log->info("{}: stopping; every accepted message will be answered", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        break;
+      }
+    }
+  }
+
+  void drain() {
+    const auto t0 = Clock::now();
+    ready = false;
+    stop_receiving = true;
+    if (receiver.joinable()) receiver.join();
+    queue.close();
+    for (auto& w : workers) w.join();
+    outbox.close();
+    if (publisher.joinable()) publisher.join();
+    stop_control = true;
+    if (controller.joinable()) controller.join();
+    {
+      std::lock_guard lock(reload_mutex);
+      if (reload_thread.joinable()) reload_thread.join();
+    }
+    const Counters c = counters();
+    log->info("xasmapd stopped in {:.3f} s: received {}, published {}, rejected {}, dropped {}",
+              std::chrono::duration<double>(Clock::now() - t0).count(), c.received, c.published, c.rejected,
+              c.dropped);
+  }
+};
+
+Daemon::Daemon(config::Config config, std::filesystem::path config_file, config::Overrides overrides,
+               std::shared_ptr<spdlog::logger> log)
+    : impl_(std::make_unique<Impl>(std::move(config), std::move(config_file), std::move(overrides),
+                                   std::move(log))) {}
+
+Daemon::~Daemon() = default;
+
+int Daemon::run() { return impl_->run(); }
+
+}  // namespace xasmap::service
