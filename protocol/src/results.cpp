@@ -67,10 +67,21 @@ void pack_float_maps(Packer& pk, const std::vector<std::pair<std::string, std::v
   }
 }
 
-// Fixed-width placeholders, so that stamp() can overwrite them in place.
-std::size_t placeholder_double(msgpack::sbuffer& buffer, Packer& pk) {
+void write_big_endian(std::uint8_t* p, std::uint64_t bits) {
+  for (int i = 7; i >= 0; --i) {
+    p[i] = static_cast<std::uint8_t>(bits & 0xff);
+    bits >>= 8;
+  }
+}
+
+// A float64 written at fixed width (0xcb + 8 bytes), so that stamp() can overwrite it in place.
+// (The packer's pack_double() writes integral values as integers.) Returns its offset.
+std::size_t fixed_double(msgpack::sbuffer& buffer, double v) {
   const std::size_t at = buffer.size();
-  pk.pack_double(0.0);  // 0xcb + 8 bytes
+  std::uint8_t bytes[9];
+  bytes[0] = 0xcb;
+  write_big_endian(bytes + 1, std::bit_cast<std::uint64_t>(v));
+  buffer.write(reinterpret_cast<const char*>(bytes), sizeof bytes);
   return at;
 }
 
@@ -84,12 +95,10 @@ void pack_latency(msgpack::sbuffer& buffer, Packer& pk, const Latency& l, StampO
   pk.pack("compute");
   pk.pack_double(l.compute);
   pk.pack("service");
-  off.service = buffer.size();
-  pk.pack_double(l.service);
+  off.service = fixed_double(buffer, l.service);
   if (l.end_to_end) {
     pk.pack("end_to_end");
-    off.end_to_end = buffer.size();
-    pk.pack_double(*l.end_to_end);
+    off.end_to_end = fixed_double(buffer, *l.end_to_end);
   }
 }
 
@@ -99,13 +108,6 @@ void pack_meta(msgpack::sbuffer& buffer, Packer& pk, const std::vector<std::uint
     pk.pack_nil();
   } else {
     buffer.write(reinterpret_cast<const char*>(meta.data()), meta.size());
-  }
-}
-
-void write_big_endian(std::uint8_t* p, std::uint64_t bits) {
-  for (int i = 7; i >= 0; --i) {
-    p[i] = static_cast<std::uint8_t>(bits & 0xff);
-    bits >>= 8;
   }
 }
 
@@ -399,10 +401,9 @@ Encoded encode(const EstimateMessage& m) {
   pk.pack("latency_us");
   pack_latency(buffer, pk, m.latency, out.offsets);
   pk.pack("time_published");
-  out.offsets.time_published = placeholder_double(buffer, pk);
+  out.offsets.time_published = fixed_double(buffer, m.time_published);
   pack_meta(buffer, pk, m.meta);
   out.bytes = bytes_of(buffer);
-  write_double(out.bytes, out.offsets.time_published, m.time_published);
   return out;
 }
 
@@ -441,10 +442,9 @@ Encoded encode(const EstimateMapMessage& m) {
   pk.pack("latency_us");
   pack_latency(buffer, pk, m.latency, out.offsets);
   pk.pack("time_published");
-  out.offsets.time_published = placeholder_double(buffer, pk);
+  out.offsets.time_published = fixed_double(buffer, m.time_published);
   pack_meta(buffer, pk, m.meta);
   out.bytes = bytes_of(buffer);
-  write_double(out.bytes, out.offsets.time_published, m.time_published);
   return out;
 }
 

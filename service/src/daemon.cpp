@@ -869,7 +869,12 @@ struct Daemon::Impl {
       try {
         const bool sub = config.input.pattern == config::InputPattern::kSub;
         input.emplace(context, sub ? zmq::socket_type::sub : zmq::socket_type::pull);
-        input->set(zmq::sockopt::rcvhwm, config.input.queue_capacity);
+        // With a drop policy the receiver drains ZeroMQ's buffer at once and every drop happens, counted
+        // and answered, in the daemon's queue: ZeroMQ's own limit is lifted so that it never drops
+        // silently. With `block` the buffer is held to queue_capacity, so that a PUSH sender feels
+        // the back-pressure (a PUB sender drops beyond it: docs/operations.md).
+        input->set(zmq::sockopt::rcvhwm,
+                   config.input.overflow == config::Overflow::kBlock ? config.input.queue_capacity : 0);
         input->set(zmq::sockopt::linger, 0);
         if (sub) input->set(zmq::sockopt::subscribe, config.input.topic);
         if (config.input.bind) {

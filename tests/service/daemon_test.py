@@ -1,0 +1,728 @@
+#!/usr/bin/python3
+"""Integration tests of xasmapd: a real daemon process, real ZeroMQ sockets, a Python client.
+
+Run by ctest, one scenario per test (see tests/CMakeLists.txt):
+
+    daemon_test.py SCENARIO --xasmapd EXE --model MODEL --library DIR --workdir DIR
+
+Scenarios: stream, stack, pull, overload, sigterm, reload, idle. Only Debian's python3-zmq,
+python3-msgpack and python3-numpy are used. Every socket is on loopback (tcp on 127.0.0.1 with
+ephemeral ports, or ipc in the work folder); every wait is bounded.
+"""
+
+import argparse
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import msgpack
+import numpy as np
+import zmq
+
+CTX = zmq.Context.instance()
+FAILURES = []
+DAEMONS = []
+
+
+def check(condition, what):
+    """Records a failed expectation (the test fails at the end) and says what was expected."""
+    if not condition:
+        FAILURES.append(what)
+        print("FAIL:", what, flush=True)
+    return condition
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- the library the model was fitted on --------------------------------------------------------
+
+class Library:
+    def __init__(self, folder):
+        self.entries = []
+        with open(os.path.join(folder, "manifest.csv")) as f:
+            for row in csv.DictReader(f):
+                data = np.loadtxt(os.path.join(folder, row["file"]), delimiter=",", skiprows=1)
+                self.entries.append({
+                    "charge": int(float(row["charge"])), "tendq": float(row["tendq"]),
+                    "energy": data[:, 0], "intensity": data[:, 1]})
+
+    def find(self, charge, tendq):
+        return min(self.entries, key=lambda e: (e["charge"] != charge, abs(e["tendq"] - tendq)))
+
+    def measured(self, rng, entry, snr=30.0):
+        """The entry as a beamline would measure it: a random grid (step 0.05-0.2 eV) over most of
+        the range, a calibration offset in +-0.3 eV, a linear background and noise at SNR 30."""
+        step = rng.uniform(0.05, 0.2)
+        grid = np.arange(rng.uniform(635.5, 637.0), rng.uniform(657.0, 659.5), step)
+        offset = rng.uniform(-0.3, 0.3)
+        peak = entry["intensity"].max()
+        y = np.interp(grid - offset, entry["energy"], entry["intensity"])
+        y += peak * (rng.uniform(0.0, 0.3) + rng.uniform(-0.01, 0.01) * (grid - grid[0]))
+        y += rng.normal(0.0, peak / snr, grid.size)
+        return grid, y
+
+
+def spectrum_message(ident, energy, intensity, dtype=None, meta=None, stamp=True, **extra):
+    m = {"id": ident}
+    if dtype is None:
+        m["energy"] = [float(x) for x in energy]
+        m["intensity"] = [float(x) for x in intensity]
+    else:
+        m["energy"] = np.asarray(energy, "<" + dtype).tobytes()
+        m["intensity"] = np.asarray(intensity, "<" + dtype).tobytes()
+        m["dtype"] = dtype
+    if stamp:
+        m["time"] = time.time()
+    if meta is not None:
+        m["meta"] = meta
+    m.update(extra)
+    return msgpack.packb(m, use_bin_type=True)
+
+
+# ---- the daemon -----------------------------------------------------------------------------------
+
+class Daemon:
+    """An xasmapd process on its own config; its output is collected by a background thread."""
+
+    def __init__(self, args, name, feed_endpoint, pattern="sub", input_yaml=""):
+        """`input_yaml`: extra lines for the config's input section."""
+        self.name = name
+        self.output = "tcp://127.0.0.1:%d" % free_port()
+        self.control = "ipc://%s/%s-control.ipc" % (args.workdir, name)
+        self.config = os.path.join(args.workdir, name + ".yaml")
+        self.log = os.path.join(args.workdir, name + ".log")
+        text = ("library:\n  source: model\n  model_file: %s\n" % args.model +
+                "input:\n  endpoint: %s\n  pattern: %s\n  bind: false\n" % (feed_endpoint, pattern) +
+                "".join("  %s\n" % line for line in input_yaml.splitlines() if line.strip()) +
+                "output:\n  endpoint: %s\ncontrol:\n  endpoint: %s\nmetrics:\n  interval_s: 0.2\n" %
+                (self.output, self.control))
+        with open(self.config, "w") as f:
+            f.write(text)
+        self.messages = []  # (topic, decoded map, arrival time)
+        self.lock = threading.Lock()
+        self.stop_collecting = threading.Event()
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen([args.xasmapd, "--config", self.config], stdout=log, stderr=log)
+        DAEMONS.append(self.proc)
+        self.collector = threading.Thread(target=self.collect, daemon=True)
+        self.collector.start()
+
+    def collect(self):
+        sub = CTX.socket(zmq.SUB)
+        sub.setsockopt(zmq.RCVHWM, 0)
+        sub.setsockopt(zmq.SUBSCRIBE, b"")
+        sub.connect(self.output)
+        poller = zmq.Poller()
+        poller.register(sub, zmq.POLLIN)
+        while not self.stop_collecting.is_set():
+            if not poller.poll(50):
+                continue
+            frames = sub.recv_multipart()
+            body = msgpack.unpackb(frames[1], raw=False) if len(frames) == 2 else None
+            with self.lock:
+                self.messages.append((frames[0].decode(), body, time.time()))
+        sub.close(linger=0)
+
+    def of(self, topic):
+        with self.lock:
+            return [m for t, m, _ in self.messages if t == topic]
+
+    def request(self, cmd, timeout=5.0):
+        req = CTX.socket(zmq.REQ)
+        req.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
+        req.setsockopt(zmq.LINGER, 0)
+        req.connect(self.control)
+        try:
+            req.send(msgpack.packb(cmd if isinstance(cmd, dict) else {"cmd": cmd}))
+            return msgpack.unpackb(req.recv(), raw=False)
+        except zmq.Again:
+            return None
+        finally:
+            req.close()
+
+    def wait_ready(self, timeout=60.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                break
+            status = self.request("status", 1.0)
+            if status and status.get("ready"):
+                # The collector is subscribed once metrics arrive (the PUB side drops until then).
+                while time.time() < deadline and not self.of("metrics"):
+                    time.sleep(0.02)
+                return status
+            time.sleep(0.1)
+        print(open(self.log).read())
+        raise RuntimeError("%s did not become ready" % self.name)
+
+    def wait_answers(self, count, timeout=60.0):
+        """Waits until `count` estimates, maps and errors have arrived (or the timeout)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with self.lock:
+                n = sum(1 for t, _, _ in self.messages if t in ("estimate", "estimate_map", "error"))
+            if n >= count:
+                return n
+            time.sleep(0.02)
+        return n
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        """Signals the daemon; returns (exit status, seconds to exit). Keeps collecting until the
+        last metrics message has had time to arrive."""
+        t0 = time.time()
+        self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        elapsed = time.time() - t0
+        time.sleep(0.3)
+        self.stop_collecting.set()
+        self.collector.join()
+        return code, elapsed
+
+    def log_text(self):
+        with open(self.log) as f:
+            return f.read()
+
+
+class Feed:
+    """The acquisition side: an XPUB (so it can see the daemon subscribe) or a PUSH socket."""
+
+    def __init__(self, kind="pub"):
+        self.sock = CTX.socket(zmq.XPUB if kind == "pub" else zmq.PUSH)
+        self.sock.setsockopt(zmq.SNDHWM, 0)
+        self.sock.bind("tcp://127.0.0.1:*")
+        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def wait_subscribers(self, n=1, timeout=20.0):
+        self.sock.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
+        for _ in range(n):
+            frame = self.sock.recv()
+            check(frame == b"\x01spectrum", "the daemon subscribes to 'spectrum' (got %r)" % frame)
+
+    def send(self, body, topic=b"spectrum"):
+        self.sock.send_multipart([topic, body])
+
+    def send_frames(self, frames):
+        self.sock.send_multipart(frames)
+
+
+def check_counters(status, what):
+    total = status["published"] + status["rejected"] + status["dropped"] + status["queue_depth"]
+    check(status["received"] == total,
+          "%s: received %d = published %d + rejected %d + dropped %d + queue_depth %d" %
+          (what, status["received"], status["published"], status["rejected"], status["dropped"],
+           status["queue_depth"]))
+
+
+def check_estimates(estimates, truth, what):
+    """Charge >= 98 % right and 10Dq mean absolute error <= 0.15 eV over `estimates`."""
+    right, errors = 0, []
+    for e in estimates:
+        charge, tendq = truth[e["id"]]
+        right += e["params"]["charge"] == charge
+        errors.append(abs(e["params"]["tendq"] - tendq))
+    n = max(1, len(estimates))
+    mae = float(np.mean(errors)) if errors else float("nan")
+    print("%s: %d estimates, charge right %d (%.1f %%), 10Dq MAE %.3f eV" %
+          (what, len(estimates), right, 100.0 * right / n, mae))
+    check(right >= 0.98 * len(estimates), "%s: charge right for >= 98 %%" % what)
+    check(mae <= 0.15, "%s: 10Dq mean absolute error %.3f <= 0.15 eV" % (what, mae))
+
+
+# ---- malformed messages -----------------------------------------------------------------------------
+
+def malformed_messages(lib, limits):
+    """(name, frames, expected code, expected id or None) for every kind of bad input."""
+    e = lib.entries[10]
+    energy, intensity = list(e["energy"]), list(e["intensity"])
+    good = {"id": "x", "energy": energy, "intensity": intensity}
+
+    def body(ident, **changes):
+        m = dict(good, id=ident)
+        for k, v in changes.items():
+            if v is None:
+                m.pop(k, None)
+            else:
+                m[k] = v
+        return msgpack.packb(m, use_bin_type=True)
+
+    cases = []
+
+    def add(name, code, frames, ident):
+        cases.append((name, frames, code, ident))
+
+    def one(name, code, **changes):
+        ident = "bad-" + name
+        add(name, code, [b"spectrum", body(ident, **changes)], ident)
+
+    add("one_frame", "bad_frames", [b"spectrum"], None)
+    add("three_frames", "bad_frames", [b"spectrum", body("bad-three"), b"extra"], None)
+    add("topic_prefix", "bad_frames", [b"spectrumX", body("bad-topic")], None)
+    add("garbage", "bad_msgpack", [b"spectrum", b"\xc1\xc1\xc1 not msgpack"], None)
+    add("truncated", "bad_msgpack", [b"spectrum", body("bad-truncated")[:40]], None)
+    add("trailing", "bad_msgpack", [b"spectrum", body("bad-trailing") + b"\x00"], None)
+    add("not_a_map", "not_a_map", [b"spectrum", msgpack.packb([1, 2, 3])], None)
+    add("missing_id", "missing_field", [b"spectrum", msgpack.packb({"energy": energy, "intensity": intensity})], None)
+    one("missing_energy", "missing_field", energy=None)
+    one("missing_intensity", "missing_field", intensity=None)
+    add("id_not_string", "bad_type", [b"spectrum", msgpack.packb(dict(good, id=17))], None)
+    one("energy_string", "bad_type", energy="640 641 642")
+    one("intensity_element", "bad_type", intensity=intensity[:5] + ["x"] + intensity[6:])
+    one("length_mismatch", "length_mismatch", intensity=intensity[:-3])
+    one("non_monotonic", "non_monotonic_energy", energy=energy[:50] + [energy[49]] + energy[51:])
+    one("nan_intensity", "non_finite", intensity=intensity[:7] + [float("nan")] + intensity[8:])
+    one("inf_energy", "non_finite", energy=energy[:-1] + [float("inf")])
+    one("bin_without_dtype", "missing_field", energy=np.asarray(energy, "<f8").tobytes(),
+        intensity=np.asarray(intensity, "<f8").tobytes())
+    one("bad_dtype", "out_of_range", dtype="f2", energy=np.asarray(energy, "<f4").tobytes(),
+        intensity=np.asarray(intensity, "<f4").tobytes())
+    one("bin_odd_size", "length_mismatch", dtype="f8", energy=np.asarray(energy, "<f8").tobytes()[:-3],
+        intensity=np.asarray(intensity, "<f8").tobytes())
+    one("bad_kind", "out_of_range", kind="cube")
+    one("stack_without_shape", "missing_field", kind="stack")
+    one("stack_shape_mismatch", "length_mismatch", kind="stack", shape=[2, 2, len(energy)])
+    one("too_many_points", "too_large", energy=list(np.linspace(600, 700, limits["max_points"] + 1)),
+        intensity=[1.0] * (limits["max_points"] + 1))
+    one("too_many_pixels", "too_large", kind="stack", shape=[limits["max_stack_pixels"] + 1, len(energy)])
+    one("negative_time", "out_of_range", time=-5.0)
+    one("meta_not_map", "bad_type", meta=[1, 2])
+    one("too_few_points", "too_few_points", energy=energy[100:105], intensity=intensity[100:105])
+    one("outside_grid", "insufficient_overlap", energy=[e + 100 for e in energy])
+    one("flat", "flat_spectrum", intensity=[1.0] * len(energy))
+    big = {"id": "bad-too-big", "energy": energy, "intensity": intensity,
+           "padding": b"\x00" * (limits["max_message_bytes"] + 10)}
+    add("message_too_big", "too_large", [b"spectrum", msgpack.packb(big, use_bin_type=True)], "bad-too-big")
+    add("key_not_string", "bad_type", [b"spectrum", msgpack.packb({1: "x", "id": "y"})], None)
+    return cases
+
+
+# ---- scenarios ----------------------------------------------------------------------------------------
+
+def scenario_stream(args):
+    """1000 noisy library spectra (arrays and bin) with >= 20 kinds of malformed message mixed in."""
+    lib = Library(args.library)
+    rng = np.random.default_rng(5)
+    limits = {"max_points": 4000, "max_stack_pixels": 10000, "max_message_bytes": 1000000}
+    feed = Feed()
+    d = Daemon(args, "stream", feed.endpoint,
+                     input_yaml="max_points: 4000\nmax_stack_pixels: 10000\nmax_message_bytes: 1000000")
+    d.wait_ready()
+    feed.wait_subscribers()
+
+    bad = malformed_messages(lib, limits)
+    kinds = set(code for _, _, code, _ in bad)
+    print("%d malformed messages of %d codes" % (len(bad), len(kinds)))
+    check(len(bad) >= 20, "at least 20 kinds of malformed message")
+    truth, sent_meta = {}, {}
+    bad_at = {int(i): case for i, case in zip(np.linspace(0, 999, len(bad)).astype(int), bad)}
+    for i in range(1000):
+        entry = lib.entries[rng.integers(len(lib.entries))]
+        energy, intensity = lib.measured(rng, entry)
+        ident = "s%04d" % i
+        truth[ident] = (entry["charge"], entry["tendq"])
+        dtype = [None, "f4", "f8"][i % 3]
+        sent_meta[ident] = {"scan": 7, "i": i}
+        feed.send(spectrum_message(ident, energy, intensity, dtype, meta=sent_meta[ident]))
+        if i in bad_at:
+            feed.send_frames(bad_at[i][1])
+    answers = d.wait_answers(1000 + len(bad))
+    time.sleep(0.5)  # anything extra would show up now
+
+    estimates = d.of("estimate")
+    errors = d.of("error")
+    ids = [e["id"] for e in estimates]
+    check(len(estimates) == 1000, "exactly 1000 estimates (got %d, %d answers)" % (len(estimates), answers))
+    check(set(ids) == set(truth), "every spectrum answered by its id")
+    check(len(set(ids)) == len(ids), "no spectrum answered twice")
+    seqs = [e["seq"] for e in estimates]
+    check(seqs == sorted(seqs) and len(set(seqs)) == len(seqs), "seq increases with every estimate")
+    check_estimates(estimates, truth, "stream")
+    first = estimates[0]
+    for key in ("params", "uncertainty", "confidence", "embedding", "neighbors", "novelty", "in_library",
+                "latency_us", "time_published", "meta"):
+        check(key in first, "estimate has '%s'" % key)
+    check(all(e["meta"] == sent_meta[e["id"]] for e in estimates), "meta echoed unchanged")
+    check(all(set(e["latency_us"]) >= {"queue", "decode", "compute", "service", "end_to_end"}
+              for e in estimates), "latency_us has queue, decode, compute, service and end_to_end")
+    check(all(len(e["embedding"]) == 2 for e in estimates), "2-D map coordinates")
+    check(all(0.0 <= e["confidence"]["charge"] <= 1.0 for e in estimates), "confidence in [0, 1]")
+    check(all(e["uncertainty"]["tendq"] >= 0.0 for e in estimates), "uncertainty >= 0")
+    check(all(len(e["neighbors"]) == 3 and all({"label", "params", "distance"} <= set(n) for n in e["neighbors"])
+              for e in estimates), "3 neighbours with label, params and distance")
+    novel = sum(not e["in_library"] for e in estimates)
+    print("flagged outside the library: %d of 1000" % novel)
+    check(novel <= 20, "noisy library spectra are not novel (%d flagged)" % novel)
+
+    # Every malformed message answered with its code, and with its id when it had a readable one.
+    for name, frames, code, ident in bad:
+        if ident is not None:
+            match = [e for e in errors if e["id"] == ident]
+            check(len(match) == 1, "%s: one error for id %s (got %d)" % (name, ident, len(match)))
+            if match:
+                check(match[0]["code"] == code, "%s: code %s (got %s: %s)" %
+                      (name, code, match[0]["code"], match[0]["message"]))
+    by_code_expected, by_code_got = {}, {}
+    for _, _, code, _ in bad:
+        by_code_expected[code] = by_code_expected.get(code, 0) + 1
+    for e in errors:
+        by_code_got[e["code"]] = by_code_got.get(e["code"], 0) + 1
+    check(by_code_got == by_code_expected, "error codes %s == %s" % (by_code_got, by_code_expected))
+    check(all(e["message"] and isinstance(e["time"], float) for e in errors), "errors carry message and time")
+    missing = [e for e in errors if e["code"] == "missing_field" and e["id"] == "bad-missing_energy"]
+    check(missing and "energy" in missing[0]["message"] and missing[0]["field"] == "energy",
+          "the error names the field")
+
+    status = d.request("status")
+    print("status:", {k: status[k] for k in ("received", "published", "rejected", "dropped", "queue_depth")})
+    check(status["ready"], "still ready after bad input")
+    check(status["received"] == 1000 + len(bad), "received counts every message")
+    check(status["published"] == 1000 and status["rejected"] == len(bad) and status["dropped"] == 0,
+          "published 1000, rejected %d, dropped 0" % len(bad))
+    check_counters(status, "status")
+    time.sleep(0.5)
+    metrics = d.of("metrics")[-1]
+    check_counters(metrics, "metrics")
+    check(metrics["received"] == status["received"], "metrics and status agree")
+    lat = [m["latency_us"] for m in d.of("metrics") if m["latency_us"]["count"] > 0]
+    check(lat and all(l["p50"] <= l["p90"] <= l["p99"] <= l["max"] for l in lat), "latency percentiles ordered")
+    e2e = sorted(e["latency_us"]["end_to_end"] for e in estimates)
+    print("service latency p50 %.0f us; end-to-end p50 %.0f us, max %.0f us" %
+          (np.median([e["latency_us"]["service"] for e in estimates]), e2e[len(e2e) // 2], e2e[-1]))
+
+    # The other control commands.
+    library = d.request("library")
+    check(library["ok"] and len(library["spectra"]) == 78, "library lists 78 spectra")
+    check(all(len(s["map"]) == 2 and {"charge", "tendq"} == set(s["params"]) for s in library["spectra"]),
+          "library entries carry params and 2-D map coordinates")
+    config = d.request("config")
+    check(config["ok"] and "max_points: 4000" in config["yaml"], "config returns the effective YAML")
+    unknown = d.request("staus")
+    check(unknown["ok"] is False and "status" in unknown["error"], "an unknown command suggests the right one")
+    check(d.request({"nocmd": 1})["ok"] is False, "a request without cmd is refused")
+    code, elapsed = d.stop()
+    check(code == 0, "exit status 0 on SIGTERM (got %s)" % code)
+
+
+def scenario_stack(args):
+    """A 64x64 stack of two known regions comes back as an estimate_map that separates them."""
+    lib = Library(args.library)
+    rng = np.random.default_rng(11)
+    feed = Feed()
+    d = Daemon(args, "stack", feed.endpoint)
+    d.wait_ready()
+    feed.wait_subscribers()
+    left, right = lib.find(2, 0.9), lib.find(4, 2.0)
+    energy = np.arange(636.0, 658.0, 0.1)
+    rows, cols = 64, 64
+    stack = np.empty((rows, cols, energy.size))
+    for r in range(rows):
+        for c in range(cols):
+            e = left if c < 32 else right
+            y = np.interp(energy, e["energy"], e["intensity"])
+            stack[r, c] = y + rng.normal(0.0, y.max() / 30.0, energy.size)
+    message = {"id": "stack-1", "kind": "stack", "shape": [rows, cols, energy.size], "dtype": "f4",
+               "energy": energy.astype("<f4").tobytes(), "intensity": stack.astype("<f4").tobytes(),
+               "time": time.time(), "meta": {"sample": "two-phase"}}
+    feed.send(msgpack.packb(message, use_bin_type=True))
+    d.wait_answers(1, timeout=120)
+    maps = d.of("estimate_map")
+    check(len(maps) == 1, "one estimate_map (got %d; errors %s)" % (len(maps), d.of("error")))
+    if maps:
+        m = maps[0]
+        check(m["id"] == "stack-1" and m["shape"] == [rows, cols, energy.size], "id and shape echoed")
+        check(m["meta"] == {"sample": "two-phase"}, "meta echoed")
+        charge = np.frombuffer(m["params"]["charge"], "<f4").reshape(rows, cols)
+        tendq = np.frombuffer(m["params"]["tendq"], "<f4").reshape(rows, cols)
+        novelty = np.frombuffer(m["novelty"], "<f4")
+        unc = np.frombuffer(m["uncertainty"]["tendq"], "<f4")
+        conf = np.frombuffer(m["confidence"]["charge"], "<f4")
+        left_ok = np.mean(charge[:, :32] == 2)
+        right_ok = np.mean(charge[:, 32:] == 4)
+        print("stack: left Mn2+ %.1f %%, right Mn4+ %.1f %%, 10Dq medians %.2f / %.2f eV, compute %.0f ms" %
+              (100 * left_ok, 100 * right_ok, np.median(tendq[:, :32]), np.median(tendq[:, 32:]),
+               m["latency_us"]["compute"] / 1000))
+        check(left_ok >= 0.99 and right_ok >= 0.99, "charge separates the two regions (>= 99 % each)")
+        check(abs(np.median(tendq[:, :32]) - 0.9) <= 0.15 and abs(np.median(tendq[:, 32:]) - 2.0) <= 0.15,
+              "10Dq medians within 0.15 eV of 0.9 and 2.0")
+        check(m["rejected_pixels"] == 0 and np.all(np.isfinite(novelty)), "every pixel judged")
+        check(novelty.size == rows * cols and unc.size == rows * cols and conf.size == rows * cols,
+              "per-pixel arrays of 4096 float32")
+        check("end_to_end" in m["latency_us"], "end-to-end latency reported")
+    code, _ = d.stop()
+    check(code == 0, "exit status 0")
+
+
+def scenario_pull(args):
+    """Two daemons PULL from one PUSH feed: every spectrum answered exactly once."""
+    lib = Library(args.library)
+    rng = np.random.default_rng(3)
+    feed = Feed("push")
+    a = Daemon(args, "pull-a", feed.endpoint, pattern="pull")
+    b = Daemon(args, "pull-b", feed.endpoint, pattern="pull")
+    a.wait_ready()
+    b.wait_ready()
+    time.sleep(0.5)  # both PULL sockets connected before the first message
+    truth = {}
+    for i in range(600):
+        entry = lib.entries[rng.integers(len(lib.entries))]
+        energy, intensity = lib.measured(rng, entry)
+        truth["p%03d" % i] = (entry["charge"], entry["tendq"])
+        feed.send(spectrum_message("p%03d" % i, energy, intensity, "f4"))
+    deadline = time.time() + 60
+    while time.time() < deadline and len(a.of("estimate")) + len(b.of("estimate")) < 600:
+        time.sleep(0.05)
+    ids_a = [e["id"] for e in a.of("estimate")]
+    ids_b = [e["id"] for e in b.of("estimate")]
+    print("pull: daemon a answered %d, daemon b %d" % (len(ids_a), len(ids_b)))
+    check(len(ids_a) + len(ids_b) == 600, "600 answers in all")
+    check(sorted(ids_a + ids_b) == sorted(truth), "every spectrum answered exactly once")
+    check(len(ids_a) > 0 and len(ids_b) > 0, "both daemons share the feed")
+    check_estimates(a.of("estimate") + b.of("estimate"), truth, "pull")
+    for d in (a, b):
+        status = d.request("status")
+        check_counters(status, d.name)
+        code, _ = d.stop()
+        check(code == 0, "%s exits 0" % d.name)
+
+
+def scenario_overload(args):
+    """A tiny queue and one worker under a flood: drops are counted and answered, none silent."""
+    lib = Library(args.library)
+    rng = np.random.default_rng(8)
+    bodies = []
+    for i in range(1500):
+        entry = lib.entries[rng.integers(len(lib.entries))]
+        energy, intensity = lib.measured(rng, entry)
+        bodies.append(("o%04d" % i, spectrum_message("o%04d" % i, energy, intensity, "f4")))
+    for policy in ("drop_oldest", "drop_newest", "block"):
+        feed = Feed("push")
+        d = Daemon(args, "overload-" + policy, feed.endpoint, pattern="pull",
+                         input_yaml="queue_capacity: 8\noverflow: %s\nworkers: 1" % policy)
+        d.wait_ready()
+        for _, body in bodies:
+            feed.send(body)
+        d.wait_answers(len(bodies), timeout=90)
+        time.sleep(0.3)
+        status = d.request("status")
+        estimates, errors = d.of("estimate"), d.of("error")
+        overloaded = [e for e in errors if e["code"] == "overloaded"]
+        print("%s: received %d, published %d, dropped %d, overloaded errors %d" %
+              (policy, status["received"], status["published"], status["dropped"], len(overloaded)))
+        check(status["received"] == len(bodies), "%s: every message received" % policy)
+        check_counters(status, policy)
+        check(status["queue_depth"] == 0, "%s: nothing left in flight" % policy)
+        check(len(overloaded) == status["dropped"], "%s: every drop answered with 'overloaded'" % policy)
+        answered = [e["id"] for e in estimates] + [e["id"] for e in overloaded]
+        check(sorted(answered) == sorted(i for i, _ in bodies), "%s: each id answered once" % policy)
+        if policy == "block":
+            check(status["dropped"] == 0, "block: nothing dropped")
+        else:
+            check(status["dropped"] > 0, "%s: the flood overflows an 8-message queue" % policy)
+        if overloaded:
+            check("queue_capacity" in overloaded[0]["message"], "the overloaded message names the limit")
+        code, _ = d.stop()
+        check(code == 0, "%s: exit 0" % policy)
+        feed.sock.close(linger=0)
+
+
+def send_in_background(feed, bodies, rate_hz):
+    def run():
+        period = 1.0 / rate_hz
+        t0 = time.time()
+        for i, body in enumerate(bodies):
+            delay = t0 + i * period - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            feed.send(body)
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def scenario_sigterm(args):
+    """SIGTERM under load: every accepted message is answered, a last metrics goes out, exit 0."""
+    lib = Library(args.library)
+    rng = np.random.default_rng(13)
+    feed = Feed()
+    d = Daemon(args, "sigterm", feed.endpoint)
+    d.wait_ready()
+    feed.wait_subscribers()
+    bodies = []
+    for i in range(4000):
+        entry = lib.entries[rng.integers(len(lib.entries))]
+        energy, intensity = lib.measured(rng, entry)
+        bodies.append(spectrum_message("t%04d" % i, energy, intensity, "f8"))
+    sender = send_in_background(feed, bodies, 4000)
+    time.sleep(0.4)
+    code, elapsed = d.stop(signal.SIGTERM)
+    sender.join()
+    print("SIGTERM: exit %s after %.2f s" % (code, elapsed))
+    check(code == 0, "exit status 0 after SIGTERM")
+    check(elapsed < 10, "exits (measured %.2f s; the target is 2 s)" % elapsed)
+    metrics = d.of("metrics")
+    check(bool(metrics), "metrics were published")
+    last = metrics[-1]
+    with d.lock:
+        topics = [t for t, _, _ in d.messages]
+    check(topics and topics[-1] == "metrics", "the last message is metrics")
+    estimates = d.of("estimate")
+    errors = d.of("error")
+    print("final metrics: received %d, published %d, rejected %d, dropped %d; collected %d estimates" %
+          (last["received"], last["published"], last["rejected"], last["dropped"], len(estimates)))
+    check(0 < last["received"] < len(bodies) or last["received"] == len(bodies), "some messages accepted")
+    check(last["queue_depth"] == 0, "nothing left in flight at exit")
+    check_counters(last, "final metrics")
+    check(len(estimates) == last["published"], "every published estimate arrived (%d of %d)" %
+          (len(estimates), last["published"]))
+    check(len(errors) == last["rejected"] + last["dropped"] == 0, "no errors under clean load")
+    check(len(set(e["id"] for e in estimates)) == len(estimates), "no duplicates")
+
+
+def scenario_reload(args):
+    """reload (control) and SIGHUP under load: the model is swapped, no message is lost."""
+    lib = Library(args.library)
+    rng = np.random.default_rng(17)
+    feed = Feed()
+    d = Daemon(args, "reload", feed.endpoint)
+    d.wait_ready()
+    feed.wait_subscribers()
+    bodies, truth = [], {}
+    for i in range(3000):
+        entry = lib.entries[rng.integers(len(lib.entries))]
+        energy, intensity = lib.measured(rng, entry)
+        truth["r%04d" % i] = (entry["charge"], entry["tendq"])
+        bodies.append(spectrum_message("r%04d" % i, energy, intensity, "f4"))
+    sender = send_in_background(feed, bodies, 1000)
+    time.sleep(0.5)
+    # Change an estimation option, so that the reload is visible in the effective config.
+    with open(d.config) as f:
+        text = f.read()
+    with open(d.config, "w") as f:
+        f.write(text + "estimation:\n  neighbors: 6\n")
+    reply = d.request("reload")
+    check(reply["ok"], "reload accepted: %s" % reply)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        status = d.request("status")
+        if status["model_generation"] == 2 and not status["reloading"]:
+            break
+        time.sleep(0.05)
+    check(status["model_generation"] == 2, "the reloaded model is in service (generation 2)")
+    check(status["last_reload_error"] == "", "reload without error")
+    check("neighbors: 6" in d.request("config")["yaml"], "the new config is in effect")
+    time.sleep(0.3)
+    d.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        status = d.request("status")
+        if status["model_generation"] == 3 and not status["reloading"]:
+            break
+        time.sleep(0.05)
+    check(status["model_generation"] == 3, "SIGHUP reloads too (generation 3)")
+    # A broken config: the reload fails, the running model stays.
+    with open(d.config, "w") as f:
+        f.write(text + "estimation:\n  neighbours: 6\n")
+    d.request("reload")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        status = d.request("status")
+        if not status["reloading"] and status["last_reload_error"]:
+            break
+        time.sleep(0.05)
+    check("neighbours" in status["last_reload_error"] and status["model_generation"] == 3,
+          "a broken config is reported and the running model stays: %r" % status["last_reload_error"])
+    sender.join()
+    d.wait_answers(len(bodies), timeout=60)
+    time.sleep(0.3)
+    estimates = d.of("estimate")
+    ids = [e["id"] for e in estimates]
+    status = d.request("status")
+    print("reload: %d estimates of %d sent; status received %d dropped %d" %
+          (len(estimates), len(bodies), status["received"], status["dropped"]))
+    check(sorted(ids) == sorted(truth), "every spectrum answered exactly once across two reloads")
+    check(status["dropped"] == 0 and status["rejected"] == 0, "nothing dropped or rejected")
+    check_counters(status, "status after reloads")
+    check_estimates(estimates, truth, "reload")
+    gens = [m["model_generation"] for m in d.of("metrics")]
+    check(gens == sorted(gens) and gens[-1] == 3, "metrics report the model generation")
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+
+
+def scenario_idle(args):
+    """metrics while idle, the start-up log block, shutdown over the control socket."""
+    feed = Feed()
+    d = Daemon(args, "idle", feed.endpoint)
+    d.wait_ready()
+    time.sleep(1.2)
+    metrics = d.of("metrics")
+    print("idle: %d metrics messages in %.1f s" % (len(metrics), 1.2))
+    check(len(metrics) >= 4, "metrics every 0.2 s while idle")
+    check(all(m["received"] == 0 and m["published"] == 0 and m["rate_hz"] == 0 for m in metrics),
+          "idle counters are zero")
+    check(all(b["uptime_s"] > a["uptime_s"] for a, b in zip(metrics, metrics[1:])), "uptime increases")
+    check(metrics[-1]["library"] == {"size": 78, "landmarks": 64, "dims": 12, "method": "lmds"},
+          "metrics describe the library: %s" % metrics[-1]["library"])
+    log = d.log_text()
+    for word in ("ready in", "library", "embedding", "start-up", "input", "output", "control"):
+        check(word in log, "the start-up log mentions '%s'" % word)
+    reply = d.request("shutdown")
+    check(reply["ok"], "shutdown accepted")
+    try:
+        code = d.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        d.proc.kill()
+        code = "hung"
+    check(code == 0, "exit 0 after shutdown (got %s)" % code)
+    d.stop_collecting.set()
+
+
+SCENARIOS = {
+    "stream": scenario_stream,
+    "stack": scenario_stack,
+    "pull": scenario_pull,
+    "overload": scenario_overload,
+    "sigterm": scenario_sigterm,
+    "reload": scenario_reload,
+    "idle": scenario_idle,
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--xasmapd", required=True)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--library", required=True)
+    parser.add_argument("--workdir", required=True)
+    args = parser.parse_args()
+    args.workdir = os.path.abspath(args.workdir)
+    os.makedirs(args.workdir, exist_ok=True)
+    t0 = time.time()
+    try:
+        SCENARIOS[args.scenario](args)
+    finally:
+        for proc in DAEMONS:  # a failed scenario leaves no daemon behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    print("%s: %s in %.1f s" % (args.scenario, "FAILED" if FAILURES else "passed", time.time() - t0))
+    if FAILURES:
+        print("\n".join("  - " + f for f in FAILURES))
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

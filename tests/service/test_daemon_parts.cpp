@@ -1,0 +1,92 @@
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "bounded_queue.hpp"
+#include "latency_histogram.hpp"
+
+using namespace xasmap::service;
+
+TEST_CASE("latency histogram quantiles are within 1% of the exact ones", "[service]") {
+  std::mt19937_64 rng(3);
+  std::lognormal_distribution<double> dist(4.0, 1.2);  // microseconds, heavy tail
+  std::vector<double> v(20000);
+  LatencyHistogram h;
+  for (double& x : v) {
+    x = dist(rng);
+    h.record(x);
+  }
+  std::sort(v.begin(), v.end());
+  for (double q : {0.5, 0.9, 0.99, 0.999}) {
+    const double exact = v[static_cast<std::size_t>(std::ceil(q * v.size())) - 1];
+    CHECK(h.quantile(q) >= exact * (1 - 1e-9));
+    CHECK(h.quantile(q) <= exact * 1.0101);
+  }
+  CHECK(h.max() == v.back());
+  CHECK(h.min() == v.front());
+  CHECK(h.count() == v.size());
+  CHECK(h.quantile(1.0) == v.back());
+
+  LatencyHistogram other;
+  other.record(1e7);
+  h.merge(other);
+  CHECK(h.max() == 1e7);
+  CHECK(h.count() == v.size() + 1);
+  h.clear();
+  CHECK(h.count() == 0);
+  CHECK(h.quantile(0.5) == 0.0);
+}
+
+TEST_CASE("bounded queue overflow policies", "[service]") {
+  const auto forever = [] { return true; };
+  SECTION("drop_oldest displaces the oldest") {
+    BoundedQueue<int> q(3);
+    for (int i = 0; i < 3; ++i) CHECK(q.push(i, OverflowPolicy::kDropOldest, forever).queued);
+    const auto r = q.push(3, OverflowPolicy::kDropOldest, forever);
+    CHECK(r.queued);
+    REQUIRE(r.dropped.has_value());
+    CHECK(*r.dropped == 0);
+    CHECK(*q.pop(std::chrono::milliseconds(0)) == 1);
+  }
+  SECTION("drop_newest refuses the newcomer") {
+    BoundedQueue<int> q(2);
+    q.push(0, OverflowPolicy::kDropNewest, forever);
+    q.push(1, OverflowPolicy::kDropNewest, forever);
+    const auto r = q.push(2, OverflowPolicy::kDropNewest, forever);
+    CHECK_FALSE(r.queued);
+    CHECK(*r.dropped == 2);
+    CHECK(q.size() == 2);
+  }
+  SECTION("block waits for room; nothing is lost") {
+    BoundedQueue<int> q(4);
+    std::atomic<long> sum{0};
+    std::thread consumer([&] {
+      while (auto v = q.pop(std::chrono::milliseconds(200))) sum += *v;
+    });
+    long expected = 0;
+    for (int i = 0; i < 5000; ++i) {
+      const auto r = q.push(i, OverflowPolicy::kBlock, forever);
+      CHECK(r.queued);
+      expected += i;
+    }
+    q.close();
+    consumer.join();
+    CHECK(sum.load() == expected);
+  }
+  SECTION("block over capacity when told to stop waiting; closed refuses") {
+    BoundedQueue<int> q(1);
+    q.push(0, OverflowPolicy::kBlock, forever);
+    CHECK(q.push(1, OverflowPolicy::kBlock, [] { return false; }).queued);
+    CHECK(q.size() == 2);
+    q.close();
+    CHECK_FALSE(q.push(2, OverflowPolicy::kBlock, forever).queued);
+    CHECK(*q.pop(std::chrono::milliseconds(0)) == 0);
+    CHECK(*q.pop(std::chrono::milliseconds(0)) == 1);
+    CHECK_FALSE(q.pop(std::chrono::milliseconds(0)).has_value());
+    CHECK(q.closed_and_empty());
+  }
+}
