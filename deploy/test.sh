@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs the dependencies, builds, runs the unit tests once under
-# AddressSanitizer + UndefinedBehaviorSanitizer, then runs the whole suite through ctest and ends
+# AddressSanitizer + UndefinedBehaviorSanitizer, builds the daemon once more under ThreadSanitizer,
+# then runs the whole suite (with the daemon scenarios against both daemons) through ctest and ends
 # with ctest's summary. Exits non-zero on any failure. Needs no state from an earlier run.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,7 +19,11 @@ deploy/build.sh "$root/build-sanitize" -DXASMAP_SANITIZE=ON
     ctest -L unit --output-on-failure -j "$jobs"
 )
 
+echo "== ThreadSanitizer build of the daemon (its scenarios run in the suite below)"
+deploy/build.sh "$root/build-tsan" -DXASMAP_BUILD_TESTS=OFF -DCMAKE_CXX_FLAGS=-fsanitize=thread \
+  -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread
+
 echo "== release build (with the benchmarks, so that they keep compiling) and the whole suite"
-deploy/build.sh "$root/build" -DXASMAP_BUILD_BENCH=ON
+deploy/build.sh "$root/build" -DXASMAP_BUILD_BENCH=ON -DXASMAP_TSAN_XASMAPD="$root/build-tsan/service/xasmapd"
 cd "$root/build"
 ctest --output-on-failure -j "$jobs"

@@ -57,7 +57,9 @@ RowVectorXf transform(const Eigen::Ref<const RowVectorXf>& p, const Window& w, d
 }
 
 // Compiled twice, for AVX2 and for baseline x86-64, and dispatched on the CPU at load time.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+// Not under the sanitizers: their runtimes are not yet up when the dispatcher runs.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__)
 #define XASMAP_HOT_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define XASMAP_HOT_CLONES

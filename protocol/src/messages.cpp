@@ -50,6 +50,7 @@ ProtocolError::ProtocolError(ErrorCode code, std::string field, const std::strin
                              std::optional<std::string> id)
     : xasmap::Error(std::string(to_string(code)) + ": " + message),
       code_(code),
+      detail_(message),
       field_(std::move(field)),
       id_(std::move(id)) {}
 

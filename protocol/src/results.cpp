@@ -4,6 +4,7 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -558,8 +559,12 @@ EstimateMapMessage decode_estimate_map(const std::uint8_t* data, std::size_t siz
   m.latency = read_latency(v.map("latency_us"));
   m.time_published = v.num("time_published");
   m.meta = v.raw_map_or_nil("meta");
+  if (m.shape.size() < 2 || m.shape.size() > 3 ||
+      std::any_of(m.shape.begin(), m.shape.end(), [](std::int64_t s) { return s <= 0 || s > (1LL << 31); })) {
+    throw ProtocolError(ErrorCode::kOutOfRange, "shape", "field 'shape' must hold 2 or 3 positive extents");
+  }
   std::int64_t pixels = 1;
-  for (std::size_t i = 0; i + 1 < m.shape.size(); ++i) pixels *= m.shape[i];
+  for (std::size_t i = 0; i + 1 < m.shape.size(); ++i) pixels *= m.shape[i];  // < 2^62: no overflow
   const auto check = [&](const std::string& field, std::size_t n) {
     if (static_cast<std::int64_t>(n) != pixels) {
       throw ProtocolError(ErrorCode::kLengthMismatch, field,

@@ -162,15 +162,26 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
     }
     for (std::uint32_t i = 0; i < s.via.array.size; ++i) {
       const msgpack::object& v = s.via.array.ptr[i];
-      if (v.type != msgpack::type::POSITIVE_INTEGER || v.via.u64 == 0 || v.via.u64 > (1ull << 40)) {
-        d.fail(ErrorCode::kBadType, "shape", "field 'shape'[" + std::to_string(i) + "] must be a positive integer");
+      if (v.type != msgpack::type::POSITIVE_INTEGER && v.type != msgpack::type::NEGATIVE_INTEGER) {
+        d.fail(ErrorCode::kBadType, "shape", "field 'shape'[" + std::to_string(i) + "] is " +
+                                                 type_name(v.type) + ", expected a positive integer");
       }
+      if (v.type == msgpack::type::NEGATIVE_INTEGER || v.via.u64 == 0) {
+        d.fail(ErrorCode::kOutOfRange, "shape", "field 'shape'[" + std::to_string(i) + "] must be positive");
+      }
+      // Every extent, and the pixel count as it grows, is checked against the limits before the
+      // next multiplication, so the product cannot wrap.
+      const bool energy_axis = i + 1 == s.via.array.size;
+      const std::uint64_t limit = energy_axis ? limits.max_points : limits.max_stack_pixels / pixels;
+      if (v.via.u64 > limit) {
+        d.fail(ErrorCode::kTooLarge, "shape",
+               energy_axis ? "field 'shape' says " + std::to_string(v.via.u64) +
+                                 " energies; the limit is " + std::to_string(limits.max_points)
+                           : "the stack has more than " + std::to_string(limits.max_stack_pixels) +
+                                 " pixels, the limit");
+      }
+      if (!energy_axis) pixels *= static_cast<std::size_t>(v.via.u64);
       m.shape.push_back(static_cast<std::int64_t>(v.via.u64));
-    }
-    for (std::size_t i = 0; i + 1 < m.shape.size(); ++i) pixels *= static_cast<std::size_t>(m.shape[i]);
-    if (pixels > limits.max_stack_pixels) {
-      d.fail(ErrorCode::kTooLarge, "shape", "the stack has " + std::to_string(pixels) +
-                                                " pixels; the limit is " + std::to_string(limits.max_stack_pixels));
     }
   }
   const std::string* dt = dtype_object ? &dtype : nullptr;
@@ -186,7 +197,7 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
                std::to_string(m.energy.size() * pixels) +
                (m.stack ? " (pixels x energies)" : " (one per energy)"));
   }
-  if (m.energy.size() < 2) d.fail(ErrorCode::kLengthMismatch, "energy", "field 'energy' needs at least 2 values");
+  if (m.energy.size() < 2) d.fail(ErrorCode::kTooFewPoints, "energy", "field 'energy' needs at least 2 values");
   for (std::size_t i = 0; i < m.energy.size(); ++i) {
     if (!std::isfinite(m.energy[i])) d.fail(ErrorCode::kNonFinite, "energy", "energy[" + std::to_string(i) + "] is not finite");
     if (i > 0 && !(m.energy[i] > m.energy[i - 1])) {

@@ -113,6 +113,20 @@ ErrorCode code_of(RejectReason r) {
   return ErrorCode::kInternal;
 }
 
+// The input field a preprocessing rejection is about.
+const char* field_of(RejectReason r) {
+  switch (r) {
+    case RejectReason::kNonFinite:
+    case RejectReason::kFlat:
+      return "intensity";
+    case RejectReason::kTooFewPoints:
+    case RejectReason::kNonMonotonic:
+    case RejectReason::kTooLittleOverlap:
+      return "energy";
+  }
+  return "";
+}
+
 std::string describe_endpoint(zmq::socket_t& s, const std::string& configured) {
   try {
     const std::string last = s.get(zmq::sockopt::last_endpoint);
@@ -153,7 +167,9 @@ struct Daemon::Impl {
 
   zmq::context_t context{1};
   std::optional<zmq::socket_t> input, output, control;
-  std::string input_endpoint, output_endpoint, control_endpoint;
+  std::string output_endpoint, control_endpoint;  // set before the threads start
+  mutable std::mutex input_endpoint_mutex;
+  std::string input_endpoint;  // guarded by input_endpoint_mutex: known only once the model is built
 
   BoundedQueue<Job> queue;
   BoundedQueue<Outgoing> outbox;
@@ -299,7 +315,7 @@ struct Daemon::Impl {
       m = protocol::decode_spectrum(static_cast<const std::uint8_t*>(job.payload.data()),
                                     job.payload.size(), limits);
     } catch (const protocol::ProtocolError& e) {
-      reject(e.code(), e.id(), e.field(), e.what(), job.received);
+      reject(e.code(), e.id(), e.field(), e.detail(), job.received);
       return;
     }
     const Clock::time_point t1 = Clock::now();
@@ -324,7 +340,7 @@ struct Daemon::Impl {
     try {
       e = model.estimate(s);
     } catch (const PreprocessError& err) {
-      reject(code_of(err.reason()), m.id, "intensity", err.what(), received_at);
+      reject(code_of(err.reason()), m.id, field_of(err.reason()), err.what(), received_at);
       return;
     }
     latency.compute = micros(t1, Clock::now());
@@ -612,7 +628,7 @@ struct Daemon::Impl {
       pk.pack("config_file");
       pk.pack(config_file.string());
       pk.pack("yaml");
-      pk.pack(config::to_yaml(state ? state->config : config));
+      pk.pack(config::to_yaml(effective_config()));
       return;
     }
     if (*cmd == "reload") {
@@ -621,7 +637,9 @@ struct Daemon::Impl {
       pk.pack("ok");
       pk.pack(started_now);
       pk.pack(started_now ? "message" : "error");
-      pk.pack(started_now ? "reload started; 'status' shows when it is done" : "a reload is already running");
+      pk.pack(started_now      ? "reload started; 'status' shows when it is done"
+              : ready.load() ? "a reload is already running"
+                             : "the daemon is not ready yet: its start-up model is still being built");
       return;
     }
     if (*cmd == "shutdown") {
@@ -685,7 +703,10 @@ struct Daemon::Impl {
     pk.pack("endpoints");
     pk.pack_map(3);
     pk.pack("input");
-    pk.pack(input_endpoint);
+    {
+      std::lock_guard lock(input_endpoint_mutex);
+      pk.pack(input_endpoint);
+    }
     pk.pack("output");
     pk.pack(output_endpoint);
     pk.pack("control");
@@ -747,6 +768,20 @@ struct Daemon::Impl {
     }
   }
 
+  // The configuration in force: the model's sections from the model in service (a reload may have
+  // changed them), the rest from start-up (they change only with a restart).
+  config::Config effective_config() const {
+    const auto state = current_model();
+    if (!state) return config;
+    config::Config c = state->config;
+    c.input = config.input;
+    c.output = config.output;
+    c.control = config.control;
+    c.metrics = config.metrics;
+    c.logging = config.logging;
+    return c;
+  }
+
   // ---- model building and reload ----
   std::shared_ptr<const ModelState> build(config::Config cfg, std::uint64_t gen) {
     auto state = std::make_shared<ModelState>();
@@ -768,6 +803,7 @@ struct Daemon::Impl {
 
   bool start_reload(const std::string& why) {
     std::lock_guard lock(reload_mutex);
+    if (!ready.load()) return false;  // the start-up build is still running (or stopping)
     bool expected = false;
     if (!reloading.compare_exchange_strong(expected, true)) return false;
     if (reload_thread.joinable()) reload_thread.join();
@@ -826,7 +862,8 @@ struct Daemon::Impl {
     log->info("  input      {} {} {} topic '{}', queue {} ({}), {} workers", config::to_string(config.input.pattern),
               config.input.bind ? "bind" : "connect", input_endpoint, config.input.topic,
               config.input.queue_capacity, config::to_string(config.input.overflow), workers_count);
-    log->info("  output     pub bind {}, metrics every {} s", output_endpoint, config.metrics.interval_s);
+    log->info("  output     pub {} {}, metrics every {} s", config.output.bind ? "bind" : "connect", output_endpoint,
+              config.metrics.interval_s);
     log->info("  control    rep bind {}", control_endpoint);
   }
 
@@ -845,10 +882,14 @@ struct Daemon::Impl {
       output.emplace(context, zmq::socket_type::pub);
       output->set(zmq::sockopt::sndhwm, config.output.send_hwm);
       output->set(zmq::sockopt::linger, 1000);
-      output->bind(config.output.endpoint);
+      if (config.output.bind) {
+        output->bind(config.output.endpoint);
+      } else {
+        output->connect(config.output.endpoint);  // e.g. to a proxy's XSUB
+      }
       output_endpoint = describe_endpoint(*output, config.output.endpoint);
     } catch (const zmq::error_t& e) {
-      log->error("cannot bind the output socket to {}: {}", config.output.endpoint, e.what());
+      log->error("cannot open the output socket on {}: {}", config.output.endpoint, e.what());
       return 69;
     }
     controller = std::thread([this] { control_loop(); });
@@ -882,6 +923,7 @@ struct Daemon::Impl {
         } else {
           input->connect(config.input.endpoint);
         }
+        std::lock_guard lock(input_endpoint_mutex);
         input_endpoint = describe_endpoint(*input, config.input.endpoint);
       } catch (const zmq::error_t& e) {
         log->error("cannot open the input socket on {}: {}", config.input.endpoint, e.what());
@@ -910,7 +952,7 @@ struct Daemon::Impl {
     while (!shutdown_requested.load()) {
       const int sig = sigtimedwait(&set, nullptr, &period);
       if (sig == SIGHUP) {
-        if (!start_reload("SIGHUP")) log->warn("SIGHUP: a reload is already running");
+        if (!start_reload("SIGHUP")) log->warn("SIGHUP ignored: a reload is already running");
       } else if (sig == SIGTERM || sig == SIGINT) {
         log->info("{}: stopping; every accepted message will be answered", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         break;

@@ -210,3 +210,30 @@ TEST_CASE("malformed spectrum messages are refused with code, field and id", "[p
     CHECK(decode_spectrum(extra.data(), extra.size()).id == "f");
   }
 }
+
+TEST_CASE("stack shapes whose pixel count would overflow are too large and not wrapped", "[protocol]") {
+  SpectrumMessage stack;
+  stack.id = "huge";
+  stack.stack = true;
+  stack.energy = {1, 2, 3, 4, 5};
+  stack.intensity = {};
+  stack.shape = {std::int64_t{1} << 32, std::int64_t{1} << 32, 5};
+  const auto bytes = encode(stack);
+  try {
+    decode_spectrum(bytes.data(), bytes.size());
+    FAIL("a 2^64-pixel stack was accepted");
+  } catch (const ProtocolError& e) {
+    CHECK(e.code() == ErrorCode::kTooLarge);
+    CHECK(e.field() == "shape");
+    CHECK(e.id() == std::optional<std::string>("huge"));
+  }
+  stack.shape = {0, 5};
+  const auto zero = encode(stack);
+  try {
+    decode_spectrum(zero.data(), zero.size());
+    FAIL("a zero extent was accepted");
+  } catch (const ProtocolError& e) {
+    CHECK(e.code() == ErrorCode::kOutOfRange);
+    CHECK(e.detail().find("must be positive") != std::string::npos);
+  }
+}

@@ -296,6 +296,9 @@ def malformed_messages(lib, limits):
     one("too_many_points", "too_large", energy=list(np.linspace(600, 700, limits["max_points"] + 1)),
         intensity=[1.0] * (limits["max_points"] + 1))
     one("too_many_pixels", "too_large", kind="stack", shape=[limits["max_stack_pixels"] + 1, len(energy)])
+    one("shape_overflow", "too_large", kind="stack", shape=[2 ** 32, 2 ** 32, len(energy)])
+    one("shape_zero", "out_of_range", kind="stack", shape=[0, len(energy)])
+    one("one_energy", "too_few_points", energy=energy[:1], intensity=intensity[:1])
     one("negative_time", "out_of_range", time=-5.0)
     one("meta_not_map", "bad_type", meta=[1, 2])
     one("too_few_points", "too_few_points", energy=energy[100:105], intensity=intensity[100:105])
@@ -380,6 +383,9 @@ def scenario_stream(args):
         by_code_got[e["code"]] = by_code_got.get(e["code"], 0) + 1
     check(by_code_got == by_code_expected, "error codes %s == %s" % (by_code_got, by_code_expected))
     check(all(e["message"] and isinstance(e["time"], float) for e in errors), "errors carry message and time")
+    check(all(not e["message"].startswith(e["code"]) for e in errors), "messages do not repeat the code")
+    overlap = [e for e in errors if e["id"] == "bad-outside_grid"]
+    check(overlap and overlap[0]["field"] == "energy", "insufficient_overlap names field 'energy'")
     missing = [e for e in errors if e["code"] == "missing_field" and e["id"] == "bad-missing_energy"]
     check(missing and "energy" in missing[0]["message"] and missing[0]["field"] == "energy",
           "the error names the field")
@@ -610,7 +616,7 @@ def scenario_reload(args):
     with open(d.config) as f:
         text = f.read()
     with open(d.config, "w") as f:
-        f.write(text + "estimation:\n  neighbors: 6\n")
+        f.write(text.replace("input:\n", "input:\n  queue_capacity: 777\n", 1) + "estimation:\n  neighbors: 6\n")
     reply = d.request("reload")
     check(reply["ok"], "reload accepted: %s" % reply)
     deadline = time.time() + 30
@@ -621,7 +627,11 @@ def scenario_reload(args):
         time.sleep(0.05)
     check(status["model_generation"] == 2, "the reloaded model is in service (generation 2)")
     check(status["last_reload_error"] == "", "reload without error")
-    check("neighbors: 6" in d.request("config")["yaml"], "the new config is in effect")
+    effective = d.request("config")["yaml"]
+    check("neighbors: 6" in effective, "the new estimation section is in effect")
+    check("queue_capacity: 777" not in effective and "queue_capacity: 10000" in effective,
+          "the input section stays as started (it changes only with a restart)")
+    check("section 'input' changed" in d.log_text(), "the log says the input section needs a restart")
     time.sleep(0.3)
     d.proc.send_signal(signal.SIGHUP)
     deadline = time.time() + 30

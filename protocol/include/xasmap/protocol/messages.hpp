@@ -55,9 +55,12 @@ class ProtocolError : public xasmap::Error {
   ErrorCode code() const { return code_; }
   const std::string& field() const { return field_; }
   const std::optional<std::string>& id() const { return id_; }
+  // The human-readable message without the code in front (what() has "code: message").
+  const std::string& detail() const { return detail_; }
 
  private:
   ErrorCode code_;
+  std::string detail_;
   std::string field_;
   std::optional<std::string> id_;
 };

@@ -121,7 +121,7 @@ struct MetricsMessage {
   double uptime_s = 0;
   double interval_s = 0;
   std::uint64_t received = 0, published = 0, rejected = 0, dropped = 0, queue_depth = 0;
-  double rate_hz = 0;               // messages answered per second over the interval
+  double rate_hz = 0;               // estimates and maps published per second over the interval
   LatencySummary latency_us;        // service latency over the interval
   LibrarySummary library;
   std::uint64_t model_generation = 0;  // 1 at start-up, +1 per successful reload
