@@ -23,4 +23,17 @@ int run_embed(const CliArgs& args);
 extern const std::vector<OptionSpec> kEstimateOptions;
 int run_estimate(const CliArgs& args);
 
+// Beamline-facing tools (cmd_feed.cpp, cmd_watch.cpp, cmd_map.cpp, cmd_status.cpp).
+extern const std::vector<OptionSpec> kFeedOptions;
+int run_feed(const CliArgs& args);
+
+extern const std::vector<OptionSpec> kWatchOptions;
+int run_watch(const CliArgs& args);
+
+extern const std::vector<OptionSpec> kMapOptions;
+int run_map(const CliArgs& args);
+
+extern const std::vector<OptionSpec> kStatusOptions;
+int run_status(const CliArgs& args);
+
 }  // namespace xasmap::service

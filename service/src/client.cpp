@@ -1,0 +1,140 @@
+#include "client.hpp"
+
+#include <csignal>
+#include <cmath>
+#include <cstdio>
+
+#include "logging.hpp"
+#include "xasmap/core/error.hpp"
+
+namespace xasmap::service {
+
+namespace {
+volatile std::sig_atomic_t g_interrupted = 0;
+void on_interrupt(int) { g_interrupted = 1; }
+}  // namespace
+
+void install_interrupt_handler() {
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool interrupted() { return g_interrupted != 0; }
+
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+std::optional<msgpack::object_handle> control_request(zmq::context_t& context, const std::string& endpoint,
+                                                      const std::string& cmd,
+                                                      std::chrono::milliseconds timeout) {
+  zmq::socket_t req(context, zmq::socket_type::req);
+  req.set(zmq::sockopt::linger, 0);
+  req.set(zmq::sockopt::rcvtimeo, static_cast<int>(timeout.count()));
+  req.connect(endpoint);
+  msgpack::sbuffer request;
+  msgpack::packer<msgpack::sbuffer> pk(request);
+  pk.pack_map(1);
+  pk.pack("cmd");
+  pk.pack(cmd);
+  req.send(zmq::buffer(request.data(), request.size()), zmq::send_flags::none);
+  zmq::message_t reply;
+  if (!req.recv(reply)) return std::nullopt;
+  return msgpack::unpack(static_cast<const char*>(reply.data()), reply.size());
+}
+
+const msgpack::object* find_key(const msgpack::object& map, std::string_view key) {
+  if (map.type != msgpack::type::MAP) return nullptr;
+  for (const auto& kv : map.via.map) {
+    if (kv.key.type == msgpack::type::STR && std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == key) {
+      return &kv.val;
+    }
+  }
+  return nullptr;
+}
+
+std::string to_json(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::NIL:
+      return "null";
+    case msgpack::type::BOOLEAN:
+      return o.via.boolean ? "true" : "false";
+    case msgpack::type::POSITIVE_INTEGER:
+      return std::to_string(o.via.u64);
+    case msgpack::type::NEGATIVE_INTEGER:
+      return std::to_string(o.via.i64);
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: {
+      if (!std::isfinite(o.via.f64)) return "null";
+      char b[32];
+      std::snprintf(b, sizeof b, "%.10g", o.via.f64);
+      return b;
+    }
+    case msgpack::type::STR:
+      return "\"" + json_escape(std::string(o.via.str.ptr, o.via.str.size)) + "\"";
+    case msgpack::type::BIN:
+      return "\"<bin: " + std::to_string(o.via.bin.size) + " bytes>\"";
+    case msgpack::type::EXT:
+      return "\"<ext>\"";
+    case msgpack::type::ARRAY: {
+      std::string s = "[";
+      for (std::uint32_t i = 0; i < o.via.array.size; ++i) s += (i ? "," : "") + to_json(o.via.array.ptr[i]);
+      return s + "]";
+    }
+    case msgpack::type::MAP: {
+      std::string s = "{";
+      for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+        const auto& kv = o.via.map.ptr[i];
+        const std::string key = kv.key.type == msgpack::type::STR
+                                    ? std::string(kv.key.via.str.ptr, kv.key.via.str.size)
+                                    : to_json(kv.key);
+        s += (i ? "," : "") + ("\"" + json_escape(key) + "\":") + to_json(kv.val);
+      }
+      return s + "}";
+    }
+  }
+  return "null";
+}
+
+std::vector<LibraryPoint> library_points(const msgpack::object& reply) {
+  const msgpack::object* ok = find_key(reply, "ok");
+  if (!ok || ok->type != msgpack::type::BOOLEAN || !ok->via.boolean) {
+    const msgpack::object* err = find_key(reply, "error");
+    throw Error("the daemon refused 'library': " + (err ? to_json(*err) : std::string("no reason given")));
+  }
+  const msgpack::object* spectra = find_key(reply, "spectra");
+  if (!spectra || spectra->type != msgpack::type::ARRAY) throw Error("the 'library' reply has no 'spectra' array");
+  std::vector<LibraryPoint> out;
+  for (std::uint32_t i = 0; i < spectra->via.array.size; ++i) {
+    const msgpack::object& s = spectra->via.array.ptr[i];
+    const msgpack::object* label = find_key(s, "label");
+    const msgpack::object* params = find_key(s, "params");
+    const msgpack::object* map = find_key(s, "map");
+    if (!label || label->type != msgpack::type::STR || !params || params->type != msgpack::type::MAP || !map ||
+        map->type != msgpack::type::ARRAY) {
+      throw Error("'library' reply: spectra[" + std::to_string(i) + "] lacks label, params or map");
+    }
+    LibraryPoint p;
+    p.label.assign(label->via.str.ptr, label->via.str.size);
+    for (const auto& kv : params->via.map) {
+      protocol::ParamValue v;
+      if (kv.val.type == msgpack::type::STR) {
+        v.text.assign(kv.val.via.str.ptr, kv.val.via.str.size);
+      } else if (kv.val.type == msgpack::type::POSITIVE_INTEGER || kv.val.type == msgpack::type::NEGATIVE_INTEGER) {
+        v.number = kv.val.as<double>();
+        v.integer = true;
+      } else {
+        v.number = kv.val.as<double>();
+      }
+      p.params.emplace_back(kv.key.as<std::string>(), std::move(v));
+    }
+    for (std::uint32_t d = 0; d < map->via.array.size; ++d) p.map.push_back(map->via.array.ptr[d].as<double>());
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+}  // namespace xasmap::service

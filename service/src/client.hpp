@@ -1,0 +1,47 @@
+#pragma once
+// ZeroMQ client helpers shared by the tools that talk to a running xasmapd (status, watch, map,
+// feed): control requests, JSON rendering of replies, and Ctrl-C handling.
+
+#include <msgpack.hpp>
+#include <zmq.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "xasmap/config/config.hpp"
+#include "xasmap/protocol/results.hpp"
+
+namespace xasmap::service {
+
+// Sends {"cmd": cmd} to the control endpoint and returns the reply, or nullopt when nothing
+// answers within `timeout` (the REQ socket is then discarded, as ZeroMQ requires).
+std::optional<msgpack::object_handle> control_request(zmq::context_t& context, const std::string& endpoint,
+                                                      const std::string& cmd,
+                                                      std::chrono::milliseconds timeout);
+
+// A msgpack value as compact JSON (bin as "<bin: N bytes>", non-finite floats as null).
+std::string to_json(const msgpack::object& o);
+
+// The value of key `key` in a msgpack map, or nullptr.
+const msgpack::object* find_key(const msgpack::object& map, std::string_view key);
+
+// One library spectrum of the control socket's `library` reply.
+struct LibraryPoint {
+  std::string label;
+  protocol::ParamMap params;
+  std::vector<double> map;
+};
+// Throws xasmap::Error when the reply is not a valid `library` reply.
+std::vector<LibraryPoint> library_points(const msgpack::object& reply);
+
+// Ctrl-C / SIGTERM for interactive tools: the handler only sets the flag.
+void install_interrupt_handler();
+bool interrupted();
+
+// The wall clock in seconds since the Unix epoch.
+double wall_seconds();
+
+}  // namespace xasmap::service
