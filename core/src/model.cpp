@@ -687,6 +687,16 @@ Estimate Model::estimate(const Prepared& prep) const {
     for (std::size_t i = 0; i < used; ++i) shift += weight[i] * neighbors[i].shift_ev;
     e.energy_shift_ev = shift / total;
   }
+  // On a partial window the projection is biased: the distances to the landmarks are taken over
+  // fewer points than the embedding was built from, so the point lands away from its neighbours
+  // (the poster's MnO, 638-655 eV, falls well off the Mn2+ branch). Its map position is then the
+  // weighted mean position of the neighbours it was estimated from, with the estimate's weights.
+  if (!full && used > 0) {
+    e.map.setZero();
+    for (std::size_t i = 0; i < used; ++i) {
+      e.map += weight[i] / total * coordinates_.row(rows[i]).head(o.map_dims).transpose().cast<double>();
+    }
+  }
 
   // Novelty: distance to the nearest library spectrum less what the spectrum's own noise adds,
   // over the library's median neighbour distance (both on the full grid's scale).

@@ -1,6 +1,540 @@
-// xasmap map: placeholder.
+// xasmap map: the seed poster's figures as SVG (and PNG when rsvg-convert is installed).
+//   map.svg           Fig. 1: the library's 2-D embedding, coloured by a categorical parameter
+//                     (charge) and labelled with a continuous one (10Dq x 10), with measured
+//                     spectra overlaid.
+//   compare_ID.svg    Fig. 2: a measured spectrum over its best-matching library spectrum.
+//   stack_ID.svg      per-pixel parameter maps of an STXM stack (live mode).
+// Offline (--model or --config) it estimates the given spectrum files itself; live (--control and
+// --live) it takes the map from a running daemon and collects its results.
+
+#include <msgpack.hpp>
+#include <zmq.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <set>
+
+#include "client.hpp"
 #include "commands.hpp"
+#include "latency_histogram.hpp"
+#include "model_builder.hpp"
+#include "svg.hpp"
+#include "xasmap/core/error.hpp"
+#include "xasmap/core/library.hpp"
+#include "xasmap/core/model.hpp"
+#include "xasmap/core/spectrum.hpp"
+#include "xasmap/protocol/messages.hpp"
+#include "xasmap/protocol/results.hpp"
+
 namespace xasmap::service {
-const std::vector<OptionSpec> kMapOptions = {};
-int run_map(const CliArgs&) { throw UsageError("map is not built yet"); }
+
+const std::vector<OptionSpec> kMapOptions = {
+    {"model", true, "FILE", "offline: a model written by 'xasmap embed'"},
+    {"config", true, "FILE", "offline: fit the model this config describes (also the default endpoints)"},
+    {"control", true, "EP", "live: take the library map from the daemon at this control endpoint"},
+    {"output", true, "EP", "live: the daemon's output endpoint (default: output.endpoint of the config)"},
+    {"live", true, "SECONDS", "live: collect estimates and stack maps for SECONDS (Ctrl-C ends early)"},
+    {"library", true, "DIR", "library spectra (manifest.csv) for the comparison figures"},
+    {"out-dir", true, "DIR", "where the figures go (default out)"},
+    {"summary", false, "", "print a summary of the measured spectra, latency and errors"},
+    {"title", true, "TEXT", "title of the map figure"},
+};
+
+namespace {
+
+// A point to overlay on the map: a measured spectrum's estimate.
+struct Placed {
+  std::string id;
+  std::vector<double> map;
+  protocol::ParamMap params;
+  protocol::NumberMap uncertainty, confidence;
+  std::string best_label;  // nearest library spectrum
+  double shift_ev = 0;
+  double novelty = 0;
+  bool in_library = true;
+  bool measured = false;  // from a file (labelled on the map), not a noisy library copy
+  std::optional<double> end_to_end_us;
+};
+
+struct LibraryView {
+  std::vector<LibraryPoint> points;
+  std::vector<ParameterInfo> parameters;
+  std::string method;
+};
+
+std::string fmt(const char* f, double v) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+const protocol::ParamValue* param(const protocol::ParamMap& m, const std::string& name) {
+  for (const auto& [n, v] : m) {
+    if (n == name) return &v;
+  }
+  return nullptr;
+}
+
+std::string value_text(const protocol::ParamValue& v) {
+  if (!v.text.empty()) return v.text;
+  if (v.integer) return std::to_string(std::llround(v.number));
+  return fmt("%.2f", v.number);
+}
+
+double number_of(const protocol::NumberMap& m, const std::string& name) {
+  for (const auto& [n, v] : m) {
+    if (n == name) return v;
+  }
+  return std::nan("");
+}
+
+// The categorical parameter that colours the map and the continuous one that labels it.
+std::pair<std::string, std::string> roles(const std::vector<ParameterInfo>& params) {
+  std::string cat, cont;
+  for (const auto& p : params) {
+    if (p.categorical && cat.empty()) cat = p.name;
+    if (!p.categorical && cont.empty()) cont = p.name;
+  }
+  return {cat, cont};
+}
+
+LibraryView view_of(const Model& model) {
+  LibraryView v;
+  const Eigen::MatrixXd map = model.library_map();
+  v.parameters = model.parameters();
+  v.method = to_string(model.options().method);
+  for (std::size_t i = 0; i < model.library_size(); ++i) {
+    LibraryPoint p;
+    p.label = model.labels()[i];
+    p.params = protocol::to_param_map(model.parameters(), model.values()[i]);
+    for (Eigen::Index d = 0; d < map.cols(); ++d) p.map.push_back(map(static_cast<Eigen::Index>(i), d));
+    v.points.push_back(std::move(p));
+  }
+  return v;
+}
+
+LibraryView view_of(const msgpack::object& reply) {
+  LibraryView v;
+  v.points = library_points(reply);
+  if (const msgpack::object* params = find_key(reply, "parameters"); params && params->type == msgpack::type::ARRAY) {
+    for (std::uint32_t i = 0; i < params->via.array.size; ++i) {
+      const msgpack::object& p = params->via.array.ptr[i];
+      ParameterInfo info;
+      if (const auto* n = find_key(p, "name")) info.name = n->as<std::string>();
+      if (const auto* c = find_key(p, "categorical")) info.categorical = c->type == msgpack::type::BOOLEAN && c->via.boolean;
+      v.parameters.push_back(info);
+    }
+  }
+  if (const auto* m = find_key(reply, "method"); m && m->type == msgpack::type::STR) v.method = m->as<std::string>();
+  return v;
+}
+
+Placed placed_of(const std::string& id, const Model& model, const Estimate& e) {
+  Placed p;
+  p.id = id;
+  p.map.assign(e.map.data(), e.map.data() + e.map.size());
+  p.params = protocol::to_param_map(model.parameters(), e.values);
+  for (std::size_t i = 0; i < model.parameters().size(); ++i) {
+    const auto& info = model.parameters()[i];
+    (info.categorical ? p.confidence : p.uncertainty)
+        .emplace_back(info.name, info.categorical ? e.confidence[i] : e.uncertainty[i]);
+  }
+  if (!e.neighbors.empty()) {
+    p.best_label = e.neighbors.front().label;
+    p.shift_ev = e.neighbors.front().shift_ev;
+  }
+  p.novelty = e.novelty;
+  p.in_library = e.in_library;
+  p.measured = true;
+  return p;
+}
+
+Placed placed_of(const protocol::EstimateMessage& m) {
+  Placed p;
+  p.id = m.id;
+  p.map = m.embedding;
+  p.params = m.params;
+  p.uncertainty = m.uncertainty;
+  p.confidence = m.confidence;
+  if (!m.neighbors.empty()) {
+    p.best_label = m.neighbors.front().label;
+    p.shift_ev = m.neighbors.front().shift_ev;
+  }
+  p.novelty = m.novelty;
+  p.in_library = m.in_library;
+  p.end_to_end_us = m.latency.end_to_end;
+  return p;
+}
+
+// "charge 2 (100%), tendq 0.85 +- 0.11"
+std::string estimate_text(const Placed& p) {
+  std::string s;
+  for (const auto& [name, v] : p.params) {
+    s += (s.empty() ? "" : ", ") + name + " " + value_text(v);
+    const double c = number_of(p.confidence, name);
+    const double u = number_of(p.uncertainty, name);
+    if (std::isfinite(c)) s += " (" + fmt("%.0f", 100 * c) + "%)";
+    if (std::isfinite(u)) s += " \u00b1 " + fmt("%.2f", u);
+  }
+  return s;
+}
+
+// Fig. 1.
+void draw_map(const LibraryView& lib, const std::vector<Placed>& placed, const std::string& title,
+              const std::filesystem::path& file) {
+  const auto [cat, cont] = roles(lib.parameters);
+  Svg svg(980, 760);
+  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  const auto extend = [&](const std::vector<double>& m) {
+    if (m.size() < 2 || !std::isfinite(m[0]) || !std::isfinite(m[1])) return;
+    x0 = std::min(x0, m[0]);
+    x1 = std::max(x1, m[0]);
+    y0 = std::min(y0, m[1]);
+    y1 = std::max(y1, m[1]);
+  };
+  for (const auto& p : lib.points) extend(p.map);
+  for (const auto& p : placed) extend(p.map);
+  const double padx = 0.08 * (x1 - x0 + 1e-9), pady = 0.08 * (y1 - y0 + 1e-9);
+  Axes ax(svg, 90, 70, 660, 600, x0 - padx, x1 + padx, y0 - pady, y1 + pady);
+  ax.draw(lib.method == "isomap" ? "Isomap coordinate 1" : "MDS coordinate 1",
+          lib.method == "isomap" ? "Isomap coordinate 2" : "MDS coordinate 2");
+  svg.text(490, 36, title, 20, "middle", "#000", true);
+
+  // Colours by category value, in order of first appearance sorted by value.
+  std::map<std::string, std::size_t> colour_of;
+  {
+    std::vector<std::pair<double, std::string>> values;
+    std::set<std::string> seen;
+    for (const auto& p : lib.points) {
+      if (const auto* v = cat.empty() ? nullptr : param(p.params, cat); v && seen.insert(value_text(*v)).second) {
+        values.emplace_back(v->text.empty() ? v->number : 0.0, value_text(*v));
+      }
+    }
+    std::sort(values.begin(), values.end());
+    for (const auto& [num, text] : values) colour_of.emplace(text, colour_of.size());
+  }
+  const auto colour = [&](const protocol::ParamMap& params) {
+    const auto* v = cat.empty() ? nullptr : param(params, cat);
+    if (!v) return std::string("#555555");
+    const auto it = colour_of.find(value_text(*v));
+    return it == colour_of.end() ? std::string("#555555") : category_colour(it->second);
+  };
+  // Live estimates of noisy library spectra: small and pale, under everything else.
+  for (const auto& p : placed) {
+    if (p.measured || p.map.size() < 2) continue;
+    svg.circle(ax.px(p.map[0]), ax.py(p.map[1]), 2.2, colour(p.params), "none");
+  }
+  for (const auto& p : lib.points) {
+    if (p.map.size() < 2) continue;
+    const double x = ax.px(p.map[0]), y = ax.py(p.map[1]);
+    svg.circle(x, y, 5, colour(p.params), "#222", 0.6);
+    if (const auto* v = cont.empty() ? nullptr : param(p.params, cont)) {
+      svg.text(x + 6, y - 5, fmt("%.0f", v->number * 10), 10, "start", "#333");
+    }
+  }
+  int n = 0;
+  for (const auto& p : placed) {
+    if (!p.measured || p.map.size() < 2) continue;
+    const double x = ax.px(p.map[0]), y = ax.py(p.map[1]);
+    svg.marker("star", x, y, 15, "#ffd700", "#000", 1.2);
+    svg.text(x + 10, y + 16 + 12 * (n % 2), p.id, 12, "start", "#000", true);
+    ++n;
+  }
+  // Legend.
+  double ly = 90;
+  svg.text(770, ly, cat.empty() ? "library" : "library, by " + cat, 14, "start", "#000", true);
+  for (const auto& [text, i] : colour_of) {
+    ly += 24;
+    svg.circle(782, ly - 5, 6, category_colour(i), "#222", 0.6);
+    svg.text(796, ly, cat + " " + text, 14);
+  }
+  if (!cont.empty()) {
+    ly += 28;
+    svg.text(770, ly, "labels: " + cont + " \u00d7 10", 13, "start", "#333");
+  }
+  if (n > 0) {
+    ly += 30;
+    svg.marker("star", 782, ly - 5, 15, "#ffd700", "#000", 1.2);
+    svg.text(796, ly, "measured spectrum", 14);
+  }
+  if (std::any_of(placed.begin(), placed.end(), [](const Placed& p) { return !p.measured; })) {
+    ly += 24;
+    svg.circle(782, ly - 5, 2.5, "#777", "none");
+    svg.text(796, ly, "live estimates", 14);
+  }
+  ly += 30;
+  svg.text(770, ly, std::to_string(lib.points.size()) + " library spectra", 13, "start", "#333");
+  svg.save(file);
+}
+
+std::pair<std::vector<double>, std::vector<double>> normalised(const Spectrum& s, double shift, double lo, double hi) {
+  std::vector<double> x, y;
+  double mn = 1e300, mx = -1e300;
+  for (Eigen::Index i = 0; i < s.energy_ev.size(); ++i) {
+    const double e = s.energy_ev[i] + shift;
+    if (e < lo || e > hi) continue;
+    x.push_back(e);
+    y.push_back(s.intensity[i]);
+    mn = std::min(mn, s.intensity[i]);
+    mx = std::max(mx, s.intensity[i]);
+  }
+  for (double& v : y) v = mx > mn ? (v - mn) / (mx - mn) : 0.0;
+  return {x, y};
+}
+
+// Fig. 2.
+void draw_compare(const Spectrum& measured, const Spectrum& library, const Placed& p, const std::string& file_name,
+                  const std::filesystem::path& file) {
+  const double lo = measured.energy_ev[0], hi = measured.energy_ev[measured.energy_ev.size() - 1];
+  const auto [mx, my] = normalised(measured, 0.0, lo, hi);
+  const auto [lx, ly] = normalised(library, p.shift_ev, lo, hi);
+  Svg svg(900, 600);
+  Axes ax(svg, 90, 70, 760, 420, lo, hi, -0.05, 1.12);
+  ax.draw("Photon energy (eV)", "Normalised intensity");
+  svg.text(470, 36, "Measured spectrum and its best-matching library spectrum", 19, "middle", "#000", true);
+  std::vector<double> px, py, qx, qy;
+  for (std::size_t i = 0; i < mx.size(); ++i) {
+    px.push_back(ax.px(mx[i]));
+    py.push_back(ax.py(my[i]));
+  }
+  for (std::size_t i = 0; i < lx.size(); ++i) {
+    qx.push_back(ax.px(lx[i]));
+    qy.push_back(ax.py(ly[i]));
+  }
+  svg.polyline(qx, qy, "#d62728", 2.2);
+  svg.polyline(px, py, "#000000", 1.6);
+  // Legend under the plot.
+  double y = 552;
+  svg.line(100, y - 5, 130, y - 5, "#000", 2);
+  svg.text(138, y, "measured: " + file_name, 14);
+  y += 22;
+  svg.line(100, y - 5, 130, y - 5, "#d62728", 2.5);
+  svg.text(138, y,
+           "library: " + p.best_label + (p.shift_ev != 0 ? " (shifted " + fmt("%+.2f", p.shift_ev) + " eV)" : ""), 14);
+  svg.text(500, 552, "estimate: " + estimate_text(p), 14, "start", "#000", true);
+  svg.text(500, 574, "novelty " + fmt("%.2f", p.novelty) + (p.in_library ? " (in library)" : " (outside the library)"),
+           13, "start", "#333");
+  svg.save(file);
+}
+
+// Per-pixel parameter maps of a stack.
+void draw_stack(const protocol::EstimateMapMessage& m, const std::vector<ParameterInfo>& info,
+                const std::filesystem::path& file) {
+  std::int64_t pixels = 1;
+  for (std::size_t i = 0; i + 1 < m.shape.size(); ++i) pixels *= m.shape[i];
+  const std::int64_t cols = m.shape.size() == 3 ? m.shape[1] : static_cast<std::int64_t>(std::ceil(std::sqrt(pixels)));
+  const std::int64_t rows = (pixels + cols - 1) / cols;
+  const double panel = 340, gap = 120;
+  const auto n = static_cast<double>(m.params.size());
+  Svg svg(60 + n * (panel + gap), panel + 170);
+  svg.text(svg.width() / 2, 34, "Parameter maps of stack " + m.id + " (" + std::to_string(rows) + " \u00d7 " +
+                                    std::to_string(cols) + " pixels)", 19, "middle", "#000", true);
+  const double cell = panel / static_cast<double>(std::max(rows, cols));
+  for (std::size_t k = 0; k < m.params.size(); ++k) {
+    const auto& [name, values] = m.params[k];
+    const bool categorical = std::any_of(info.begin(), info.end(), [&](const ParameterInfo& p) {
+                               return p.name == name && p.categorical;
+                             }) ||
+                             std::any_of(m.confidence.begin(), m.confidence.end(),
+                                         [&](const auto& c) { return c.first == name; });
+    const double left = 40 + static_cast<double>(k) * (panel + gap), top = 70;
+    svg.text(left + panel / 2, top - 10, name, 16, "middle", "#000", true);
+    std::vector<float> sorted;
+    for (float v : values) {
+      if (std::isfinite(v)) sorted.push_back(v);
+    }
+    std::sort(sorted.begin(), sorted.end());
+    const double lo = sorted.empty() ? 0.0 : sorted.front(), hi = sorted.empty() ? 1.0 : sorted.back();
+    std::vector<float> levels(sorted.begin(), std::unique(sorted.begin(), sorted.end()));
+    for (std::int64_t i = 0; i < pixels && i < static_cast<std::int64_t>(values.size()); ++i) {
+      const float v = values[static_cast<std::size_t>(i)];
+      std::string c = "#bbbbbb";
+      if (std::isfinite(v)) {
+        c = categorical ? category_colour(static_cast<std::size_t>(std::lower_bound(levels.begin(), levels.end(), v) -
+                                                                   levels.begin()))
+                        : scale_colour(hi > lo ? (v - lo) / (hi - lo) : 0.5);
+      }
+      svg.rect(left + static_cast<double>(i % cols) * cell, top + static_cast<double>(i / cols) * cell, cell + 0.3,
+               cell + 0.3, c);
+    }
+    svg.rect(left, top, static_cast<double>(cols) * cell, static_cast<double>(rows) * cell, "none", "#333", 1);
+    const double lx = left + panel + 12;
+    if (categorical) {
+      for (std::size_t j = 0; j < levels.size() && j < 8; ++j) {
+        const auto count = std::count(values.begin(), values.end(), levels[j]);
+        svg.rect(lx, top + 8 + 24 * static_cast<double>(j), 14, 14, category_colour(j), "#333", 0.6);
+        svg.text(lx + 20, top + 20 + 24 * static_cast<double>(j),
+                 fmt("%g", levels[j]) + " (" + fmt("%.0f", 100.0 * static_cast<double>(count) / static_cast<double>(pixels)) + "%)",
+                 13);
+      }
+    } else {
+      for (int j = 0; j < 100; ++j) {
+        svg.rect(lx, top + panel - (j + 1) * panel / 100, 16, panel / 100 + 0.5, scale_colour(j / 99.0));
+      }
+      svg.rect(lx, top, 16, panel, "none", "#333", 0.8);
+      svg.text(lx + 22, top + 10, fmt("%.2f", hi), 13);
+      svg.text(lx + 22, top + panel, fmt("%.2f", lo), 13);
+    }
+  }
+  svg.text(40, panel + 140, "grey: pixels that could not be judged (" + std::to_string(m.rejected_pixels) + ")", 13,
+           "start", "#333");
+  svg.save(file);
+}
+
+std::string safe_name(std::string s) {
+  for (char& c : s) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
+  }
+  return s;
+}
+
+}  // namespace
+
+int run_map(const CliArgs& args) {
+  const std::filesystem::path out_dir = args.value("out-dir").value_or("out");
+  const bool live = args.value("control").has_value() || args.value("live").has_value();
+  if (live && args.value("model")) throw UsageError("--model is for offline maps; live maps come from --control");
+  const config::Config cfg = config_from_args(args);
+
+  LibraryView lib;
+  std::optional<Model> model;
+  std::vector<Placed> placed;
+  std::vector<protocol::EstimateMapMessage> stacks;
+  std::map<std::string, std::uint64_t> errors;
+  LatencyHistogram latency;
+  std::uint64_t estimates = 0;
+
+  std::set<std::string> file_ids;
+  for (const auto& f : args.positionals()) file_ids.insert(std::filesystem::path(f).stem().string());
+
+  if (live) {
+    const std::string control = args.value("control").value_or(cfg.control.endpoint);
+    const std::string output = args.value("output").value_or(cfg.output.endpoint);
+    const double seconds = args.number("live", 10.0);
+    zmq::context_t context(1);
+    auto reply = control_request(context, control, "library", std::chrono::milliseconds(10000));
+    if (!reply) throw Error("no reply from the daemon's control socket " + control);
+    lib = view_of(reply->get());
+    zmq::socket_t sub(context, zmq::socket_type::sub);
+    sub.set(zmq::sockopt::rcvhwm, 0);
+    for (const char* t : {"estimate", "error"}) sub.set(zmq::sockopt::subscribe, t);  // estimate also matches estimate_map
+    sub.connect(output);
+    install_interrupt_handler();
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    while (!interrupted() && std::chrono::steady_clock::now() < deadline) {
+      zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(100));
+      if (!(item.revents & ZMQ_POLLIN)) continue;
+      zmq::message_t topic, body;
+      (void)sub.recv(topic);
+      if (!topic.more()) continue;
+      (void)sub.recv(body);
+      const auto* data = static_cast<const std::uint8_t*>(body.data());
+      try {
+        if (topic.to_string_view() == protocol::kTopicEstimate) {
+          Placed p = placed_of(protocol::decode_estimate(data, body.size()));
+          p.measured = file_ids.count(p.id) > 0;
+          if (p.end_to_end_us) latency.record(*p.end_to_end_us);
+          ++estimates;
+          placed.push_back(std::move(p));
+        } else if (topic.to_string_view() == protocol::kTopicEstimateMap) {
+          stacks.push_back(protocol::decode_estimate_map(data, body.size()));
+          if (stacks.back().latency.end_to_end) latency.record(*stacks.back().latency.end_to_end);
+        } else if (topic.to_string_view() == protocol::kTopicError) {
+          ++errors[std::string(protocol::to_string(protocol::decode_error_message(data, body.size()).code))];
+        }
+      } catch (const protocol::ProtocolError& e) {
+        ++errors["undecodable result"];
+        std::cerr << "xasmap map: a result could not be decoded: " << e.what() << "\n";
+      }
+    }
+  } else {
+    if (args.value("model")) {
+      model = Model::load(*args.value("model"));
+      model->set_estimation_options(model_options(cfg));
+    } else {
+      model = build_model(cfg);
+    }
+    lib = view_of(*model);
+    for (const auto& f : args.positionals()) {
+      const Spectrum s = read_spectrum(f);
+      try {
+        placed.push_back(placed_of(std::filesystem::path(f).stem().string(), *model, model->estimate(s)));
+        ++estimates;
+      } catch (const PreprocessError& e) {
+        ++errors["rejected"];
+        std::cerr << "xasmap map: " << f << ": " << e.what() << "\n";
+      }
+    }
+  }
+
+  std::filesystem::create_directories(out_dir);
+  const std::string title = args.value("title").value_or(
+      "Library map (" + std::string(lib.method == "isomap" ? "landmark Isomap" : lib.method == "mds" ? "MDS" : "Landmark MDS") +
+      ")" + (placed.empty() ? "" : " with measured spectra"));
+  draw_map(lib, placed, title, out_dir / "map.svg");
+  std::vector<std::filesystem::path> written{out_dir / "map.svg"};
+
+  // Fig. 2 for every measured file that was placed, when the library spectra are at hand.
+  if (!args.positionals().empty()) {
+    if (!args.value("library")) {
+      std::cerr << "xasmap map: no --library DIR, so no comparison figures\n";
+    } else {
+      const Library library = load_library(*args.value("library"));
+      for (const auto& f : args.positionals()) {
+        const std::string id = std::filesystem::path(f).stem().string();
+        const auto it = std::find_if(placed.begin(), placed.end(), [&](const Placed& p) { return p.id == id; });
+        if (it == placed.end()) {
+          std::cerr << "xasmap map: no estimate of " << id << " arrived, so no comparison figure\n";
+          continue;
+        }
+        const auto li = std::find(library.labels.begin(), library.labels.end(), it->best_label);
+        if (li == library.labels.end()) {
+          std::cerr << "xasmap map: the library folder has no spectrum '" << it->best_label << "'\n";
+          continue;
+        }
+        const auto file = out_dir / ("compare_" + safe_name(id) + ".svg");
+        draw_compare(read_spectrum(f), library.spectra[static_cast<std::size_t>(li - library.labels.begin())], *it,
+                     std::filesystem::path(f).filename().string(), file);
+        written.push_back(file);
+      }
+    }
+  }
+  for (const auto& m : stacks) {
+    const auto file = out_dir / ("stack_" + safe_name(m.id) + ".svg");
+    draw_stack(m, lib.parameters, file);
+    written.push_back(file);
+  }
+
+  for (const auto& f : written) std::cerr << "xasmap map: wrote " << f.string() << "\n";
+  if (args.has("summary")) {
+    std::cout << "measured spectra:\n";
+    for (const auto& p : placed) {
+      if (p.measured) {
+        std::string name = p.id;
+        name.resize(std::max<std::size_t>(name.size(), 28), ' ');
+        std::cout << "  " << name << "  " << estimate_text(p) << (p.in_library ? "" : "  [outside the library]")
+                  << "\n";
+      }
+    }
+    std::cout << "estimates: " << estimates << ", stack maps: " << stacks.size();
+    if (latency.count() > 0) {
+      std::cout << ", end-to-end latency median " << fmt("%.2f", latency.quantile(0.5) / 1000) << " ms, p99 "
+                << fmt("%.2f", latency.quantile(0.99) / 1000) << " ms";
+    }
+    std::uint64_t total_errors = 0;
+    std::string detail;
+    for (const auto& [code, n] : errors) {
+      total_errors += n;
+      detail += (detail.empty() ? "" : ", ") + code + " " + std::to_string(n);
+    }
+    std::cout << ", errors: " << total_errors << (detail.empty() ? "" : " (" + detail + ")") << "\n";
+  }
+  return 0;
+}
+
 }  // namespace xasmap::service

@@ -74,7 +74,8 @@ struct Estimate {
   std::vector<double> values;        // per parameter (categorical: the winning value)
   std::vector<double> uncertainty;   // continuous: weighted spread; categorical: NaN
   std::vector<double> confidence;    // categorical: winning weight share in [0, 1]; else NaN
-  Eigen::VectorXd map;               // map coordinates
+  Eigen::VectorXd map;               // map coordinates: the projection; on a partial window the
+                                     // neighbours' weighted mean position (see estimate())
   Eigen::VectorXd coordinates;       // estimation coordinates
   std::vector<Neighbor> neighbors;   // report_neighbors nearest, nearest first
   double novelty = 0;                // noise-corrected distance to the nearest / median NN
