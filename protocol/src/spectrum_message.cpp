@@ -177,8 +177,8 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
         d.fail(ErrorCode::kTooLarge, "shape",
                energy_axis ? "field 'shape' says " + std::to_string(v.via.u64) +
                                  " energies; the limit is " + std::to_string(limits.max_points)
-                           : "the stack has more than " + std::to_string(limits.max_stack_pixels) +
-                                 " pixels, the limit");
+                           : "the stack has more pixels than the limit of " +
+                                 std::to_string(limits.max_stack_pixels));
       }
       if (!energy_axis) pixels *= static_cast<std::size_t>(v.via.u64);
       m.shape.push_back(static_cast<std::int64_t>(v.via.u64));

@@ -5,6 +5,7 @@
 #include <zmq.hpp>
 
 #include <csignal>
+#include <cstdlib>
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -637,9 +638,10 @@ struct Daemon::Impl {
       pk.pack("ok");
       pk.pack(started_now);
       pk.pack(started_now ? "message" : "error");
-      pk.pack(started_now      ? "reload started; 'status' shows when it is done"
-              : ready.load() ? "a reload is already running"
-                             : "the daemon is not ready yet: its start-up model is still being built");
+      pk.pack(started_now            ? "reload started; 'status' shows when it is done"
+              : ready.load()         ? "a reload is already running"
+              : stop_receiving.load() ? "the daemon is shutting down"
+                                     : "the daemon is not ready yet: its start-up model is still being built");
       return;
     }
     if (*cmd == "shutdown") {
@@ -898,10 +900,33 @@ struct Daemon::Impl {
               control_endpoint, output_endpoint, config::to_string(config.library.source));
 
     int status = 0;
-    try {
-      install(build(config, 1));
-    } catch (const std::exception& e) {
-      log->error("cannot build the model: {}", e.what());
+    // The start-up model is built on its own thread, so that SIGTERM, SIGINT or `shutdown` stop the
+    // daemon at once even while a large library is being simulated: nothing has been accepted yet.
+    std::atomic<bool> built{false};
+    std::string build_error;
+    std::thread builder([&] {
+      try {
+        install(build(config, 1));
+      } catch (const std::exception& e) {
+        build_error = e.what();
+      }
+      built = true;
+    });
+    if (!wait_for_signals([&] { return built.load(); })) {
+      log->info("stopping during start-up: nothing was accepted yet");
+      stop_receiving = true;
+      outbox.close();
+      if (publisher.joinable()) publisher.join();
+      stop_control = true;
+      if (controller.joinable()) controller.join();
+      spdlog::shutdown();
+      // The builder cannot be interrupted; leave without waiting for it (and without running
+      // destructors it might still depend on).
+      std::quick_exit(0);
+    }
+    builder.join();
+    if (!build_error.empty()) {
+      log->error("cannot build the model: {}", build_error);
       status = 69;
     }
     double sockets_s = 0;
@@ -936,28 +961,33 @@ struct Daemon::Impl {
       receiver = std::thread([this] { receive_loop(); });
       ready = true;
       log_startup(*current_model(), sockets_s, std::chrono::duration<double>(Clock::now() - t_start).count());
-      wait_for_signals();
+      wait_for_signals([] { return false; });
     }
     drain();
     return status;
   }
 
-  void wait_for_signals() {
+  // Takes SIGTERM, SIGINT and SIGHUP until a stop is asked for (returns false) or `done()` holds
+  // (returns true). A SIGHUP while the start-up model is built waits until the daemon is ready.
+  template <class Done>
+  bool wait_for_signals(Done done) {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    const timespec period{0, 100'000'000};
+    if (ready.load()) sigaddset(&set, SIGHUP);
+    const timespec period{0, 50'000'000};
     while (!shutdown_requested.load()) {
+      if (done()) return true;
       const int sig = sigtimedwait(&set, nullptr, &period);
       if (sig == SIGHUP) {
         if (!start_reload("SIGHUP")) log->warn("SIGHUP ignored: a reload is already running");
       } else if (sig == SIGTERM || sig == SIGINT) {
         log->info("{}: stopping; every accepted message will be answered", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-        break;
+        return false;
       }
     }
+    return false;
   }
 
   void drain() {

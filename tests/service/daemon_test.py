@@ -93,14 +93,15 @@ def spectrum_message(ident, energy, intensity, dtype=None, meta=None, stamp=True
 class Daemon:
     """An xasmapd process on its own config; its output is collected by a background thread."""
 
-    def __init__(self, args, name, feed_endpoint, pattern="sub", input_yaml=""):
-        """`input_yaml`: extra lines for the config's input section."""
+    def __init__(self, args, name, feed_endpoint, pattern="sub", input_yaml="", simulate=False):
+        """`input_yaml`: extra lines for the config's input section. `simulate`: build the default
+        simulated library at start-up instead of loading the model file."""
         self.name = name
         self.output = "tcp://127.0.0.1:%d" % free_port()
         self.control = "ipc://%s/%s-control.ipc" % (args.workdir, name)
         self.config = os.path.join(args.workdir, name + ".yaml")
         self.log = os.path.join(args.workdir, name + ".log")
-        text = ("library:\n  source: model\n  model_file: %s\n" % args.model +
+        text = (("" if simulate else "library:\n  source: model\n  model_file: %s\n" % args.model) +
                 "input:\n  endpoint: %s\n  pattern: %s\n  bind: false\n" % (feed_endpoint, pattern) +
                 "".join("  %s\n" % line for line in input_yaml.splitlines() if line.strip()) +
                 "output:\n  endpoint: %s\ncontrol:\n  endpoint: %s\nmetrics:\n  interval_s: 0.2\n" %
@@ -699,6 +700,25 @@ def scenario_idle(args):
     d.stop_collecting.set()
 
 
+def scenario_startup(args):
+    """While the start-up model is simulated: not ready, reload refused, SIGTERM stops it at once."""
+    feed = Feed()
+    d = Daemon(args, "startup", feed.endpoint, simulate=True)
+    deadline = time.time() + 10
+    status = None
+    while time.time() < deadline and not status:
+        status = d.request("status", 1.0)
+    check(status is not None and status["ready"] is False, "status answers 'not ready' during start-up")
+    reply = d.request("reload")
+    check(reply and reply["ok"] is False and "not ready" in reply["error"], "reload refused during start-up")
+    library = d.request("library")
+    check(library and library["ok"] is False, "library refused before the model exists")
+    code, elapsed = d.stop(signal.SIGTERM)
+    print("SIGTERM during start-up: exit %s after %.2f s" % (code, elapsed))
+    check(code == 0, "exit 0 on SIGTERM during start-up")
+    check("stopping during start-up" in d.log_text(), "the log says it stopped during start-up")
+
+
 SCENARIOS = {
     "stream": scenario_stream,
     "stack": scenario_stack,
@@ -707,6 +727,7 @@ SCENARIOS = {
     "sigterm": scenario_sigterm,
     "reload": scenario_reload,
     "idle": scenario_idle,
+    "startup": scenario_startup,
 }
 
 
