@@ -1,27 +1,130 @@
 #!/usr/bin/env bash
-# The README's first command: runs xasmap's main job on the embedded defaults.
-# Until the streaming daemon lands, the main job runs offline: validate the default config, simulate
-# and embed the default Mn library (the XRM2018 seed study's 78 spectra), and estimate the charge
-# and 10Dq of the measured Mn L2,3 spectra shipped in tests/data, the poster's MnO first.
-# Installs what is missing, builds, writes its model to out/, and exits non-zero on any failure.
+# The README's first command: the whole loop, live, on the embedded defaults.
+#
+#   deploy/demo.sh [--seconds N] [--short] [--out DIR] [--build-dir DIR] [--no-install] [--no-build]
+#
+# Installs what is missing, builds, and starts xasmapd on the default config (the simulated Mn
+# library of the XRM2018 seed study). Then it feeds the daemon the poster's measured MnO, the other
+# measured Mn spectra, a few hundred noisy library spectra and one 64x64 STXM stack; shows the live
+# dashboard (xasmap watch) for --seconds (default 20); draws the map, the spectrum comparison and the
+# stack's parameter maps into out/; prints a summary; stops everything and exits 0.
+# --short is the quick variant ctest runs (5 s, fewer spectra, a 32x32 stack).
+# Ports: three free loopback ports are picked at random, so a second run, or one next to another
+# daemon, works.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-deploy/install-deps.sh
-deploy/build.sh "$root/build"
-tool="$root/build/service/xasmap"
-mkdir -p "$root/out"
+seconds=20
+short=0
+out="$root/out"
+build="$root/build"
+install=1
+do_build=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) seconds="$2"; shift 2 ;;
+    --short) short=1; shift ;;
+    --out) out="$2"; shift 2 ;;
+    --build-dir) build="$2"; shift 2 ;;
+    --no-install) install=0; shift ;;
+    --no-build) do_build=0; shift ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "demo.sh: unknown option '$1' (try --help)" >&2; exit 64 ;;
+  esac
+done
+if [ "$short" -eq 1 ]; then
+  seconds=5
+  library_count=60
+  library_rate=40
+  stack=32x32
+else
+  library_count=400
+  library_rate=40
+  stack=64x64
+fi
+
+[ "$install" -eq 1 ] && deploy/install-deps.sh
+[ "$do_build" -eq 1 ] && deploy/build.sh "$build"
+bin="$build/service"
+python=/usr/bin/python3
+mkdir -p "$out"
+work="$(mktemp -d)"
+
+# Three free loopback ports (input, output, control).
+read -r p_in p_out p_ctl < <("$python" -c '
+import socket
+socks = [socket.socket() for _ in range(3)]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in socks])
+for s in socks:
+    s.close()')
+input="tcp://127.0.0.1:$p_in"
+output="tcp://127.0.0.1:$p_out"
+control="tcp://127.0.0.1:$p_ctl"
+
+pids=()
+daemon_pid=""
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then kill -TERM "$daemon_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+data="$root/tests/data"
+measured=("$data/xrm2018/poster_fig2_MnO_measured.csv" "$data"/experimental/xinhuolin_MnEdgeNet/*.csv)
+
+echo "== xasmapd on the default config (input $input, output $output, control $control)"
+"$bin/xasmapd" --config "$root/deploy/xasmapd.yaml" --input "$input" --output "$output" --control "$control" \
+  2> "$out/xasmapd.log" &
+daemon_pid=$!
+# Meanwhile, the library spectra as files: the feed's noisy copies and the comparison figures.
+"$bin/xasmap" library --config "$root/deploy/xasmapd.yaml" --out "$out/library" > /dev/null
+"$bin/xasmap" status --control "$control" --wait 120 > /dev/null || {
+  echo "demo.sh: xasmapd did not become ready; its log:" >&2; cat "$out/xasmapd.log" >&2; exit 1; }
+sed -n '/ready in/,/control /p' "$out/xasmapd.log" | sed 's/^\[[^]]*\] \[[^]]*\] /  /'
+
+# Collect the results for the figures and the summary, for as long as the feeds run.
+"$bin/xasmap" map --control "$control" --output "$output" --live $((seconds + 4)) --library "$out/library" \
+  --out-dir "$out" --summary "${measured[@]}" > "$work/summary.txt" 2> "$work/map.log" &
+map_pid=$!
+pids+=("$map_pid")
+sleep 1
+
+# The acquisition side: measured spectra one by one, noisy library spectra, then a stack.
+(
+  "$bin/xasmap" feed --endpoint "$input" --rate 4 "${measured[@]}"
+  "$bin/xasmap" feed --endpoint "$input" --library "$out/library" --count "$library_count" --rate "$library_rate" \
+    --id-prefix demo-
+  "$bin/xasmap" feed --endpoint "$input" --library "$out/library" --stack "$stack"
+) 2> "$work/feed.log" &
+feed_pid=$!
+pids+=("$feed_pid")
+
+echo "== xasmap watch for $seconds s"
+"$bin/xasmap" watch --output "$output" --seconds "$seconds" || true
+
+wait "$feed_pid" || { echo "demo.sh: the feed failed:" >&2; cat "$work/feed.log" >&2; exit 1; }
+wait "$map_pid" || { echo "demo.sh: xasmap map failed:" >&2; cat "$work/map.log" >&2; exit 1; }
+pids=()
+
+echo "== stopping xasmapd (SIGTERM)"
+kill -TERM "$daemon_pid"
+status=0
+wait "$daemon_pid" || status=$?
+daemon_pid=""
+tail -n 1 "$out/xasmapd.log" | sed 's/^\[[^]]*\] \[[^]]*\] /  /'
+if [ "$status" -ne 0 ]; then
+  echo "demo.sh: xasmapd exited with status $status" >&2
+  exit 1
+fi
 
 echo
-"$tool" --version
-"$root/build/service/xasmapd" --check-config "$root/deploy/xasmapd.yaml"
-echo
-"$tool" embed --config "$root/deploy/xasmapd.yaml" --out "$root/out/mn_default.xasm"
-echo
-data="$root/tests/data"
-"$tool" estimate --model "$root/out/mn_default.xasm" \
-  "$data/xrm2018/poster_fig2_MnO_measured.csv" \
-  "$data"/experimental/xinhuolin_MnEdgeNet/*.csv
-echo
+echo "== summary"
+cat "$work/summary.txt"
 echo "The XRM2018 poster's expert placed its MnO at Mn2+ with 10Dq = 0.9 eV (docs/validation.md)."
+echo
+echo "== figures"
+sed -n 's/^xasmap map: wrote /  /p' "$work/map.log"

@@ -322,8 +322,8 @@ void draw_compare(const Spectrum& measured, const Spectrum& library, const Place
 }
 
 // Per-pixel parameter maps of a stack.
-void draw_stack(const protocol::EstimateMapMessage& m, const std::vector<ParameterInfo>& info,
-                const std::filesystem::path& file) {
+void draw_stack(const protocol::EstimateMapMessage& m, const LibraryView& lib, const std::filesystem::path& file) {
+  const std::vector<ParameterInfo>& info = lib.parameters;
   std::int64_t pixels = 1;
   for (std::size_t i = 0; i + 1 < m.shape.size(); ++i) pixels *= m.shape[i];
   const std::int64_t cols = m.shape.size() == 3 ? m.shape[1] : static_cast<std::int64_t>(std::ceil(std::sqrt(pixels)));
@@ -350,13 +350,22 @@ void draw_stack(const protocol::EstimateMapMessage& m, const std::vector<Paramet
     std::sort(sorted.begin(), sorted.end());
     const double lo = sorted.empty() ? 0.0 : sorted.front(), hi = sorted.empty() ? 1.0 : sorted.back();
     std::vector<float> levels(sorted.begin(), std::unique(sorted.begin(), sorted.end()));
+    // Category colours as on the map: by the value's rank among the library's values.
+    std::vector<float> library_levels;
+    for (const auto& p : lib.points) {
+      if (const auto* v = param(p.params, name)) library_levels.push_back(static_cast<float>(v->number));
+    }
+    std::sort(library_levels.begin(), library_levels.end());
+    library_levels.erase(std::unique(library_levels.begin(), library_levels.end()), library_levels.end());
+    const auto colour_index = [&](float v) {
+      const auto& ref = library_levels.empty() ? levels : library_levels;
+      return static_cast<std::size_t>(std::lower_bound(ref.begin(), ref.end(), v) - ref.begin());
+    };
     for (std::int64_t i = 0; i < pixels && i < static_cast<std::int64_t>(values.size()); ++i) {
       const float v = values[static_cast<std::size_t>(i)];
       std::string c = "#bbbbbb";
       if (std::isfinite(v)) {
-        c = categorical ? category_colour(static_cast<std::size_t>(std::lower_bound(levels.begin(), levels.end(), v) -
-                                                                   levels.begin()))
-                        : scale_colour(hi > lo ? (v - lo) / (hi - lo) : 0.5);
+        c = categorical ? category_colour(colour_index(v)) : scale_colour(hi > lo ? (v - lo) / (hi - lo) : 0.5);
       }
       svg.rect(left + static_cast<double>(i % cols) * cell, top + static_cast<double>(i / cols) * cell, cell + 0.3,
                cell + 0.3, c);
@@ -366,7 +375,7 @@ void draw_stack(const protocol::EstimateMapMessage& m, const std::vector<Paramet
     if (categorical) {
       for (std::size_t j = 0; j < levels.size() && j < 8; ++j) {
         const auto count = std::count(values.begin(), values.end(), levels[j]);
-        svg.rect(lx, top + 8 + 24 * static_cast<double>(j), 14, 14, category_colour(j), "#333", 0.6);
+        svg.rect(lx, top + 8 + 24 * static_cast<double>(j), 14, 14, category_colour(colour_index(levels[j])), "#333", 0.6);
         svg.text(lx + 20, top + 20 + 24 * static_cast<double>(j),
                  fmt("%g", levels[j]) + " (" + fmt("%.0f", 100.0 * static_cast<double>(count) / static_cast<double>(pixels)) + "%)",
                  13);
@@ -405,7 +414,7 @@ int run_map(const CliArgs& args) {
   std::vector<Placed> placed;
   std::vector<protocol::EstimateMapMessage> stacks;
   std::map<std::string, std::uint64_t> errors;
-  LatencyHistogram latency;
+  LatencyHistogram latency, stack_latency;
   std::uint64_t estimates = 0;
 
   std::set<std::string> file_ids;
@@ -443,7 +452,7 @@ int run_map(const CliArgs& args) {
           placed.push_back(std::move(p));
         } else if (topic.to_string_view() == protocol::kTopicEstimateMap) {
           stacks.push_back(protocol::decode_estimate_map(data, body.size()));
-          if (stacks.back().latency.end_to_end) latency.record(*stacks.back().latency.end_to_end);
+          if (stacks.back().latency.end_to_end) stack_latency.record(*stacks.back().latency.end_to_end);
         } else if (topic.to_string_view() == protocol::kTopicError) {
           ++errors[std::string(protocol::to_string(protocol::decode_error_message(data, body.size()).code))];
         }
@@ -506,7 +515,7 @@ int run_map(const CliArgs& args) {
   }
   for (const auto& m : stacks) {
     const auto file = out_dir / ("stack_" + safe_name(m.id) + ".svg");
-    draw_stack(m, lib.parameters, file);
+    draw_stack(m, lib, file);
     written.push_back(file);
   }
 
@@ -521,10 +530,15 @@ int run_map(const CliArgs& args) {
                   << "\n";
       }
     }
-    std::cout << "estimates: " << estimates << ", stack maps: " << stacks.size();
+    std::cout << "estimates: " << estimates;
     if (latency.count() > 0) {
-      std::cout << ", end-to-end latency median " << fmt("%.2f", latency.quantile(0.5) / 1000) << " ms, p99 "
-                << fmt("%.2f", latency.quantile(0.99) / 1000) << " ms";
+      std::cout << " (end-to-end latency median " << fmt("%.2f", latency.quantile(0.5) / 1000) << " ms, p99 "
+                << fmt("%.2f", latency.quantile(0.99) / 1000) << " ms)";
+    }
+    std::cout << ", stack maps: " << stacks.size();
+    if (stack_latency.count() > 0) {
+      std::cout << " (end-to-end " << fmt("%.0f", stack_latency.quantile(0.5) / 1000) << " ms for "
+                << (stacks.empty() ? 0 : stacks.front().novelty.size()) << " pixels)";
     }
     std::uint64_t total_errors = 0;
     std::string detail;
