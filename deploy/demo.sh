@@ -13,7 +13,7 @@
 # daemon, works.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$root"
+caller="$(pwd)"
 
 seconds=20
 short=0
@@ -33,6 +33,10 @@ while [ $# -gt 0 ]; do
     *) echo "demo.sh: unknown option '$1' (try --help)" >&2; exit 64 ;;
   esac
 done
+# Paths given relative to where the demo was started from; then work from the repository.
+case "$out" in /*) ;; *) out="$caller/$out" ;; esac
+case "$build" in /*) ;; *) build="$caller/$build" ;; esac
+cd "$root"
 if [ "$short" -eq 1 ]; then
   seconds=5
   library_count=60
