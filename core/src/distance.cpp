@@ -1,6 +1,8 @@
 #include "xasmap/core/distance.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 
 namespace xasmap {
@@ -103,6 +105,70 @@ double noise_distance2(const Eigen::Ref<const RowVectorXf>& p, const Window& w, 
     }
   }
   return 0.0;
+}
+
+XASMAP_HOT_CLONES std::optional<double> windowed_correlation_distance2(const float* zq, const float* row,
+                                                                       const Window& w,
+                                                                       const PreprocessOptions& o) {
+  if (o.smooth_fwhm_ev > 0.0 || o.background == BackgroundKind::kEdgeStep) return std::nullopt;
+  const int n = w.size();
+  if (n < 2) return std::nullopt;
+  const float* r = row + w.first;
+  const float* q = zq + w.first;
+  // The background line through the means of the end regions, as apply_window() draws it; in grid
+  // index units t = 0..n-1 from the window's start (a line is a line in either unit).
+  const int edge = std::clamp(static_cast<int>(std::lround(o.edge_window_ev / o.grid.step_ev)), 1,
+                              std::max(1, n / 4));
+  double pre = 0, post = 0;
+  for (int i = 0; i < edge; ++i) {
+    pre += r[i];
+    post += r[n - edge + i];
+  }
+  pre /= edge;
+  post /= edge;
+  const double pre_t = (edge - 1) / 2.0, post_t = n - 1 - (edge - 1) / 2.0;
+  double slope = 0, level = 0;
+  if (o.background == BackgroundKind::kPrePostLine) {
+    slope = (post - pre) / (post_t - pre_t);
+    level = pre - slope * pre_t;  // y = r - (level + slope t)
+  }
+  // The sums, vectorised in float (their rounding, ~1e-7 relative, is far below any distance that
+  // matters), then combined in double.
+  static thread_local Eigen::ArrayXf ramp;
+  if (ramp.size() < n) ramp = Eigen::ArrayXf::LinSpaced(std::max(n, 1024), 0.0f, static_cast<float>(std::max(n, 1024) - 1));
+  const Eigen::Map<const Eigen::ArrayXf> ra(r, n), qa(q, n);
+  const auto t = ramp.head(n);
+  const double s1 = ra.sum(), st = (ra * t).sum(), s2 = ra.square().sum();
+  const double sq = (qa * ra).sum(), sqt = (qa * t).sum(), qq = qa.square().sum();
+  double ymax = -std::numeric_limits<double>::infinity();
+  if (o.normalize == NormalizationKind::kMax) {
+    ymax = (ra - static_cast<float>(level) - static_cast<float>(slope) * t).maxCoeff();
+  }
+  const double dn = n;
+  const double t1 = dn * (dn - 1) / 2, t2 = (dn - 1) * dn * (2 * dn - 1) / 6;
+  // The normalisation's sign: it flips the features when negative.
+  double scale = 1.0;
+  switch (o.normalize) {
+    case NormalizationKind::kArea:
+      scale = (s1 - dn * level - slope * t1) * o.grid.step_ev;
+      break;
+    case NormalizationKind::kMax:
+      scale = ymax;
+      break;
+    case NormalizationKind::kEdgeStep:
+      scale = post - pre;
+      break;
+    case NormalizationKind::kNone:
+      break;
+  }
+  if (!(std::abs(scale) > 1e-30) || !std::isfinite(scale)) return std::nullopt;  // apply_window refuses it
+  // |centred y|^2 and <zq, y>, where y = r - level - slope t; zq sums to zero on the window, so the
+  // constant terms drop out of the product.
+  const double crr = s2 - s1 * s1 / dn, crt = st - s1 * t1 / dn, ctt = t2 - t1 * t1 / dn;
+  const double norm2 = crr - 2 * slope * crt + slope * slope * ctt;
+  if (!(norm2 > 1e-24 * std::max(s2, 1e-300))) return qq;  // a flat row has zero features
+  const double dot = (sq - slope * sqt) / std::sqrt(norm2) * (scale < 0 ? -1.0 : 1.0);
+  return std::max(0.0, qq + 1.0 - 2.0 * dot);
 }
 
 }  // namespace xasmap

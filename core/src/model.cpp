@@ -474,6 +474,13 @@ double Model::row_distance2(const RowVectorXf& z, Eigen::Index r, const Window& 
     }
     return acc;
   }
+  if (!full && options_.distance == DistanceKind::kCorrelation) {
+    // The row's features on this window from its window sums, without building them.
+    if (const auto d2 = windowed_correlation_distance2(z.data(), prepared_.row(r).data(), window,
+                                                       options_.preprocess)) {
+      return *d2;
+    }
+  }
   const RowVectorXf zr = features_of(r, window, full);
   return distance2(z.data(), zr.data(), window, step, options_.distance);
 }
@@ -483,11 +490,6 @@ Eigen::VectorXd Model::project(const RowVectorXf& z, const Window& window, bool 
   const double step = o.preprocess.grid.step_ev;
   const bool isomap = o.method == EmbeddingKind::kIsomap;
   const Eigen::Index k = static_cast<Eigen::Index>(landmarks_.size());
-  // Features of every landmark on this window (the stored ones on the full grid).
-  const auto landmark_feature = [&](Eigen::Index j) -> RowVectorXf {
-    if (full) return landmark_features_.row(j);
-    return features_of(landmarks_[static_cast<std::size_t>(j)], window, false);
-  };
   // Partial windows: Euclidean-type distances sum over fewer points; scale them to the full grid.
   const double rescale = (o.distance == DistanceKind::kEuclidean || o.distance == DistanceKind::kDerivative)
                              ? static_cast<double>(o.preprocess.grid.size) / window.size()
@@ -502,8 +504,10 @@ Eigen::VectorXd Model::project(const RowVectorXf& z, const Window& window, bool 
   } else {
     Eigen::VectorXd d2(k);
     for (Eigen::Index j = 0; j < k; ++j) {
-      const RowVectorXf l = landmark_feature(j);
-      d2[j] = rescale * distance2(z.data(), l.data(), window, step, o.distance);
+      // The stored landmark features on the full grid; on a partial window, the landmark's row
+      // processed on that window.
+      d2[j] = rescale * (full ? distance2(z.data(), landmark_features_.row(j).data(), window, step, o.distance)
+                              : row_distance2(z, landmarks_[static_cast<std::size_t>(j)], window, false));
     }
     y = feature_lmds.project(d2);
   }

@@ -11,6 +11,7 @@
 // map. Suzuki et al., npj Comput. Mater. 5, 39 (2019) compare such measures for XAS.
 
 #include <Eigen/Core>
+#include <optional>
 
 #include "xasmap/core/preprocess.hpp"
 
@@ -29,6 +30,16 @@ RowVectorXf transform(const Eigen::Ref<const RowVectorXf>& p, const Window& wind
 // Squared distance between two feature vectors over `window`.
 double distance2(const float* za, const float* zb, const Window& window, double step_ev,
                  DistanceKind kind);
+
+// The squared correlation distance between query features `zq` (transform() of a window-processed
+// spectrum, kind correlation) and the features library row `row` would have after
+// apply_window(row, window, o) and transform(..., kCorrelation), without computing them: a line
+// background and a scalar normalisation only move the row's mean, tilt it and scale it, which
+// the window sums of r, r*t, r^2, zq*r and zq*t (t the grid index) account for exactly. One pass
+// over the window, no allocation. nullopt when the shortcut does not apply (smoothing, an
+// edge-step background) or the processed row would be flat; take the long way then.
+std::optional<double> windowed_correlation_distance2(const float* zq, const float* row, const Window& window,
+                                                     const PreprocessOptions& o);
 
 // The expected squared distance that white noise of standard deviation `sigma` on p adds between
 // p's features and a noise-free neighbour's: the floor the novelty score subtracts.
