@@ -23,7 +23,14 @@ const char* to_string(DistanceKind kind) {
 
 RowVectorXf transform(const Eigen::Ref<const RowVectorXf>& p, const Window& w, double step,
                       DistanceKind kind) {
-  RowVectorXf z = RowVectorXf::Zero(p.size());
+  RowVectorXf z;
+  transform_into(p, w, step, kind, z);
+  return z;
+}
+
+void transform_into(const Eigen::Ref<const RowVectorXf>& p, const Window& w, double step, DistanceKind kind,
+                    RowVectorXf& z) {
+  z.setZero(p.size());
   const int n = w.size();
   switch (kind) {
     case DistanceKind::kEuclidean: {
@@ -55,7 +62,6 @@ RowVectorXf transform(const Eigen::Ref<const RowVectorXf>& p, const Window& w, d
       break;
     }
   }
-  return z;
 }
 
 // Compiled twice, for AVX2 and for baseline x86-64, and dispatched on the CPU at load time.

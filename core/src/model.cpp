@@ -47,6 +47,11 @@ struct PointCloud {
 
 using KdTree = nanoflann::KDTreeSingleIndexAdaptor<
     nanoflann::L2_Simple_Adaptor<float, PointCloud>, PointCloud, -1, std::uint32_t>;
+// The estimation index: the leading kIndexDims coordinates (zero-padded when there are fewer).
+// A dimension fixed at compile time lets nanoflann keep its search state on the stack.
+constexpr int kIndexDims = 4;
+using IndexTree = nanoflann::KDTreeSingleIndexAdaptor<
+    nanoflann::L2_Simple_Adaptor<float, PointCloud>, PointCloud, kIndexDims, std::uint32_t>;
 
 }  // namespace
 
@@ -54,7 +59,7 @@ struct Model::Index {
   // Row-major copies of the coordinates the trees index.
   std::vector<float> coords;
   PointCloud cloud;
-  std::unique_ptr<KdTree> tree;
+  std::unique_ptr<IndexTree> tree;
   std::vector<float> aux_coords;
   PointCloud aux_cloud;
   std::unique_ptr<KdTree> aux_tree;
@@ -62,16 +67,16 @@ struct Model::Index {
 
 namespace {
 
-template <class Matrix>
-void build_tree(const Matrix& m, std::vector<float>& store, PointCloud& cloud,
-                std::unique_ptr<KdTree>& tree) {
-  store.resize(static_cast<std::size_t>(m.size()));
-  Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
-      store.data(), m.rows(), m.cols()) = m;
-  cloud = PointCloud{store.data(), static_cast<std::size_t>(m.rows()),
-                     static_cast<std::size_t>(m.cols())};
-  tree = std::make_unique<KdTree>(static_cast<int>(m.cols()), cloud,
-                                  nanoflann::KDTreeSingleIndexAdaptorParams(16));
+// Indexes the rows of m, zero-padded to `cols` columns (0: m's own).
+template <class Tree, class Matrix>
+void build_tree(const Matrix& m, std::vector<float>& store, PointCloud& cloud, std::unique_ptr<Tree>& tree,
+                Eigen::Index cols = 0) {
+  if (cols < m.cols()) cols = m.cols();
+  store.assign(static_cast<std::size_t>(m.rows() * cols), 0.0f);
+  Eigen::Map<Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(store.data(), m.rows(), cols)
+      .leftCols(m.cols()) = m;
+  cloud = PointCloud{store.data(), static_cast<std::size_t>(m.rows()), static_cast<std::size_t>(cols)};
+  tree = std::make_unique<Tree>(static_cast<int>(cols), cloud, nanoflann::KDTreeSingleIndexAdaptorParams(16));
   tree->buildIndex();
 }
 
@@ -80,18 +85,64 @@ void build_tree(const Matrix& m, std::vector<float>& store, PointCloud& cloud,
 // the tree prune far more (measured: 25 us instead of 30 us per spectrum at N = 600,000).
 constexpr float kSearchEps = 0.5f;
 
-std::vector<std::pair<int, float>> knn(const KdTree& tree, const Eigen::VectorXd& y,
-                                       std::size_t k) {
-  const Eigen::VectorXf q = y.cast<float>();
-  std::vector<std::uint32_t> idx(k);
-  std::vector<float> d2(k);
+// The k nearest indexed points to y (nearest first) into `out`, as (row, distance); the buffers
+// are the caller's, so a warm call does not allocate.
+struct KnnBuffers {
+  Eigen::VectorXf query;
+  std::vector<std::uint32_t> idx;
+  std::vector<float> d2;
+};
+
+template <class Tree>
+void knn_into(const Tree& tree, const Eigen::Ref<const Eigen::VectorXd>& y, std::size_t k, KnnBuffers& b,
+              std::vector<std::pair<int, float>>& out) {
+  // The query, zero-padded like the indexed rows.
+  b.query.setZero(std::max<Eigen::Index>(y.size(), static_cast<Eigen::Index>(tree.dataset.dims)));
+  b.query.head(y.size()) = y.cast<float>();
+  b.idx.resize(k);
+  b.d2.resize(k);
   nanoflann::KNNResultSet<float, std::uint32_t> result(k);
-  result.init(idx.data(), d2.data());
-  tree.findNeighbors(result, q.data(), nanoflann::SearchParams(32, kSearchEps, true));
+  result.init(b.idx.data(), b.d2.data());
+  tree.findNeighbors(result, b.query.data(), nanoflann::SearchParams(32, kSearchEps, true));
   const std::size_t found = result.size();
+  out.clear();
+  for (std::size_t i = 0; i < found; ++i) out.emplace_back(static_cast<int>(b.idx[i]), std::sqrt(b.d2[i]));
+}
+
+template <class Tree>
+std::vector<std::pair<int, float>> knn(const Tree& tree, const Eigen::VectorXd& y, std::size_t k) {
+  KnnBuffers b;
   std::vector<std::pair<int, float>> out;
-  for (std::size_t i = 0; i < found; ++i) out.emplace_back(static_cast<int>(idx[i]), std::sqrt(d2[i]));
+  knn_into(tree, y, k, b, out);
   return out;
+}
+
+// Per-thread scratch of Model::estimate_into(): sized on the first call, reused after.
+struct EstimateScratch {
+  RowVectorXf z;
+  Eigen::VectorXd y, d2, g2;
+  KnnBuffers knn;
+  std::vector<std::pair<int, float>> cand;
+  std::vector<std::pair<double, int>> exact;
+  struct Candidate {
+    int spectrum = 0, row = 0;
+    double distance = 0, shift_ev = 0, ranked = 0;
+  };
+  std::vector<Candidate> all;
+  std::vector<std::size_t> order, chosen;  // chosen: indices into `all`
+  std::vector<double> weight;
+  std::vector<std::pair<double, double>> votes;
+  // Local-linear fit.
+  Eigen::MatrixXd offsets, centred, u, a, normal;
+  Eigen::RowVectorXd mean_row;
+  Eigen::VectorXd sw, v, rhs, beta, residual;
+  Eigen::JacobiSVD<Eigen::MatrixXd> svd;
+  Eigen::LDLT<Eigen::MatrixXd> ldlt;
+};
+
+EstimateScratch& estimate_scratch() {
+  static thread_local EstimateScratch scratch;
+  return scratch;
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
@@ -410,12 +461,10 @@ void Model::fit_embedding(FitReport* report) {
 // The kd-tree indexes the leading coordinates only: a kd-tree's search cost grows steeply with its
 // dimension, and every candidate it returns is re-ranked by its exact feature distance, so a few
 // well-spread leading axes suffice to find the candidates.
-constexpr int kIndexDims = 4;
-
 void Model::build_indexes() {
   index_ = std::make_unique<Index>();
   const auto dims = std::min<Eigen::Index>(kIndexDims, coordinates_.cols());
-  build_tree(coordinates_.leftCols(dims), index_->coords, index_->cloud, index_->tree);
+  build_tree(coordinates_.leftCols(dims), index_->coords, index_->cloud, index_->tree, kIndexDims);
   if (aux_coordinates_.size() > 0) {
     build_tree(aux_coordinates_, index_->aux_coords, index_->aux_cloud, index_->aux_tree);
   }
@@ -485,11 +534,12 @@ double Model::row_distance2(const RowVectorXf& z, Eigen::Index r, const Window& 
   return distance2(z.data(), zr.data(), window, step, options_.distance);
 }
 
-Eigen::VectorXd Model::project(const RowVectorXf& z, const Window& window, bool full) const {
+void Model::project_into(const RowVectorXf& z, const Window& window, bool full, Eigen::VectorXd& y) const {
   const ModelOptions& o = options_;
   const double step = o.preprocess.grid.step_ev;
   const bool isomap = o.method == EmbeddingKind::kIsomap;
   const Eigen::Index k = static_cast<Eigen::Index>(landmarks_.size());
+  EstimateScratch& sc = estimate_scratch();
   // Partial windows: Euclidean-type distances sum over fewer points; scale them to the full grid.
   const double rescale = (o.distance == DistanceKind::kEuclidean || o.distance == DistanceKind::kDerivative)
                              ? static_cast<double>(o.preprocess.grid.size) / window.size()
@@ -498,37 +548,42 @@ Eigen::VectorXd Model::project(const RowVectorXf& z, const Window& window, bool 
   const Eigen::MatrixXf& feature_affine = isomap ? aux_affine_ : affine_;
   const Eigen::VectorXf& feature_offset = isomap ? aux_offset_ : offset_;
 
-  Eigen::VectorXd y;
   if (full && is_euclidean(o.distance)) {
     y = (feature_affine * z.transpose() + feature_offset).cast<double>();
   } else {
-    Eigen::VectorXd d2(k);
+    sc.d2.resize(k);
     for (Eigen::Index j = 0; j < k; ++j) {
       // The stored landmark features on the full grid; on a partial window, the landmark's row
       // processed on that window.
-      d2[j] = rescale * (full ? distance2(z.data(), landmark_features_.row(j).data(), window, step, o.distance)
-                              : row_distance2(z, landmarks_[static_cast<std::size_t>(j)], window, false));
+      sc.d2[j] = rescale * (full ? distance2(z.data(), landmark_features_.row(j).data(), window, step, o.distance)
+                                 : row_distance2(z, landmarks_[static_cast<std::size_t>(j)], window, false));
     }
-    y = feature_lmds.project(d2);
+    // y = -1/2 L# (d2 - mean), in place.
+    sc.d2 -= feature_lmds.mean_d2;
+    y.noalias() = feature_lmds.pseudo_inverse * sc.d2;
+    y *= -0.5;
   }
-  if (!isomap) return y;
+  if (!isomap) return;
 
   // Isomap: geodesic distance to each landmark through the nearest library rows.
   const int wanted = std::max(2 * o.isomap_neighbors, 16);
-  const auto cand = knn(*index_->aux_tree, y, static_cast<std::size_t>(std::min<Eigen::Index>(wanted, prepared_.rows())));
-  std::vector<std::pair<double, int>> exact;
-  for (const auto& [r, d] : cand) {
-    exact.emplace_back(std::sqrt(rescale * row_distance2(z, r, window, full)), r);
+  knn_into(*index_->aux_tree, y, static_cast<std::size_t>(std::min<Eigen::Index>(wanted, prepared_.rows())), sc.knn,
+           sc.cand);
+  sc.exact.clear();
+  for (const auto& [r, d] : sc.cand) {
+    sc.exact.emplace_back(std::sqrt(rescale * row_distance2(z, r, window, full)), r);
   }
-  std::sort(exact.begin(), exact.end());
-  exact.resize(std::min<std::size_t>(exact.size(), static_cast<std::size_t>(o.isomap_neighbors)));
-  Eigen::VectorXd g2(k);
+  std::sort(sc.exact.begin(), sc.exact.end());
+  sc.exact.resize(std::min<std::size_t>(sc.exact.size(), static_cast<std::size_t>(o.isomap_neighbors)));
+  sc.g2.resize(k);
   for (Eigen::Index j = 0; j < k; ++j) {
     double best = std::numeric_limits<double>::infinity();
-    for (const auto& [d, r] : exact) best = std::min(best, d + geodesic_(j, r));
-    g2[j] = best * best;
+    for (const auto& [d, r] : sc.exact) best = std::min(best, d + geodesic_(j, r));
+    sc.g2[j] = best * best;
   }
-  return lmds_.project(g2);
+  sc.g2 -= lmds_.mean_d2;
+  y.noalias() = lmds_.pseudo_inverse * sc.g2;
+  y *= -0.5;
 }
 
 Estimate Model::estimate(const Spectrum& spectrum) const {
@@ -536,16 +591,26 @@ Estimate Model::estimate(const Spectrum& spectrum) const {
 }
 
 Estimate Model::estimate(const Prepared& prep) const {
+  Estimate e;
+  estimate_into(prep, e);
+  return e;
+}
+
+void Model::estimate_into(const Prepared& prep, Estimate& e) const {
   const ModelOptions& o = options_;
   const double step = o.preprocess.grid.step_ev;
   const Window& w = prep.window;
   const bool full = w == full_window(o.preprocess.grid);
-  const RowVectorXf z = transform(prep.values, w, step, o.distance);
+  EstimateScratch& sc = estimate_scratch();
+  transform_into(prep.values, w, step, o.distance, sc.z);
+  const RowVectorXf& z = sc.z;
 
-  Estimate e;
   e.coverage = prep.coverage;
   e.noise_sigma = prep.noise_sigma;
-  e.coordinates = project(z, w, full);
+  e.energy_shift_ev = 0;
+  e.novelty = 0;
+  e.in_library = true;
+  project_into(z, w, full, e.coordinates);
   e.map = e.coordinates.head(o.map_dims);
 
   // Candidates from the estimation embedding, re-ranked by their exact feature-space distance on
@@ -557,78 +622,88 @@ Estimate Model::estimate(const Prepared& prep) const {
   const std::size_t spectra = full ? static_cast<std::size_t>(wanted) + 2 : 4 * static_cast<std::size_t>(wanted);
   const int search = static_cast<int>(
       std::min<std::size_t>(static_cast<std::size_t>(prepared_.rows()), spectra * copies));
-  const auto cand = embedding_neighbors(e.coordinates, search);
+  const auto dims = std::min<Eigen::Index>(kIndexDims, e.coordinates.size());
+  knn_into(*index_->tree, e.coordinates.head(dims), static_cast<std::size_t>(std::max(1, search)), sc.knn, sc.cand);
   // Ask for every candidate row at once, so that their memory reads overlap.
-  for (const auto& [r, d] : cand) {
+  for (const auto& [r, d] : sc.cand) {
     const float* row = prepared_.row(r).data();
     for (Eigen::Index i = w.first; i <= w.last; i += 16) __builtin_prefetch(row + i);
   }
-  std::vector<Neighbor> all;
-  std::vector<int> all_rows;
-  for (const auto& [r, d] : cand) {
-    Neighbor n;
-    n.spectrum = row_spectrum_[static_cast<std::size_t>(r)];
-    n.distance = std::sqrt(row_distance2(z, r, w, full));
-    n.shift_ev = row_shift_[static_cast<std::size_t>(r)];
-    all.push_back(std::move(n));
-    all_rows.push_back(r);
-  }
-  std::vector<std::size_t> order(all.size());
-  std::iota(order.begin(), order.end(), 0);
   const double penalty_scale = o.shift_penalty * median_nn_ / std::max(o.shift_step_ev, 1e-9);
-  const auto ranked = [&](std::size_t i) {
-    const double p = penalty_scale * all[i].shift_ev;
-    return all[i].distance * all[i].distance + p * p;
-  };
-  std::stable_sort(order.begin(), order.end(),
-                   [&](std::size_t a, std::size_t b) { return ranked(a) < ranked(b); });
-  std::vector<Neighbor> neighbors;
-  std::vector<int> rows;
-  for (const auto i : order) {
-    // One row per library spectrum: the few kept so far are checked linearly.
-    const bool taken = std::any_of(neighbors.begin(), neighbors.end(), [&](const Neighbor& n) {
-      return n.spectrum == all[i].spectrum;
-    });
-    if (taken) continue;
-    Neighbor n = all[i];
-    n.values = values_[static_cast<std::size_t>(n.spectrum)];
-    neighbors.push_back(std::move(n));
-    rows.push_back(all_rows[i]);
-    if (static_cast<int>(neighbors.size()) == wanted) break;
+  sc.all.clear();
+  for (const auto& [r, d] : sc.cand) {
+    EstimateScratch::Candidate c;
+    c.row = r;
+    c.spectrum = row_spectrum_[static_cast<std::size_t>(r)];
+    c.distance = std::sqrt(row_distance2(z, r, w, full));
+    c.shift_ev = row_shift_[static_cast<std::size_t>(r)];
+    const double penalty = penalty_scale * c.shift_ev;
+    c.ranked = c.distance * c.distance + penalty * penalty;
+    sc.all.push_back(c);
   }
-
-  for (const int r : rows) __builtin_prefetch(coordinates_.row(r).data());
+  sc.order.resize(sc.all.size());
+  std::iota(sc.order.begin(), sc.order.end(), 0);
+  // Ranked, ties kept in candidate order (a stable order without stable_sort's buffer).
+  std::sort(sc.order.begin(), sc.order.end(), [&](std::size_t a, std::size_t b) {
+    return sc.all[a].ranked < sc.all[b].ranked || (sc.all[a].ranked == sc.all[b].ranked && a < b);
+  });
+  sc.chosen.clear();
+  for (const auto i : sc.order) {
+    // One row per library spectrum: the few kept so far are checked linearly.
+    const bool taken = std::any_of(sc.chosen.begin(), sc.chosen.end(),
+                                   [&](std::size_t c) { return sc.all[c].spectrum == sc.all[i].spectrum; });
+    if (taken) continue;
+    sc.chosen.push_back(i);
+    if (static_cast<int>(sc.chosen.size()) == wanted) break;
+  }
+  for (const std::size_t c : sc.chosen) __builtin_prefetch(coordinates_.row(sc.all[c].row).data());
+  const auto value = [&](std::size_t i, std::size_t p) {
+    return values_[static_cast<std::size_t>(sc.all[sc.chosen[i]].spectrum)][p];
+  };
 
   // Weights from the nearest `neighbors`: inverse distance, softened at 1% of the library's
   // typical neighbour spacing so that an exact match does not take every weight.
-  const std::size_t used = std::min<std::size_t>(neighbors.size(), static_cast<std::size_t>(o.neighbors));
+  const std::size_t used = std::min<std::size_t>(sc.chosen.size(), static_cast<std::size_t>(o.neighbors));
   const double soft = 0.01 * median_nn_;
-  std::vector<double> weight(used);
+  sc.weight.resize(used);
   double total = 0;
   for (std::size_t i = 0; i < used; ++i) {
-    weight[i] = 1.0 / (neighbors[i].distance + soft);
-    total += weight[i];
+    sc.weight[i] = 1.0 / (sc.all[sc.chosen[i]].distance + soft);
+    total += sc.weight[i];
   }
+  const std::vector<double>& weight = sc.weight;
   const std::size_t np = parameters_.size();
   e.values.assign(np, 0.0);
   e.uncertainty.assign(np, std::numeric_limits<double>::quiet_NaN());
   e.confidence.assign(np, std::numeric_limits<double>::quiet_NaN());
   for (std::size_t p = 0; p < np; ++p) {
     if (parameters_[p].categorical) {
-      std::map<double, double> votes;
-      for (std::size_t i = 0; i < used; ++i) votes[neighbors[i].values[p]] += weight[i];
-      const auto best = std::max_element(votes.begin(), votes.end(),
-                                         [](const auto& a, const auto& b) { return a.second < b.second; });
+      // Weighted vote; a tie goes to the smaller value.
+      sc.votes.clear();
+      for (std::size_t i = 0; i < used; ++i) {
+        const double v = value(i, p);
+        const auto it = std::find_if(sc.votes.begin(), sc.votes.end(), [&](const auto& vw) { return vw.first == v; });
+        if (it == sc.votes.end()) {
+          sc.votes.emplace_back(v, weight[i]);
+        } else {
+          it->second += weight[i];
+        }
+      }
+      if (sc.votes.empty()) continue;
+      auto best = sc.votes.begin();
+      for (auto it = sc.votes.begin(); it != sc.votes.end(); ++it) {
+        if (it->second > best->second || (it->second == best->second && it->first < best->first)) best = it;
+      }
       e.values[p] = best->first;
       e.confidence[p] = best->second / total;
       continue;
     }
     double mean = 0;
-    for (std::size_t i = 0; i < used; ++i) mean += weight[i] * neighbors[i].values[p];
+    for (std::size_t i = 0; i < used; ++i) mean += weight[i] * value(i, p);
     mean /= total;
     double var = 0;
     for (std::size_t i = 0; i < used; ++i) {
-      const double d = neighbors[i].values[p] - mean;
+      const double d = value(i, p) - mean;
       var += weight[i] * d * d;
     }
     e.values[p] = mean;
@@ -642,45 +717,54 @@ Estimate Model::estimate(const Prepared& prep) const {
       // few unknowns for a handful of noisy neighbours, yet enough to extrapolate at the end of
       // a parameter range.
       const Eigen::Index dims_all = e.coordinates.size();
-      Eigen::MatrixXd offsets(static_cast<Eigen::Index>(used), dims_all);
+      const auto n_used = static_cast<Eigen::Index>(used);
+      sc.offsets.resize(n_used, dims_all);
       for (std::size_t i = 0; i < used; ++i) {
-        offsets.row(static_cast<Eigen::Index>(i)) =
-            coordinates_.row(rows[i]).cast<double>() - e.coordinates.transpose();
+        sc.offsets.row(static_cast<Eigen::Index>(i)) =
+            coordinates_.row(sc.all[sc.chosen[i]].row).cast<double>() - e.coordinates.transpose();
       }
-      Eigen::VectorXd sw(static_cast<Eigen::Index>(used));
-      for (std::size_t i = 0; i < used; ++i) sw[static_cast<Eigen::Index>(i)] = std::sqrt(weight[i]);
-      const Eigen::MatrixXd centred =
-          sw.asDiagonal() * (offsets.rowwise() - offsets.colwise().mean());
-      Eigen::JacobiSVD<Eigen::MatrixXd> svd(centred, Eigen::ComputeThinV);
+      sc.sw.resize(n_used);
+      for (std::size_t i = 0; i < used; ++i) sc.sw[static_cast<Eigen::Index>(i)] = std::sqrt(weight[i]);
+      sc.mean_row = sc.offsets.colwise().mean();
+      sc.centred = sc.offsets;
+      sc.centred.rowwise() -= sc.mean_row;
+      sc.centred.array().colwise() *= sc.sw.array();
+      sc.svd.compute(sc.centred, Eigen::ComputeThinV);
       const int directions = static_cast<int>(std::min<Eigen::Index>(
-          o.local_linear_dims, std::min<Eigen::Index>(dims_all, static_cast<Eigen::Index>(used) - 2)));
-      const Eigen::MatrixXd u = offsets * svd.matrixV().leftCols(directions);
-      Eigen::MatrixXd a(static_cast<Eigen::Index>(used), directions + 1);
-      Eigen::VectorXd v(static_cast<Eigen::Index>(used));
+          o.local_linear_dims, std::min<Eigen::Index>(dims_all, n_used - 2)));
+      sc.u.resize(n_used, directions);
+      sc.u.noalias() = sc.offsets * sc.svd.matrixV().leftCols(directions);
+      sc.a.resize(n_used, directions + 1);
+      sc.v.resize(n_used);
       for (std::size_t i = 0; i < used; ++i) {
         const auto ii = static_cast<Eigen::Index>(i);
-        a(ii, 0) = sw[ii];
-        a.row(ii).tail(directions) = sw[ii] * u.row(ii);
-        v[ii] = sw[ii] * neighbors[i].values[p];
+        sc.a(ii, 0) = sc.sw[ii];
+        sc.a.row(ii).tail(directions) = sc.sw[ii] * sc.u.row(ii);
+        sc.v[ii] = sc.sw[ii] * value(i, p);
       }
-      const Eigen::MatrixXd normal = a.transpose() * a +
-                                     1e-9 * Eigen::MatrixXd::Identity(directions + 1, directions + 1) * (a.squaredNorm() + 1e-300);
-      const Eigen::LDLT<Eigen::MatrixXd> solver(normal);
-      if (solver.info() == Eigen::Success) {
-        const Eigen::VectorXd beta = solver.solve(a.transpose() * v);
-        if (beta.allFinite()) {
-          const Eigen::VectorXd residual = v - a * beta;
+      sc.normal.resize(directions + 1, directions + 1);
+      sc.normal.noalias() = sc.a.transpose() * sc.a;
+      sc.normal.diagonal().array() += 1e-9 * (sc.a.squaredNorm() + 1e-300);
+      sc.ldlt.compute(sc.normal);
+      if (sc.ldlt.info() == Eigen::Success) {
+        sc.rhs.resize(directions + 1);
+        sc.rhs.noalias() = sc.a.transpose() * sc.v;
+        sc.beta.resize(directions + 1);
+        sc.beta = sc.ldlt.solve(sc.rhs);
+        if (sc.beta.allFinite()) {
+          sc.residual = sc.v;
+          sc.residual.noalias() -= sc.a * sc.beta;
           // Local-linear extrapolation is trusted for one neighbour spacing beyond the values
           // the neighbours span, no further: it fixes the ends of a parameter range without
           // letting noise carry the estimate away.
-          double lo = neighbors[0].values[p], hi = lo;
+          double lo = value(0, p), hi = lo;
           for (std::size_t i = 0; i < used; ++i) {
-            lo = std::min(lo, neighbors[i].values[p]);
-            hi = std::max(hi, neighbors[i].values[p]);
+            lo = std::min(lo, value(i, p));
+            hi = std::max(hi, value(i, p));
           }
           const double spacing = (hi - lo) / static_cast<double>(used - 1);
-          e.values[p] = std::clamp(beta[0], lo - spacing, hi + spacing);
-          e.uncertainty[p] = std::sqrt(residual.squaredNorm() / total * static_cast<double>(used) /
+          e.values[p] = std::clamp(sc.beta[0], lo - spacing, hi + spacing);
+          e.uncertainty[p] = std::sqrt(sc.residual.squaredNorm() / total * static_cast<double>(used) /
                                        static_cast<double>(std::max<std::size_t>(1, used - static_cast<std::size_t>(directions) - 1)));
         }
       }
@@ -688,7 +772,7 @@ Estimate Model::estimate(const Prepared& prep) const {
   }
   if (o.max_shift_ev > 0.0) {
     double shift = 0;
-    for (std::size_t i = 0; i < used; ++i) shift += weight[i] * neighbors[i].shift_ev;
+    for (std::size_t i = 0; i < used; ++i) shift += weight[i] * sc.all[sc.chosen[i]].shift_ev;
     e.energy_shift_ev = shift / total;
   }
   // On a partial window the projection is biased: the distances to the landmarks are taken over
@@ -698,25 +782,34 @@ Estimate Model::estimate(const Prepared& prep) const {
   if (!full && used > 0) {
     e.map.setZero();
     for (std::size_t i = 0; i < used; ++i) {
-      e.map += weight[i] / total * coordinates_.row(rows[i]).head(o.map_dims).transpose().cast<double>();
+      e.map += weight[i] / total *
+               coordinates_.row(sc.all[sc.chosen[i]].row).head(o.map_dims).transpose().cast<double>();
     }
   }
 
   // Novelty: distance to the nearest library spectrum less what the spectrum's own noise adds,
   // over the library's median neighbour distance (both on the full grid's scale).
-  if (!neighbors.empty()) {
+  if (!sc.chosen.empty()) {
     const double rescale = (o.distance == DistanceKind::kEuclidean || o.distance == DistanceKind::kDerivative)
                                ? static_cast<double>(o.preprocess.grid.size) / w.size()
                                : 1.0;
-    const double d2 = rescale * neighbors.front().distance * neighbors.front().distance;
+    const double nearest = sc.all[sc.chosen.front()].distance;
+    const double d2 = rescale * nearest * nearest;
     const double noise = rescale * noise_distance2(prep.values, w, step, prep.noise_sigma, o.distance);
     e.novelty = std::sqrt(std::max(0.0, d2 - noise)) / median_nn_;
     e.in_library = e.novelty <= o.novelty_threshold;
   }
-  neighbors.resize(std::min<std::size_t>(neighbors.size(), static_cast<std::size_t>(o.report_neighbors)));
-  for (Neighbor& n : neighbors) n.label = labels_[static_cast<std::size_t>(n.spectrum)];
-  e.neighbors = std::move(neighbors);
-  return e;
+  // The reported neighbours, nearest first; their storage is reused from the last call.
+  const std::size_t reported = std::min<std::size_t>(sc.chosen.size(), static_cast<std::size_t>(o.report_neighbors));
+  e.neighbors.resize(reported);
+  for (std::size_t i = 0; i < reported; ++i) {
+    const auto& c = sc.all[sc.chosen[i]];
+    Neighbor& n = e.neighbors[i];
+    n.spectrum = c.spectrum;
+    n.distance = c.distance;
+    n.shift_ev = c.shift_ev;
+    n.label = labels_[static_cast<std::size_t>(c.spectrum)];
+    n.values = values_[static_cast<std::size_t>(c.spectrum)];
+  }
 }
-
 }  // namespace xasmap

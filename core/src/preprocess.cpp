@@ -15,21 +15,27 @@ EnergyGrid EnergyGrid::from_range(double emin_ev, double emax_ev, double step_ev
   return g;
 }
 
-RowVectorXf resample(const Spectrum& s, const EnergyGrid& grid, Window& window) {
-  RowVectorXf out = RowVectorXf::Zero(grid.size);
-  const Eigen::Index n = s.energy_ev.size();
-  const double lo = s.energy_ev[0];
-  const double hi = s.energy_ev[n - 1];
+void resample_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen::Ref<const Eigen::VectorXd>& intensity,
+                   const EnergyGrid& grid, Window& window, RowVectorXf& out) {
+  out.setZero(grid.size);
+  const Eigen::Index n = energy.size();
+  const double lo = energy[0];
+  const double hi = energy[n - 1];
   window.first = std::max(0, static_cast<int>(std::ceil((lo - grid.emin_ev) / grid.step_ev - 1e-9)));
   window.last = std::min(grid.size - 1,
                          static_cast<int>(std::floor((hi - grid.emin_ev) / grid.step_ev + 1e-9)));
   Eigen::Index j = 0;
   for (int i = window.first; i <= window.last; ++i) {
     const double e = grid.at(i);
-    while (j + 2 < n && s.energy_ev[j + 1] < e) ++j;
-    const double t = std::clamp((e - s.energy_ev[j]) / (s.energy_ev[j + 1] - s.energy_ev[j]), 0.0, 1.0);
-    out[i] = static_cast<float>((1.0 - t) * s.intensity[j] + t * s.intensity[j + 1]);
+    while (j + 2 < n && energy[j + 1] < e) ++j;
+    const double t = std::clamp((e - energy[j]) / (energy[j + 1] - energy[j]), 0.0, 1.0);
+    out[i] = static_cast<float>((1.0 - t) * intensity[j] + t * intensity[j + 1]);
   }
+}
+
+RowVectorXf resample(const Spectrum& s, const EnergyGrid& grid, Window& window) {
+  RowVectorXf out;
+  resample_into(s.energy_ev, s.intensity, grid, window, out);
   return out;
 }
 
@@ -54,21 +60,23 @@ EndRegion mean_region(const std::vector<double>& y, int a, int b, const EnergyGr
 
 }  // namespace
 
-RowVectorXf apply_window(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
-                         const PreprocessOptions& o) {
+void apply_window_into(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
+                       const PreprocessOptions& o, RowVectorXf& out) {
   const EnergyGrid& g = o.grid;
   const int n = window.size();
-  std::vector<double> y(static_cast<std::size_t>(n));
+  // Scratch kept by the thread: after the first call, no allocation.
+  static thread_local std::vector<double> y, kernel, smoothed;
+  y.resize(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) y[static_cast<std::size_t>(i)] = values[window.first + i];
 
   if (o.smooth_fwhm_ev > 0.0) {
     const double sigma = o.smooth_fwhm_ev / (2.0 * std::sqrt(2.0 * std::log(2.0))) / g.step_ev;
     const int half = static_cast<int>(std::ceil(4.0 * sigma));
-    std::vector<double> kernel(static_cast<std::size_t>(2 * half + 1));
+    kernel.resize(static_cast<std::size_t>(2 * half + 1));
     for (int k = -half; k <= half; ++k) {
       kernel[static_cast<std::size_t>(k + half)] = std::exp(-0.5 * (k / sigma) * (k / sigma));
     }
-    std::vector<double> smoothed(y.size());
+    smoothed.resize(y.size());
     for (int i = 0; i < n; ++i) {
       double acc = 0, weight = 0;
       for (int k = std::max(-half, -i); k <= std::min(half, n - 1 - i); ++k) {
@@ -142,15 +150,22 @@ RowVectorXf apply_window(const Eigen::Ref<const RowVectorXf>& values, const Wind
                           "nothing to normalise on the window " + std::to_string(g.at(window.first)) +
                               "-" + std::to_string(g.at(window.last)) + " eV (flat spectrum)");
   }
-  RowVectorXf out = RowVectorXf::Zero(g.size);
+  out.setZero(g.size);
   for (int i = 0; i < n; ++i) {
     out[window.first + i] = static_cast<float>(y[static_cast<std::size_t>(i)] / scale);
   }
+}
+
+RowVectorXf apply_window(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
+                         const PreprocessOptions& o) {
+  RowVectorXf out;
+  apply_window_into(values, window, o, out);
   return out;
 }
 
-Prepared preprocess(const Spectrum& s, const PreprocessOptions& o) {
-  if (const auto problem = check_spectrum(s)) {
+void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen::Ref<const Eigen::VectorXd>& intensity,
+                     const PreprocessOptions& o, Prepared& p) {
+  if (const auto problem = check_spectrum(energy, intensity)) {
     RejectReason reason = RejectReason::kNonFinite;
     if (problem->find("not finite") == std::string::npos) {
       reason = problem->find("strictly increasing") != std::string::npos
@@ -159,28 +174,32 @@ Prepared preprocess(const Spectrum& s, const PreprocessOptions& o) {
     }
     throw PreprocessError(reason, *problem);
   }
-  Prepared p;
-  const RowVectorXf raw = resample(s, o.grid, p.window);
+  static thread_local RowVectorXf raw;
+  resample_into(energy, intensity, o.grid, p.window, raw);
   const double grid_width = o.grid.emax_ev() - o.grid.emin_ev;
   p.coverage = p.window.size() > 1 ? (p.window.size() - 1) * o.grid.step_ev / grid_width : 0.0;
   if (p.window.size() < 8 || p.coverage < o.min_coverage) {
     throw PreprocessError(
         RejectReason::kTooLittleOverlap,
-        "the spectrum (" + std::to_string(s.energy_ev[0]) + "-" +
-            std::to_string(s.energy_ev[s.energy_ev.size() - 1]) + " eV) covers " +
-            std::to_string(static_cast<int>(std::round(100 * p.coverage))) + "% of the grid " +
-            std::to_string(o.grid.emin_ev) + "-" + std::to_string(o.grid.emax_ev()) +
-            " eV; at least " + std::to_string(static_cast<int>(std::round(100 * o.min_coverage))) +
-            "% is needed");
+        "the spectrum (" + std::to_string(energy[0]) + "-" + std::to_string(energy[energy.size() - 1]) +
+            " eV) covers " + std::to_string(static_cast<int>(std::round(100 * p.coverage))) + "% of the grid " +
+            std::to_string(o.grid.emin_ev) + "-" + std::to_string(o.grid.emax_ev()) + " eV; at least " +
+            std::to_string(static_cast<int>(std::round(100 * o.min_coverage))) + "% is needed");
   }
-  p.values = apply_window(raw, p.window, o);
+  apply_window_into(raw, p.window, o, p.values);
 
-  std::vector<double> second;
+  static thread_local std::vector<double> second;
+  second.clear();
   for (int i = p.window.first + 1; i < p.window.last; ++i) {
     second.push_back(std::abs(static_cast<double>(p.values[i - 1]) - 2.0 * p.values[i] + p.values[i + 1]));
   }
   std::nth_element(second.begin(), second.begin() + static_cast<long>(second.size() / 2), second.end());
   p.noise_sigma = 1.4826 * second[second.size() / 2] / std::sqrt(6.0);
+}
+
+Prepared preprocess(const Spectrum& s, const PreprocessOptions& o) {
+  Prepared p;
+  preprocess_into(s.energy_ev, s.intensity, o, p);
   return p;
 }
 

@@ -14,6 +14,15 @@
 namespace xasmap {
 
 std::optional<std::string> check_spectrum(const Spectrum& s, int min_points) {
+  return check_spectrum(s.energy_ev, s.intensity, min_points);
+}
+
+std::optional<std::string> check_spectrum(const Eigen::Ref<const Eigen::VectorXd>& energy_ev,
+                                          const Eigen::Ref<const Eigen::VectorXd>& intensity, int min_points) {
+  struct {
+    const Eigen::Ref<const Eigen::VectorXd>& energy_ev;
+    const Eigen::Ref<const Eigen::VectorXd>& intensity;
+  } s{energy_ev, intensity};
   if (s.energy_ev.size() != s.intensity.size()) {
     return "energy has " + std::to_string(s.energy_ev.size()) + " values but intensity has " +
            std::to_string(s.intensity.size());

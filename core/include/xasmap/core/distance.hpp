@@ -26,6 +26,9 @@ inline bool is_euclidean(DistanceKind kind) { return kind != DistanceKind::kWass
 // Feature vector of `p` (grid-sized, zero outside `window`); grid-sized, zero outside the window.
 RowVectorXf transform(const Eigen::Ref<const RowVectorXf>& p, const Window& window, double step_ev,
                       DistanceKind kind);
+// The same into z (which must not alias p), reusing its storage.
+void transform_into(const Eigen::Ref<const RowVectorXf>& p, const Window& window, double step_ev, DistanceKind kind,
+                    RowVectorXf& z);
 
 // Squared distance between two feature vectors over `window`.
 double distance2(const float* za, const float* zb, const Window& window, double step_ev,

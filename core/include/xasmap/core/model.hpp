@@ -102,6 +102,9 @@ class Model {
   // Throws PreprocessError (with its reason) when the spectrum cannot be judged.
   Estimate estimate(const Spectrum& spectrum) const;
   Estimate estimate(const Prepared& prepared) const;
+  // The same into `out`, reusing its storage and per-thread scratch: once warm, it does not
+  // allocate (the daemon's hot path). Throws as estimate() does.
+  void estimate_into(const Prepared& prepared, Estimate& out) const;
 
   // Versioned binary file with a checksum. load() refuses another format version, a truncated
   // file or a corrupt one with an xasmap::Error that says which.
@@ -140,7 +143,7 @@ class Model {
   // copying the row when the window is the whole grid.
   double row_distance2(const RowVectorXf& z, Eigen::Index r, const Window& window, bool full) const;
   void build_indexes();
-  Eigen::VectorXd project(const RowVectorXf& z, const Window& window, bool full) const;
+  void project_into(const RowVectorXf& z, const Window& window, bool full, Eigen::VectorXd& y) const;
   std::vector<std::pair<int, float>> embedding_neighbors(const Eigen::VectorXd& y, int k) const;
 
   ModelOptions options_;

@@ -78,13 +78,22 @@ struct Prepared {
 // noise_sigma: 1.4826 * median |second difference| / sqrt(6), which is the standard deviation of
 // white noise on the processed values and nearly blind to the smooth spectrum itself.
 Prepared preprocess(const Spectrum& s, const PreprocessOptions& options);
+// The same into `out`, on any two arrays (the daemon passes its decoded message's), reusing out's
+// storage and per-thread scratch: once warm it does not allocate.
+void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy_ev,
+                     const Eigen::Ref<const Eigen::VectorXd>& intensity, const PreprocessOptions& options,
+                     Prepared& out);
 
 // Processes grid-sized `values` (raw or already preprocessed) on `window`: smoothing, background
 // and normalisation restricted to the window, zero outside. Throws PreprocessError(kFlat).
 RowVectorXf apply_window(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
                          const PreprocessOptions& options);
+void apply_window_into(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
+                       const PreprocessOptions& options, RowVectorXf& out);  // out must not alias values
 
 // Linear interpolation of `s` onto the grid points it covers; zero elsewhere. Sets `window`.
 RowVectorXf resample(const Spectrum& s, const EnergyGrid& grid, Window& window);
+void resample_into(const Eigen::Ref<const Eigen::VectorXd>& energy_ev, const Eigen::Ref<const Eigen::VectorXd>& intensity,
+                   const EnergyGrid& grid, Window& window, RowVectorXf& out);
 
 }  // namespace xasmap

@@ -17,6 +17,8 @@ struct Spectrum {
 // non-finite value (naming the array and index), or energy not strictly increasing (naming the
 // index).
 std::optional<std::string> check_spectrum(const Spectrum& s, int min_points = 8);
+std::optional<std::string> check_spectrum(const Eigen::Ref<const Eigen::VectorXd>& energy_ev,
+                                          const Eigen::Ref<const Eigen::VectorXd>& intensity, int min_points = 8);
 
 struct SpectrumReadOptions {
   // Column names (or 1-based numbers as text); empty = detect. Detection takes the first column
