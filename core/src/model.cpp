@@ -120,6 +120,7 @@ std::vector<std::pair<int, float>> knn(const Tree& tree, const Eigen::VectorXd& 
 // Per-thread scratch of Model::estimate_into(): sized on the first call, reused after.
 struct EstimateScratch {
   RowVectorXf z;
+  Eigen::VectorXf yf;
   Eigen::VectorXd y, d2, g2;
   KnnBuffers knn;
   std::vector<std::pair<int, float>> cand;
@@ -549,7 +550,10 @@ void Model::project_into(const RowVectorXf& z, const Window& window, bool full, 
   const Eigen::VectorXf& feature_offset = isomap ? aux_offset_ : offset_;
 
   if (full && is_euclidean(o.distance)) {
-    y = (feature_affine * z.transpose() + feature_offset).cast<double>();
+    sc.yf.resize(feature_affine.rows());
+    sc.yf.noalias() = feature_affine * z.transpose();
+    sc.yf += feature_offset;
+    y = sc.yf.cast<double>();
   } else {
     sc.d2.resize(k);
     for (Eigen::Index j = 0; j < k; ++j) {

@@ -21,7 +21,17 @@ static_assert(std::endian::native == std::endian::little, "bin arrays are little
 using detail::is_number;
 using detail::number;
 using detail::type_name;
-using Packer = msgpack::packer<msgpack::sbuffer>;
+// The packer's stream: appends to a byte vector the caller owns, so that an encoder reusing the
+// vector's capacity does not allocate.
+struct ByteSink {
+  std::vector<std::uint8_t>& bytes;
+  void write(const char* p, std::size_t n) {
+    const auto* b = reinterpret_cast<const std::uint8_t*>(p);
+    bytes.insert(bytes.end(), b, b + n);
+  }
+  std::size_t size() const { return bytes.size(); }
+};
+using Packer = msgpack::packer<ByteSink>;
 
 std::vector<std::uint8_t> bytes_of(const msgpack::sbuffer& buffer) {
   const auto* p = reinterpret_cast<const std::uint8_t*>(buffer.data());
@@ -77,7 +87,7 @@ void write_big_endian(std::uint8_t* p, std::uint64_t bits) {
 
 // A float64 written at fixed width (0xcb + 8 bytes), so that stamp() can overwrite it in place.
 // (The packer's pack_double() writes integral values as integers.) Returns its offset.
-std::size_t fixed_double(msgpack::sbuffer& buffer, double v) {
+std::size_t fixed_double(ByteSink& buffer, double v) {
   const std::size_t at = buffer.size();
   std::uint8_t bytes[9];
   bytes[0] = 0xcb;
@@ -87,7 +97,7 @@ std::size_t fixed_double(msgpack::sbuffer& buffer, double v) {
 }
 
 // Writes `latency` with placeholders for service and end_to_end.
-void pack_latency(msgpack::sbuffer& buffer, Packer& pk, const Latency& l, StampOffsets& off) {
+void pack_latency(ByteSink& buffer, Packer& pk, const Latency& l, StampOffsets& off) {
   pk.pack_map(l.end_to_end ? 5 : 4);
   pk.pack("queue");
   pk.pack_double(l.queue);
@@ -103,7 +113,7 @@ void pack_latency(msgpack::sbuffer& buffer, Packer& pk, const Latency& l, StampO
   }
 }
 
-void pack_meta(msgpack::sbuffer& buffer, Packer& pk, const std::vector<std::uint8_t>& meta) {
+void pack_meta(ByteSink& buffer, Packer& pk, const std::vector<std::uint8_t>& meta) {
   pk.pack("meta");
   if (meta.empty()) {
     pk.pack_nil();
@@ -334,19 +344,26 @@ class IdVisitor : public msgpack::null_visitor {
 
 ParamMap to_param_map(const std::vector<ParameterInfo>& info, const std::vector<double>& values) {
   ParamMap out;
-  out.reserve(info.size());
-  for (std::size_t p = 0; p < info.size() && p < values.size(); ++p) {
-    ParamValue v;
+  to_param_map_into(info, values, out);
+  return out;
+}
+
+void to_param_map_into(const std::vector<ParameterInfo>& info, const std::vector<double>& values, ParamMap& out) {
+  const std::size_t n = std::min(info.size(), values.size());
+  out.resize(n);
+  for (std::size_t p = 0; p < n; ++p) {
+    out[p].first.assign(info[p].name);
+    ParamValue& v = out[p].second;
     v.number = values[p];
+    v.text.clear();
+    v.integer = false;
     if (!info[p].category_names.empty()) {
       const auto i = static_cast<std::size_t>(values[p]);
-      if (values[p] >= 0 && i < info[p].category_names.size()) v.text = info[p].category_names[i];
+      if (values[p] >= 0 && i < info[p].category_names.size()) v.text.assign(info[p].category_names[i]);
     } else if (info[p].categorical && std::isfinite(values[p]) && values[p] == std::round(values[p])) {
       v.integer = true;
     }
-    out.emplace_back(info[p].name, std::move(v));
   }
-  return out;
 }
 
 void stamp(Encoded& message, std::uint64_t seq, double time_published, double service_us,
@@ -361,7 +378,14 @@ void stamp(Encoded& message, std::uint64_t seq, double time_published, double se
 
 Encoded encode(const EstimateMessage& m) {
   Encoded out;
-  msgpack::sbuffer buffer(512);
+  encode_into(m, out);
+  return out;
+}
+
+void encode_into(const EstimateMessage& m, Encoded& out) {
+  out.bytes.clear();
+  out.offsets = {};
+  ByteSink buffer{out.bytes};
   Packer pk(buffer);
   pk.pack_map(14);
   pk.pack("id");
@@ -404,14 +428,12 @@ Encoded encode(const EstimateMessage& m) {
   pk.pack("time_published");
   out.offsets.time_published = fixed_double(buffer, m.time_published);
   pack_meta(buffer, pk, m.meta);
-  out.bytes = bytes_of(buffer);
-  return out;
 }
 
 Encoded encode(const EstimateMapMessage& m) {
   Encoded out;
-  msgpack::sbuffer buffer(4096 + m.novelty.size() * 4 * (1 + m.params.size() + m.uncertainty.size() +
-                                                          m.confidence.size()));
+  out.bytes.reserve(4096 + m.novelty.size() * 4 * (1 + m.params.size() + m.uncertainty.size() + m.confidence.size()));
+  ByteSink buffer{out.bytes};
   Packer pk(buffer);
   pk.pack_map(13);
   pk.pack("id");
@@ -445,12 +467,13 @@ Encoded encode(const EstimateMapMessage& m) {
   pk.pack("time_published");
   out.offsets.time_published = fixed_double(buffer, m.time_published);
   pack_meta(buffer, pk, m.meta);
-  out.bytes = bytes_of(buffer);
   return out;
 }
 
 std::vector<std::uint8_t> encode(const MetricsMessage& m) {
-  msgpack::sbuffer buffer(512);
+  std::vector<std::uint8_t> bytes;
+  bytes.reserve(512);
+  ByteSink buffer{bytes};
   Packer pk(buffer);
   pk.pack_map(13);
   pk.pack("time");
@@ -497,7 +520,7 @@ std::vector<std::uint8_t> encode(const MetricsMessage& m) {
   pk.pack(m.model_generation);
   pk.pack("protocol");
   pk.pack(kProtocolVersion);
-  return bytes_of(buffer);
+  return bytes;
 }
 
 EstimateMessage decode_estimate(const std::uint8_t* data, std::size_t size) {

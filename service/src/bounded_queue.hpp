@@ -1,13 +1,15 @@
 #pragma once
-// A bounded multi-producer, multi-consumer queue with the daemon's overflow policies.
+// A bounded multi-producer, multi-consumer queue with the daemon's overflow policies. The items
+// live in a ring that grows (doubling, up to the capacity) and never shrinks, so a queue in steady
+// use does not allocate.
 
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <utility>
+#include <vector>
 
 namespace xasmap::service {
 
@@ -32,22 +34,19 @@ class BoundedQueue {
     std::unique_lock lock(mutex_);
     PushResult r;
     if (policy == OverflowPolicy::kBlock) {
-      while (!closed_ && items_.size() >= capacity_) {
+      while (!closed_ && count_ >= capacity_) {
         if (!keep_waiting()) break;
         not_full_.wait_for(lock, std::chrono::milliseconds(50));
       }
     }
     // Under kBlock an item still waiting when keep_waiting() turns false (the daemon is stopping)
     // is queued over capacity: it was accepted, so it is answered.
-    if (closed_ || (items_.size() >= capacity_ && policy == OverflowPolicy::kDropNewest)) {
+    if (closed_ || (count_ >= capacity_ && policy == OverflowPolicy::kDropNewest)) {
       r.dropped = std::move(item);
       return r;
     }
-    if (items_.size() >= capacity_ && policy == OverflowPolicy::kDropOldest) {
-      r.dropped = std::move(items_.front());
-      items_.pop_front();
-    }
-    items_.push_back(std::move(item));
+    if (count_ >= capacity_ && policy == OverflowPolicy::kDropOldest) r.dropped = take_front();
+    push_back(std::move(item));
     r.queued = true;
     lock.unlock();
     not_empty_.notify_one();
@@ -57,25 +56,21 @@ class BoundedQueue {
   // The next item; nullopt once the queue is closed and empty, or after `timeout` without one.
   std::optional<T> pop(std::chrono::milliseconds timeout) {
     std::unique_lock lock(mutex_);
-    if (!not_empty_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); })) {
+    if (!not_empty_.wait_for(lock, timeout, [&] { return closed_ || count_ > 0; })) {
       return std::nullopt;
     }
-    if (items_.empty()) return std::nullopt;
-    T item = std::move(items_.front());
-    items_.pop_front();
+    if (count_ == 0) return std::nullopt;
+    T item = take_front();
     lock.unlock();
     not_full_.notify_one();
     return item;
   }
 
   // Moves every queued item into `out` (appending); waits up to `timeout` for the first.
-  void pop_all(std::deque<T>& out, std::chrono::milliseconds timeout) {
+  void pop_all(std::vector<T>& out, std::chrono::milliseconds timeout) {
     std::unique_lock lock(mutex_);
-    not_empty_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
-    while (!items_.empty()) {
-      out.push_back(std::move(items_.front()));
-      items_.pop_front();
-    }
+    not_empty_.wait_for(lock, timeout, [&] { return closed_ || count_ > 0; });
+    while (count_ > 0) out.push_back(take_front());
     lock.unlock();
     not_full_.notify_all();
   }
@@ -91,19 +86,41 @@ class BoundedQueue {
   }
   bool closed_and_empty() const {
     std::lock_guard lock(mutex_);
-    return closed_ && items_.empty();
+    return closed_ && count_ == 0;
   }
   std::size_t size() const {
     std::lock_guard lock(mutex_);
-    return items_.size();
+    return count_;
   }
   std::size_t capacity() const { return capacity_; }
 
  private:
+  // Ring operations; the caller holds the mutex.
+  T take_front() {
+    T item = std::move(*ring_[head_]);
+    ring_[head_].reset();
+    head_ = (head_ + 1) % ring_.size();
+    --count_;
+    return item;
+  }
+  void push_back(T item) {
+    if (count_ == ring_.size()) {
+      // Grow: unwrap into a ring twice the size (at most the capacity, plus one for kBlock's
+      // over-capacity item at shutdown).
+      std::vector<std::optional<T>> bigger(std::max<std::size_t>(16, 2 * ring_.size()));
+      for (std::size_t i = 0; i < count_; ++i) bigger[i] = std::move(ring_[(head_ + i) % ring_.size()]);
+      ring_.swap(bigger);
+      head_ = 0;
+    }
+    ring_[(head_ + count_) % ring_.size()] = std::move(item);
+    ++count_;
+  }
+
   const std::size_t capacity_;
   mutable std::mutex mutex_;
   std::condition_variable not_empty_, not_full_;
-  std::deque<T> items_;
+  std::vector<std::optional<T>> ring_;
+  std::size_t head_ = 0, count_ = 0;
   bool closed_ = false;
 };
 

@@ -8,7 +8,6 @@
 #include <cstdlib>
 #include <chrono>
 #include <cmath>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -174,6 +173,27 @@ struct Daemon::Impl {
 
   BoundedQueue<Job> queue;
   BoundedQueue<Outgoing> outbox;
+
+  // Output buffers go round: a worker takes one, the publisher gives it back once sent.
+  class BufferPool {
+   public:
+    std::vector<std::uint8_t> acquire() {
+      std::lock_guard lock(mutex_);
+      if (free_.empty()) return {};
+      std::vector<std::uint8_t> b = std::move(free_.back());
+      free_.pop_back();
+      return b;
+    }
+    void release(std::vector<std::uint8_t>&& b) {
+      if (b.capacity() == 0 || b.capacity() > (1u << 20)) return;  // keep small buffers only
+      std::lock_guard lock(mutex_);
+      if (free_.size() < 4096) free_.push_back(std::move(b));
+    }
+
+   private:
+    std::mutex mutex_;
+    std::vector<std::vector<std::uint8_t>> free_;
+  } buffers;
   const OverflowPolicy policy;
   const int workers_count;
 
@@ -331,47 +351,62 @@ struct Daemon::Impl {
     }
   }
 
+  // A worker's reusable state: after the first messages, estimating and encoding one allocate
+  // nothing (the decode and ZeroMQ's own message bookkeeping aside).
+  struct WorkerScratch {
+    Prepared prepared;
+    Estimate estimate;
+    protocol::EstimateMessage message;
+  };
+
   void process_single(protocol::SpectrumMessage& m, const ModelState& state, Clock::time_point received_at,
                       Clock::time_point t1, protocol::Latency latency) {
+    static thread_local WorkerScratch w;
     const Model& model = state.model;
-    Spectrum s;
-    s.energy_ev = Eigen::Map<const Eigen::VectorXd>(m.energy.data(), static_cast<Eigen::Index>(m.energy.size()));
-    s.intensity = Eigen::Map<const Eigen::VectorXd>(m.intensity.data(), static_cast<Eigen::Index>(m.intensity.size()));
-    Estimate e;
+    const auto n = static_cast<Eigen::Index>(m.energy.size());
     try {
-      e = model.estimate(s);
+      preprocess_into(Eigen::Map<const Eigen::VectorXd>(m.energy.data(), n),
+                      Eigen::Map<const Eigen::VectorXd>(m.intensity.data(), n), model.options().preprocess,
+                      w.prepared);
+      model.estimate_into(w.prepared, w.estimate);
     } catch (const PreprocessError& err) {
       reject(code_of(err.reason()), m.id, field_of(err.reason()), err.what(), received_at);
       return;
     }
     latency.compute = micros(t1, Clock::now());
 
-    protocol::EstimateMessage em;
-    em.id = std::move(m.id);
+    const Estimate& e = w.estimate;
+    protocol::EstimateMessage& em = w.message;
+    em.id.swap(m.id);
     const auto& params = model.parameters();
-    em.params = protocol::to_param_map(params, e.values);
+    protocol::to_param_map_into(params, e.values, em.params);
+    em.confidence.resize(0);
+    em.uncertainty.resize(0);
     for (std::size_t p = 0; p < params.size(); ++p) {
-      if (params[p].categorical) {
-        em.confidence.emplace_back(params[p].name, e.confidence[p]);
-      } else {
-        em.uncertainty.emplace_back(params[p].name, e.uncertainty[p]);
-      }
+      auto& target = params[p].categorical ? em.confidence : em.uncertainty;
+      target.emplace_back(params[p].name, params[p].categorical ? e.confidence[p] : e.uncertainty[p]);
     }
     em.embedding.assign(e.map.data(), e.map.data() + e.map.size());
-    em.neighbors.reserve(e.neighbors.size());
-    for (const Neighbor& n : e.neighbors) {
-      em.neighbors.push_back({n.label, protocol::to_param_map(params, n.values), n.distance, n.shift_ev});
+    em.neighbors.resize(e.neighbors.size());
+    for (std::size_t i = 0; i < e.neighbors.size(); ++i) {
+      const Neighbor& n_in = e.neighbors[i];
+      protocol::NeighborEntry& n_out = em.neighbors[i];
+      n_out.label.assign(n_in.label);
+      protocol::to_param_map_into(params, n_in.values, n_out.params);
+      n_out.distance = n_in.distance;
+      n_out.shift_ev = n_in.shift_ev;
     }
     em.novelty = e.novelty;
     em.in_library = e.in_library;
     em.energy_shift_ev = e.energy_shift_ev;
     em.coverage = e.coverage;
     em.latency = latency;
-    em.meta = std::move(m.meta);
+    em.meta.swap(m.meta);
 
     Outgoing out;
     out.topic = protocol::kTopicEstimate;
-    out.encoded = protocol::encode(em);
+    out.encoded.bytes = buffers.acquire();
+    protocol::encode_into(em, out.encoded);
     out.stamp = true;
     out.received = received_at;
     out.acquisition_time = m.time;
@@ -397,12 +432,13 @@ struct Daemon::Impl {
     const Eigen::VectorXd energy = Eigen::Map<const Eigen::VectorXd>(m.energy.data(), n_energy);
 
     parallel_for(static_cast<Eigen::Index>(pixels), workers_count, [&](Eigen::Index begin, Eigen::Index end) {
-      Spectrum s;
-      s.energy_ev = energy;
+      Prepared prepared;
+      Estimate e;
       for (Eigen::Index px = begin; px < end; ++px) {
-        s.intensity = Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + px * n_energy, n_energy);
         try {
-          const Estimate e = model.estimate(s);
+          preprocess_into(energy, Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + px * n_energy, n_energy),
+                          model.options().preprocess, prepared);
+          model.estimate_into(prepared, e);
           const auto i = static_cast<std::size_t>(px);
           std::size_t ci = 0, ui = 0;
           for (std::size_t p = 0; p < params.size(); ++p) {
@@ -468,6 +504,7 @@ struct Daemon::Impl {
     zmq::socket_t& sock = *output;
     sock.send(zmq::buffer(o.topic), zmq::send_flags::sndmore);
     sock.send(zmq::message_t(o.encoded.bytes.data(), o.encoded.bytes.size()), zmq::send_flags::none);
+    buffers.release(std::move(o.encoded.bytes));
     switch (o.outcome) {
       case Outcome::kPublished:
         ++published;
@@ -536,7 +573,7 @@ struct Daemon::Impl {
     const auto interval = std::chrono::duration_cast<Clock::duration>(
         std::chrono::duration<double>(config.metrics.interval_s));
     Clock::time_point last_metrics = Clock::now();
-    std::deque<Outgoing> batch;
+    std::vector<Outgoing> batch;
     for (;;) {
       const auto until = last_metrics + interval;
       const auto wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()),

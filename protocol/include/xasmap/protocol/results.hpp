@@ -30,6 +30,8 @@ using NumberMap = std::vector<std::pair<std::string, double>>;
 // Values of the model's parameters in wire form: categorical integral numbers as integers, text
 // categories by name, everything else as floats.
 ParamMap to_param_map(const std::vector<ParameterInfo>& info, const std::vector<double>& values);
+// The same into `out`, reusing its entries' storage.
+void to_param_map_into(const std::vector<ParameterInfo>& info, const std::vector<double>& values, ParamMap& out);
 
 // Latency figures in microseconds. queue: receipt to the start of decoding; decode: decoding and
 // checking; compute: preprocessing, projection and estimation; service: receipt to publication;
@@ -129,6 +131,8 @@ struct MetricsMessage {
 };
 
 Encoded encode(const EstimateMessage& m);
+// The same into `out`, reusing its capacity (the daemon's hot path: no allocation once warm).
+void encode_into(const EstimateMessage& m, Encoded& out);
 Encoded encode(const EstimateMapMessage& m);
 std::vector<std::uint8_t> encode(const MetricsMessage& m);
 
