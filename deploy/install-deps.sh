@@ -12,8 +12,8 @@ packages=(
   libnanoflann-dev catch2 libbenchmark-dev
   # cross-language tests and the example client
   python3 python3-zmq python3-msgpack python3-numpy
-  # systemd-analyze, which checks deploy/xasmapd.service
-  systemd
+  # systemd-analyze, which checks deploy/xasmapd.service; rsvg-convert, for PNG copies of the figures
+  systemd librsvg2-bin
 )
 
 missing=()

@@ -236,13 +236,54 @@ void draw_map(const LibraryView& lib, const std::vector<Placed>& placed, const s
       svg.text(x + 6, y - 5, fmt("%.0f", v->number * 10), 10, "start", "#333");
     }
   }
+  // Measured spectra: stars, and labels placed greedily where they overlap no other label (with a
+  // leader line when they had to move away from their star).
+  struct Box {
+    double x0, y0, x1, y1;
+    bool hits(const Box& o) const { return x0 < o.x1 && o.x0 < x1 && y0 < o.y1 && o.y0 < y1; }
+  };
+  std::vector<Box> taken;
   int n = 0;
   for (const auto& p : placed) {
     if (!p.measured || p.map.size() < 2) continue;
     const double x = ax.px(p.map[0]), y = ax.py(p.map[1]);
     svg.marker("star", x, y, 15, "#ffd700", "#000", 1.2);
-    svg.text(x + 10, y + 16 + 12 * (n % 2), p.id, 12, "start", "#000", true);
+    taken.push_back({x - 8, y - 8, x + 8, y + 8});
     ++n;
+  }
+  for (const auto& p : placed) {
+    if (!p.measured || p.map.size() < 2) continue;
+    const double x = ax.px(p.map[0]), y = ax.py(p.map[1]);
+    const double w = 7.4 * static_cast<double>(p.id.size()), h = 14;
+    // Candidates: right, left, above, below, then further out in steps.
+    Box chosen{};
+    double tx = 0, ty = 0;
+    bool found = false;
+    for (int ring = 0; ring < 12 && !found; ++ring) {
+      const double d = 10 + 16 * ring;
+      for (const auto& [dx, dy] : {std::pair{d, 5.0}, std::pair{-d - w, 5.0}, std::pair{-w / 2, -d},
+                                   std::pair{-w / 2, d + h}}) {
+        const Box b{x + dx, y + dy - h + 2, x + dx + w, y + dy + 3};
+        if (b.x0 < 2 || b.x1 > svg.width() - 2 || b.y0 < 50 || b.y1 > svg.height() - 60) continue;
+        if (std::any_of(taken.begin(), taken.end(), [&](const Box& t) { return t.hits(b); })) continue;
+        chosen = b;
+        tx = x + dx;
+        ty = y + dy;
+        found = true;
+        break;
+      }
+    }
+    if (!found) {
+      tx = x + 10;
+      ty = y + 5;
+      chosen = {tx, ty - h + 2, tx + w, ty + 3};
+    }
+    if (std::hypot((chosen.x0 + chosen.x1) / 2 - x, (chosen.y0 + chosen.y1) / 2 - y) > 40) {
+      const double lx = std::clamp(x, chosen.x0, chosen.x1), ly = std::clamp(y, chosen.y0, chosen.y1);
+      svg.line(x, y, lx, ly, "#444", 0.8);
+    }
+    taken.push_back(chosen);
+    svg.text(tx, ty, p.id, 12, "start", "#000", true);
   }
   // Legend.
   double ly = 90;

@@ -86,7 +86,7 @@ const std::map<std::string, Command>& commands() {
         xasmap::service::run_feed}},
       {"watch",
        {"live terminal dashboard of xasmapd's estimates, errors and metrics",
-        xasmap::service::kWatchOptions, "xasmap watch [--output EP] [--seconds S] [--plain]",
+        xasmap::service::kWatchOptions, "xasmap watch [--output EP] [--seconds S] [--count N] [--plain] [--rows N]",
         xasmap::service::run_watch}},
       {"map",
        {"draw the library's 2-D embedding (SVG) with measured spectra, spectrum comparisons and stack maps",
