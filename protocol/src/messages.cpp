@@ -77,17 +77,7 @@ std::vector<std::uint8_t> encode(const ErrorMessage& m) {
 }
 
 ErrorMessage decode_error_message(const std::uint8_t* data, std::size_t size) {
-  msgpack::object_handle handle;
-  std::size_t offset = 0;
-  try {
-    handle = msgpack::unpack(reinterpret_cast<const char*>(data), size, offset);
-  } catch (const std::exception& e) {
-    throw ProtocolError(ErrorCode::kBadMsgpack, "", std::string("undecodable msgpack: ") + e.what());
-  }
-  if (offset != size) {
-    throw ProtocolError(ErrorCode::kBadMsgpack, "",
-                        std::to_string(size - offset) + " trailing bytes after the msgpack map");
-  }
+  const msgpack::object_handle handle = detail::unpack_frame(data, size);
   const msgpack::object& root = handle.get();
   if (root.type != msgpack::type::MAP) {
     throw ProtocolError(ErrorCode::kNotAMap, "", std::string("frame 1 is ") + type_name(root.type) + ", not a map");

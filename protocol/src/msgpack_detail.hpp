@@ -3,6 +3,13 @@
 
 #include <msgpack.hpp>
 
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "xasmap/protocol/messages.hpp"
+#include "xasmap/protocol/results.hpp"
+
 namespace xasmap::protocol::detail {
 
 // What a msgpack value is, for "field 'x' is ..., expected ..." messages.
@@ -46,6 +53,34 @@ inline double number(const msgpack::object& o) {
       return static_cast<double>(o.via.i64);
     default:
       return o.via.f64;
+  }
+}
+
+// Unpacks one frame that must hold exactly one msgpack value; ProtocolError(bad_msgpack) otherwise.
+inline msgpack::object_handle unpack_frame(const std::uint8_t* data, std::size_t size) {
+  std::size_t offset = 0;
+  msgpack::object_handle handle;
+  try {
+    handle = msgpack::unpack(reinterpret_cast<const char*>(data), size, offset);
+  } catch (const std::exception& e) {
+    throw ProtocolError(ErrorCode::kBadMsgpack, "", std::string("undecodable msgpack: ") + e.what());
+  }
+  if (offset != size) {
+    throw ProtocolError(ErrorCode::kBadMsgpack, "",
+                        std::to_string(size - offset) + " trailing bytes after the msgpack map");
+  }
+  return handle;
+}
+
+// A parameter value: its category name, an integer for integral categories, else a float.
+template <class Packer>
+void pack_value(Packer& pk, const ParamValue& v) {
+  if (!v.text.empty()) {
+    pk.pack(v.text);
+  } else if (v.integer) {
+    pk.pack(static_cast<std::int64_t>(std::llround(v.number)));
+  } else {
+    pk.pack_double(v.number);
   }
 }
 

@@ -21,6 +21,7 @@ static_assert(std::endian::native == std::endian::little, "bin arrays are little
 using detail::is_number;
 using detail::number;
 using detail::type_name;
+using detail::unpack_frame;
 // The packer's stream: appends to a byte vector the caller owns, so that an encoder reusing the
 // vector's capacity does not allocate.
 struct ByteSink {
@@ -38,15 +39,7 @@ std::vector<std::uint8_t> bytes_of(const msgpack::sbuffer& buffer) {
   return {p, p + buffer.size()};
 }
 
-void pack_value(Packer& pk, const ParamValue& v) {
-  if (!v.text.empty()) {
-    pk.pack(v.text);
-  } else if (v.integer) {
-    pk.pack(static_cast<std::int64_t>(std::llround(v.number)));
-  } else {
-    pk.pack_double(v.number);
-  }
-}
+using detail::pack_value;
 
 void pack_params(Packer& pk, const ParamMap& params) {
   pk.pack_map(static_cast<std::uint32_t>(params.size()));
@@ -218,21 +211,6 @@ class MapView {
   const msgpack::object_map* map_ = nullptr;
   std::string path_;
 };
-
-msgpack::object_handle unpack_frame(const std::uint8_t* data, std::size_t size) {
-  std::size_t offset = 0;
-  msgpack::object_handle handle;
-  try {
-    handle = msgpack::unpack(reinterpret_cast<const char*>(data), size, offset);
-  } catch (const std::exception& e) {
-    throw ProtocolError(ErrorCode::kBadMsgpack, "", std::string("undecodable msgpack: ") + e.what());
-  }
-  if (offset != size) {
-    throw ProtocolError(ErrorCode::kBadMsgpack, "",
-                        std::to_string(size - offset) + " trailing bytes after the msgpack map");
-  }
-  return handle;
-}
 
 ParamMap read_params(const MapView& v) {
   ParamMap out;

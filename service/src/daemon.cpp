@@ -20,6 +20,7 @@
 #include "xasmap/core/model.hpp"
 #include "xasmap/core/text.hpp"
 #include "xasmap/core/version.hpp"
+#include "xasmap/protocol/control.hpp"
 #include "xasmap/protocol/messages.hpp"
 #include "xasmap/protocol/results.hpp"
 
@@ -657,7 +658,7 @@ struct Daemon::Impl {
     if (!cmd) return control_error(reply, "field 'cmd' is missing; commands: status, library, config, reload, shutdown");
     Packer pk(reply);
     if (*cmd == "status") return status_reply(pk);
-    if (*cmd == "library") return library_reply(pk);
+    if (*cmd == "library") return library_reply(reply, pk);
     if (*cmd == "config") {
       const auto state = current_model();
       pk.pack_map(3);
@@ -752,7 +753,7 @@ struct Daemon::Impl {
     pk.pack(control_endpoint);
   }
 
-  void library_reply(Packer& pk) {
+  void library_reply(msgpack::sbuffer& reply, Packer& pk) {
     const auto state = current_model();
     if (!state) {
       pk.pack_map(2);
@@ -763,48 +764,9 @@ struct Daemon::Impl {
       return;
     }
     const Model& model = state->model;
-    const auto& params = model.parameters();
-    const Eigen::MatrixXd map = model.library_map();
-    pk.pack_map(5);
-    pk.pack("ok");
-    pk.pack(true);
-    pk.pack("method");
-    pk.pack(state->summary.method);
-    pk.pack("map_dims");
-    pk.pack(static_cast<std::int64_t>(map.cols()));
-    pk.pack("parameters");
-    pk.pack_array(static_cast<std::uint32_t>(params.size()));
-    for (const ParameterInfo& p : params) {
-      pk.pack_map(3);
-      pk.pack("name");
-      pk.pack(p.name);
-      pk.pack("categorical");
-      pk.pack(p.categorical);
-      pk.pack("categories");
-      pk.pack(p.category_names);
-    }
-    pk.pack("spectra");
-    pk.pack_array(static_cast<std::uint32_t>(model.library_size()));
-    for (std::size_t i = 0; i < model.library_size(); ++i) {
-      pk.pack_map(3);
-      pk.pack("label");
-      pk.pack(model.labels()[i]);
-      pk.pack("params");
-      pk.pack_map(static_cast<std::uint32_t>(params.size()));
-      for (const auto& [name, v] : protocol::to_param_map(params, model.values()[i])) {
-        pk.pack(name);
-        if (!v.text.empty()) {
-          pk.pack(v.text);
-        } else if (v.integer) {
-          pk.pack(static_cast<std::int64_t>(std::llround(v.number)));
-        } else {
-          pk.pack_double(v.number);
-        }
-      }
-      pk.pack("map");
-      pk.pack_array(static_cast<std::uint32_t>(map.cols()));
-      for (Eigen::Index d = 0; d < map.cols(); ++d) pk.pack_double(map(static_cast<Eigen::Index>(i), d));
-    }
+    const auto bytes = protocol::encode_library_reply(model.parameters(), model.labels(), model.values(),
+                                                      model.library_map(), state->summary.method);
+    reply.write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   }
 
   // The configuration in force: the model's sections from the model in service (a reload may have
