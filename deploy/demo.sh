@@ -40,13 +40,14 @@ cd "$root"
 if [ "$short" -eq 1 ]; then
   seconds=5
   library_count=60
-  library_rate=40
   stack=32x32
 else
   library_count=400
-  library_rate=40
   stack=64x64
 fi
+case "$seconds" in ''|*[!0-9]*) echo "demo.sh: --seconds needs a whole number" >&2; exit 64 ;; esac
+# The noisy library spectra are spread over most of the dashboard's time.
+library_rate=$(( (library_count + 1) / (seconds > 7 ? seconds - 6 : 1) + 1 ))
 
 [ "$install" -eq 1 ] && deploy/install-deps.sh
 [ "$do_build" -eq 1 ] && deploy/build.sh "$build"
@@ -91,7 +92,8 @@ daemon_pid=$!
 sed -n '/ready in/,/control /p' "$out/xasmapd.log" | sed 's/^\[[^]]*\] \[[^]]*\] /  /'
 
 # Collect the results for the figures and the summary, for as long as the feeds run.
-"$bin/xasmap" map --control "$control" --output "$output" --live $((seconds + 4)) --library "$out/library" \
+# It runs until the feeds are done (stopped with SIGINT below); 600 s is only a backstop.
+"$bin/xasmap" map --control "$control" --output "$output" --live 600 --library "$out/library" \
   --out-dir "$out" --summary "${measured[@]}" > "$work/summary.txt" 2> "$work/map.log" &
 map_pid=$!
 pids+=("$map_pid")
@@ -111,6 +113,8 @@ echo "== xasmap watch for $seconds s"
 "$bin/xasmap" watch --output "$output" --seconds "$seconds" || true
 
 wait "$feed_pid" || { echo "demo.sh: the feed failed:" >&2; cat "$work/feed.log" >&2; exit 1; }
+sleep 2  # the last results (the stack's map) reach the collector
+kill -INT "$map_pid"
 wait "$map_pid" || { echo "demo.sh: xasmap map failed:" >&2; cat "$work/map.log" >&2; exit 1; }
 pids=()
 

@@ -5,6 +5,7 @@
 #include <msgpack.hpp>
 #include <zmq.hpp>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -321,7 +322,11 @@ int run_feed(const CliArgs& args) {
     bool subscribed = false;
     while (!subscribed && !interrupted() && std::chrono::steady_clock::now() < deadline) {
       zmq::message_t sub;
-      if (sock.recv(sub) && sub.size() > 0 && static_cast<const char*>(sub.data())[0] == 1) subscribed = true;
+      try {
+        if (sock.recv(sub) && sub.size() > 0 && static_cast<const char*>(sub.data())[0] == 1) subscribed = true;
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EINTR) throw;  // interrupted: the loop's condition ends it
+      }
     }
     if (!subscribed) {
       std::cerr << "xasmap feed: no subscriber on " << endpoint << " within " << wait << " s\n";
@@ -346,8 +351,13 @@ int run_feed(const CliArgs& args) {
     m.stack = !s.shape.empty();
     m.shape = s.shape;
     const auto body = protocol::encode(m, raw);
-    sock.send(zmq::buffer(topic), zmq::send_flags::sndmore);
-    sock.send(zmq::buffer(body), zmq::send_flags::none);
+    try {
+      sock.send(zmq::buffer(topic), zmq::send_flags::sndmore);
+      sock.send(zmq::buffer(body), zmq::send_flags::none);
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) break;  // a PUSH waiting for a peer, interrupted
+      throw;
+    }
     ++sent;
   }
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

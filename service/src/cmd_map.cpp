@@ -11,6 +11,7 @@
 #include <zmq.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -477,7 +478,12 @@ int run_map(const CliArgs& args) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
     while (!interrupted() && std::chrono::steady_clock::now() < deadline) {
       zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, std::chrono::milliseconds(100));
+      try {
+        zmq::poll(&item, 1, std::chrono::milliseconds(100));
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;  // Ctrl-C or SIGTERM: the loop's condition ends it
+        throw;
+      }
       if (!(item.revents & ZMQ_POLLIN)) continue;
       zmq::message_t topic, body;
       (void)sub.recv(topic);
