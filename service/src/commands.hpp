@@ -36,4 +36,7 @@ int run_map(const CliArgs& args);
 extern const std::vector<OptionSpec> kStatusOptions;
 int run_status(const CliArgs& args);
 
+extern const std::vector<OptionSpec> kBenchOptions;
+int run_bench(const CliArgs& args);
+
 }  // namespace xasmap::service

@@ -52,4 +52,11 @@ double LatencyHistogram::quantile(double q) const {
   return max_;
 }
 
+double LatencyHistogram::fraction_below(double us) const {
+  if (count_ == 0) return 0.0;
+  std::uint64_t below = 0;
+  for (int b = 0; b < kBuckets && upper_edge(b) <= us * (1 + 1e-12); ++b) below += buckets_[static_cast<std::size_t>(b)];
+  return static_cast<double>(below) / static_cast<double>(count_);
+}
+
 }  // namespace xasmap::service

@@ -15,6 +15,8 @@ class LatencyHistogram {
   void merge(const LatencyHistogram& other);
   // The q-quantile (0 <= q <= 1), the upper edge of its bucket capped at max(); 0 when empty.
   double quantile(double q) const;
+  // The fraction of samples in buckets that end at or below `us` (within the 1% bucket width).
+  double fraction_below(double us) const;
   double max() const { return max_; }
   double min() const { return count_ ? min_ : 0.0; }
   double mean() const { return count_ ? sum_ / static_cast<double>(count_) : 0.0; }

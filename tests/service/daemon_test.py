@@ -12,6 +12,7 @@ ephemeral ports, or ipc in the work folder); every wait is bounded.
 
 import argparse
 import csv
+import json
 import os
 import signal
 import socket
@@ -719,6 +720,34 @@ def scenario_startup(args):
     check("stopping during start-up" in d.log_text(), "the log says it stopped during start-up")
 
 
+def scenario_bench(args):
+    """xasmap bench against a real daemon: every message answered, the report's figures sane."""
+    if not args.xasmap:
+        raise SystemExit("the bench scenario needs --xasmap")
+    feed = Feed()  # only for a free endpoint: the bench binds the daemon's input itself
+    endpoint = feed.endpoint
+    feed.sock.close(linger=0)
+    d = Daemon(args, "bench", endpoint)
+    d.wait_ready()
+    for extra in (["--rate", "400", "--count", "400"], ["--count", "300", "--raw", "none"],
+                  ["--count", "2", "--stack", "16x16"]):
+        cmd = [args.xasmap, "bench", "--config", d.config, "--library", args.library, "--json"] + extra
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        print(run.stdout)
+        check(run.returncode == 0, "bench %s exits 0 (stderr: %s)" % (" ".join(extra), run.stderr.strip()))
+        result = [line for line in run.stdout.splitlines() if line.startswith("{")]
+        check(len(result) == 1, "bench prints one JSON line")
+        if result:
+            r = json.loads(result[0])
+            n = int(extra[extra.index("--count") + 1])
+            check(r["sent"] == n and r["answered"] == n and r["missing"] == 0 and r["duplicates"] == 0,
+                  "bench %s: every message answered once: %s" % (" ".join(extra), r))
+            check(0 < r["p50_us"] <= r["p90_us"] <= r["p99_us"] <= r["p999_us"] <= r["max_us"],
+                  "latency percentiles ordered")
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+
+
 SCENARIOS = {
     "stream": scenario_stream,
     "stack": scenario_stack,
@@ -728,6 +757,7 @@ SCENARIOS = {
     "reload": scenario_reload,
     "idle": scenario_idle,
     "startup": scenario_startup,
+    "bench": scenario_bench,
 }
 
 
@@ -735,6 +765,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     parser.add_argument("--xasmapd", required=True)
+    parser.add_argument("--xasmap", help="the xasmap tool (the bench scenario runs it)")
     parser.add_argument("--model", required=True)
     parser.add_argument("--library", required=True)
     parser.add_argument("--workdir", required=True)
