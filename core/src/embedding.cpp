@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <exception>
 #include <queue>
 #include <random>
 #include <thread>
@@ -23,15 +24,32 @@ void parallel_for(Eigen::Index n, int threads,
     body(0, n);
     return;
   }
+  // An exception in any chunk is caught where it happens, every thread is joined, and the first
+  // one is rethrown here: a throwing body neither terminates the process nor leaks threads.
+  std::vector<std::exception_ptr> errors(static_cast<std::size_t>(t));
+  const auto run = [&](int i, Eigen::Index begin, Eigen::Index end) {
+    try {
+      body(begin, end);
+    } catch (...) {
+      errors[static_cast<std::size_t>(i)] = std::current_exception();
+    }
+  };
   std::vector<std::thread> pool;
   const Eigen::Index chunk = (n + t - 1) / t;
-  for (int i = 1; i < t; ++i) {
-    const Eigen::Index begin = i * chunk;
-    const Eigen::Index end = std::min(n, begin + chunk);
-    if (begin < end) pool.emplace_back(body, begin, end);
+  try {
+    for (int i = 1; i < t; ++i) {
+      const Eigen::Index begin = i * chunk;
+      const Eigen::Index end = std::min(n, begin + chunk);
+      if (begin < end) pool.emplace_back(run, i, begin, end);
+    }
+  } catch (...) {
+    errors[0] = std::current_exception();  // a thread could not be started: finish the rest here
   }
-  body(0, std::min(n, chunk));
+  if (!errors[0]) run(0, 0, std::min(n, chunk));
   for (auto& th : pool) th.join();
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
 }
 
 void FeatureSpace::prepare() {

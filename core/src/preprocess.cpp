@@ -21,9 +21,10 @@ void resample_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen:
   const Eigen::Index n = energy.size();
   const double lo = energy[0];
   const double hi = energy[n - 1];
-  window.first = std::max(0, static_cast<int>(std::ceil((lo - grid.emin_ev) / grid.step_ev - 1e-9)));
-  window.last = std::min(grid.size - 1,
-                         static_cast<int>(std::floor((hi - grid.emin_ev) / grid.step_ev + 1e-9)));
+  // Clamped in double before the conversion, so that energies far outside the grid stay defined.
+  const double grid_last = grid.size - 1;
+  window.first = static_cast<int>(std::clamp(std::ceil((lo - grid.emin_ev) / grid.step_ev - 1e-9), 0.0, grid_last + 1));
+  window.last = static_cast<int>(std::clamp(std::floor((hi - grid.emin_ev) / grid.step_ev + 1e-9), -1.0, grid_last));
   Eigen::Index j = 0;
   for (int i = window.first; i <= window.last; ++i) {
     const double e = grid.at(i);

@@ -336,8 +336,10 @@ void to_param_map_into(const std::vector<ParameterInfo>& info, const std::vector
     v.text.clear();
     v.integer = false;
     if (!info[p].category_names.empty()) {
-      const auto i = static_cast<std::size_t>(values[p]);
-      if (values[p] >= 0 && i < info[p].category_names.size()) v.text.assign(info[p].category_names[i]);
+      const double index = values[p];
+      if (index >= 0 && index < static_cast<double>(info[p].category_names.size())) {
+        v.text.assign(info[p].category_names[static_cast<std::size_t>(index)]);
+      }
     } else if (info[p].categorical && std::isfinite(values[p]) && values[p] == std::round(values[p])) {
       v.integer = true;
     }
@@ -538,7 +540,12 @@ EstimateMapMessage decode_estimate_map(const std::uint8_t* data, std::size_t siz
   EstimateMapMessage m;
   m.id = v.str("id");
   m.seq = v.count("seq");
-  for (double s : read_number_array(v, "shape")) m.shape.push_back(static_cast<std::int64_t>(s));
+  for (double s : read_number_array(v, "shape")) {
+    if (!(s >= 1 && s <= 2147483648.0) || s != std::floor(s)) {
+      throw ProtocolError(ErrorCode::kOutOfRange, "shape", "field 'shape' must hold positive integers");
+    }
+    m.shape.push_back(static_cast<std::int64_t>(s));
+  }
   if (v.str("dtype") != "f4") {
     throw ProtocolError(ErrorCode::kOutOfRange, "dtype", "field 'dtype' must be \"f4\"");
   }

@@ -2,18 +2,24 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <new>
 
 #include "msgpack_detail.hpp"
 #include "xasmap/protocol/messages.hpp"
+#include "xasmap/protocol/results.hpp"
 
 namespace xasmap::protocol {
 
 namespace {
 
 static_assert(std::endian::native == std::endian::little, "bin arrays are little-endian");
+
+constexpr std::size_t kMaxMapEntries = 4096;  // the message map and `meta`'s maps
+constexpr std::size_t kMaxDepth = 32;         // nesting levels, `meta` included
 
 using detail::is_number;
 using detail::number;
@@ -89,8 +95,22 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
                                 const DecodeLimits& limits) {
   msgpack::object_handle handle;
   std::size_t offset = 0;
+  // Decoded msgpack takes ~24 bytes an element whatever its size on the wire, so arrays, maps and
+  // nesting are bounded while unpacking, before any of it is built.
+  const msgpack::unpack_limit bounds(std::max(limits.max_points, limits.max_array_elements), kMaxMapEntries,
+                                     0xffffffff, 0xffffffff, 0xffffffff, kMaxDepth);
   try {
-    handle = msgpack::unpack(reinterpret_cast<const char*>(data), size, offset);
+    handle = msgpack::unpack(reinterpret_cast<const char*>(data), size, offset, nullptr, nullptr, bounds);
+  } catch (const msgpack::size_overflow&) {
+    throw ProtocolError(ErrorCode::kTooLarge, "",
+                        "an array of more than " + std::to_string(std::max(limits.max_points, limits.max_array_elements)) +
+                            " elements, a map of more than " + std::to_string(kMaxMapEntries) +
+                            " entries, or nesting deeper than " + std::to_string(kMaxDepth) +
+                            " levels (send large stacks as bin)",
+                        peek_id(data, size));
+  } catch (const std::bad_alloc&) {
+    throw ProtocolError(ErrorCode::kTooLarge, "", "decoding the message needs more memory than is available",
+                        peek_id(data, size));
   } catch (const std::exception& e) {
     throw ProtocolError(ErrorCode::kBadMsgpack, "", std::string("undecodable msgpack: ") + e.what());
   }

@@ -156,6 +156,7 @@ struct Daemon::Impl {
                           : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {
     limits.max_points = static_cast<std::size_t>(config.input.max_points);
     limits.max_stack_pixels = static_cast<std::size_t>(config.input.max_stack_pixels);
+    limits.max_array_elements = 64 * limits.max_points;
   }
 
   // ---- configuration and state ----
@@ -207,6 +208,7 @@ struct Daemon::Impl {
   std::atomic<bool> shutdown_requested{false}, reloading{false};
   std::mutex reload_mutex;
   std::thread reload_thread;       // guarded by reload_mutex
+  bool stopping = false;           // guarded by reload_mutex
   std::string last_reload_error;   // guarded by reload_mutex
   std::string last_reload_result;  // guarded by reload_mutex
 
@@ -310,13 +312,15 @@ struct Daemon::Impl {
     std::uint64_t seen = 0;
     for (;;) {
       auto job = queue.pop(std::chrono::milliseconds(100));
-      if (!job) {
-        if (queue.closed_and_empty()) return;
-        continue;
-      }
+      // A reloaded model is taken up on the next job or within 100 ms when idle, so that an idle
+      // worker does not keep an old model alive.
       if (generation.load(std::memory_order_acquire) != seen) {
         state = current_model();
         seen = state->generation;
+      }
+      if (!job) {
+        if (queue.closed_and_empty()) return;
+        continue;
       }
       try {
         process(*job, *state);
@@ -804,7 +808,7 @@ struct Daemon::Impl {
 
   bool start_reload(const std::string& why) {
     std::lock_guard lock(reload_mutex);
-    if (!ready.load()) return false;  // the start-up build is still running (or stopping)
+    if (!ready.load() || stopping) return false;  // the start-up build is still running, or stopping
     bool expected = false;
     if (!reloading.compare_exchange_strong(expected, true)) return false;
     if (reload_thread.joinable()) reload_thread.join();
@@ -918,6 +922,7 @@ struct Daemon::Impl {
       if (publisher.joinable()) publisher.join();
       stop_control = true;
       if (controller.joinable()) controller.join();
+      log->flush();
       spdlog::shutdown();
       // The builder cannot be interrupted; leave without waiting for it (and without running
       // destructors it might still depend on).
@@ -991,7 +996,11 @@ struct Daemon::Impl {
 
   void drain() {
     const auto t0 = Clock::now();
-    ready = false;
+    {
+      std::lock_guard lock(reload_mutex);  // from here on, start_reload() refuses
+      ready = false;
+      stopping = true;
+    }
     stop_receiving = true;
     if (receiver.joinable()) receiver.join();
     queue.close();
@@ -1000,10 +1009,14 @@ struct Daemon::Impl {
     if (publisher.joinable()) publisher.join();
     stop_control = true;
     if (controller.joinable()) controller.join();
+    // A reload still building finishes on its own (it needs reload_mutex at its end, so it is
+    // joined without holding it); its model is simply not used.
+    std::thread pending;
     {
       std::lock_guard lock(reload_mutex);
-      if (reload_thread.joinable()) reload_thread.join();
+      pending = std::move(reload_thread);
     }
+    if (pending.joinable()) pending.join();
     const Counters c = counters();
     log->info("xasmapd stopped in {:.3f} s: received {}, published {}, rejected {}, dropped {}",
               std::chrono::duration<double>(Clock::now() - t0).count(), c.received, c.published, c.rejected,

@@ -113,7 +113,8 @@ int main(int argc, char** argv) {
     std::cerr << "xasmapd: " << e.what() << "\n";
     return kExitConfig;
   } catch (const std::exception& e) {
+    // Not the configuration's fault (that is ConfigError above): systemd may restart on this.
     std::cerr << "xasmapd: " << e.what() << "\n";
-    return kExitConfig;
+    return kExitUnavailable;
   }
 }

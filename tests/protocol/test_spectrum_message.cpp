@@ -237,3 +237,51 @@ TEST_CASE("stack shapes whose pixel count would overflow are too large and not w
     CHECK(e.detail().find("must be positive") != std::string::npos);
   }
 }
+
+TEST_CASE("arrays and nesting beyond the decoder's bounds are too large before they are built", "[protocol]") {
+  // A 13-byte message announcing a 2^31-element intensity array.
+  msgpack::sbuffer b;
+  msgpack::packer<msgpack::sbuffer> pk(b);
+  pk.pack_map(2);
+  pk.pack("id");
+  pk.pack("x");
+  pk.pack("intensity");
+  b.write("\xdd\x80\x00\x00\x00", 5);  // array32 header, no elements
+  try {
+    decode_spectrum(reinterpret_cast<const std::uint8_t*>(b.data()), b.size());
+    FAIL("accepted");
+  } catch (const ProtocolError& e) {
+    CHECK(e.code() == ErrorCode::kTooLarge);
+  }
+  // `meta` nested 100 deep.
+  msgpack::sbuffer d;
+  msgpack::packer<msgpack::sbuffer> pd(d);
+  pd.pack_map(4);
+  pd.pack("id");
+  pd.pack("deep");
+  pd.pack("energy");
+  pd.pack(std::vector<double>{1, 2, 3});
+  pd.pack("intensity");
+  pd.pack(std::vector<double>{1, 2, 3});
+  pd.pack("meta");
+  for (int i = 0; i < 100; ++i) {
+    pd.pack_map(1);
+    pd.pack("m");
+  }
+  pd.pack_nil();
+  try {
+    decode_spectrum(reinterpret_cast<const std::uint8_t*>(d.data()), d.size());
+    FAIL("accepted");
+  } catch (const ProtocolError& e) {
+    CHECK(e.code() == ErrorCode::kTooLarge);
+    CHECK(e.detail().find("nesting") != std::string::npos);
+  }
+  // Within the bounds, meta nests fine.
+  SpectrumMessage m;
+  m.id = "ok";
+  m.energy = {1, 2, 3};
+  m.intensity = {1, 2, 3};
+  m.meta = {0x81, 0xa1, 'a', 0x81, 0xa1, 'b', 0x01};  // {"a": {"b": 1}}
+  const auto ok = encode(m);
+  CHECK(decode_spectrum(ok.data(), ok.size()).meta == m.meta);
+}

@@ -98,6 +98,7 @@ LandmarkEmbedding embed_landmark_isomap(const FeatureSpace& space,
                                         int dims, int threads);
 
 // Runs body(begin, end) over [0, n) split into contiguous chunks on `threads` threads.
+// (An exception thrown by body on any thread is rethrown here once every thread has finished.)
 void parallel_for(Eigen::Index n, int threads,
                   const std::function<void(Eigen::Index, Eigen::Index)>& body);
 

@@ -82,6 +82,9 @@ struct SpectrumMessage {
 struct DecodeLimits {
   std::size_t max_points = 100000;      // energy points per spectrum
   std::size_t max_stack_pixels = 1u << 20;
+  // Elements of any one msgpack array (arrays of numbers suit single spectra and small stacks;
+  // large stacks go as bin). Also at least max_points.
+  std::size_t max_array_elements = 64 * 100000;
 };
 
 // Decodes and validates frame 1 of a spectrum message. Throws ProtocolError with the stable code,
