@@ -780,7 +780,11 @@ def main():
     parser.add_argument("--library", required=True)
     parser.add_argument("--workdir", required=True)
     args = parser.parse_args()
-    args.workdir = os.path.abspath(args.workdir)
+    # Absolute paths: the daemons' configs live in the work folder, and relative paths in a
+    # config resolve against its folder.
+    for name in ("workdir", "xasmapd", "model", "library", "xasmap"):
+        if getattr(args, name):
+            setattr(args, name, os.path.abspath(getattr(args, name)))
     os.makedirs(args.workdir, exist_ok=True)
     t0 = time.time()
     try:
