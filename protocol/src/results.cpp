@@ -346,6 +346,30 @@ void to_param_map_into(const std::vector<ParameterInfo>& info, const std::vector
   }
 }
 
+void to_estimate_message(const std::vector<ParameterInfo>& params, const Estimate& e, EstimateMessage& out) {
+  to_param_map_into(params, e.values, out.params);
+  out.confidence.resize(0);
+  out.uncertainty.resize(0);
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    auto& target = params[p].categorical ? out.confidence : out.uncertainty;
+    target.emplace_back(params[p].name, params[p].categorical ? e.confidence[p] : e.uncertainty[p]);
+  }
+  out.embedding.assign(e.map.data(), e.map.data() + e.map.size());
+  out.neighbors.resize(e.neighbors.size());
+  for (std::size_t i = 0; i < e.neighbors.size(); ++i) {
+    const Neighbor& n_in = e.neighbors[i];
+    NeighborEntry& n_out = out.neighbors[i];
+    n_out.label.assign(n_in.label);
+    to_param_map_into(params, n_in.values, n_out.params);
+    n_out.distance = n_in.distance;
+    n_out.shift_ev = n_in.shift_ev;
+  }
+  out.novelty = e.novelty;
+  out.in_library = e.in_library;
+  out.energy_shift_ev = e.energy_shift_ev;
+  out.coverage = e.coverage;
+}
+
 void stamp(Encoded& message, std::uint64_t seq, double time_published, double service_us,
            std::optional<double> end_to_end_us) {
   auto& b = message.bytes;

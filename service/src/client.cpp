@@ -1,5 +1,6 @@
 #include "client.hpp"
 
+#include <cerrno>
 #include <csignal>
 #include <cmath>
 #include <cstdio>
@@ -44,6 +45,17 @@ std::optional<msgpack::object_handle> control_request(zmq::context_t& context, c
   zmq::message_t reply;
   if (!req.recv(reply)) return std::nullopt;
   return msgpack::unpack(static_cast<const char*>(reply.data()), reply.size());
+}
+
+bool wait_readable(zmq::socket_t& socket, std::chrono::milliseconds timeout) {
+  zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+  try {
+    zmq::poll(&item, 1, timeout);
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EINTR) return false;
+    throw;
+  }
+  return (item.revents & ZMQ_POLLIN) != 0;
 }
 
 const msgpack::object* find_key(const msgpack::object& map, std::string_view key) {

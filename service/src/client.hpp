@@ -22,6 +22,11 @@ std::optional<msgpack::object_handle> control_request(zmq::context_t& context, c
                                                       const std::string& cmd,
                                                       std::chrono::milliseconds timeout);
 
+// Waits up to `timeout` for `socket` to have a message. False on a timeout, and also when a
+// signal (Ctrl-C, SIGTERM, a terminal resize) cut the wait short, so that the caller's loop
+// re-checks its stop conditions.
+bool wait_readable(zmq::socket_t& socket, std::chrono::milliseconds timeout);
+
 // A msgpack value as compact JSON (bin as "<bin: N bytes>", non-finite floats as null).
 std::string to_json(const msgpack::object& o);
 

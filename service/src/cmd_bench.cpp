@@ -151,11 +151,7 @@ int run_bench(const CliArgs& args) {
   std::vector<Template> templates;
   std::string kind = "spectrum";
   if (args.value("stack")) {
-    const auto dims = split(*args.value("stack"), 'x');
-    int rows = 0, cols = 0;
-    if (dims.size() != 2 || (rows = std::atoi(dims[0].c_str())) <= 0 || (cols = std::atoi(dims[1].c_str())) <= 0) {
-      throw UsageError("--stack must look like 256x256");
-    }
+    const auto [rows, cols] = parse_stack_size(*args.value("stack"));
     templates.push_back(make_template(make_stack(lib, default_image(rows, cols), {lib.labels.front(), lib.labels.back()},
                                                  Perturbation{}, rng),
                                       raw));
@@ -241,12 +237,7 @@ int run_bench(const CliArgs& args) {
       drain_until = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(drain));
     }
     if (Clock::now() > drain_until || (!sending.load() && unique >= sent.load())) break;
-    zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
-    try {
-      zmq::poll(&item, 1, std::chrono::milliseconds(50));
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) throw;
-    }
+    wait_readable(sub, std::chrono::milliseconds(50));  // then take whatever has arrived
     zmq::message_t topic, body;
     while (sub.recv(topic, zmq::recv_flags::dontwait)) {
       if (!topic.more()) continue;

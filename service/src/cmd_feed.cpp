@@ -90,11 +90,7 @@ int run_feed(const CliArgs& args) {
   std::string kind;
   if (args.value("stack")) {
     if (!args.value("library")) throw UsageError("--stack needs --library DIR for the phases' spectra");
-    const auto dims = split(*args.value("stack"), 'x');
-    int rows = 0, cols = 0;
-    if (dims.size() != 2 || (rows = std::atoi(dims[0].c_str())) <= 0 || (cols = std::atoi(dims[1].c_str())) <= 0) {
-      throw UsageError("--stack must look like 64x64");
-    }
+    const auto [rows, cols] = parse_stack_size(*args.value("stack"));
     const Library lib = load_library(*args.value("library"));
     auto image = args.value("stack-image") ? read_pgm(*args.value("stack-image")) : default_image(rows, cols);
     if (static_cast<int>(image.size()) != rows || static_cast<int>(image.front().size()) != cols) {

@@ -11,7 +11,6 @@
 #include <zmq.hpp>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -132,26 +131,6 @@ LibraryView view_of(const msgpack::object& reply) {
   }
   if (const auto* m = find_key(reply, "method"); m && m->type == msgpack::type::STR) v.method = m->as<std::string>();
   return v;
-}
-
-Placed placed_of(const std::string& id, const Model& model, const Estimate& e) {
-  Placed p;
-  p.id = id;
-  p.map.assign(e.map.data(), e.map.data() + e.map.size());
-  p.params = protocol::to_param_map(model.parameters(), e.values);
-  for (std::size_t i = 0; i < model.parameters().size(); ++i) {
-    const auto& info = model.parameters()[i];
-    (info.categorical ? p.confidence : p.uncertainty)
-        .emplace_back(info.name, info.categorical ? e.confidence[i] : e.uncertainty[i]);
-  }
-  if (!e.neighbors.empty()) {
-    p.best_label = e.neighbors.front().label;
-    p.shift_ev = e.neighbors.front().shift_ev;
-  }
-  p.novelty = e.novelty;
-  p.in_library = e.in_library;
-  p.measured = true;
-  return p;
 }
 
 Placed placed_of(const protocol::EstimateMessage& m) {
@@ -477,14 +456,7 @@ int run_map(const CliArgs& args) {
     install_interrupt_handler();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
     while (!interrupted() && std::chrono::steady_clock::now() < deadline) {
-      zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
-      try {
-        zmq::poll(&item, 1, std::chrono::milliseconds(100));
-      } catch (const zmq::error_t& e) {
-        if (e.num() == EINTR) continue;  // Ctrl-C or SIGTERM: the loop's condition ends it
-        throw;
-      }
-      if (!(item.revents & ZMQ_POLLIN)) continue;
+      if (!wait_readable(sub, std::chrono::milliseconds(100))) continue;
       zmq::message_t topic, body;
       (void)sub.recv(topic);
       if (!topic.more()) continue;
@@ -519,7 +491,11 @@ int run_map(const CliArgs& args) {
     for (const auto& f : args.positionals()) {
       const Spectrum s = read_spectrum(f);
       try {
-        placed.push_back(placed_of(std::filesystem::path(f).stem().string(), *model, model->estimate(s)));
+        protocol::EstimateMessage m;
+        m.id = std::filesystem::path(f).stem().string();
+        protocol::to_estimate_message(model->parameters(), model->estimate(s), m);
+        placed.push_back(placed_of(m));
+        placed.back().measured = true;
         ++estimates;
       } catch (const PreprocessError& e) {
         ++errors["rejected"];

@@ -5,8 +5,6 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <array>
-#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <iostream>
@@ -215,14 +213,7 @@ int run_watch(const CliArgs& args) {
       const auto since = Clock::now() - last_draw;
       if (!drawn || (since >= refresh && (changed || since >= std::chrono::seconds(1)))) redraw();
     }
-    std::array<zmq::pollitem_t, 1> items = {{{sub.handle(), 0, ZMQ_POLLIN, 0}}};
-    try {
-      zmq::poll(items, kPollPeriod);
-    } catch (const zmq::error_t& e) {
-      if (e.num() == EINTR) continue;  // a signal: Ctrl-C, SIGTERM or a resize
-      throw;
-    }
-    if (!(items[0].revents & ZMQ_POLLIN)) continue;
+    if (!wait_readable(sub, kPollPeriod)) continue;  // nothing yet, or a signal: Ctrl-C, SIGTERM, a resize
     for (int i = 0; i < kBatch && !done(); ++i) {
       const std::optional<std::string> line = receive_one(sub, state);
       if (!line) break;

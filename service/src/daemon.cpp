@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bounded_queue.hpp"
+#include "client.hpp"
 #include "latency_histogram.hpp"
 #include "model_builder.hpp"
 #include "xasmap/core/embedding.hpp"
@@ -32,10 +33,6 @@ using Clock = std::chrono::steady_clock;
 using protocol::ErrorCode;
 
 constexpr auto kPollPeriod = std::chrono::milliseconds(50);
-
-double wall_now() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 double micros(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double, std::micro>(to - from).count();
@@ -228,7 +225,7 @@ struct Daemon::Impl {
     e.code = code;
     e.field = std::move(field);
     e.message = std::move(message);
-    e.time = wall_now();
+    e.time = wall_seconds();
     log->debug("rejected {}: {}: {}", e.id ? "'" + *e.id + "'" : "a message without id",
                protocol::to_string(code), e.message);
     Outgoing out;
@@ -380,31 +377,9 @@ struct Daemon::Impl {
     }
     latency.compute = micros(t1, Clock::now());
 
-    const Estimate& e = w.estimate;
     protocol::EstimateMessage& em = w.message;
     em.id.swap(m.id);
-    const auto& params = model.parameters();
-    protocol::to_param_map_into(params, e.values, em.params);
-    em.confidence.resize(0);
-    em.uncertainty.resize(0);
-    for (std::size_t p = 0; p < params.size(); ++p) {
-      auto& target = params[p].categorical ? em.confidence : em.uncertainty;
-      target.emplace_back(params[p].name, params[p].categorical ? e.confidence[p] : e.uncertainty[p]);
-    }
-    em.embedding.assign(e.map.data(), e.map.data() + e.map.size());
-    em.neighbors.resize(e.neighbors.size());
-    for (std::size_t i = 0; i < e.neighbors.size(); ++i) {
-      const Neighbor& n_in = e.neighbors[i];
-      protocol::NeighborEntry& n_out = em.neighbors[i];
-      n_out.label.assign(n_in.label);
-      protocol::to_param_map_into(params, n_in.values, n_out.params);
-      n_out.distance = n_in.distance;
-      n_out.shift_ev = n_in.shift_ev;
-    }
-    em.novelty = e.novelty;
-    em.in_library = e.in_library;
-    em.energy_shift_ev = e.energy_shift_ev;
-    em.coverage = e.coverage;
+    protocol::to_estimate_message(model.parameters(), w.estimate, em);
     em.latency = latency;
     em.meta.swap(m.meta);
 
@@ -494,13 +469,13 @@ struct Daemon::Impl {
       e.message = "dropped by the overflow policy " + config::to_string(config.input.overflow) +
                   ": the input queue (input.queue_capacity " +
                   std::to_string(config.input.queue_capacity) + ") was full";
-      e.time = wall_now();
+      e.time = wall_seconds();
       o.encoded.bytes = protocol::encode(e);
     }
     const Clock::time_point now = Clock::now();
     if (o.stamp) {
       const double service = micros(o.received, now);
-      const double wall = wall_now();
+      const double wall = wall_seconds();
       std::optional<double> end_to_end;
       if (o.acquisition_time) end_to_end = (wall - *o.acquisition_time) * 1e6;
       protocol::stamp(o.encoded, ++seq, wall, service, end_to_end);
@@ -548,7 +523,7 @@ struct Daemon::Impl {
 
   void publish_metrics(double interval_s) {
     protocol::MetricsMessage m;
-    m.time = wall_now();
+    m.time = wall_seconds();
     m.uptime_s = std::chrono::duration<double>(Clock::now() - started).count();
     m.interval_s = interval_s;
     const Counters c = counters();

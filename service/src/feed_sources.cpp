@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -23,6 +24,15 @@ double interp(const Eigen::VectorXd& x, const Eigen::VectorXd& y, double at) {
 }
 
 }  // namespace
+
+std::pair<int, int> parse_stack_size(const std::string& text) {
+  const auto dims = split(text, 'x');
+  int rows = 0, cols = 0;
+  if (dims.size() != 2 || (rows = std::atoi(dims[0].c_str())) <= 0 || (cols = std::atoi(dims[1].c_str())) <= 0) {
+    throw UsageError("--stack must look like 64x64 (rows x columns), not '" + text + "'");
+  }
+  return {rows, cols};
+}
 
 std::vector<double> to_std(const Eigen::VectorXd& v) { return {v.data(), v.data() + v.size()}; }
 

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "xasmap/core/library.hpp"
@@ -39,6 +40,10 @@ std::vector<std::vector<int>> default_image(int rows, int cols);
 // pick, with noise, on one energy axis and one calibration offset.
 Source make_stack(const Library& lib, const std::vector<std::vector<int>>& image,
                   const std::vector<std::string>& phases, const Perturbation& p, std::mt19937_64& rng);
+
+// The size of a --stack option, "RxC" (e.g. 64x64): rows and columns, both positive. Throws
+// UsageError otherwise.
+std::pair<int, int> parse_stack_size(const std::string& text);
 
 std::vector<double> to_std(const Eigen::VectorXd& v);
 std::vector<std::string> split(const std::string& s, char sep);

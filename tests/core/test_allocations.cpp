@@ -1,5 +1,5 @@
-// The daemon's hot path does not allocate once warm: preprocessing, estimation and encoding an
-// estimate reuse their storage. This executable counts every malloc of the process, so it has its
+// The daemon's hot path does not allocate once warm: preprocessing, estimation, filling the
+// `estimate` message and encoding it reuse their storage. This executable counts every malloc of the process, so it has its
 // own main and is not built under the sanitizers (which replace malloc themselves).
 
 #define CATCH_CONFIG_RUNNER
@@ -91,8 +91,7 @@ TEST_CASE("preprocess_into and estimate_into allocate nothing once warm", "[core
     const auto once = [&] {
       preprocess_into(energy, intensity, o.preprocess, prepared);
       model.estimate_into(prepared, estimate);
-      protocol::to_param_map_into(model.parameters(), estimate.values, message.params);
-      message.embedding.assign(estimate.map.data(), estimate.map.data() + estimate.map.size());
+      protocol::to_estimate_message(model.parameters(), estimate, message);
       protocol::encode_into(message, encoded);
     };
     for (int i = 0; i < 3; ++i) once();  // warm: scratch and buffers take their sizes

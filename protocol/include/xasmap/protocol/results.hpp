@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "xasmap/core/library.hpp"
+#include "xasmap/core/model.hpp"
 
 namespace xasmap::protocol {
 
@@ -67,6 +68,11 @@ struct EstimateMessage {
   std::vector<std::uint8_t> meta;  // msgpack bytes of the echoed map; empty: nil
   bool operator==(const EstimateMessage&) const = default;
 };
+
+// Fills the estimate's parts of `out` (params, uncertainty, confidence, embedding, neighbors,
+// novelty, in_library, energy_shift_ev, coverage) from a model's Estimate, reusing out's storage;
+// id, seq, latency, time_published and meta are the caller's.
+void to_estimate_message(const std::vector<ParameterInfo>& params, const Estimate& e, EstimateMessage& out);
 
 // Where stamp() writes: byte offsets of fixed-width fields (0: absent).
 struct StampOffsets {
