@@ -3,10 +3,14 @@
 #include <algorithm>
 #include <charconv>
 #include <fstream>
-#include <set>
-#include <sstream>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string_view>
+#include <unordered_set>
 
 #include "xasmap/core/error.hpp"
+#include "xasmap/core/npy.hpp"
 
 namespace xasmap {
 
@@ -27,63 +31,91 @@ Library Library::without(std::size_t index) const {
 
 namespace {
 
-std::vector<std::string> split(const std::string& line) {
-  std::vector<std::string> fields;
-  std::string field;
-  std::istringstream in(line);
-  while (std::getline(in, field, ',')) {
-    const auto a = field.find_first_not_of(" \t");
-    const auto b = field.find_last_not_of(" \t");
-    fields.push_back(a == std::string::npos ? std::string() : field.substr(a, b - a + 1));
-  }
-  if (!line.empty() && line.back() == ',') fields.emplace_back();
-  return fields;
-}
-
-bool is_number(const std::string& s, double& v) {
+bool is_number(std::string_view s, double& v) {
   const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   return ec == std::errc() && ptr == s.data() + s.size() && !s.empty();
 }
 
-}  // namespace
-
-Library load_library(const std::filesystem::path& folder) {
-  const std::filesystem::path manifest = folder / "manifest.csv";
-  std::ifstream in(manifest);
-  if (!in) throw Error(manifest.string() + ": cannot read the library manifest");
-  std::string line;
+// manifest.csv: a header and one row of comma-separated fields per spectrum, kept as one text
+// with field offsets (a matrix library's manifest may list millions of rows).
+struct Manifest {
+  std::filesystem::path path;
   std::vector<std::string> header;
-  std::vector<std::vector<std::string>> rows;
-  std::vector<int> row_lines;
+  std::string text;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> fields;  // [begin, end) in text
+  std::vector<int> lines;                                        // file line of each row
+  std::size_t rows() const { return lines.size(); }
+  std::string_view field(std::size_t r, std::size_t c) const {
+    const auto [b, e] = fields[r * header.size() + c];
+    return std::string_view(text).substr(b, e - b);
+  }
+  std::string where(std::size_t r) const { return path.string() + ":" + std::to_string(lines[r]); }
+};
+
+std::string_view trim(std::string_view f) {
+  const auto a = f.find_first_not_of(" \t");
+  if (a == std::string_view::npos) return {};
+  return f.substr(a, f.find_last_not_of(" \t") - a + 1);
+}
+
+// Reads the manifest; its first column must be `key` (file or label).
+Manifest read_manifest(const std::filesystem::path& folder, const std::string& key) {
+  Manifest m;
+  m.path = folder / "manifest.csv";
+  std::ifstream in(m.path);
+  if (!in) throw Error(m.path.string() + ": cannot read the library manifest");
+  std::string line;
+  std::vector<std::string_view> parts;
   int line_number = 0;
   while (std::getline(in, line)) {
     ++line_number;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.rfind("\xEF\xBB\xBF", 0) == 0) line.erase(0, 3);
     if (line.empty() || line[0] == '#') continue;
-    auto fields = split(line);
-    if (header.empty()) {
-      header = fields;
-      if (header.size() < 2 || header[0] != "file") {
-        throw Error(manifest.string() + ":" + std::to_string(line_number) +
-                    ": expected a header 'file,<parameter>,...'");
+    parts.clear();
+    std::string_view rest(line);
+    while (true) {
+      const auto comma = rest.find(',');
+      parts.push_back(trim(rest.substr(0, comma)));
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+    if (m.header.empty()) {
+      m.header.assign(parts.begin(), parts.end());
+      if (m.header.size() < 2 || m.header[0] != key) {
+        throw Error(m.path.string() + ":" + std::to_string(line_number) + ": expected a header '" + key +
+                    ",<parameter>,...'");
       }
       continue;
     }
-    if (fields.size() != header.size()) {
-      throw Error(manifest.string() + ":" + std::to_string(line_number) + ": expected " +
-                  std::to_string(header.size()) + " fields, found " +
-                  std::to_string(fields.size()));
+    if (parts.size() != m.header.size()) {
+      throw Error(m.path.string() + ":" + std::to_string(line_number) + ": expected " +
+                  std::to_string(m.header.size()) + " fields, found " + std::to_string(parts.size()));
     }
-    rows.push_back(std::move(fields));
-    row_lines.push_back(line_number);
+    for (const auto f : parts) {
+      const auto begin = static_cast<std::uint32_t>(m.text.size());
+      m.text.append(f);
+      m.fields.emplace_back(begin, static_cast<std::uint32_t>(m.text.size()));
+    }
+    if (m.text.size() > std::numeric_limits<std::uint32_t>::max() / 2) {
+      throw Error(m.path.string() + ": manifest too large");
+    }
+    m.lines.push_back(line_number);
   }
-  if (rows.empty()) throw Error(manifest.string() + ": no spectra listed");
+  if (m.rows() == 0) throw Error(m.path.string() + ": no spectra listed");
+  return m;
+}
 
-  Library lib;
-  for (std::size_t c = 1; c < header.size(); ++c) {
+// The parameters (columns after the first) and each row's values. A column is categorical when
+// named charge or symmetry, marked `:cat`, or holding any text; text values are coded 0, 1, ...
+// in order of appearance. Keys (the first column) must be unique.
+void read_parameters(const Manifest& m, std::vector<ParameterInfo>& parameters,
+                     std::vector<std::vector<double>>& values) {
+  const std::size_t cols = m.header.size();
+  parameters.clear();
+  for (std::size_t c = 1; c < cols; ++c) {
     ParameterInfo p;
-    p.name = header[c];
+    p.name = m.header[c];
     if (p.name.size() > 4 && p.name.ends_with(":cat")) {
       p.name.resize(p.name.size() - 4);
       p.categorical = true;
@@ -91,47 +123,179 @@ Library load_library(const std::filesystem::path& folder) {
     p.categorical = p.categorical || p.name == "charge" || p.name == "symmetry";
     bool all_numbers = true;
     double v = 0;
-    for (const auto& r : rows) all_numbers = all_numbers && is_number(r[c], v);
+    for (std::size_t r = 0; r < m.rows() && all_numbers; ++r) all_numbers = is_number(m.field(r, c), v);
     if (!all_numbers) {
       p.categorical = true;
-      for (const auto& r : rows) {
-        if (std::find(p.category_names.begin(), p.category_names.end(), r[c]) ==
-            p.category_names.end()) {
-          p.category_names.push_back(r[c]);
+      for (std::size_t r = 0; r < m.rows(); ++r) {
+        const std::string_view f = m.field(r, c);
+        if (std::find(p.category_names.begin(), p.category_names.end(), f) == p.category_names.end()) {
+          p.category_names.emplace_back(f);
         }
       }
     }
-    lib.parameters.push_back(p);
+    parameters.push_back(p);
   }
-  std::set<std::string> seen;
-  for (std::size_t r = 0; r < rows.size(); ++r) {
-    const auto& fields = rows[r];
-    const std::string where = manifest.string() + ":" + std::to_string(row_lines[r]);
-    if (!seen.insert(fields[0]).second) throw Error(where + ": '" + fields[0] + "' listed twice");
-    Spectrum s;
-    try {
-      s = read_spectrum(folder / fields[0]);
-    } catch (const Error& e) {
-      throw Error(where + ": " + e.what());
+  std::unordered_set<std::string_view> seen;
+  seen.reserve(m.rows());
+  values.assign(m.rows(), {});
+  for (std::size_t r = 0; r < m.rows(); ++r) {
+    if (!seen.insert(m.field(r, 0)).second) {
+      throw Error(m.where(r) + ": '" + std::string(m.field(r, 0)) + "' listed twice");
     }
-    std::vector<double> values;
-    for (std::size_t c = 1; c < fields.size(); ++c) {
-      const ParameterInfo& p = lib.parameters[c - 1];
+    auto& row = values[r];
+    row.reserve(cols - 1);
+    for (std::size_t c = 1; c < cols; ++c) {
+      const ParameterInfo& p = parameters[c - 1];
       double v = 0;
       if (p.category_names.empty()) {
-        is_number(fields[c], v);
+        is_number(m.field(r, c), v);
       } else {
-        v = static_cast<double>(std::find(p.category_names.begin(), p.category_names.end(),
-                                          fields[c]) -
+        v = static_cast<double>(std::find(p.category_names.begin(), p.category_names.end(), m.field(r, c)) -
                                 p.category_names.begin());
       }
-      values.push_back(v);
+      row.push_back(v);
     }
-    std::string label = fields[0];
+  }
+}
+
+const char* const kMatrixFile = "spectra.npy";
+const char* const kEnergyFile = "energy.npy";
+
+// energy.npy, checked; and spectra.npy opened, its shape checked against it and the manifest.
+Eigen::VectorXd open_matrix(const std::filesystem::path& folder, const Manifest& m, std::ifstream& in,
+                            NpyArray& array) {
+  const Eigen::VectorXd energy = read_npy_vector(folder / kEnergyFile);
+  if (energy.size() < 2) throw Error((folder / kEnergyFile).string() + ": at least 2 energies are needed");
+  for (Eigen::Index i = 0; i < energy.size(); ++i) {
+    if (!std::isfinite(energy[i]) || (i > 0 && !(energy[i] > energy[i - 1]))) {
+      throw Error((folder / kEnergyFile).string() + ": energies must be finite and strictly increasing (index " +
+                  std::to_string(i) + ")");
+    }
+  }
+  array = open_npy(folder / kMatrixFile, in);
+  const std::string name = (folder / kMatrixFile).string();
+  if (array.shape.size() != 2) throw Error(name + ": a two-dimensional array (spectra x energies) was expected");
+  if (array.shape[1] != energy.size()) {
+    throw Error(name + ": " + std::to_string(array.shape[1]) + " energies per row, but energy.npy holds " +
+                std::to_string(energy.size()));
+  }
+  if (static_cast<std::size_t>(array.shape[0]) != m.rows()) {
+    throw Error(name + ": " + std::to_string(array.shape[0]) + " rows, but manifest.csv lists " +
+                std::to_string(m.rows()) + " spectra");
+  }
+  return energy;
+}
+
+}  // namespace
+
+bool is_matrix_library(const std::filesystem::path& folder) {
+  return std::filesystem::exists(folder / kMatrixFile);
+}
+
+GridLibrary load_grid_library(const std::filesystem::path& folder, const EnergyGrid& grid) {
+  const Manifest m = read_manifest(folder, "label");
+  GridLibrary lib;
+  read_parameters(m, lib.parameters, lib.values);
+  lib.labels.reserve(m.rows());
+  for (std::size_t r = 0; r < m.rows(); ++r) lib.labels.emplace_back(m.field(r, 0));
+  std::ifstream in;
+  NpyArray array;
+  const Eigen::VectorXd energy = open_matrix(folder, m, in, array);
+  const auto rows = static_cast<Eigen::Index>(m.rows());
+  bool same = energy.size() == grid.size;
+  for (Eigen::Index i = 0; same && i < energy.size(); ++i) same = std::abs(energy[i] - grid.at(static_cast<int>(i))) <= 1e-6;
+  lib.rows.resize(rows, grid.size);
+  if (same) {
+    read_npy_values(in, array, folder / kMatrixFile, lib.rows.data(), static_cast<std::size_t>(lib.rows.size()));
+    return lib;
+  }
+  // Interpolation weights once, then row by row.
+  std::vector<Eigen::Index> left(static_cast<std::size_t>(grid.size));
+  std::vector<float> t(static_cast<std::size_t>(grid.size));
+  const Eigen::Index n = energy.size();
+  Eigen::Index j = 0;
+  for (int i = 0; i < grid.size; ++i) {
+    const double e = grid.at(i);
+    while (j + 2 < n && energy[j + 1] < e) ++j;
+    left[static_cast<std::size_t>(i)] = j;
+    t[static_cast<std::size_t>(i)] = static_cast<float>(std::clamp((e - energy[j]) / (energy[j + 1] - energy[j]), 0.0, 1.0));
+  }
+  std::vector<float> row(static_cast<std::size_t>(n));
+  for (Eigen::Index r = 0; r < rows; ++r) {
+    read_npy_values(in, array, folder / kMatrixFile, row.data(), row.size());
+    for (int i = 0; i < grid.size; ++i) {
+      const auto a = static_cast<std::size_t>(left[static_cast<std::size_t>(i)]);
+      const float w = t[static_cast<std::size_t>(i)];
+      lib.rows(r, i) = (1 - w) * row[a] + w * row[a + 1];
+    }
+  }
+  return lib;
+}
+
+void save_matrix_library(const std::filesystem::path& folder, const Eigen::VectorXd& energy_ev,
+                         const GridLibrary& library) {
+  if (library.rows.cols() != energy_ev.size() || static_cast<std::size_t>(library.rows.rows()) != library.labels.size() ||
+      library.values.size() != library.labels.size()) {
+    throw Error("save_matrix_library: rows, energies, labels and values disagree in size");
+  }
+  std::filesystem::create_directories(folder);
+  write_npy(folder / kEnergyFile, energy_ev);
+  write_npy(folder / kMatrixFile, library.rows.data(), library.rows.rows(), library.rows.cols());
+  std::ofstream out(folder / "manifest.csv");
+  out << "label";
+  for (const auto& p : library.parameters) {
+    out << ',' << p.name << (p.categorical && p.category_names.empty() && p.name != "charge" && p.name != "symmetry" ? ":cat" : "");
+  }
+  out << '\n';
+  char number[32];
+  for (std::size_t r = 0; r < library.labels.size(); ++r) {
+    out << library.labels[r];
+    for (std::size_t c = 0; c < library.parameters.size(); ++c) {
+      const auto& p = library.parameters[c];
+      const double v = library.values[r][c];
+      if (!p.category_names.empty()) {
+        out << ',' << p.category_names.at(static_cast<std::size_t>(v));
+      } else {
+        const auto [end, ec] = std::to_chars(number, number + sizeof number, v);
+        out << ',' << std::string_view(number, static_cast<std::size_t>(end - number));
+      }
+    }
+    out << '\n';
+  }
+  out.close();
+  if (!out) throw Error((folder / "manifest.csv").string() + ": write failed");
+}
+
+Library load_library(const std::filesystem::path& folder) {
+  if (is_matrix_library(folder)) {
+    const Manifest m = read_manifest(folder, "label");
+    Library lib;
+    read_parameters(m, lib.parameters, lib.values);
+    std::ifstream in;
+    NpyArray array;
+    const Eigen::VectorXd energy = open_matrix(folder, m, in, array);
+    std::vector<float> row(static_cast<std::size_t>(energy.size()));
+    for (std::size_t r = 0; r < m.rows(); ++r) {
+      read_npy_values(in, array, folder / kMatrixFile, row.data(), row.size());
+      Spectrum s{energy, Eigen::Map<const Eigen::VectorXf>(row.data(), energy.size()).cast<double>()};
+      lib.labels.emplace_back(m.field(r, 0));
+      lib.spectra.push_back(std::move(s));
+    }
+    return lib;
+  }
+  const Manifest m = read_manifest(folder, "file");
+  Library lib;
+  read_parameters(m, lib.parameters, lib.values);
+  for (std::size_t r = 0; r < m.rows(); ++r) {
+    const std::string file(m.field(r, 0));
+    try {
+      lib.spectra.push_back(read_spectrum(folder / file));
+    } catch (const Error& e) {
+      throw Error(m.where(r) + ": " + e.what());
+    }
+    std::string label = file;
     if (const auto dot = label.rfind('.'); dot != std::string::npos) label.resize(dot);
     lib.labels.push_back(label);
-    lib.spectra.push_back(std::move(s));
-    lib.values.push_back(std::move(values));
   }
   return lib;
 }

@@ -17,6 +17,9 @@ int run_simulate(const CliArgs& args);
 extern const std::vector<OptionSpec> kLibraryOptions;
 int run_library(const CliArgs& args);
 
+extern const std::vector<OptionSpec> kScaleLibraryOptions;
+int run_scale_library(const CliArgs& args);
+
 extern const std::vector<OptionSpec> kEmbedOptions;
 int run_embed(const CliArgs& args);
 

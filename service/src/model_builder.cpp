@@ -131,6 +131,20 @@ Model build_model(const config::Config& cfg, BuildReport* report,
   r.source = cfg.library.source == config::LibrarySource::kFiles
                  ? "files " + cfg.library.directory.string()
                  : "simulated (" + std::to_string(cfg.library.simulate.ions.size()) + " ions)";
+  if (cfg.library.source == config::LibrarySource::kFiles && is_matrix_library(cfg.library.directory)) {
+    // A matrix library is read straight onto the grid and fitted in place: no per-spectrum
+    // objects, no copy (peak memory stays near the library's own size).
+    const ModelOptions options = model_options(cfg);
+    if (options.max_shift_ev > 0.0) {
+      throw Error("library.preprocess.align: fit_shift needs spectra beyond the grid; the matrix library " +
+                  cfg.library.directory.string() + " holds them on its own grid only (use align: none)");
+    }
+    r.source = "matrix " + cfg.library.directory.string();
+    GridLibrary library = load_grid_library(cfg.library.directory, options.preprocess.grid);
+    r.library_s = since(t0);
+    return Model::fit(std::move(library.rows), std::move(library.parameters), std::move(library.labels),
+                      std::move(library.values), options, &r.fit);
+  }
   const Library library = build_library(cfg, progress);
   r.library_s = since(t0);
   return Model::fit(library, model_options(cfg), &r.fit);

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "xasmap/core/embedding.hpp"
+#include "xasmap/core/preprocess.hpp"
 #include "xasmap/core/simulated_library.hpp"
 #include "xasmap/core/spectrum.hpp"
 
@@ -39,7 +41,31 @@ struct Library {
 // Reads `folder`/manifest.csv (a header `file,<param>,...`, one row per spectrum) and each listed
 // spectrum file (read_spectrum). Throws xasmap::Error naming the file and line of the first
 // problem: a missing file, a row with the wrong number of fields, an unreadable spectrum.
+// A matrix library (below) is read as well, one Spectrum per row.
 Library load_library(const std::filesystem::path& folder);
+
+// A matrix library, for libraries of up to millions of spectra: a folder holding spectra.npy
+// (N x D, float32 or float64, C order), energy.npy (D energies in eV, strictly increasing) and
+// manifest.csv with the header `label,<param>,...` and one row per matrix row, in order.
+bool is_matrix_library(const std::filesystem::path& folder);  // spectra.npy is there
+
+// A library sampled on one grid, one spectrum per row: what Model::fit(FeatureMatrix&&, ...)
+// takes, without a Spectrum object per row.
+struct GridLibrary {
+  std::vector<ParameterInfo> parameters;
+  std::vector<std::string> labels;
+  std::vector<std::vector<double>> values;
+  FeatureMatrix rows;  // raw intensities on the grid
+};
+
+// Reads a matrix library onto `grid`: the stored values when energy.npy is the grid (within
+// 1e-6 eV), otherwise each row interpolated linearly, its end values held beyond its range.
+// Throws xasmap::Error naming the file and what is wrong (shape, row count, manifest line).
+GridLibrary load_grid_library(const std::filesystem::path& folder, const EnergyGrid& grid);
+
+// Writes a matrix library (creating the folder). Rows are float32 intensities on `energy_ev`.
+void save_matrix_library(const std::filesystem::path& folder, const Eigen::VectorXd& energy_ev,
+                         const GridLibrary& library);
 
 // A library of simulated spectra on `energy_ev`; parameters are the spectra's labels, with
 // `charge` categorical.

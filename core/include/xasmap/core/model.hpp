@@ -105,6 +105,9 @@ class Model {
   // The same into `out`, reusing its storage and per-thread scratch: once warm, it does not
   // allocate (the daemon's hot path). Throws as estimate() does.
   void estimate_into(const Prepared& prepared, Estimate& out) const;
+  // The projection alone: the spectrum's coordinates in the estimation embedding (the first
+  // step of estimate_into; for benchmarks and diagnostics). Does not allocate once warm.
+  void project_into(const Prepared& prepared, Eigen::VectorXd& coordinates) const;
 
   // Versioned binary file with a checksum. load() refuses another format version, a truncated
   // file or a corrupt one with an xasmap::Error that says which.
