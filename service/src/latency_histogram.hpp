@@ -22,7 +22,7 @@ class LatencyHistogram {
   double mean() const { return count_ ? sum_ / static_cast<double>(count_) : 0.0; }
   std::uint64_t count() const { return count_; }
 
-  static constexpr int kBuckets = 1860;  // ln(1e10) / ln(1.01) + 1
+  static constexpr int kBuckets = 2316;  // 1 + ceil(ln(1e9 us / 0.1 us) / ln(1.01))
 
  private:
   std::array<std::uint64_t, kBuckets> buckets_{};
