@@ -12,6 +12,8 @@ packages=(
   libnanoflann-dev catch2 libbenchmark-dev
   # cross-language tests and the example client
   python3 python3-zmq python3-msgpack python3-numpy
+  # the Python baseline service the throughput benchmark compares with (bench/baseline/)
+  python3-sklearn
   # systemd-analyze, which checks deploy/xasmapd.service; rsvg-convert, for PNG copies of the figures
   systemd librsvg2-bin
 )
