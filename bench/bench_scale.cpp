@@ -3,23 +3,24 @@
 //
 // The library: the 78 simulated Mn spectra (Mn2+/3+/4+, Oh, 10Dq 0-2.5 eV) on D points over
 // 635-660 eV, interpolated linearly in 10Dq to a uniformly drawn value and perturbed by an energy
-// shift of up to +-0.1 eV, an amplitude of 0.8-1.2 and a linear background. Queries are more of
-// the same with Gaussian noise (SNR 100). Everything is seeded, so runs are reproducible.
+// shift of up to +-0.1 eV, an amplitude of 0.8-1.2 and a linear background (synthetic_library.hpp,
+// shared with bench_micro). Queries are more of the same with Gaussian noise (SNR 100).
+// Everything is seeded, so runs are reproducible.
 //
 // Usage: bench_scale [--n N] [--k LANDMARKS] [--points D] [--dims DIMS] [--distance KIND]
 //                    [--queries Q] [--threads T] [--selection maxmin|random]
 // Prints one line of key=value pairs (times in seconds, memory in MiB, latencies in microseconds).
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
+#include <cstdlib>
 #include <fstream>
-#include <random>
 #include <string>
+#include <vector>
 
-#include "xasmap/core/atomic_data.hpp"
+#include "synthetic_library.hpp"
 #include "xasmap/core/model.hpp"
-#include "xasmap/core/simulated_library.hpp"
 
 using namespace xasmap;
 
@@ -83,59 +84,14 @@ Args parse(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
-  const EnergyGrid grid = EnergyGrid::from_range(635.0, 660.0, 25.0 / (a.points - 1));
-  // Base spectra on a grid 1 eV wider, for the shifts.
-  const AtomicTable table = AtomicTable::load(std::string(XASMAP_SOURCE_DIR) + "/data/atomic");
-  const std::map<std::string, double> offsets{{"Mn2+", 645.05}, {"Mn3+", 646.55}, {"Mn4+", 647.25}};
-  std::vector<SimulationJob> jobs;
-  for (const char* ion : {"Mn2+", "Mn3+", "Mn4+"}) {
-    const Ion i = parse_ion(ion);
-    for (int t = 0; t <= 25; ++t) {
-      SimulationJob job;
-      job.parameters = make_parameters(i, table.lookup(i), ParameterScaling{});
-      job.parameters.tendq = 0.1 * t;
-      job.energy_offset_ev = offsets.at(ion);
-      jobs.push_back(job);
-    }
-  }
-  const double fine_step = 0.01;
-  const Eigen::VectorXd fine = Eigen::VectorXd::LinSpaced(2701, 634.0, 661.0);
-  const auto base = simulate_library(jobs, {0.4, 0.8, 0.3}, fine, a.threads);
-
-  std::mt19937_64 rng(42);
-  std::uniform_real_distribution<double> u01;
-  std::normal_distribution<double> n01;
-  // Writes one synthetic spectrum (charge index c, 10Dq x) into `out` on the grid.
-  const auto synthesize = [&](int c, double x, float* out, double noise) {
-    const int lo = std::min(24, static_cast<int>(x / 0.1));
-    const double f = x / 0.1 - lo;
-    const auto& a0 = base[static_cast<std::size_t>(c * 26 + lo)].intensity;
-    const auto& a1 = base[static_cast<std::size_t>(c * 26 + lo + 1)].intensity;
-    const double shift = 0.2 * (u01(rng) - 0.5), amp = 0.8 + 0.4 * u01(rng);
-    const double slope = 0.002 * (u01(rng) - 0.5);
-    for (int i = 0; i < grid.size; ++i) {
-      const double pos = (grid.at(i) - shift - 634.0) / fine_step;
-      const auto j = static_cast<Eigen::Index>(pos);
-      const double t = pos - static_cast<double>(j);
-      const double v0 = (1 - t) * a0[j] + t * a0[j + 1];
-      const double v1 = (1 - t) * a1[j] + t * a1[j + 1];
-      out[i] = static_cast<float>(amp * ((1 - f) * v0 + f * v1) + slope * (grid.at(i) - 645.0) +
-                                  noise * n01(rng));
-    }
-  };
+  const EnergyGrid grid = bench::bench_grid(a.points);
+  const auto base = bench::simulate_mn_base(a.threads);
+  bench::SpectrumSynthesizer synth(base, bench::kLibrarySeed);
 
   const double rss_before = rss_mib();
-  FeatureMatrix rows(a.n, grid.size);
-  std::vector<std::string> labels(static_cast<std::size_t>(a.n));
-  std::vector<std::vector<double>> values(static_cast<std::size_t>(a.n));
-  for (long r = 0; r < a.n; ++r) {
-    const int c = static_cast<int>(u01(rng) * 3);
-    const double x = 2.5 * u01(rng);
-    synthesize(c, x, rows.row(r).data(), 0.0);
-    values[static_cast<std::size_t>(r)] = {static_cast<double>(c + 2), x};
-    labels[static_cast<std::size_t>(r)] = std::to_string(r);
-  }
-  const double library_mib = static_cast<double>(rows.size()) * sizeof(float) / (1024.0 * 1024.0);
+  bench::SyntheticLibrary lib = bench::make_library(synth, grid, a.n);
+  const double library_mib =
+      static_cast<double>(lib.rows.size()) * sizeof(float) / (1024.0 * 1024.0);
   const double rss_library = rss_mib();
 
   ModelOptions o;
@@ -147,26 +103,19 @@ int main(int argc, char** argv) {
   o.threads = a.threads;
   FitReport report;
   const auto t0 = std::chrono::steady_clock::now();
-  const Model model = Model::fit(std::move(rows),
-                                 {{"charge", true, {}}, {"tendq", false, {}}}, std::move(labels),
-                                 std::move(values), o, &report);
+  const Model model = Model::fit(std::move(lib.rows), bench::mn_parameters(), std::move(lib.labels),
+                                 std::move(lib.values), o, &report);
   const double fit_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double peak = peak_rss_mib();
 
   // Per-spectrum latency, one thread, spectra already in memory.
-  std::vector<Spectrum> queries(static_cast<std::size_t>(std::min(a.queries, 2000)));
-  std::vector<float> buffer(static_cast<std::size_t>(grid.size));
+  std::vector<Spectrum> queries;
   std::vector<int> truth;
-  for (auto& q : queries) {
-    const int c = static_cast<int>(u01(rng) * 3);
-    synthesize(c, 2.5 * u01(rng), buffer.data(), 0.005);
+  const Eigen::VectorXd energy = bench::grid_energies(grid);
+  for (int i = 0; i < std::min(a.queries, 2000); ++i) {
+    int c = 0;
+    queries.push_back(bench::noisy_query(synth, energy, bench::kQueryNoise, c));
     truth.push_back(c + 2);
-    q.energy_ev.resize(grid.size);
-    q.intensity.resize(grid.size);
-    for (int i = 0; i < grid.size; ++i) {
-      q.energy_ev[i] = grid.at(i);
-      q.intensity[i] = buffer[static_cast<std::size_t>(i)];
-    }
   }
   // Timed separately: preprocessing (resample, background, normalisation, noise estimate) and
   // projection + estimation of the preprocessed spectrum.
