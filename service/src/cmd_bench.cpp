@@ -39,7 +39,8 @@ const std::vector<OptionSpec> kBenchOptions = {
     {"seconds", true, "S", "stop sending after S seconds (default 60)"},
     {"drain", true, "S", "after sending, wait at most S seconds for the last answers (default 5)"},
     {"raw", true, "f4|f8|none", "array encoding: bin of f4 or f8, or msgpack arrays (default f4)"},
-    {"stack", true, "RxC", "send STXM stacks of R x C pixels instead of single spectra"},
+    {"stack", true, "RxC[xE]", "send STXM stacks of R x C pixels (E energies) instead of single spectra"},
+    {"coverage", true, "partial|full", "energy range: a random part of the library's (default) or all of it"},
     {"variants", true, "N", "distinct noisy spectra built beforehand and cycled (default 256)"},
     {"seed", true, "N", "random seed (default 1)"},
     {"json", false, "", "also print the results as one JSON line"},
@@ -150,16 +151,20 @@ int run_bench(const CliArgs& args) {
   if (lib.spectra.empty()) throw UsageError("the library in " + *args.value("library") + " is empty");
   std::vector<Template> templates;
   std::string kind = "spectrum";
+  Perturbation perturb;
+  perturb.full_range = coverage_is_full(args);
   if (args.value("stack")) {
-    const auto [rows, cols] = parse_stack_size(*args.value("stack"));
+    const auto [rows, cols, energies] = parse_stack_size(*args.value("stack"));
+    perturb.stack_energies = energies;
     templates.push_back(make_template(make_stack(lib, default_image(rows, cols), {lib.labels.front(), lib.labels.back()},
-                                                 Perturbation{}, rng),
+                                                 perturb, rng),
                                       raw));
     kind = "stack " + *args.value("stack");
   } else {
     std::uniform_int_distribution<std::size_t> pick(0, lib.spectra.size() - 1);
-    for (std::size_t i = 0; i < variants; ++i) templates.push_back(make_template(measured_like(lib.spectra[pick(rng)], Perturbation{}, rng), raw));
+    for (std::size_t i = 0; i < variants; ++i) templates.push_back(make_template(measured_like(lib.spectra[pick(rng)], perturb, rng), raw));
   }
+  if (perturb.full_range) kind += ", full range";
 
   zmq::context_t context(1);
   zmq::socket_t sub(context, zmq::socket_type::sub);

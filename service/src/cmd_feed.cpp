@@ -32,7 +32,7 @@ const std::vector<OptionSpec> kFeedOptions = {
     {"pattern", true, "pub|push", "socket pattern (default: pub, or push when the config's input is pull)"},
     {"topic", true, "TOPIC", "frame-0 topic (default: input.topic of the config)"},
     {"library", true, "DIR", "send noisy copies of the spectra of a library folder (manifest.csv)"},
-    {"stack", true, "RxC", "send one synthetic STXM stack of R x C pixels built from --library"},
+    {"stack", true, "RxC[xE]", "send one synthetic STXM stack of R x C pixels (E energies) built from --library"},
     {"stack-image", true, "PGM", "the stack's phase map: a PGM image whose grey levels pick --phases"},
     {"phases", true, "LABELS", "library labels of the stack's phases, dark to bright (default Mn2_tendq0.9,Mn4_tendq2)"},
     {"count", true, "N", "messages to send (default: 100 from --library, each file once, 1 stack)"},
@@ -41,6 +41,7 @@ const std::vector<OptionSpec> kFeedOptions = {
     {"snr", true, "X", "noise: L3 maximum over the noise's standard deviation; 0 = none (default 30)"},
     {"offset-ev", true, "EV", "largest random energy calibration offset, +- (default 0.3)"},
     {"clean", false, "", "library spectra as they are: no noise, offset, random grid or background"},
+    {"coverage", true, "partial|full", "energy range: a random part of the library's (default) or all of it"},
     {"raw", true, "f4|f8", "send energy and intensity as bin of little-endian floats"},
     {"id-prefix", true, "TEXT", "prefix of every message id"},
     {"seed", true, "N", "random seed (default 1)"},
@@ -81,6 +82,7 @@ int run_feed(const CliArgs& args) {
   perturb.clean = args.has("clean");
   perturb.snr = args.number("snr", 30.0);
   perturb.max_offset_ev = args.number("offset-ev", 0.3);
+  perturb.full_range = coverage_is_full(args);
   if (!(perturb.snr >= 0) || !(perturb.max_offset_ev >= 0)) throw UsageError("--snr and --offset-ev must be >= 0");
   const std::string prefix = args.value("id-prefix").value_or("");
   std::mt19937_64 rng(static_cast<std::uint64_t>(args.integer("seed", 1)));
@@ -90,7 +92,8 @@ int run_feed(const CliArgs& args) {
   std::string kind;
   if (args.value("stack")) {
     if (!args.value("library")) throw UsageError("--stack needs --library DIR for the phases' spectra");
-    const auto [rows, cols] = parse_stack_size(*args.value("stack"));
+    const auto [rows, cols, energies] = parse_stack_size(*args.value("stack"));
+    perturb.stack_energies = energies;
     const Library lib = load_library(*args.value("library"));
     auto image = args.value("stack-image") ? read_pgm(*args.value("stack-image")) : default_image(rows, cols);
     if (static_cast<int>(image.size()) != rows || static_cast<int>(image.front().size()) != cols) {

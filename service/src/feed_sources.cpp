@@ -25,13 +25,21 @@ double interp(const Eigen::VectorXd& x, const Eigen::VectorXd& y, double at) {
 
 }  // namespace
 
-std::pair<int, int> parse_stack_size(const std::string& text) {
+StackSize parse_stack_size(const std::string& text) {
   const auto dims = split(text, 'x');
-  int rows = 0, cols = 0;
-  if (dims.size() != 2 || (rows = std::atoi(dims[0].c_str())) <= 0 || (cols = std::atoi(dims[1].c_str())) <= 0) {
-    throw UsageError("--stack must look like 64x64 (rows x columns), not '" + text + "'");
+  StackSize s;
+  const auto positive = [](const std::string& d, int& v) { return (v = std::atoi(d.c_str())) > 0; };
+  if ((dims.size() != 2 && dims.size() != 3) || !positive(dims[0], s.rows) || !positive(dims[1], s.cols) ||
+      (dims.size() == 3 && !positive(dims[2], s.energies))) {
+    throw UsageError("--stack must look like 64x64 (rows x columns) or 256x256x200 (x energies), not '" + text + "'");
   }
-  return {rows, cols};
+  return s;
+}
+
+bool coverage_is_full(const CliArgs& args) {
+  const std::string c = args.value("coverage").value_or("partial");
+  if (c != "partial" && c != "full") throw UsageError("--coverage must be partial or full, not '" + c + "'");
+  return c == "full";
 }
 
 std::vector<double> to_std(const Eigen::VectorXd& v) { return {v.data(), v.data() + v.size()}; }
@@ -45,13 +53,20 @@ Source measured_like(const Spectrum& s, const Perturbation& p, std::mt19937_64& 
     out.intensity = to_std(s.intensity);
     return out;
   }
-  const double step = 0.05 + 0.15 * u(rng);
-  const double start = lo + 0.5 + 1.5 * u(rng), stop = hi - 0.5 - 2.5 * u(rng);
+  double step = 0.05 + 0.15 * u(rng);
+  double start = lo + 0.5 + 1.5 * u(rng), stop = hi - 0.5 - 2.5 * u(rng);
+  if (p.full_range) {  // both ends exactly, so the spectrum covers every grid point
+    start = lo;
+    stop = hi;
+    step = (hi - lo) / std::max(1.0, std::round((hi - lo) / step));
+  }
   out.offset_ev = p.max_offset_ev * (2 * u(rng) - 1);
   const double peak = s.intensity.maxCoeff();
   const double a = 0.3 * u(rng), b = 0.02 * (u(rng) - 0.5);
   std::normal_distribution<double> noise(0.0, p.snr > 0 ? peak / p.snr : 0.0);
-  for (double e = start; e <= stop; e += step) {
+  const auto points = static_cast<int>(std::floor((stop - start) / step + 1e-9)) + 1;
+  for (int i = 0; i < points; ++i) {
+    const double e = i + 1 == points && p.full_range ? stop : start + i * step;
     out.energy.push_back(e);
     double y = interp(s.energy_ev, s.intensity, e - out.offset_ev) + peak * (a + b * (e - start));
     if (p.snr > 0) y += noise(rng);
@@ -130,9 +145,14 @@ Source make_stack(const Library& lib, const std::vector<std::vector<int>>& image
   const auto cols = static_cast<std::int64_t>(image.front().size());
   // One energy axis for the whole stack, inside the library's range, and one calibration offset.
   const Spectrum& first = *spectra.front();
-  const double lo = first.energy_ev[0] + 1.0, hi = first.energy_ev[first.energy_ev.size() - 1] - 2.0;
+  const double lo = first.energy_ev[0] + (p.full_range ? 0.0 : 1.0);
+  const double hi = first.energy_ev[first.energy_ev.size() - 1] - (p.full_range ? 0.0 : 2.0);
   Source out;
-  for (double e = lo; e <= hi + 1e-9; e += 0.1) out.energy.push_back(e);
+  if (p.stack_energies > 1) {
+    for (int i = 0; i < p.stack_energies; ++i) out.energy.push_back(lo + (hi - lo) * i / (p.stack_energies - 1));
+  } else {
+    for (double e = lo; e <= hi + 1e-9; e += 0.1) out.energy.push_back(e);
+  }
   std::uniform_real_distribution<double> u(-1.0, 1.0);
   out.offset_ev = p.clean ? 0.0 : p.max_offset_ev * u(rng);
   std::vector<std::vector<double>> curves;

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "cli_args.hpp"
 #include "xasmap/core/library.hpp"
 
 namespace xasmap::service {
@@ -25,9 +26,14 @@ struct Source {
 
 // What a beamline measures of a library spectrum: a random grid (step 0.05-0.2 eV), a calibration
 // offset, a linear background and Gaussian noise at the given SNR (relative to the L3 maximum).
+// The grid covers a random part of the spectrum's range (starting 0.5-2 eV in, ending 0.5-3 eV
+// short), or with full_range all of it: a fixed scan over the library's range. A stack's axis
+// has stack_energies points over that range (0: 0.1 eV steps).
 struct Perturbation {
   bool clean = false;
   double snr = 30, max_offset_ev = 0.3;
+  bool full_range = false;
+  int stack_energies = 0;
 };
 Source measured_like(const Spectrum& s, const Perturbation& p, std::mt19937_64& rng);
 
@@ -41,9 +47,15 @@ std::vector<std::vector<int>> default_image(int rows, int cols);
 Source make_stack(const Library& lib, const std::vector<std::vector<int>>& image,
                   const std::vector<std::string>& phases, const Perturbation& p, std::mt19937_64& rng);
 
-// The size of a --stack option, "RxC" (e.g. 64x64): rows and columns, both positive. Throws
-// UsageError otherwise.
-std::pair<int, int> parse_stack_size(const std::string& text);
+// The size of a --stack option, "RxC" or "RxCxE" (e.g. 64x64, 256x256x200): rows, columns and,
+// optionally, energies (0 when not given), all positive. Throws UsageError otherwise.
+struct StackSize {
+  int rows = 0, cols = 0, energies = 0;
+};
+StackSize parse_stack_size(const std::string& text);
+
+// The --coverage option: true for "full", false for "partial" or absent; UsageError otherwise.
+bool coverage_is_full(const CliArgs& args);
 
 std::vector<double> to_std(const Eigen::VectorXd& v);
 std::vector<std::string> split(const std::string& s, char sep);
