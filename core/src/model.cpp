@@ -1,7 +1,7 @@
 #include "xasmap/core/model.hpp"
 
 #include <Eigen/Cholesky>
-#include <Eigen/SVD>
+#include <Eigen/Eigenvalues>
 #include <nanoflann.hpp>
 
 #include <algorithm>
@@ -184,7 +184,13 @@ struct EstimateScratch {
   Eigen::MatrixXd offsets, centred, u, a, normal;
   Eigen::RowVectorXd mean_row;
   Eigen::VectorXd sw, v, rhs, beta, residual;
-  Eigen::JacobiSVD<Eigen::MatrixXd> svd;
+  Eigen::MatrixXd gram, dirs, eigenvectors;
+  Eigen::VectorXd eigenvalues;
+  // Up to 32 neighbours the eigen-solver works in fixed-capacity storage: no allocation.
+  using SmallMatrix = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, 0, 32, 32>;
+  SmallMatrix small_gram;
+  Eigen::SelfAdjointEigenSolver<SmallMatrix> small_eig;
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig;
   Eigen::LDLT<Eigen::MatrixXd> ldlt;
 };
 
@@ -510,6 +516,9 @@ void Model::fit_embedding(FitReport* report) {
 // dimension, and every candidate it returns is re-ranked by its exact feature distance, so a few
 // well-spread leading axes suffice to find the candidates.
 void Model::build_indexes() {
+  flat_values_.clear();
+  flat_values_.reserve(values_.size() * parameters_.size());
+  for (const auto& v : values_) flat_values_.insert(flat_values_.end(), v.begin(), v.end());
   index_ = std::make_unique<Index>();
   const auto dims = std::min<Eigen::Index>(kIndexDims, coordinates_.cols());
   build_tree(coordinates_.leftCols(dims), index_->estimation, kIndexDims);
@@ -724,9 +733,13 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
                                    [&](std::size_t c) { return sc.all[c].spectrum == sc.all[i].spectrum; });
     if (!taken) sc.chosen.push_back(i);
   }
-  for (const std::size_t c : sc.chosen) __builtin_prefetch(coordinates_.row(sc.all[c].row).data());
+  for (const std::size_t c : sc.chosen) {
+    __builtin_prefetch(coordinates_.row(sc.all[c].row).data());
+    __builtin_prefetch(flat_values_.data() + static_cast<std::size_t>(sc.all[c].spectrum) * parameters_.size());
+    __builtin_prefetch(&labels_[static_cast<std::size_t>(sc.all[c].spectrum)]);
+  }
   const auto value = [&](std::size_t i, std::size_t p) {
-    return values_[static_cast<std::size_t>(sc.all[sc.chosen[i]].spectrum)][p];
+    return flat_values_[static_cast<std::size_t>(sc.all[sc.chosen[i]].spectrum) * parameters_.size() + p];
   };
 
   // Weights from the nearest `neighbors`: inverse distance, softened at 1% of the library's
@@ -744,6 +757,73 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
   e.values.assign(np, 0.0);
   e.uncertainty.assign(np, std::numeric_limits<double>::quiet_NaN());
   e.confidence.assign(np, std::numeric_limits<double>::quiet_NaN());
+
+  // Local-linear (continuous parameters): weighted least squares v = a + b . u over the
+  // neighbours, where u are their coordinates along the leading principal direction(s) of the
+  // neighbourhood (centred on the query): few unknowns for a handful of noisy neighbours, yet
+  // enough to extrapolate at the end of a parameter range. It needs faithful coordinates, which
+  // the embedding gives a spectrum that covers the whole grid (the projection is then exact); on a
+  // partial window the projection is approximate, so inverse-distance weighting, computed from
+  // exact window distances, stands. The design and its factorisation serve every parameter.
+  const bool any_continuous = std::any_of(parameters_.begin(), parameters_.end(), [](const ParameterInfo& q) { return !q.categorical; });
+  const auto n_used = static_cast<Eigen::Index>(used);
+  const Eigen::Index dims_all = e.coordinates.size();
+  const int directions = static_cast<int>(std::min<Eigen::Index>(o.local_linear_dims, std::min<Eigen::Index>(dims_all, n_used - 2)));
+  bool local_linear = o.weighting == Weighting::kLocalLinear && used >= 3 && full && any_continuous && directions >= 1;
+  if (local_linear) {
+    sc.offsets.resize(n_used, dims_all);
+    for (std::size_t i = 0; i < used; ++i) {
+      sc.offsets.row(static_cast<Eigen::Index>(i)) =
+          coordinates_.row(sc.all[sc.chosen[i]].row).cast<double>() - e.coordinates.transpose();
+    }
+    sc.sw.resize(n_used);
+    for (std::size_t i = 0; i < used; ++i) sc.sw[static_cast<Eigen::Index>(i)] = std::sqrt(weight[i]);
+    sc.mean_row = sc.offsets.colwise().mean();
+    sc.centred = sc.offsets;
+    sc.centred.rowwise() -= sc.mean_row;
+    sc.centred.array().colwise() *= sc.sw.array();
+    // The principal directions from the small n x n Gram matrix C C^T (n neighbours, n <= a few):
+    // its eigenvectors w give the directions C^T w / sqrt(lambda) (the right singular vectors of C).
+    sc.gram.resize(n_used, n_used);
+    sc.gram.noalias() = sc.centred * sc.centred.transpose();
+    bool solved = false;
+    if (n_used <= sc.small_gram.MaxRowsAtCompileTime) {
+      sc.small_gram = sc.gram;
+      sc.small_eig.compute(sc.small_gram);
+      solved = sc.small_eig.info() == Eigen::Success;
+      sc.eigenvalues = sc.small_eig.eigenvalues();
+      sc.eigenvectors = sc.small_eig.eigenvectors();
+    } else {
+      sc.eig.compute(sc.gram);
+      solved = sc.eig.info() == Eigen::Success;
+      sc.eigenvalues = sc.eig.eigenvalues();
+      sc.eigenvectors = sc.eig.eigenvectors();
+    }
+    sc.dirs.resize(dims_all, directions);
+    for (int j = 0; j < directions; ++j) {
+      const Eigen::Index col = n_used - 1 - j;  // eigenvalues ascend
+      const double lambda = sc.eigenvalues[col];
+      if (lambda > 1e-300) {
+        sc.dirs.col(j).noalias() = sc.centred.transpose() * sc.eigenvectors.col(col);
+        sc.dirs.col(j) /= std::sqrt(lambda);
+      } else {
+        sc.dirs.col(j).setZero();
+      }
+    }
+    sc.u.resize(n_used, directions);
+    sc.u.noalias() = sc.offsets * sc.dirs;
+    sc.a.resize(n_used, directions + 1);
+    for (Eigen::Index i = 0; i < n_used; ++i) {
+      sc.a(i, 0) = sc.sw[i];
+      sc.a.row(i).tail(directions) = sc.sw[i] * sc.u.row(i);
+    }
+    sc.normal.resize(directions + 1, directions + 1);
+    sc.normal.noalias() = sc.a.transpose() * sc.a;
+    sc.normal.diagonal().array() += 1e-9 * (sc.a.squaredNorm() + 1e-300);
+    sc.ldlt.compute(sc.normal);
+    local_linear = solved && sc.ldlt.info() == Eigen::Success;
+  }
+
   for (std::size_t p = 0; p < np; ++p) {
     if (parameters_[p].categorical) {
       // Weighted vote; a tie goes to the smaller value.
@@ -776,65 +856,28 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
     }
     e.values[p] = mean;
     e.uncertainty[p] = std::sqrt(var / total);
-    // Local-linear needs faithful coordinates, which the embedding gives a spectrum that covers
-    // the whole grid (the projection is then exact). On a partial window the projection is
-    // approximate, so inverse-distance weighting, computed from exact window distances, stands.
-    if (o.weighting == Weighting::kLocalLinear && used >= 3 && full) {
-      // Weighted least squares v = a + b . u over the neighbours, where u are their coordinates
-      // along the leading principal direction(s) of the neighbourhood (centred on the query):
-      // few unknowns for a handful of noisy neighbours, yet enough to extrapolate at the end of
-      // a parameter range.
-      const Eigen::Index dims_all = e.coordinates.size();
-      const auto n_used = static_cast<Eigen::Index>(used);
-      sc.offsets.resize(n_used, dims_all);
-      for (std::size_t i = 0; i < used; ++i) {
-        sc.offsets.row(static_cast<Eigen::Index>(i)) =
-            coordinates_.row(sc.all[sc.chosen[i]].row).cast<double>() - e.coordinates.transpose();
-      }
-      sc.sw.resize(n_used);
-      for (std::size_t i = 0; i < used; ++i) sc.sw[static_cast<Eigen::Index>(i)] = std::sqrt(weight[i]);
-      sc.mean_row = sc.offsets.colwise().mean();
-      sc.centred = sc.offsets;
-      sc.centred.rowwise() -= sc.mean_row;
-      sc.centred.array().colwise() *= sc.sw.array();
-      sc.svd.compute(sc.centred, Eigen::ComputeThinV);
-      const int directions = static_cast<int>(std::min<Eigen::Index>(
-          o.local_linear_dims, std::min<Eigen::Index>(dims_all, n_used - 2)));
-      sc.u.resize(n_used, directions);
-      sc.u.noalias() = sc.offsets * sc.svd.matrixV().leftCols(directions);
-      sc.a.resize(n_used, directions + 1);
+    if (local_linear) {
       sc.v.resize(n_used);
-      for (std::size_t i = 0; i < used; ++i) {
-        const auto ii = static_cast<Eigen::Index>(i);
-        sc.a(ii, 0) = sc.sw[ii];
-        sc.a.row(ii).tail(directions) = sc.sw[ii] * sc.u.row(ii);
-        sc.v[ii] = sc.sw[ii] * value(i, p);
-      }
-      sc.normal.resize(directions + 1, directions + 1);
-      sc.normal.noalias() = sc.a.transpose() * sc.a;
-      sc.normal.diagonal().array() += 1e-9 * (sc.a.squaredNorm() + 1e-300);
-      sc.ldlt.compute(sc.normal);
-      if (sc.ldlt.info() == Eigen::Success) {
-        sc.rhs.resize(directions + 1);
-        sc.rhs.noalias() = sc.a.transpose() * sc.v;
-        sc.beta.resize(directions + 1);
-        sc.beta = sc.ldlt.solve(sc.rhs);
-        if (sc.beta.allFinite()) {
-          sc.residual = sc.v;
-          sc.residual.noalias() -= sc.a * sc.beta;
-          // Local-linear extrapolation is trusted for one neighbour spacing beyond the values
-          // the neighbours span, no further: it fixes the ends of a parameter range without
-          // letting noise carry the estimate away.
-          double lo = value(0, p), hi = lo;
-          for (std::size_t i = 0; i < used; ++i) {
-            lo = std::min(lo, value(i, p));
-            hi = std::max(hi, value(i, p));
-          }
-          const double spacing = (hi - lo) / static_cast<double>(used - 1);
-          e.values[p] = std::clamp(sc.beta[0], lo - spacing, hi + spacing);
-          e.uncertainty[p] = std::sqrt(sc.residual.squaredNorm() / total * static_cast<double>(used) /
-                                       static_cast<double>(std::max<std::size_t>(1, used - static_cast<std::size_t>(directions) - 1)));
+      for (std::size_t i = 0; i < used; ++i) sc.v[static_cast<Eigen::Index>(i)] = sc.sw[static_cast<Eigen::Index>(i)] * value(i, p);
+      sc.rhs.resize(directions + 1);
+      sc.rhs.noalias() = sc.a.transpose() * sc.v;
+      sc.beta.resize(directions + 1);
+      sc.beta = sc.ldlt.solve(sc.rhs);
+      if (sc.beta.allFinite()) {
+        sc.residual = sc.v;
+        sc.residual.noalias() -= sc.a * sc.beta;
+        // Local-linear extrapolation is trusted for one neighbour spacing beyond the values
+        // the neighbours span, no further: it fixes the ends of a parameter range without
+        // letting noise carry the estimate away.
+        double lo = value(0, p), hi = lo;
+        for (std::size_t i = 0; i < used; ++i) {
+          lo = std::min(lo, value(i, p));
+          hi = std::max(hi, value(i, p));
         }
+        const double spacing = (hi - lo) / static_cast<double>(used - 1);
+        e.values[p] = std::clamp(sc.beta[0], lo - spacing, hi + spacing);
+        e.uncertainty[p] = std::sqrt(sc.residual.squaredNorm() / total * static_cast<double>(used) /
+                                     static_cast<double>(std::max<std::size_t>(1, used - static_cast<std::size_t>(directions) - 1)));
       }
     }
   }
@@ -877,7 +920,8 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
     n.distance = c.distance;
     n.shift_ev = c.shift_ev;
     n.label = labels_[static_cast<std::size_t>(c.spectrum)];
-    n.values = values_[static_cast<std::size_t>(c.spectrum)];
+    const double* v = flat_values_.data() + static_cast<std::size_t>(c.spectrum) * parameters_.size();
+    n.values.assign(v, v + parameters_.size());
   }
 }
 }  // namespace xasmap

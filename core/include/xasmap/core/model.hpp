@@ -153,6 +153,9 @@ class Model {
   std::vector<ParameterInfo> parameters_;
   std::vector<std::string> labels_;
   std::vector<std::vector<double>> values_;
+  // values_ in one block, spectrum-major (built with the indexes): one memory read per neighbour
+  // on the hot path instead of two.
+  std::vector<double> flat_values_;
   // rows x grid, preprocessed on the full grid. With the correlation distance the rows hold their
   // correlation features instead (rows_are_features_): the window operation (line background and
   // normalisation) is blind to the per-row offset and scale that separates the two, so nothing is
