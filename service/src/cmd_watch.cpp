@@ -145,13 +145,13 @@ int run_watch(const CliArgs& args) {
       connectable(args.value("output") ? *args.value("output") : config_from_args(args).output.endpoint);
   const bool limit_seconds = args.has("seconds");
   const double seconds = args.number("seconds", 0.0);
-  const std::optional<long long> count =
-      args.has("count") ? std::optional<long long>(args.integer("count", 0)) : std::nullopt;
+  // 0: no limit (a plain number: GCC 12 at -O3 misreads an optional here as uninitialised).
+  const long long count = args.has("count") ? args.integer("count", 0) : 0;
   const std::optional<long long> rows =
       args.has("rows") ? std::optional<long long>(args.integer("rows", 0)) : std::nullopt;
   const double refresh_s = args.number("refresh", 0.25);
   if (limit_seconds && !(seconds > 0 && seconds <= 1e7)) throw UsageError("--seconds must be in (0, 1e7]");
-  if (count && *count < 1) throw UsageError("--count must be at least 1");
+  if (args.has("count") && count < 1) throw UsageError("--count must be at least 1");
   if (rows && !(*rows >= 1 && *rows <= 10000)) throw UsageError("--rows must be in [1, 10000]");
   if (!(refresh_s >= 0.01 && refresh_s <= 60)) throw UsageError("--refresh must be in [0.01, 60] seconds");
   const bool screen = !args.has("plain") && isatty(STDOUT_FILENO) == 1;
@@ -176,9 +176,10 @@ int run_watch(const CliArgs& args) {
   const auto deadline = limit_seconds ? start + std::chrono::duration_cast<Clock::duration>(
                                                     std::chrono::duration<double>(seconds))
                                       : Clock::time_point::max();
+  const auto stop_after = static_cast<std::uint64_t>(count);
   const auto done = [&] {
     return interrupted() || Clock::now() >= deadline ||
-           (count && state.estimates() + state.maps() >= static_cast<std::uint64_t>(*count));
+           (stop_after > 0 && state.estimates() + state.maps() >= stop_after);
   };
 
   std::optional<ScreenGuard> guard;
