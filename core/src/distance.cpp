@@ -114,14 +114,32 @@ double noise_distance2(const Eigen::Ref<const RowVectorXf>& p, const Window& w, 
   return 0.0;
 }
 
-XASMAP_HOT_CLONES std::optional<double> windowed_correlation_distance2(const float* zq, const float* row,
-                                                                       const Window& w,
-                                                                       const PreprocessOptions& o) {
+namespace {
+
+// GCC's vector extension: eight floats that the AVX2 clone keeps in one register each and the
+// baseline clone in two SSE registers, whatever the optimisation level (a plain loop over lane
+// arrays vectorised well at -O2 but was shuffled through the stack at -O3). Sums are taken in
+// eight float lanes (their rounding, ~1e-7 relative, is far below any distance that matters) and
+// combined in double; t is the index from the window's start.
+typedef float Lanes __attribute__((vector_size(32)));
+
+// By reference, not by value: a vector return would change the ABI between the clones.
+inline void load(Lanes& v, const float* p) { std::memcpy(&v, p, sizeof v); }
+
+double total(const Lanes& v) {
+  double s = 0;
+  for (int l = 0; l < 8; ++l) s += v[l];
+  return s;
+}
+
+}  // namespace
+
+XASMAP_HOT_CLONES std::optional<WindowedRowTerms> windowed_row_terms(const float* row, const Window& w,
+                                                                     const PreprocessOptions& o) {
   if (o.smooth_fwhm_ev > 0.0 || o.background == BackgroundKind::kEdgeStep) return std::nullopt;
   const int n = w.size();
   if (n < 2) return std::nullopt;
   const float* r = row + w.first;
-  const float* q = zq + w.first;
   // The background line through the means of the end regions, as apply_window() draws it; in grid
   // index units t = 0..n-1 from the window's start (a line is a line in either unit).
   const int edge = std::clamp(static_cast<int>(std::lround(o.edge_window_ev / o.grid.step_ev)), 1,
@@ -139,49 +157,21 @@ XASMAP_HOT_CLONES std::optional<double> windowed_correlation_distance2(const flo
     slope = (post - pre) / (post_t - pre_t);
     level = pre - slope * pre_t;  // y = r - (level + slope t)
   }
-  // The six sums in one pass over the row and the query, in eight float lanes (their rounding,
-  // ~1e-7 relative, is far below any distance that matters), then combined in double. t is the
-  // index from the window's start.
-  // GCC's vector extension: eight floats that the AVX2 clone keeps in one register each and the
-  // baseline clone in two SSE registers, whatever the optimisation level (a plain loop over lane
-  // arrays vectorised well at -O2 but was shuffled through the stack at -O3).
-  typedef float Lanes __attribute__((vector_size(32)));
   const Lanes step = {0, 1, 2, 3, 4, 5, 6, 7};
-  Lanes a1 = {}, at = {}, a2 = {}, aq = {}, aqt = {}, aqq = {};
+  Lanes a1 = {}, at = {}, a2 = {};
   int i = 0;
   for (; i + 8 <= n; i += 8) {
-    Lanes rv, qv;
-    std::memcpy(&rv, r + i, sizeof rv);
-    std::memcpy(&qv, q + i, sizeof qv);
-    const Lanes tv = step + static_cast<float>(i);
+    Lanes rv;
+    load(rv, r + i);
     a1 += rv;
-    at += rv * tv;
+    at += rv * (step + static_cast<float>(i));
     a2 += rv * rv;
-    aq += qv * rv;
-    aqt += qv * tv;
-    aqq += qv * qv;
   }
-  double s1 = 0, st = 0, s2 = 0, sq = 0, sqt = 0, qq = 0;
-  for (int l = 0; l < 8; ++l) {
-    s1 += a1[l];
-    st += at[l];
-    s2 += a2[l];
-    sq += aq[l];
-    sqt += aqt[l];
-    qq += aqq[l];
-  }
+  double s1 = total(a1), st = total(at), s2 = total(a2);
   for (; i < n; ++i) {
-    const double rv = r[i], qv = q[i];
-    s1 += rv;
-    st += rv * i;
-    s2 += rv * rv;
-    sq += qv * rv;
-    sqt += qv * i;
-    qq += qv * qv;
-  }
-  double ymax = -std::numeric_limits<double>::infinity();
-  if (o.normalize == NormalizationKind::kMax) {
-    for (int k = 0; k < n; ++k) ymax = std::max(ymax, r[k] - level - slope * k);
+    s1 += r[i];
+    st += static_cast<double>(r[i]) * i;
+    s2 += static_cast<double>(r[i]) * r[i];
   }
   const double dn = n;
   const double t1 = dn * (dn - 1) / 2, t2 = (dn - 1) * dn * (2 * dn - 1) / 6;
@@ -191,9 +181,12 @@ XASMAP_HOT_CLONES std::optional<double> windowed_correlation_distance2(const flo
     case NormalizationKind::kArea:
       scale = (s1 - dn * level - slope * t1) * o.grid.step_ev;
       break;
-    case NormalizationKind::kMax:
+    case NormalizationKind::kMax: {
+      double ymax = -std::numeric_limits<double>::infinity();
+      for (int k = 0; k < n; ++k) ymax = std::max(ymax, r[k] - level - slope * k);
       scale = ymax;
       break;
+    }
     case NormalizationKind::kEdgeStep:
       scale = post - pre;
       break;
@@ -201,13 +194,65 @@ XASMAP_HOT_CLONES std::optional<double> windowed_correlation_distance2(const flo
       break;
   }
   if (!(std::abs(scale) > 1e-30) || !std::isfinite(scale)) return std::nullopt;  // apply_window refuses it
-  // |centred y|^2 and <zq, y>, where y = r - level - slope t; zq sums to zero on the window, so the
-  // constant terms drop out of the product.
+  // |centred y|^2, where y = r - level - slope t.
   const double crr = s2 - s1 * s1 / dn, crt = st - s1 * t1 / dn, ctt = t2 - t1 * t1 / dn;
   const double norm2 = crr - 2 * slope * crt + slope * slope * ctt;
-  if (!(norm2 > 1e-24 * std::max(s2, 1e-300))) return qq;  // a flat row has zero features
-  const double dot = (sq - slope * sqt) / std::sqrt(norm2) * (scale < 0 ? -1.0 : 1.0);
-  return std::max(0.0, qq + 1.0 - 2.0 * dot);
+  WindowedRowTerms terms;
+  terms.slope = slope;
+  if (!(norm2 > 1e-24 * std::max(s2, 1e-300))) {
+    terms.flat = true;  // a flat row has zero features
+  } else {
+    terms.weight = (scale < 0 ? -1.0 : 1.0) / std::sqrt(norm2);
+  }
+  return terms;
+}
+
+XASMAP_HOT_CLONES WindowedQueryTerms windowed_query_terms(const float* zq, const Window& w) {
+  const int n = w.size();
+  const float* q = zq + w.first;
+  const Lanes step = {0, 1, 2, 3, 4, 5, 6, 7};
+  Lanes aqt = {}, aqq = {};
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    Lanes qv;
+    load(qv, q + i);
+    aqt += qv * (step + static_cast<float>(i));
+    aqq += qv * qv;
+  }
+  WindowedQueryTerms t{total(aqq), total(aqt)};
+  for (; i < n; ++i) {
+    t.qq += static_cast<double>(q[i]) * q[i];
+    t.sqt += static_cast<double>(q[i]) * i;
+  }
+  return t;
+}
+
+XASMAP_HOT_CLONES double windowed_correlation_distance2(const float* zq, const float* row, const Window& w,
+                                                        const WindowedRowTerms& r, const WindowedQueryTerms& q) {
+  if (r.flat) return q.qq;
+  // <zq, y>: zq sums to zero on the window, so y's constant terms drop out of the product.
+  const int n = w.size();
+  const float* a = zq + w.first;
+  const float* b = row + w.first;
+  Lanes acc = {};
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    Lanes va, vb;
+    load(va, a + i);
+    load(vb, b + i);
+    acc += va * vb;
+  }
+  double sq = total(acc);
+  for (; i < n; ++i) sq += static_cast<double>(a[i]) * b[i];
+  const double dot = (sq - r.slope * q.sqt) * r.weight;
+  return std::max(0.0, q.qq + 1.0 - 2.0 * dot);
+}
+
+std::optional<double> windowed_correlation_distance2(const float* zq, const float* row, const Window& w,
+                                                     const PreprocessOptions& o) {
+  const auto terms = windowed_row_terms(row, w, o);
+  if (!terms) return std::nullopt;
+  return windowed_correlation_distance2(zq, row, w, *terms, windowed_query_terms(zq, w));
 }
 
 }  // namespace xasmap

@@ -5,6 +5,7 @@
 #include <nanoflann.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -182,6 +183,20 @@ struct EstimateScratch {
   std::vector<std::pair<double, double>> votes;
   // Local-linear fit.
   Eigen::MatrixXd offsets, centred, u, a, normal;
+  // Partial windows, correlation distance: the query's window sums, and every library row's
+  // window terms for the current (model, window), each computed on first use. A stack's pixels,
+  // and the spectra of a fixed scan, share one window, so after the first spectrum every distance
+  // is one dot product. Valid where stamp == terms_stamp.
+  WindowedQueryTerms query;
+  std::uint64_t terms_model = 0;
+  Window terms_window{-1, -1};
+  std::uint32_t terms_stamp = 0;
+  struct RowTerms {
+    std::uint32_t stamp = 0;
+    float slope = 0, weight = 0;
+    std::uint8_t state = 0;  // 0 usable, 1 flat, 2 the long way
+  };
+  std::vector<RowTerms> row_terms;
   Eigen::RowVectorXd mean_row;
   Eigen::VectorXd sw, v, rhs, beta, residual;
   Eigen::MatrixXd gram, dirs, eigenvectors;
@@ -229,6 +244,11 @@ Spectrum on_grid(const Spectrum& s, const EnergyGrid& grid, double shift) {
 Window full_window(const EnergyGrid& g) { return Window{0, g.size - 1}; }
 
 }  // namespace
+
+std::uint64_t Model::new_instance_id() {
+  static std::atomic<std::uint64_t> next{1};
+  return next++;
+}
 
 Model::Model() = default;
 Model::~Model() = default;
@@ -581,10 +601,21 @@ double Model::row_distance2(const RowVectorXf& z, Eigen::Index r, const Window& 
     return acc;
   }
   if (!full && options_.distance == DistanceKind::kCorrelation) {
-    // The row's features on this window from its window sums, without building them.
-    if (const auto d2 = windowed_correlation_distance2(z.data(), prepared_.row(r).data(), window,
-                                                       options_.preprocess)) {
-      return *d2;
+    // The row's features on this window from its window sums, without building them; the row's
+    // part is cached per window (see EstimateScratch), the query's was taken in project_into.
+    EstimateScratch& sc = estimate_scratch();
+    EstimateScratch::RowTerms& t = sc.row_terms[static_cast<std::size_t>(r)];
+    const float* row = prepared_.row(r).data();
+    if (t.stamp != sc.terms_stamp) {
+      t.stamp = sc.terms_stamp;
+      const auto terms = windowed_row_terms(row, window, options_.preprocess);
+      t.state = !terms ? 2 : terms->flat ? 1 : 0;
+      t.slope = terms ? static_cast<float>(terms->slope) : 0.0f;
+      t.weight = terms ? static_cast<float>(terms->weight) : 0.0f;
+    }
+    if (t.state != 2) {
+      return windowed_correlation_distance2(z.data(), row, window, WindowedRowTerms{t.state == 1, t.slope, t.weight},
+                                            sc.query);
     }
   }
   const RowVectorXf zr = features_of(r, window, full);
@@ -601,6 +632,20 @@ void Model::project_into(const RowVectorXf& z, const Window& window, bool full, 
   const double rescale = (o.distance == DistanceKind::kEuclidean || o.distance == DistanceKind::kDerivative)
                              ? static_cast<double>(o.preprocess.grid.size) / window.size()
                              : 1.0;
+  if (!full && o.distance == DistanceKind::kCorrelation) {
+    sc.query = windowed_query_terms(z.data(), window);
+    if (sc.terms_model != instance_id_ || !(sc.terms_window == window)) {
+      sc.terms_model = instance_id_;
+      sc.terms_window = window;
+      if (++sc.terms_stamp == 0) {  // wrapped: forget every stamp
+        for (auto& t : sc.row_terms) t.stamp = 0;
+        sc.terms_stamp = 1;
+      }
+    }
+    if (sc.row_terms.size() < static_cast<std::size_t>(prepared_.rows())) {
+      sc.row_terms.resize(static_cast<std::size_t>(prepared_.rows()));
+    }
+  }
   const LandmarkMds& feature_lmds = isomap ? aux_lmds_ : lmds_;
   const Eigen::MatrixXf& feature_affine = isomap ? aux_affine_ : affine_;
   const Eigen::VectorXf& feature_offset = isomap ? aux_offset_ : offset_;

@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <tuple>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -303,4 +305,33 @@ TEST_CASE("the windowed correlation distance equals processing the row on the wi
   o.smooth_fwhm_ev = 0.3;
   const RowVectorXf row = random_row();
   CHECK_FALSE(windowed_correlation_distance2(row.data(), row.data(), Window{10, 200}, o).has_value());
+}
+
+TEST_CASE("partial windows: cached row terms give what a fresh computation gives", "[core][model]") {
+  // Two models (the second with another landmark count, so different landmarks and rows are
+  // touched) and two windows, interleaved: each estimate must equal the same estimate made first,
+  // when nothing was cached for its model and window yet.
+  const Model& a = model();
+  ModelOptions o = options();
+  o.landmarks = 25;
+  const Model b = Model::fit(synthetic_library(), o);
+  const Spectrum one = line_spectrum(646.0, 1.0, 1, 638.0, 655.5, 0.07);
+  const Spectrum two = line_spectrum(643.5, 1.2, 0, 641.0, 658.0, 0.1);
+  const Estimate a1 = a.estimate(one), b1 = b.estimate(one), a2 = a.estimate(two), b2 = b.estimate(two);
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& [m, s, first] : {std::tuple{&a, &one, &a1}, std::tuple{&b, &two, &b2},
+                                      std::tuple{&a, &two, &a2}, std::tuple{&b, &one, &b1}}) {
+      const Estimate again = m->estimate(*s);
+      CHECK(again.values == first->values);
+      CHECK(again.coordinates == first->coordinates);
+      REQUIRE(again.neighbors.size() == first->neighbors.size());
+      for (std::size_t i = 0; i < again.neighbors.size(); ++i) {
+        CHECK(again.neighbors[i].label == first->neighbors[i].label);
+        CHECK(again.neighbors[i].distance == first->neighbors[i].distance);
+      }
+    }
+  }
+  // And right: the windowed distance itself is checked against the long way above.
+  CHECK(a1.values[0] == 1);
+  CHECK(a1.values[1] == Approx(646.0).margin(0.3));
 }

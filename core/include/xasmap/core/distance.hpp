@@ -44,6 +44,23 @@ double distance2(const float* za, const float* zb, const Window& window, double 
 std::optional<double> windowed_correlation_distance2(const float* zq, const float* row, const Window& window,
                                                      const PreprocessOptions& o);
 
+// The same in parts, for reuse: what depends on the library row and the window only (computed
+// once per row and window), what depends on the query only (once per query), and the one dot
+// product that depends on both.
+struct WindowedRowTerms {
+  bool flat = false;  // the processed row would be flat: its features are zero
+  double slope = 0;   // the background line's slope, per grid index
+  double weight = 0;  // sign of the normalisation / |centred, background-free row|
+};
+std::optional<WindowedRowTerms> windowed_row_terms(const float* row, const Window& window, const PreprocessOptions& o);
+struct WindowedQueryTerms {
+  double qq = 0;   // sum of zq^2 over the window
+  double sqt = 0;  // sum of zq * t, t the grid index from the window's start
+};
+WindowedQueryTerms windowed_query_terms(const float* zq, const Window& window);
+double windowed_correlation_distance2(const float* zq, const float* row, const Window& window,
+                                      const WindowedRowTerms& row_terms, const WindowedQueryTerms& query_terms);
+
 // The expected squared distance that white noise of standard deviation `sigma` on p adds between
 // p's features and a noise-free neighbour's: the floor the novelty score subtracts.
 double noise_distance2(const Eigen::Ref<const RowVectorXf>& p, const Window& window,

@@ -162,6 +162,9 @@ class Model {
   // lost and no second copy of the library is needed.
   FeatureMatrix prepared_;
   bool rows_are_features_ = false;
+  // Tells models apart in the per-thread caches (a reloaded model may reuse an old one's address).
+  std::uint64_t instance_id_ = new_instance_id();
+  static std::uint64_t new_instance_id();
   std::vector<std::int32_t> row_spectrum_;
   std::vector<float> row_shift_;
   std::vector<std::int32_t> landmarks_;  // row indices
