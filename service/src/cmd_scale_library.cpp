@@ -3,6 +3,7 @@
 // benchmarks. xasmapd fits it with library.source files and library.directory pointing at it.
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -27,6 +28,24 @@ const std::vector<OptionSpec> kScaleLibraryOptions = {
     {"threads", true, "N", "worker threads (default: all cores)"},
 };
 
+namespace {
+
+double number_in(const std::string& text, const char* option) {
+  std::size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size() || !std::isfinite(v)) {
+    throw UsageError(std::string("--") + option + ": '" + text + "' is not a number");
+  }
+  return v;
+}
+
+}  // namespace
+
 int run_scale_library(const CliArgs& args) {
   if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
   const auto out_dir = args.value("out");
@@ -39,14 +58,14 @@ int run_scale_library(const CliArgs& args) {
   o.threads = static_cast<int>(args.integer("threads", 0));
   if (const auto v = args.value("slater")) {
     o.slater_scales.clear();
-    for (const auto& f : split(*v, ',')) o.slater_scales.push_back(std::stod(f));
+    for (const auto& f : split(*v, ',')) o.slater_scales.push_back(number_in(f, "slater"));
   }
   if (const auto v = args.value("ds-dt")) {
     o.ds_dt_ev.clear();
     for (const auto& f : split(*v, ',')) {
       const auto parts = split(f, ':');
       if (parts.size() != 2) throw UsageError("--ds-dt: expected DS:DT pairs, got '" + f + "'");
-      o.ds_dt_ev.push_back({std::stod(parts[0]), std::stod(parts[1])});
+      o.ds_dt_ev.push_back({number_in(parts[0], "ds-dt"), number_in(parts[1], "ds-dt")});
     }
   }
   const auto t0 = std::chrono::steady_clock::now();

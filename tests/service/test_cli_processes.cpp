@@ -266,6 +266,9 @@ TEST_CASE("xasmap scale-library writes a matrix library that embed fits in place
   std::string header;
   std::getline(manifest, header);
   CHECK(header == "label,charge,tendq,ds,dt,slater_scale,lorentz_l3");
+  const Run bad = run(kTool + " scale-library --out " + dir.string() + "_bad --slater 0.8,x");
+  CHECK(bad.status == 64);
+  CHECK(bad.output.find("--slater: 'x' is not a number") != std::string::npos);
 
   const std::string config = write_temp(
       "xasmap_cli_scale.yaml",
