@@ -205,14 +205,24 @@ ModelKey key_of(const benchmark::State& state, DistanceKind distance) {
           distance};
 }
 
-void BM_Project(benchmark::State& state, DistanceKind distance, QueryGrid kind) {
+// The model and queries of a benchmark; null (and the benchmark skipped) when the queries were
+// preprocessed differently from the model.
+std::pair<const Model*, const QuerySet*> inputs(benchmark::State& state, DistanceKind distance, QueryGrid kind) {
   const ModelKey key = key_of(state, distance);
   const Model& m = model(key);
   const QuerySet& q = queries(key.points, kind);
   if (!(m.options().preprocess == q.options)) {
     state.SkipWithError("the queries were preprocessed with other options than the model's");
-    return;
+    return {nullptr, nullptr};
   }
+  return {&m, &q};
+}
+
+void BM_Project(benchmark::State& state, DistanceKind distance, QueryGrid kind) {
+  const auto [model_ptr, queries_ptr] = inputs(state, distance, kind);
+  if (!model_ptr) return;
+  const Model& m = *model_ptr;
+  const QuerySet& q = *queries_ptr;
   Eigen::VectorXd coordinates;
   std::size_t i = 0;
   for (auto _ : state) {
@@ -226,13 +236,10 @@ void BM_Project(benchmark::State& state, DistanceKind distance, QueryGrid kind) 
 }
 
 void BM_Estimate(benchmark::State& state, DistanceKind distance, QueryGrid kind) {
-  const ModelKey key = key_of(state, distance);
-  const Model& m = model(key);
-  const QuerySet& q = queries(key.points, kind);
-  if (!(m.options().preprocess == q.options)) {
-    state.SkipWithError("the queries were preprocessed with other options than the model's");
-    return;
-  }
+  const auto [model_ptr, queries_ptr] = inputs(state, distance, kind);
+  if (!model_ptr) return;
+  const Model& m = *model_ptr;
+  const QuerySet& q = *queries_ptr;
   // The accuracy on the first kRawQueries queries (this also warms the scratch).
   Estimate e;
   int correct = 0;
