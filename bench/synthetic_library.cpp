@@ -97,9 +97,10 @@ SyntheticLibrary make_library(SpectrumSynthesizer& synth, const EnergyGrid& grid
 std::vector<ParameterInfo> mn_parameters() { return {{"charge", true, {}}, {"tendq", false, {}}}; }
 
 Spectrum noisy_query(SpectrumSynthesizer& synth, const Eigen::Ref<const Eigen::VectorXd>& energy_ev,
-                     double noise, int& charge) {
+                     double noise, int& charge, double* tendq_ev) {
   charge = synth.draw_charge();
   const double x = synth.draw_tendq_ev();
+  if (tendq_ev) *tendq_ev = x;
   std::vector<float> buffer(static_cast<std::size_t>(energy_ev.size()));
   synth.synthesize(charge, x, energy_ev, noise, buffer.data());
   Spectrum s;

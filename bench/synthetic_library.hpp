@@ -77,6 +77,6 @@ std::vector<ParameterInfo> mn_parameters();
 // One noisy query at `energy_ev` (intensities rounded to float, as the library's are): draws its
 // charge index (returned in `charge`), then its 10Dq, then the spectrum.
 Spectrum noisy_query(SpectrumSynthesizer& synth, const Eigen::Ref<const Eigen::VectorXd>& energy_ev,
-                     double noise, int& charge);
+                     double noise, int& charge, double* tendq_ev = nullptr);
 
 }  // namespace xasmap::bench
