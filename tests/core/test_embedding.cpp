@@ -84,7 +84,7 @@ TEST_CASE("classical MDS matches the NumPy reference", "[core][embedding]") {
   CHECK((ours.coordinates - reference).cwiseAbs().maxCoeff() <= 1e-9);
 }
 
-TEST_CASE("landmark Isomap unrolls a Swiss roll; LMDS does not", "[core][embedding]") {
+TEST_CASE("landmark Isomap unrolls a Swiss roll but LMDS does not", "[core][embedding]") {
   // 2000 points on the Swiss roll of Tenenbaum et al. (2000): angle t in [1.5 pi, 4.5 pi].
   std::mt19937_64 rng(11);
   std::uniform_real_distribution<double> u01;
@@ -114,7 +114,7 @@ TEST_CASE("landmark Isomap unrolls a Swiss roll; LMDS does not", "[core][embeddi
   CHECK(r_lmds < 0.9);
 }
 
-TEST_CASE("MaxMin landmarks spread out; random ones are distinct", "[core][embedding]") {
+TEST_CASE("MaxMin landmarks spread out and random ones are distinct", "[core][embedding]") {
   FeatureMatrix line(101, 1);
   for (int i = 0; i <= 100; ++i) line(i, 0) = static_cast<float>(i);
   const FeatureSpace space = space_of(line);
