@@ -56,6 +56,11 @@ constexpr std::array<Spelling<Symmetry>, 2> kSymmetries{{
     {Symmetry::kOh, "Oh"},
     {Symmetry::kD4h, "D4h"},
 }};
+constexpr std::array<Spelling<LifetimeRule>, 2> kLifetimeRules{{
+    {LifetimeRule::kCoreHole, "core_hole"},
+    {LifetimeRule::kSplitEnergy, "split_energy"},
+}};
+
 constexpr std::array<Spelling<Polarization>, 6> kPolarizations{{
     {Polarization::kIsotropic, "isotropic"},
     {Polarization::kX, "x"},
@@ -134,6 +139,7 @@ std::string spell(const std::array<Spelling<E>, N>& table, E v) {
 std::string to_string(LibrarySource v) { return spell(kLibrarySources, v); }
 std::string to_string(Symmetry v) { return spell(kSymmetries, v); }
 std::string to_string(Polarization v) { return spell(kPolarizations, v); }
+std::string to_string(LifetimeRule v) { return spell(kLifetimeRules, v); }
 std::string to_string(Background v) { return spell(kBackgrounds, v); }
 std::string to_string(Normalization v) { return spell(kNormalizations, v); }
 std::string to_string(Alignment v) { return spell(kAlignments, v); }
@@ -508,6 +514,7 @@ void read_simulate(MapReader r, SimulateConfig& s) {
   r.choice<Polarization>("polarization", s.polarization, kPolarizations);
   r.number("lorentz_fwhm_l3_ev", s.lorentz_fwhm_l3_ev);
   r.number("lorentz_fwhm_l2_ev", s.lorentz_fwhm_l2_ev);
+  r.choice<LifetimeRule>("lifetime_rule", s.lifetime_rule, kLifetimeRules);
   r.number("gauss_fwhm_ev", s.gauss_fwhm_ev);
   r.number_map("overrides", s.overrides);
   r.number_map("energy_offset_ev", s.energy_offset_ev);
@@ -726,6 +733,7 @@ std::string to_yaml(const Config& c) {
     kv("polarization", to_string(s.polarization));
     kv("lorentz_fwhm_l3_ev", s.lorentz_fwhm_l3_ev);
     kv("lorentz_fwhm_l2_ev", s.lorentz_fwhm_l2_ev);
+    kv("lifetime_rule", to_string(s.lifetime_rule));
     kv("gauss_fwhm_ev", s.gauss_fwhm_ev);
     out << YAML::Key << "overrides" << YAML::Value << YAML::BeginMap;
     for (const auto& [name, value] : s.overrides) kv(name.c_str(), value);

@@ -45,15 +45,25 @@ Eigen::VectorXd broaden(const StickSpectrum& s, const Broadening& b,
   Eigen::VectorXd out = Eigen::VectorXd::Zero(n);
   if (n == 0 || s.sticks.empty()) return out;
   const double split = l3_l2_split(s) + shift_ev;
+  // Each stick's half width at half maximum.
+  std::vector<double> stick_hwhm(s.sticks.size());
+  for (std::size_t i = 0; i < s.sticks.size(); ++i) {
+    const Stick& st = s.sticks[i];
+    double fwhm = st.energy_ev + shift_ev < split ? b.lorentz_l3_ev : b.lorentz_l2_ev;
+    if (b.rule == LifetimeRule::kCoreHoleCharacter && std::isfinite(st.j32_weight)) {
+      const double w = std::clamp(st.j32_weight, 0.0, 1.0);
+      fwhm = w * b.lorentz_l3_ev + (1.0 - w) * b.lorentz_l2_ev;
+    }
+    stick_hwhm[i] = 0.5 * fwhm;
+  }
 
   // Sum of area-normalised Lorentzians at energy e.
   const auto lorentz_sum = [&](double e) {
     double sum = 0.0;
-    for (const auto& st : s.sticks) {
-      const double centre = st.energy_ev + shift_ev;
-      const double half = 0.5 * (centre < split ? b.lorentz_l3_ev : b.lorentz_l2_ev);
-      const double x = e - centre;
-      sum += st.intensity * half / (x * x + half * half);
+    for (std::size_t i = 0; i < s.sticks.size(); ++i) {
+      const double half = stick_hwhm[i];
+      const double x = e - (s.sticks[i].energy_ev + shift_ev);
+      sum += s.sticks[i].intensity * half / (x * x + half * half);
     }
     return sum / std::numbers::pi;
   };

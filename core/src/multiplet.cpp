@@ -591,13 +591,26 @@ StickSpectrum compute_sticks(const MultipletParameters& p, const SolverOptions& 
   for (const auto& w : weighted) {
     for (int q : qs) needed[static_cast<std::size_t>(final_block_of(w.block, q))] = true;
   }
+  // The 2p spin-orbit operator alone, sum over 2p electrons of l.s, gives each final state's core
+  // hole character: with one hole in 2p6, <l.s>_hole = -<sum l.s>_electrons, and the projector on
+  // the hole's j = 3/2 is (2/3)(1 + l.s) (l.s = 1/2 for j = 3/2, -1 for j = 1/2).
+  StateParameters so_only;
+  so_only.zeta2p = 1.0;
+  const auto t_so = one_body(so_only);
+  const TwoBody no_two_body(kNumOrbitals * kNumOrbitals);
   std::array<SolvedBlock, kNumBlocks> final_blocks;
+  std::array<Eigen::VectorXd, kNumBlocks> final_j32;
   for (int b = 0; b < kNumBlocks; ++b) {
     const auto& dets = final_space.blocks[static_cast<std::size_t>(b)];
     diag.final_block_sizes.push_back(static_cast<int>(dets.size()));
     if (!needed[static_cast<std::size_t>(b)]) continue;
-    final_blocks[static_cast<std::size_t>(b)] =
-        solve_block(build_block(dets, final_space, tf, vf), "final", b, diag);
+    SolvedBlock& fblk = final_blocks[static_cast<std::size_t>(b)];
+    fblk = solve_block(build_block(dets, final_space, tf, vf), "final", b, diag);
+    const Eigen::MatrixXd so = build_block(dets, final_space, t_so, no_two_body);
+    const Eigen::VectorXd ls_electrons =
+        fblk.vectors.cwiseProduct(so * fblk.vectors).colwise().sum().transpose();
+    final_j32[static_cast<std::size_t>(b)] =
+        ((2.0 / 3.0) * (1.0 - ls_electrons.array())).cwiseMax(0.0).cwiseMin(1.0).matrix();
   }
 
   // Polarisation weights per q: isotropic averages q = -1, 0, +1; x and y reach the q = -1 and
@@ -619,9 +632,10 @@ StickSpectrum compute_sticks(const MultipletParameters& p, const SolverOptions& 
       const Eigen::VectorXd t = apply_dipole(q, g, initial_dets, final_space, fb);
       const Eigen::VectorXd amplitudes = fblk.vectors.transpose() * t;
       const double scale = q_weight * w.weight / total_weight;
+      const Eigen::VectorXd& j32 = final_j32[static_cast<std::size_t>(fb)];
       for (Eigen::Index f = 0; f < amplitudes.size(); ++f) {
         const double intensity = scale * amplitudes[f] * amplitudes[f];
-        if (intensity > 0.0) sticks.push_back({fblk.energies[f] - w.energy, intensity});
+        if (intensity > 0.0) sticks.push_back({fblk.energies[f] - w.energy, intensity, j32[f]});
       }
     }
   }
@@ -635,6 +649,7 @@ StickSpectrum compute_sticks(const MultipletParameters& p, const SolverOptions& 
       Stick& last = result.sticks.back();
       const double total = last.intensity + s.intensity;
       last.energy_ev = (last.energy_ev * last.intensity + s.energy_ev * s.intensity) / total;
+      last.j32_weight = (last.j32_weight * last.intensity + s.j32_weight * s.intensity) / total;
       last.intensity = total;
     } else {
       result.sticks.push_back(s);

@@ -82,6 +82,7 @@ ScaleLibrary make_scale_library(const ScaleLibraryOptions& o, const AtomicTable&
       const double scale = o.slater_scales[s];
       MultipletParameters p = make_parameters(ions[i], table.lookup(ions[i]), ParameterScaling{scale, scale, 1.0});
       p.tendq = o.tendq_step_ev * t;
+      p.temperature_k = o.temperature_k;
       p.ds = o.ds_dt_ev[d][0];
       p.dt = o.ds_dt_ev[d][1];
       const StickSpectrum sticks = compute_sticks(p);

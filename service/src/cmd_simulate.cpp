@@ -36,11 +36,12 @@ const std::vector<OptionSpec> kSimulateOptions = {
     {"slater-scale-pd", true, "X", "scale of F2(pd), G1/G3(pd) (default: --slater-scale)"},
     {"zeta-scale", true, "X", "scale of the spin-orbit constants (default 1.0)"},
     {"exchange-field", true, "EV", "exchange field M on the 3d spins, H = 2M Sz (default 0)"},
-    {"temperature", true, "K", "temperature of the initial-state Boltzmann weights (default 0)"},
+    {"temperature", true, "K", "temperature of the initial-state Boltzmann weights (default 300)"},
     {"set", true, "NAME=V,...", "override multiplet parameters after scaling (eV)"},
     {"lorentz-fwhm", true, "EV", "Lorentzian FWHM of both edges (eV)"},
-    {"lorentz-fwhm-l3", true, "EV", "Lorentzian FWHM below the L3/L2 split (default 0.4)"},
-    {"lorentz-fwhm-l2", true, "EV", "Lorentzian FWHM above the L3/L2 split (default 0.8)"},
+    {"lorentz-fwhm-l3", true, "EV", "Lorentzian FWHM of a 2p3/2 core hole (default 0.4)"},
+    {"lorentz-fwhm-l2", true, "EV", "Lorentzian FWHM of a 2p1/2 core hole (default 0.8)"},
+    {"lifetime", true, "RULE", "core_hole or split_energy (CTM4XAS's) (default core_hole)"},
     {"gauss-fwhm", true, "EV", "Gaussian (instrument) FWHM, 0 = none (default 0.3)"},
     {"polarization", true, "POL", "isotropic, x, y, z, left or right (default isotropic)"},
     {"energy", true, "AXIS", "relative or absolute (default relative)"},
@@ -145,7 +146,7 @@ int run_simulate(const CliArgs& args) {
     throw UsageError("--symmetry must be Oh or D4h, got '" + symmetry + "'");
   }
   p.exchange_field = args.number("exchange-field", 0.0);
-  p.temperature_k = positive(args, "temperature", 0.0, true);
+  p.temperature_k = positive(args, "temperature", 300.0, true);
   const std::string pol = args.value("polarization").value_or("isotropic");
   const std::map<std::string, BeamPolarization> kPolarizations{
       {"isotropic", BeamPolarization::kIsotropic}, {"x", BeamPolarization::kX},
@@ -167,6 +168,14 @@ int run_simulate(const CliArgs& args) {
   b.lorentz_l3_ev = positive(args, "lorentz-fwhm-l3", b.lorentz_l3_ev, false);
   b.lorentz_l2_ev = positive(args, "lorentz-fwhm-l2", b.lorentz_l2_ev, false);
   b.gauss_ev = positive(args, "gauss-fwhm", 0.3, true);
+  const std::string lifetime = args.value("lifetime").value_or("core_hole");
+  if (lifetime == "core_hole") {
+    b.rule = LifetimeRule::kCoreHoleCharacter;
+  } else if (lifetime == "split_energy") {
+    b.rule = LifetimeRule::kSplitEnergy;
+  } else {
+    throw UsageError("--lifetime must be core_hole or split_energy, got '" + lifetime + "'");
+  }
 
   const auto started = std::chrono::steady_clock::now();
   const StickSpectrum sticks = compute_sticks(p);

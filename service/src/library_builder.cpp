@@ -17,7 +17,9 @@ Eigen::VectorXd energy_grid(const config::GridConfig& grid) {
 }
 
 Broadening broadening_of(const config::SimulateConfig& s) {
-  return {s.lorentz_fwhm_l3_ev, s.lorentz_fwhm_l2_ev, s.gauss_fwhm_ev};
+  return {s.lorentz_fwhm_l3_ev, s.lorentz_fwhm_l2_ev, s.gauss_fwhm_ev,
+          s.lifetime_rule == config::LifetimeRule::kSplitEnergy ? LifetimeRule::kSplitEnergy
+                                                                : LifetimeRule::kCoreHoleCharacter};
 }
 
 ParameterScaling scaling_of(const config::SimulateConfig& s) {

@@ -1,7 +1,9 @@
 // The shipped absolute-energy calibration of the default Mn library (docs/simulator.md):
 //  - Mn2+ 10Dq 0.9 eV reproduces the XRM2018 poster's own calculated curve on its energy scale;
-//  - with the configured offsets, every measured reference spectrum is best matched by a library
-//    spectrum of its own charge, and a free energy shift would move each by less than 0.2 eV.
+//  - Mn3+ and Mn4+ are calibrated on one half of the measured references (MnEdgeNet's Data2
+//    LaMnO3 and SrMnO3): a free energy shift moves neither by more than one 0.05 eV step;
+//  - the other half (Data2 and Data3 MnO, Data3 LaMnO3 and MnO2), never used for calibration, is
+//    best matched by a library spectrum of its own charge, within the daemon's shift range.
 // Comparison: on the overlap of the measured range and 636.5-658 eV, a line through the first and
 // last 1.5 eV is subtracted and the area normalised, then spectra are compared by cosine.
 
@@ -86,51 +88,71 @@ TEST_CASE("Mn2+ 10Dq 0.9 lands on the poster's calculated curve", "[calibration]
   CHECK(lib.fine_energy[i_ours] == Approx(at[i_theirs]).margin(0.06));
 }
 
-TEST_CASE("measured references match their own charge at the shipped offsets", "[calibration]") {
-  const std::map<std::string, int> references{
-      {"Data2_MnO", 2},    {"Data3_MnO", 2},    {"Data2_LaMnO3", 3},
-      {"Data3_LaMnO3", 3}, {"Data2_SrMnO3", 4}, {"Data3_MnO2", 4}};
+namespace {
+
+struct Match {
+  int charge = 0;
+  double tendq = 0, cosine = -2;
+  double shift = 0;       // best free shift of the right charge's spectra
+};
+
+Match best_match(const std::string& name, int charge) {
   const Library& lib = default_library();
+  const Spectrum measured =
+      read_spectrum(kData + "/experimental/xinhuolin_MnEdgeNet/" + name + ".csv");
+  const double lo = std::max(636.5, measured.energy_ev[0]);
+  const double hi = std::min(658.0, measured.energy_ev[measured.energy_ev.size() - 1]);
+  const auto n = static_cast<Eigen::Index>(std::floor((hi - lo) / 0.1)) + 1;
+  const Eigen::VectorXd grid = Eigen::VectorXd::LinSpaced(n, lo, lo + 0.1 * static_cast<double>(n - 1));
+  const Eigen::VectorXd y = prepare(grid, interpolate(measured, grid));
+  Match m;
+  for (const auto& s : lib.spectra) {
+    const double c =
+        cosine(prepare(grid, interpolate(Spectrum{lib.fine_energy, s.intensity}, grid)), y);
+    if (c > m.cosine) {
+      m.cosine = c;
+      m.charge = static_cast<int>(s.labels.at("charge"));
+      m.tendq = s.labels.at("tendq");
+    }
+  }
+  double best_shift_cos = -2;
+  for (const auto& s : lib.spectra) {
+    if (static_cast<int>(s.labels.at("charge")) != charge) continue;
+    for (double shift = -1.0; shift <= 1.0 + 1e-9; shift += 0.05) {
+      const Spectrum shifted{lib.fine_energy.array() + shift, s.intensity};
+      const double c = cosine(prepare(grid, interpolate(shifted, grid)), y);
+      if (c > best_shift_cos) {
+        best_shift_cos = c;
+        m.shift = shift;
+      }
+    }
+  }
+  WARN(name << ": best charge " << m.charge << "+ at 10Dq " << m.tendq << " (cos " << m.cosine
+            << "), free shift " << m.shift << " eV");
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("the calibration half fixes the Mn3+ and Mn4+ offsets", "[calibration]") {
+  for (const auto& [name, charge] : std::map<std::string, int>{{"Data2_LaMnO3", 3}, {"Data2_SrMnO3", 4}}) {
+    INFO(name);
+    const Match m = best_match(name, charge);
+    CHECK(m.charge == charge);
+    // The shipped offset is where this spectrum fits best, to one 0.05 eV step.
+    CHECK(std::abs(m.shift) <= 0.05 + 1e-9);
+  }
+}
+
+TEST_CASE("the held-out half matches its own charge at the shipped offsets", "[calibration]") {
+  const std::map<std::string, int> references{
+      {"Data2_MnO", 2}, {"Data3_MnO", 2}, {"Data3_LaMnO3", 3}, {"Data3_MnO2", 4}};
   for (const auto& [name, charge] : references) {
     INFO(name);
-    const Spectrum measured =
-        read_spectrum(kData + "/experimental/xinhuolin_MnEdgeNet/" + name + ".csv");
-    const double lo = std::max(636.5, measured.energy_ev[0]);
-    const double hi = std::min(658.0, measured.energy_ev[measured.energy_ev.size() - 1]);
-    const auto n = static_cast<Eigen::Index>(std::floor((hi - lo) / 0.1)) + 1;
-    const Eigen::VectorXd grid = Eigen::VectorXd::LinSpaced(n, lo, lo + 0.1 * static_cast<double>(n - 1));
-    const Eigen::VectorXd y = prepare(grid, interpolate(measured, grid));
-
-    double best = -2;
-    int best_charge = 0;
-    double best_tendq = 0;
-    for (const auto& s : lib.spectra) {
-      const double c =
-          cosine(prepare(grid, interpolate(Spectrum{lib.fine_energy, s.intensity}, grid)), y);
-      if (c > best) {
-        best = c;
-        best_charge = static_cast<int>(s.labels.at("charge"));
-        best_tendq = s.labels.at("tendq");
-      }
-    }
-    CHECK(best_charge == charge);
-    CHECK(best > 0.9);
-
-    // Free shift of the right charge's best spectrum: stays within 0.2 eV of the calibration.
-    double best_shift_cos = -2, best_shift = 0;
-    for (const auto& s : lib.spectra) {
-      if (static_cast<int>(s.labels.at("charge")) != charge) continue;
-      for (double shift = -1.0; shift <= 1.0 + 1e-9; shift += 0.05) {
-        const Spectrum shifted{lib.fine_energy.array() + shift, s.intensity};
-        const double c = cosine(prepare(grid, interpolate(shifted, grid)), y);
-        if (c > best_shift_cos) {
-          best_shift_cos = c;
-          best_shift = shift;
-        }
-      }
-    }
-    CHECK(std::abs(best_shift) <= 0.2 + 1e-9);
-    WARN(name << ": best charge " << best_charge << "+ at 10Dq " << best_tendq << " (cos "
-              << best << "), free shift " << best_shift << " eV");
+    const Match m = best_match(name, charge);
+    CHECK(m.charge == charge);
+    CHECK(m.cosine > 0.9);
+    // Within the daemon's default per-spectrum shift range (library.preprocess.max_shift_ev).
+    CHECK(std::abs(m.shift) <= 0.5 + 1e-9);
   }
 }

@@ -31,6 +31,8 @@ struct Sweep {
 enum class LibrarySource { kSimulate, kFiles, kModel };
 enum class Symmetry { kOh, kD4h };
 enum class Polarization { kIsotropic, kX, kY, kZ, kLeft, kRight };
+// How a stick's Lorentzian width is chosen between the L3 and L2 widths (xasmap::LifetimeRule).
+enum class LifetimeRule { kCoreHole, kSplitEnergy };
 enum class Background { kPrePostLine, kEdgeStep, kNone };
 enum class Normalization { kArea, kMax, kEdgeStep, kNone };
 enum class Alignment { kNone, kFitShift };
@@ -55,17 +57,20 @@ struct SimulateConfig {
   std::optional<double> slater_scale_pd;      // overrides slater_scale for F2(pd), G1/G3(pd)
   double zeta_scale = 1.0;                    // scales zeta(2p) and zeta(3d)
   double exchange_field_ev = 0.0;             // spin exchange field along z
-  double temperature_k = 0.0;
+  // Room temperature: at 0 K only the lowest spin-orbit sublevel of an orbitally degenerate
+  // ground state (Mn3+ 5E, Fe2+, Co2+) would count, and those sublevels lie meV apart.
+  double temperature_k = 300.0;
   Polarization polarization = Polarization::kIsotropic;
   double lorentz_fwhm_l3_ev = 0.4;
   double lorentz_fwhm_l2_ev = 0.8;
+  LifetimeRule lifetime_rule = LifetimeRule::kCoreHole;
   double gauss_fwhm_ev = 0.3;
   // Named multiplet parameters set after scaling, for every ion (eV; names as in
   // xasmap::multiplet_parameter_names(), e.g. zeta2p, g1pd, f0dd_final).
   std::map<std::string, double> overrides;
   // Absolute energy = simulator's relative energy + this offset, per ion (see docs/simulator.md).
   std::map<std::string, double> energy_offset_ev{
-      {"Mn2+", 645.05}, {"Mn3+", 646.55}, {"Mn4+", 647.25}};
+      {"Mn2+", 645.05}, {"Mn3+", 646.35}, {"Mn4+", 647.10}};
   bool operator==(const SimulateConfig&) const = default;
 };
 
@@ -210,6 +215,7 @@ std::string check_endpoint(const std::string& endpoint, bool bind);
 std::string to_string(LibrarySource v);
 std::string to_string(Symmetry v);
 std::string to_string(Polarization v);
+std::string to_string(LifetimeRule v);
 std::string to_string(Background v);
 std::string to_string(Normalization v);
 std::string to_string(Alignment v);

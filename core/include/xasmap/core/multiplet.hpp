@@ -12,6 +12,7 @@
 // conserved, so each Hamiltonian splits into four blocks that are diagonalised separately.
 
 #include <Eigen/Core>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,11 @@ void set_parameter(MultipletParameters& p, const std::string& name, double value
 struct Stick {
   double energy_ev;  // E_f - E_g on the relative scale (docs/simulator.md)
   double intensity;  // Boltzmann-weighted squared dipole matrix element
+  // 2p3/2 character of the final state's core hole, in [0, 1]: the expectation of the projector
+  // onto j = 3/2 of the 2p hole, (2/3)(1 + <l.s>_hole) (1 for a pure L3 hole, 0 for pure L2).
+  // NaN when unknown (sticks not computed by compute_sticks); merged sticks carry the
+  // intensity-weighted mean.
+  double j32_weight = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Checks of one calculation, all from the solver itself.
@@ -108,18 +114,30 @@ struct SolverOptions {
 // its domain (n3d, temperature) or when an eigen-solver fails or returns a residual above 1e-8.
 StickSpectrum compute_sticks(const MultipletParameters& p, const SolverOptions& options = {});
 
-// Lifetime and instrument broadening: each stick becomes an area-normalised Lorentzian (FWHM
-// lorentz_l3_ev below the L3/L2 split, lorentz_l2_ev above), and the sum is convolved with an
-// area-normalised Gaussian of FWHM gauss_ev. The split lies in the widest gap between sticks of
-// relative intensity > 1e-3 between the L3 and L2 centroids, estimated as the intensity centroid
-// C - zeta2p/2 and C + zeta2p.
+// How each stick's Lorentzian width is chosen between the L3 and the L2 lifetime widths.
+enum class LifetimeRule {
+  // From the final state's core hole: FWHM = w lorentz_l3 + (1 - w) lorentz_l2 with w the stick's
+  // 2p3/2 character (Stick::j32_weight). A 2p1/2 hole decays faster (L2-L3 Coster-Kronig decay),
+  // and a final state of mixed j decays at the rate of its mixture. Smooth in every parameter.
+  // Sticks without a character (NaN) fall back to kSplitEnergy.
+  kCoreHoleCharacter,
+  // CTM4XAS's convention: lorentz_l3 below one split energy, lorentz_l2 above it. The split lies
+  // in the widest gap between sticks of relative intensity > 1e-3 between the L3 and L2
+  // centroids, estimated as the intensity centroid C - zeta2p/2 and C + zeta2p. Where sticks are
+  // dense the widest gap, and so the width of the sticks near it, jumps as 10Dq changes.
+  kSplitEnergy,
+};
+
+// Lifetime and instrument broadening: each stick becomes an area-normalised Lorentzian (its FWHM
+// by `rule`), and the sum is convolved with an area-normalised Gaussian of FWHM gauss_ev.
 struct Broadening {
   double lorentz_l3_ev = 0.4;
   double lorentz_l2_ev = 0.8;
   double gauss_ev = 0.3;
+  LifetimeRule rule = LifetimeRule::kCoreHoleCharacter;
 };
 
-// The split energy that separates L3 from L2 sticks (see Broadening).
+// The split energy that separates L3 from L2 sticks (LifetimeRule::kSplitEnergy).
 double l3_l2_split(const StickSpectrum& s);
 
 // The broadened spectrum on `energy_ev` (any increasing grid, same scale as the sticks, plus

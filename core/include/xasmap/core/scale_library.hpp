@@ -28,7 +28,8 @@ struct ScaleLibraryOptions {
   int points = 500;
   std::vector<std::string> ions{"Mn2+", "Mn3+", "Mn4+"};
   // Absolute energy = simulator's relative energy + offset (as library.simulate.energy_offset_ev).
-  std::map<std::string, double> energy_offset_ev{{"Mn2+", 645.05}, {"Mn3+", 646.55}, {"Mn4+", 647.25}};
+  std::map<std::string, double> energy_offset_ev{{"Mn2+", 645.05}, {"Mn3+", 646.35}, {"Mn4+", 647.10}};
+  double temperature_k = 300.0;              // as library.simulate.temperature_k
   double tendq_max_ev = 2.5;
   double tendq_step_ev = 0.1;
   std::vector<std::array<double, 2>> ds_dt_ev{{0.0, 0.0}, {0.05, 0.01}, {-0.05, -0.01}};
