@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <tuple>
 #include <vector>
 
 #include "xasmap/core/atomic_data.hpp"
@@ -100,6 +101,31 @@ TEST_CASE("one d electron in Oh splits t2g and e_g by exactly 10Dq", "[core][mul
   const double lowest = levels.front();
   for (double& e : levels) e -= lowest;
   check_levels(levels, expand({{0.0, 6}, {p.tendq, 4}}), 1e-12);
+}
+
+TEST_CASE("many-electron Hamiltonian: d3 4A2->4T2 and d8 3A2->3T2 are exactly 10Dq", "[core][multiplet]") {
+  // With 3d-3d Coulomb on and spin-orbit off, 4T2 (t2g^2 e_g) of d3 and 3T2 of d8 are the only
+  // terms of their symmetry and spin in their configurations' ranges, so they do not mix and lie
+  // exactly 10Dq above the ground term, whatever F2 and F4 are (Tanabe-Sugano). A wrong sign or
+  // factor in a Coulomb matrix element would mix them with the other terms. This checks the
+  // interacting Hamiltonian (Coulomb plus crystal field), not the dipole operator.
+  for (const auto& [ion, ground, excited] :
+       {std::tuple{"Mn4+", 4, 12}, std::tuple{"Cr3+", 4, 12}, std::tuple{"Ni2+", 3, 9}}) {
+    for (double tendq : {1.2, 2.1}) {
+      INFO(ion << " 10Dq " << tendq);
+      MultipletParameters p = mn(ion, tendq);
+      p.zeta3d_initial = 0.0;
+      const auto levels = compute_sticks(p).diagnostics.initial_energies_ev;
+      const double e0 = levels.front();
+      const auto at = [&](double e) {
+        return std::count_if(levels.begin(), levels.end(), [&](double x) { return std::abs(x - e0 - e) < 1e-9; });
+      };
+      // The ground term's spin multiplicity, then the T2 term's 3 x spin multiplicity exactly at
+      // 10Dq (other terms may cross it at large 10Dq, but none lands on it).
+      CHECK(at(0.0) == ground);
+      CHECK(at(tendq) == excited);
+    }
+  }
 }
 
 TEST_CASE("one d electron in D4h follows the standard Dq, Ds, Dt level scheme", "[core][multiplet]") {

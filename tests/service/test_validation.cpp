@@ -114,11 +114,14 @@ TEST_CASE("leave-one-out on the default Mn library", "[validation]") {
   const Score s = leave_one_out(o);
   CHECK(s.charge_ok == 78);
   CHECK(s.tendq_ok >= static_cast<int>(std::ceil(0.95 * 78)));
+  // A dropped spectrum lies midway between two library neighbours 0.1 eV apart, so any
+  // neighbour is within 0.1 eV; interpolation between them must do much better on average.
+  CHECK(s.abs_error / s.count <= 0.03);
   std::ofstream("validation_loo.md")
       << "| check | result | target |\n| --- | --- | --- |\n"
       << "| charge correct | " << s.charge_ok << "/78 | 78/78 |\n"
       << "| abs(d10Dq) <= 0.1 eV | " << s.tendq_ok << "/78 (" << pct(s.tendq_ok, 78) << ") | >= 95% |\n"
-      << "| mean abs(d10Dq) | " << s.abs_error / s.count << " eV | |\n";
+      << "| mean abs(d10Dq) | " << s.abs_error / s.count << " eV | <= 0.03 eV |\n";
 }
 
 TEST_CASE("a noisy, miscalibrated, resampled library", "[validation]") {
