@@ -457,6 +457,15 @@ std::vector<Problem> Config::validate() const {
   c.count("estimation.report_neighbors", estimation.report_neighbors, 0, 200);
   c.count("estimation.local_linear_dims", estimation.local_linear_dims, 1, 10);
   c.positive("estimation.novelty_threshold", estimation.novelty_threshold, 1e6);
+  c.range("estimation.probability_noise", estimation.probability_noise, 0.0, 1e9);
+  c.range("estimation.probability_residual", estimation.probability_residual, 0.0, 1e9);
+  c.range("estimation.probability_spacing", estimation.probability_spacing, 0.0, 1e9);
+  if (estimation.probability_noise + estimation.probability_residual + estimation.probability_spacing <= 0.0) {
+    c.add("estimation.probability_noise", "0 with probability_residual and probability_spacing 0",
+          "at least one of them > 0 (a zero temperature makes every probability 0 or 1)");
+  }
+  c.range("estimation.interval_spacing", estimation.interval_spacing, 0.0, 100.0);
+  c.range("estimation.interval_residual", estimation.interval_residual, 0.0, 100.0);
 
   const InputConfig& in = input;
   c.endpoint("input.endpoint", in.endpoint, in.bind);
@@ -574,6 +583,11 @@ void read_document(detail::Context& ctx, const YAML::Node& root, Config& c) {
     r.integer("local_linear_dims", e.local_linear_dims);
     r.integer("report_neighbors", e.report_neighbors);
     r.number("novelty_threshold", e.novelty_threshold);
+    r.number("probability_noise", e.probability_noise);
+    r.number("probability_residual", e.probability_residual);
+    r.number("probability_spacing", e.probability_spacing);
+    r.number("interval_spacing", e.interval_spacing);
+    r.number("interval_residual", e.interval_residual);
     r.finish();
   }
   {
@@ -780,6 +794,11 @@ std::string to_yaml(const Config& c) {
   kv("local_linear_dims", c.estimation.local_linear_dims);
   kv("report_neighbors", c.estimation.report_neighbors);
   kv("novelty_threshold", c.estimation.novelty_threshold);
+  kv("probability_noise", c.estimation.probability_noise);
+  kv("probability_residual", c.estimation.probability_residual);
+  kv("probability_spacing", c.estimation.probability_spacing);
+  kv("interval_spacing", c.estimation.interval_spacing);
+  kv("interval_residual", c.estimation.interval_residual);
   out << YAML::EndMap;
 
   out << YAML::Key << "input" << YAML::Value << YAML::BeginMap;

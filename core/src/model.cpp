@@ -71,6 +71,9 @@ struct OrderedTree {
 struct Model::Index {
   OrderedTree<IndexTree> estimation;
   OrderedTree<KdTree> aux;  // Isomap's feature-space embedding
+  // Per value of the class parameter: its rows' leading coordinates, and their library rows.
+  std::vector<OrderedTree<IndexTree>> by_class;
+  std::vector<std::vector<std::int32_t>> class_rows;
 };
 
 namespace {
@@ -173,7 +176,7 @@ struct EstimateScratch {
   Eigen::VectorXf yf;
   Eigen::VectorXd y, d2, g2;
   KnnBuffers knn;
-  std::vector<std::pair<int, float>> cand;
+  std::vector<std::pair<int, float>> cand, class_cand;
   std::vector<std::pair<double, int>> exact;
   struct Candidate {
     int spectrum = 0, row = 0;
@@ -547,6 +550,52 @@ void Model::build_indexes() {
   if (aux_coordinates_.size() > 0) {
     build_tree(aux_coordinates_, index_->aux);
   }
+
+  // The class parameter (the first categorical one, with at most kMaxClasses values) and the
+  // continuous parameters' grid steps.
+  constexpr std::size_t kMaxClasses = 16;
+  const std::size_t np = parameters_.size();
+  class_parameter_ = -1;
+  class_values_.clear();
+  grid_step_.assign(np, std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t p = 0; p < np; ++p) {
+    std::vector<double> distinct;
+    for (const auto& v : values_) distinct.push_back(v[p]);
+    std::sort(distinct.begin(), distinct.end());
+    distinct.erase(std::unique(distinct.begin(), distinct.end()), distinct.end());
+    if (parameters_[p].categorical) {
+      if (class_parameter_ < 0 && distinct.size() >= 2 && distinct.size() <= kMaxClasses) {
+        class_parameter_ = static_cast<int>(p);
+        class_values_ = distinct;
+      }
+      continue;
+    }
+    std::vector<double> gaps;
+    for (std::size_t i = 1; i < distinct.size(); ++i) gaps.push_back(distinct[i] - distinct[i - 1]);
+    if (!gaps.empty()) {
+      std::nth_element(gaps.begin(), gaps.begin() + static_cast<long>(gaps.size() / 2), gaps.end());
+      grid_step_[p] = gaps[gaps.size() / 2];
+    }
+  }
+  if (class_parameter_ >= 0) {
+    const std::size_t nc = class_values_.size();
+    index_->class_rows.assign(nc, {});
+    for (std::size_t r = 0; r < row_spectrum_.size(); ++r) {
+      const double v = flat_values_[static_cast<std::size_t>(row_spectrum_[r]) * np + static_cast<std::size_t>(class_parameter_)];
+      const auto k = static_cast<std::size_t>(
+          std::lower_bound(class_values_.begin(), class_values_.end(), v) - class_values_.begin());
+      index_->class_rows[k].push_back(static_cast<std::int32_t>(r));
+    }
+    index_->by_class.resize(nc);
+    for (std::size_t k = 0; k < nc; ++k) {
+      const auto& rows = index_->class_rows[k];
+      FeatureMatrix sub(static_cast<Eigen::Index>(rows.size()), dims);
+      for (std::size_t i = 0; i < rows.size(); ++i) {
+        sub.row(static_cast<Eigen::Index>(i)) = coordinates_.row(rows[i]).head(dims);
+      }
+      build_tree(sub, index_->by_class[k], kIndexDims);
+    }
+  }
 }
 
 std::vector<std::pair<int, float>> Model::embedding_neighbors(const Eigen::VectorXd& y,
@@ -562,6 +611,11 @@ void Model::set_estimation_options(const ModelOptions& from) {
   options_.report_neighbors = from.report_neighbors;
   options_.novelty_threshold = from.novelty_threshold;
   options_.shift_penalty = from.shift_penalty;
+  options_.probability_noise = from.probability_noise;
+  options_.probability_residual = from.probability_residual;
+  options_.probability_spacing = from.probability_spacing;
+  options_.interval_spacing = from.interval_spacing;
+  options_.interval_residual = from.interval_residual;
   options_.threads = from.threads;
 }
 
@@ -792,6 +846,73 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
     return flat_values_[static_cast<std::size_t>(sc.all[sc.chosen[i]].spectrum) * parameters_.size() + p];
   };
 
+  // What the spectrum's own noise adds to a squared distance on its window, and the novelty: the
+  // distance to the nearest library spectrum beyond that, over the library's median neighbour
+  // distance (both on the full grid's scale).
+  const double noise2 = noise_distance2(prep.values, w, step, prep.noise_sigma, o.distance);
+  e.noise_distance2 = noise2;
+  e.window_points = w.size();
+  const double rescale = (o.distance == DistanceKind::kEuclidean || o.distance == DistanceKind::kDerivative)
+                             ? static_cast<double>(o.preprocess.grid.size) / w.size()
+                             : 1.0;
+  if (!sc.chosen.empty()) {
+    const double nearest = sc.all[sc.chosen.front()].distance;
+    e.novelty = std::sqrt(std::max(0.0, rescale * (nearest * nearest - noise2))) / median_nn_;
+    e.in_library = e.novelty <= o.novelty_threshold;
+  }
+
+  // Class probabilities: the best ranked squared distance per class, from the candidates, and for
+  // a class with none among them from its own index (its nearest rows in the embedding, ranked
+  // exactly). Then P(c) ~ exp(-(D2_c - D2_min) / 2T) with the temperature of ModelOptions.
+  e.class_parameter = class_parameter_;
+  if (class_parameter_ >= 0) {
+    const std::size_t nc = class_values_.size();
+    const std::size_t cp = static_cast<std::size_t>(class_parameter_);
+    e.class_values.assign(class_values_.begin(), class_values_.end());
+    e.class_distance2.assign(nc, std::numeric_limits<double>::infinity());
+    const auto class_of = [&](int spectrum) {
+      const double v = flat_values_[static_cast<std::size_t>(spectrum) * parameters_.size() + cp];
+      return static_cast<std::size_t>(std::lower_bound(class_values_.begin(), class_values_.end(), v) -
+                                      class_values_.begin());
+    };
+    for (const auto& c : sc.all) {
+      double& best = e.class_distance2[class_of(c.spectrum)];
+      best = std::min(best, c.ranked);
+    }
+    for (std::size_t k = 0; k < nc; ++k) {
+      if (std::isfinite(e.class_distance2[k])) continue;
+      const auto& tree = index_->by_class[k];
+      if (tree.row.empty()) continue;
+      knn_into(tree, e.coordinates.head(dims), std::min<std::size_t>(tree.row.size(), copies), sc.knn,
+               sc.class_cand, false);
+      for (const auto& [local, d] : sc.class_cand) {
+        const int r = index_->class_rows[k][static_cast<std::size_t>(local)];
+        const double dist2 = row_distance2(z, r, w, full);
+        const double penalty = penalty_scale * row_shift_[static_cast<std::size_t>(r)];
+        e.class_distance2[k] = std::min(e.class_distance2[k], dist2 + penalty * penalty);
+      }
+    }
+    double best = std::numeric_limits<double>::infinity();
+    for (const double d2 : e.class_distance2) best = std::min(best, d2);
+    const double s2 = noise2 / std::max(1, w.size());
+    const double r2 = std::max(0.0, best - noise2);
+    const double m2 = median_nn_ * median_nn_;
+    const double temperature = std::max(
+        o.probability_noise * s2 + o.probability_residual * r2 + o.probability_spacing * m2, 1e-300);
+    e.class_probability.assign(nc, 0.0);
+    double sum = 0;
+    for (std::size_t k = 0; k < nc; ++k) {
+      const double d2 = e.class_distance2[k];
+      e.class_probability[k] = std::isfinite(d2) ? std::exp(-(d2 - best) / (2.0 * temperature)) : 0.0;
+      sum += e.class_probability[k];
+    }
+    for (double& q : e.class_probability) q /= sum;
+  } else {
+    e.class_values.clear();
+    e.class_distance2.clear();
+    e.class_probability.clear();
+  }
+
   // Weights from the nearest `neighbors`: inverse distance, softened at 1% of the library's
   // typical neighbour spacing so that an exact match does not take every weight.
   const std::size_t used = std::min<std::size_t>(sc.chosen.size(), static_cast<std::size_t>(o.neighbors));
@@ -874,7 +995,19 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
     local_linear = solved && sc.ldlt.info() == Eigen::Success;
   }
 
+  e.spread.assign(np, std::numeric_limits<double>::quiet_NaN());
+  e.grid_step.assign(np, std::numeric_limits<double>::quiet_NaN());
   for (std::size_t p = 0; p < np; ++p) {
+    if (static_cast<int>(p) == class_parameter_) {
+      // The most probable value; a tie goes to the smaller value.
+      std::size_t best = 0;
+      for (std::size_t k = 1; k < e.class_probability.size(); ++k) {
+        if (e.class_probability[k] > e.class_probability[best]) best = k;
+      }
+      e.values[p] = class_values_[best];
+      e.confidence[p] = e.class_probability[best];
+      continue;
+    }
     if (parameters_[p].categorical) {
       // Weighted vote; a tie goes to the smaller value.
       sc.votes.clear();
@@ -930,6 +1063,14 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
                                      static_cast<double>(std::max<std::size_t>(1, used - static_cast<std::size_t>(directions) - 1)));
       }
     }
+    // The 68 % interval: the neighbours' spread, widened by the library's own granularity and by
+    // how poorly the library describes the spectrum.
+    const double u = e.uncertainty[p];
+    const double g = std::isfinite(grid_step_[p]) ? grid_step_[p] : 0.0;
+    e.spread[p] = u;
+    e.grid_step[p] = g;
+    e.uncertainty[p] = std::sqrt(u * u + g * g * (o.interval_spacing * o.interval_spacing +
+                                                  o.interval_residual * o.interval_residual * e.novelty * e.novelty));
   }
   if (o.max_shift_ev > 0.0) {
     double shift = 0;
@@ -948,18 +1089,6 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
     }
   }
 
-  // Novelty: distance to the nearest library spectrum less what the spectrum's own noise adds,
-  // over the library's median neighbour distance (both on the full grid's scale).
-  if (!sc.chosen.empty()) {
-    const double rescale = (o.distance == DistanceKind::kEuclidean || o.distance == DistanceKind::kDerivative)
-                               ? static_cast<double>(o.preprocess.grid.size) / w.size()
-                               : 1.0;
-    const double nearest = sc.all[sc.chosen.front()].distance;
-    const double d2 = rescale * nearest * nearest;
-    const double noise = rescale * noise_distance2(prep.values, w, step, prep.noise_sigma, o.distance);
-    e.novelty = std::sqrt(std::max(0.0, d2 - noise)) / median_nn_;
-    e.in_library = e.novelty <= o.novelty_threshold;
-  }
   // The reported neighbours, nearest first; their storage is reused from the last call.
   const std::size_t reported = std::min<std::size_t>(sc.chosen.size(), static_cast<std::size_t>(o.report_neighbors));
   e.neighbors.resize(reported);

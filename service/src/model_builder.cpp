@@ -87,6 +87,11 @@ ModelOptions model_options(const config::Config& cfg) {
   o.local_linear_dims = est.local_linear_dims;
   o.report_neighbors = est.report_neighbors;
   o.novelty_threshold = est.novelty_threshold;
+  o.probability_noise = est.probability_noise;
+  o.probability_residual = est.probability_residual;
+  o.probability_spacing = est.probability_spacing;
+  o.interval_spacing = est.interval_spacing;
+  o.interval_residual = est.interval_residual;
   o.threads = cfg.input.workers;
   return o;
 }

@@ -124,6 +124,13 @@ struct EstimationConfig {
   int local_linear_dims = 2;
   int report_neighbors = 3;
   double novelty_threshold = 4.0;
+  // Temperature of the charge probabilities and widths of the 68 % intervals
+  // (xasmap::ModelOptions; fitted on the held-out calibration set, docs/validation.md).
+  double probability_noise = 470.0;
+  double probability_residual = 0.55;
+  double probability_spacing = 0.0;
+  double interval_spacing = 0.0;
+  double interval_residual = 0.6;
   bool operator==(const EstimationConfig&) const = default;
 };
 

@@ -51,6 +51,23 @@ struct ModelOptions {
   int local_linear_dims = 2;         // principal directions the local-linear fit uses
   int report_neighbors = 3;
   double novelty_threshold = 4.0;
+  // Probabilities of the first categorical parameter (the charge): P(c) is proportional to
+  // exp(-(D2_c - D2_min) / (2 T)), D2_c the best ranked squared distance of a library spectrum of
+  // value c, with the temperature T = probability_noise * s2 + probability_residual * r2 +
+  // probability_spacing * m2: s2 the spectrum's noise per feature (the noise's expected squared
+  // distance over the window's points), r2 the squared distance the best match leaves unexplained
+  // beyond the noise, m the library's median neighbour distance. A white-noise likelihood alone
+  // would be probability_noise = 1 and the rest 0; fitted on held-out spectra of other model
+  // settings (docs/validation.md), the noise term is 470 times that and the unexplained residual
+  // counts too: neighbouring library spectra differ by less than the model's own error.
+  double probability_noise = 470.0;
+  double probability_residual = 0.55;
+  double probability_spacing = 0.0;
+  // 68 % intervals of continuous parameters: sigma^2 = u^2 + g^2 (interval_spacing^2 +
+  // interval_residual^2 novelty^2), u the neighbours' weighted spread (or the local-linear fit's
+  // residual), g the parameter's library grid step. Calibrated on held-out spectra.
+  double interval_spacing = 0.0;
+  double interval_residual = 0.6;
   int threads = 0;                   // <= 0: every core
 };
 
@@ -83,6 +100,18 @@ struct Estimate {
   double noise_sigma = 0;            // estimated from the spectrum itself
   double coverage = 1;               // fraction of the grid covered
   double energy_shift_ev = 0;        // estimated calibration offset (0 without shifted copies)
+
+  // The evidence behind the probabilities, for calibration and diagnostics. `class_parameter` is
+  // the first categorical parameter (-1: none); per value of it (ascending), the best ranked
+  // squared distance of a library spectrum of that value and its probability.
+  int class_parameter = -1;
+  std::vector<double> class_values;
+  std::vector<double> class_distance2;
+  std::vector<double> class_probability;
+  double noise_distance2 = 0;        // the squared distance the spectrum's noise is expected to add
+  int window_points = 0;             // grid points compared
+  std::vector<double> spread;        // continuous: u before the interval terms; else NaN
+  std::vector<double> grid_step;     // continuous: the parameter's library grid step g; else NaN
 };
 
 class Model {
@@ -129,6 +158,8 @@ class Model {
   Eigen::MatrixXd library_map() const;
   // Median over library spectra of the distance to the nearest other spectrum.
   double median_neighbor_distance() const { return median_nn_; }
+  // The first categorical parameter (-1: none), whose values get probabilities.
+  int class_parameter() const { return class_parameter_; }
 
   Model();
   ~Model();
@@ -179,6 +210,11 @@ class Model {
   Eigen::MatrixXf aux_affine_;
   Eigen::VectorXf aux_offset_;
   double median_nn_ = 1.0;
+  // Built with the indexes: the first categorical parameter, its values (ascending) and every
+  // continuous parameter's grid step (the median gap between its sorted distinct values).
+  int class_parameter_ = -1;
+  std::vector<double> class_values_;
+  std::vector<double> grid_step_;
   std::unique_ptr<Index> index_;
 };
 

@@ -1,0 +1,403 @@
+// Held-out validation of the default configuration (docs/validation.md, "Held-out sets"): spectra
+// the estimator never saw and was never tuned on, simulated with other parameter values (10Dq
+// between the library's grid points) and other model settings (Slater reduction, temperature,
+// lifetime and instrument widths, tetragonal distortion), then measured with realistic effects
+// (offsets, a session offset, grids, scales, backgrounds, an L3/L2 edge step, noise at SNR 30-100,
+// part-range windows). Writes validation_heldout.md in the working directory.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "model_builder.hpp"
+#include "xasmap/config/config.hpp"
+#include "xasmap/core/heldout.hpp"
+#include "xasmap/core/model.hpp"
+#include "xasmap/core/preprocess.hpp"
+
+using namespace xasmap;
+
+namespace {
+
+const AtomicTable& table() {
+  static const AtomicTable t = AtomicTable::load(std::string(XASMAP_SOURCE_DIR) + "/data/atomic");
+  return t;
+}
+
+const config::Config& default_config() {
+  static const config::Config c;
+  return c;
+}
+
+const Model& default_model() {
+  static const Model m = service::build_model(default_config());
+  return m;
+}
+
+// 10Dq midway between the library's 0.1 eV grid points: every one (25) or every other (13).
+std::vector<double> midpoints(int every) {
+  std::vector<double> v;
+  for (int k = 0; k < 25; k += every) v.push_back(0.05 + 0.1 * k);
+  return v;
+}
+
+HeldOutPhysics physics(int every) {
+  HeldOutPhysics p;
+  p.tendq_ev = midpoints(every);
+  p.energy_offset_ev = default_config().library.simulate.energy_offset_ev;
+  return p;
+}
+
+struct Outcome {
+  int count = 0, rejected = 0, charge_ok = 0, confident_wrong = 0, covered = 0;
+  double tendq_abs = 0;     // over spectra with the right charge
+  std::vector<double> confidence;
+  std::vector<int> correct;
+  std::vector<double> novelty;
+  int flagged = 0;          // in_library = false
+};
+
+// Expected calibration error of the charge confidence: 10 equal-width bins of the confidence,
+// |accuracy - mean confidence| weighted by the bin's share of spectra.
+double expected_calibration_error(const Outcome& o) {
+  double ece = 0;
+  const std::size_t n = o.confidence.size();
+  for (int b = 0; b < 10; ++b) {
+    double conf = 0, acc = 0;
+    int k = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const int bin = std::min(9, static_cast<int>(o.confidence[i] * 10));
+      if (bin != b) continue;
+      conf += o.confidence[i];
+      acc += o.correct[i];
+      ++k;
+    }
+    if (k > 0) ece += std::abs(acc - conf) / static_cast<double>(n);
+  }
+  return ece;
+}
+
+Outcome run(const std::vector<HeldOutSpectrum>& set) {
+  const Model& m = default_model();
+  const int charge = 0, tendq = 1;
+  REQUIRE(m.parameters()[charge].name == "charge");
+  REQUIRE(m.parameters()[tendq].name == "tendq");
+  Outcome o;
+  for (const HeldOutSpectrum& h : set) {
+    ++o.count;
+    Estimate e;
+    try {
+      e = m.estimate(h.spectrum);
+    } catch (const PreprocessError&) {
+      ++o.rejected;
+      o.confidence.push_back(0.0);
+      o.correct.push_back(0);
+      continue;
+    }
+    const bool ok = static_cast<int>(e.values[charge]) == h.charge;
+    o.charge_ok += ok;
+    o.confidence.push_back(e.confidence[charge]);
+    o.correct.push_back(ok);
+    if (!ok && e.confidence[charge] >= 0.9) ++o.confident_wrong;
+    o.novelty.push_back(e.novelty);
+    o.flagged += !e.in_library;
+    if (ok) {
+      const double err = std::abs(e.values[tendq] - h.tendq_ev);
+      o.tendq_abs += err;
+      o.covered += err <= e.uncertainty[tendq];
+    }
+  }
+  return o;
+}
+
+std::string fixed(double v, int digits) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.*f", digits, v);
+  return b;
+}
+
+struct Row {
+  std::string name;
+  Outcome outcome;
+};
+
+std::vector<Row>& rows() {
+  static std::vector<Row> r;
+  return r;
+}
+
+const Outcome& report(const std::string& name, const std::vector<HeldOutSpectrum>& set) {
+  rows().push_back({name, run(set)});
+  const Outcome& o = rows().back().outcome;
+  const int right = std::max(1, o.charge_ok);
+  std::vector<double> nov = o.novelty;
+  std::sort(nov.begin(), nov.end());
+  WARN(name << ": " << o.count << " spectra, rejected " << o.rejected << ", charge "
+            << fixed(100.0 * o.charge_ok / o.count, 1) << " %, 10Dq MAE "
+            << fixed(o.tendq_abs / right, 3) << " eV, 68% coverage "
+            << fixed(100.0 * o.covered / right, 1) << " %, ECE "
+            << fixed(expected_calibration_error(o), 3) << ", wrong at p>=0.9 "
+            << fixed(100.0 * o.confident_wrong / o.count, 1) << " %, median novelty "
+            << (nov.empty() ? 0.0 : nov[nov.size() / 2]) << ", flagged " << o.flagged);
+  std::ofstream table("validation_heldout.md");
+  table << "| set | spectra | rejected | charge right | 10Dq MAE (eV) | 10Dq within ±uncertainty | "
+           "ECE of charge confidence | wrong with confidence ≥ 0.9 | median novelty | flagged "
+           "outside |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+  for (const Row& r : rows()) {
+    const Outcome& x = r.outcome;
+    std::vector<double> n = x.novelty;
+    std::sort(n.begin(), n.end());
+    const int ok = std::max(1, x.charge_ok);
+    table << "| " << r.name << " | " << x.count << " | " << x.rejected << " | "
+          << fixed(100.0 * x.charge_ok / x.count, 1) << " % | " << fixed(x.tendq_abs / ok, 3)
+          << " | " << fixed(100.0 * x.covered / ok, 1) << " % | "
+          << fixed(expected_calibration_error(x), 3) << " | "
+          << fixed(100.0 * x.confident_wrong / x.count, 1) << " % | "
+          << fixed(n.empty() ? 0.0 : n[n.size() / 2], 2) << " | " << x.flagged << " |\n";
+  }
+  return o;
+}
+
+}  // namespace
+
+namespace {
+
+// The calibration set: other 10Dq values (0.12 + 0.2 k eV, on neither the library's grid nor the
+// report sets' midpoints) and other model and measurement settings than any report set, drawn
+// with their own seeds. The estimator's probability and interval constants are fitted on it and
+// on nothing else.
+struct Calibration {
+  std::vector<HeldOutSpectrum> spectra;
+  std::vector<Estimate> estimates;
+};
+
+const Calibration& calibration_set() {
+  static const Calibration c = [] {
+    Calibration out;
+    std::vector<double> tendq;
+    for (int k = 0; k < 12; ++k) tendq.push_back(0.12 + 0.2 * k);
+    struct Variant {
+      double slater, temperature, ds, dt;
+      Broadening broadening;
+      double session, start_max, end_min, edge;
+    };
+    const std::vector<Variant> variants{
+        {0.75, 300, 0, 0, {0.4, 0.8, 0.3, LifetimeRule::kCoreHoleCharacter}, 0.0, 635.0, 660.0, 0.0},
+        {0.85, 150, 0, 0, {0.35, 0.7, 0.25, LifetimeRule::kCoreHoleCharacter}, 0.0, 635.0, 660.0, 0.2},
+        {0.8, 300, -0.03, -0.005, {0.45, 0.9, 0.4, LifetimeRule::kCoreHoleCharacter}, 0.0, 639.0, 654.0, 0.1},
+        {0.78, 50, 0, 0, {0.4, 0.8, 0.3, LifetimeRule::kCoreHoleCharacter}, 0.8, 635.0, 660.0, 0.0},
+    };
+    std::uint64_t seed = 901;
+    for (const Variant& v : variants) {
+      HeldOutPhysics p = physics(1);
+      p.tendq_ev = tendq;
+      p.slater_scale = v.slater;
+      p.temperature_k = v.temperature;
+      p.ds_ev = v.ds;
+      p.dt_ev = v.dt;
+      p.broadening = v.broadening;
+      HeldOutMeasurement m;
+      m.seed = seed++;
+      m.realisations = 3;
+      m.offset_ev = 0.45;
+      m.session_offset_ev = v.session;
+      m.start_max_ev = v.start_max;
+      m.start_min_ev = std::min(632.0, v.start_max - 3.0);
+      m.end_min_ev = v.end_min;
+      m.edge_step_max = v.edge;
+      for (HeldOutSpectrum& h : make_heldout(p, m, table())) out.spectra.push_back(std::move(h));
+    }
+    for (const HeldOutSpectrum& h : out.spectra) {
+      try {
+        out.estimates.push_back(default_model().estimate(h.spectrum));
+      } catch (const PreprocessError&) {
+        out.estimates.emplace_back();  // refused: no evidence
+      }
+    }
+    return out;
+  }();
+  return c;
+}
+
+struct ProbabilityConstants {
+  double noise, residual, spacing;
+};
+
+// Mean negative log probability of the true charge under the given temperature constants.
+double charge_nll(const Calibration& c, const ProbabilityConstants& k) {
+  const double m2 = default_model().median_neighbor_distance() * default_model().median_neighbor_distance();
+  double nll = 0;
+  int n = 0;
+  for (std::size_t i = 0; i < c.spectra.size(); ++i) {
+    const Estimate& e = c.estimates[i];
+    if (e.class_distance2.empty()) continue;
+    double best = std::numeric_limits<double>::infinity();
+    for (double d2 : e.class_distance2) best = std::min(best, d2);
+    const double s2 = e.noise_distance2 / std::max(1, e.window_points);
+    const double t = std::max(k.noise * s2 + k.residual * std::max(0.0, best - e.noise_distance2) + k.spacing * m2, 1e-300);
+    double sum = 0, truth = 0;
+    for (std::size_t j = 0; j < e.class_values.size(); ++j) {
+      const double term = std::exp(-(e.class_distance2[j] - best) / (2 * t));
+      sum += term;
+      if (static_cast<int>(e.class_values[j]) == c.spectra[i].charge) truth = term;
+    }
+    nll -= std::log(std::max(truth / sum, 1e-12));
+    ++n;
+  }
+  return nll / std::max(1, n);
+}
+
+struct IntervalConstants {
+  double spacing, residual;
+};
+
+// Mean Gaussian negative log likelihood of the 10Dq errors (right charges only).
+double interval_nll(const Calibration& c, const IntervalConstants& k) {
+  double nll = 0;
+  int n = 0;
+  for (std::size_t i = 0; i < c.spectra.size(); ++i) {
+    const Estimate& e = c.estimates[i];
+    if (e.values.size() < 2 || static_cast<int>(e.values[0]) != c.spectra[i].charge) continue;
+    const double u = e.spread[1], g = e.grid_step[1];
+    const double var = u * u + g * g * (k.spacing * k.spacing + k.residual * k.residual * e.novelty * e.novelty);
+    const double err = e.values[1] - c.spectra[i].tendq_ev;
+    nll += 0.5 * std::log(std::max(var, 1e-300)) + err * err / (2 * std::max(var, 1e-300));
+    ++n;
+  }
+  return nll / std::max(1, n);
+}
+
+// Golden-section minimum of f on [lo, hi].
+template <class F>
+double golden(F f, double lo, double hi) {
+  const double r = (std::sqrt(5.0) - 1) / 2;
+  double a = lo, b = hi, c = b - r * (b - a), d = a + r * (b - a);
+  for (int i = 0; i < 60; ++i) {
+    if (f(c) < f(d)) {
+      b = d;
+    } else {
+      a = c;
+    }
+    c = b - r * (b - a);
+    d = a + r * (b - a);
+  }
+  return 0.5 * (a + b);
+}
+
+}  // namespace
+
+TEST_CASE("calibration: the shipped probability and interval constants fit the calibration set", "[heldout]") {
+  const Calibration& c = calibration_set();
+  REQUIRE(c.spectra.size() == 4 * 3 * 3 * 12);
+  // Charge temperature, in log space (a zero constant is reached as exp(-20)).
+  ProbabilityConstants fit{1.0, 1e-3, 1e-3};
+  for (int sweep = 0; sweep < 4; ++sweep) {
+    fit.noise = std::exp(golden([&](double x) { return charge_nll(c, {std::exp(x), fit.residual, fit.spacing}); }, -20, 12));
+    fit.residual = std::exp(golden([&](double x) { return charge_nll(c, {fit.noise, std::exp(x), fit.spacing}); }, -20, 8));
+    fit.spacing = std::exp(golden([&](double x) { return charge_nll(c, {fit.noise, fit.residual, std::exp(x)}); }, -20, 8));
+  }
+  IntervalConstants interval{1.0, 0.1};
+  for (int sweep = 0; sweep < 4; ++sweep) {
+    interval.spacing = golden([&](double x) { return interval_nll(c, {x, interval.residual}); }, 0, 10);
+    interval.residual = golden([&](double x) { return interval_nll(c, {interval.spacing, x}); }, 0, 10);
+  }
+  const ModelOptions& shipped = default_model().options();
+  const ProbabilityConstants ours{shipped.probability_noise, shipped.probability_residual, shipped.probability_spacing};
+  const IntervalConstants ours_interval{shipped.interval_spacing, shipped.interval_residual};
+  WARN("fitted charge temperature: noise " << fit.noise << ", residual " << fit.residual << ", spacing "
+       << fit.spacing << " (nll " << charge_nll(c, fit) << "; shipped " << charge_nll(c, ours) << ")");
+  WARN("fitted interval: spacing " << interval.spacing << ", residual " << interval.residual << " (nll "
+       << interval_nll(c, interval) << "; shipped " << interval_nll(c, ours_interval) << ")");
+  const Outcome& o = report("calibration set (fitted on)", c.spectra);
+  CHECK(o.count == static_cast<int>(c.spectra.size()));
+  // The shipped constants are (rounded) optima of this set.
+  CHECK(charge_nll(c, ours) <= charge_nll(c, fit) + 0.01);
+  CHECK(interval_nll(c, ours_interval) <= interval_nll(c, interval) + 0.01);
+}
+
+TEST_CASE("held-out: 10Dq midway between grid points, the library's own model", "[heldout]") {
+  HeldOutMeasurement m;
+  m.seed = 101;
+  const Outcome& o = report("10Dq midway, same model", make_heldout(physics(1), m, table()));
+  CHECK(o.count == 300);
+}
+
+TEST_CASE("held-out: other Slater reductions", "[heldout]") {
+  for (const double scale : {0.7, 0.9}) {
+    HeldOutPhysics p = physics(2);
+    p.slater_scale = scale;
+    HeldOutMeasurement m;
+    m.seed = 102;
+    report("Slater " + fixed(scale, 1), make_heldout(p, m, table()));
+  }
+}
+
+TEST_CASE("held-out: narrower and broader instruments", "[heldout]") {
+  HeldOutPhysics narrow = physics(2);
+  narrow.broadening = Broadening{0.3, 0.6, 0.15, LifetimeRule::kCoreHoleCharacter};
+  HeldOutPhysics broad = physics(2);
+  broad.broadening = Broadening{0.5, 1.0, 0.5, LifetimeRule::kCoreHoleCharacter};
+  HeldOutMeasurement m;
+  m.seed = 103;
+  report("narrower (L 0.3/0.6, G 0.15 eV)", make_heldout(narrow, m, table()));
+  report("broader (L 0.5/1.0, G 0.5 eV)", make_heldout(broad, m, table()));
+}
+
+TEST_CASE("held-out: 0 K", "[heldout]") {
+  HeldOutPhysics p = physics(2);
+  p.temperature_k = 0;
+  HeldOutMeasurement m;
+  m.seed = 104;
+  report("0 K", make_heldout(p, m, table()));
+}
+
+TEST_CASE("held-out: tetragonal distortion", "[heldout]") {
+  HeldOutPhysics p = physics(2);
+  p.ds_ev = 0.05;
+  p.dt_ev = 0.01;
+  HeldOutMeasurement m;
+  m.seed = 105;
+  report("D4h Ds 0.05, Dt 0.01 eV", make_heldout(p, m, table()));
+}
+
+TEST_CASE("held-out: an L3/L2 edge step", "[heldout]") {
+  HeldOutMeasurement m;
+  m.seed = 106;
+  m.edge_step_min = 0.05;
+  m.edge_step_max = 0.3;
+  report("edge step 5-30 % of L3", make_heldout(physics(2), m, table()));
+}
+
+TEST_CASE("held-out: a session offset of up to 1 eV", "[heldout]") {
+  for (const double session : {0.6, 1.0}) {
+    HeldOutMeasurement m;
+    m.seed = 107;
+    m.session_offset_ev = session;
+    m.offset_ev = 0.5;
+    report("session offset +" + fixed(session, 1) + " eV, each ±0.5 eV", make_heldout(physics(2), m, table()));
+  }
+}
+
+TEST_CASE("held-out: part-range windows", "[heldout]") {
+  HeldOutMeasurement m;
+  m.seed = 108;
+  m.start_min_ev = 635.0;
+  m.start_max_ev = 640.0;
+  m.end_min_ev = 652.0;
+  m.end_max_ev = 660.0;
+  report("part range (635-640 to 652-660 eV)", make_heldout(physics(2), m, table()));
+}
+
+TEST_CASE("held-out: SNR 30", "[heldout]") {
+  HeldOutMeasurement m;
+  m.seed = 109;
+  m.snr_min = m.snr_max = 30;
+  report("SNR 30", make_heldout(physics(2), m, table()));
+}
