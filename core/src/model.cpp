@@ -293,6 +293,8 @@ Model Model::fit(const Library& library, const ModelOptions& options, FitReport*
   m.row_spectrum_.resize(static_cast<std::size_t>(rows));
   m.row_shift_.resize(static_cast<std::size_t>(rows));
   std::vector<std::string> failures(library.size());
+  PreprocessOptions library_preprocess = o.preprocess;
+  library_preprocess.require_edge = false;  // a library row is what the library says it is
   parallel_for(static_cast<Eigen::Index>(library.size()), o.threads,
                [&](Eigen::Index begin, Eigen::Index end) {
                  for (Eigen::Index i = begin; i < end; ++i) {
@@ -304,7 +306,7 @@ Model Model::fit(const Library& library, const ModelOptions& options, FitReport*
                      for (std::size_t k = 0; k < shifts.size(); ++k) {
                        const Eigen::Index r = i * static_cast<Eigen::Index>(shifts.size()) +
                                               static_cast<Eigen::Index>(k);
-                       const Prepared p = preprocess(on_grid(s, grid, shifts[k]), o.preprocess);
+                       const Prepared p = preprocess(on_grid(s, grid, shifts[k]), library_preprocess);
                        m.prepared_.row(r) = p.values;
                        m.row_spectrum_[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(i);
                        m.row_shift_[static_cast<std::size_t>(r)] = static_cast<float>(shifts[k]);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <numbers>
 #include <vector>
 
@@ -164,6 +166,115 @@ RowVectorXf apply_window(const Eigen::Ref<const RowVectorXf>& values, const Wind
   return out;
 }
 
+namespace {
+
+// Binding energies (eV): the 3d metals' 2p edges as in data/atomic/edges_3d.csv, and the K edges
+// of C, N, O and F (the X-ray Data Booklet, J. A. Bearden and A. F. Burr, Rev. Mod. Phys. 39, 125
+// (1967)), the edges a soft X-ray scan meant for a 3d L2,3 edge most often meets instead.
+struct KnownEdge {
+  const char* name;
+  double energy_ev;
+};
+constexpr KnownEdge kKnownEdges[] = {
+    {"C K", 284.2},     {"N K", 409.9},     {"Ti L3", 453.8},   {"Ti L2", 460.2},
+    {"V L3", 512.1},    {"V L2", 519.8},    {"O K", 543.1},     {"Cr L3", 574.1},
+    {"Cr L2", 583.8},   {"Mn L3", 638.7},   {"Mn L2", 649.9},   {"F K", 696.7},
+    {"Fe L3", 706.8},   {"Fe L2", 719.9},   {"Co L3", 778.1},   {"Co L2", 793.2},
+    {"Ni L3", 852.7},   {"Ni L2", 870.0},   {"Cu L3", 932.7},   {"Cu L2", 952.3},
+};
+
+std::string format_ev(double v, int digits = 1) {
+  char b[32];
+  std::snprintf(b, sizeof b, "%.*f", digits, v);
+  return b;
+}
+
+// Noise of `y` from its second differences (see Prepared::noise_sigma).
+double noise_of(const std::vector<double>& y, std::vector<double>& scratch) {
+  scratch.clear();
+  for (std::size_t i = 1; i + 1 < y.size(); ++i) scratch.push_back(std::abs(y[i - 1] - 2.0 * y[i] + y[i + 1]));
+  if (scratch.empty()) return 0.0;
+  std::nth_element(scratch.begin(), scratch.begin() + static_cast<long>(scratch.size() / 2), scratch.end());
+  return 1.4826 * scratch[scratch.size() / 2] / std::sqrt(6.0);
+}
+
+// The strongest peak of the whole spectrum above the line through its ends: its energy, and its
+// height in units of the spectrum's noise (infinite when there is no noise).
+std::pair<double, double> strongest_peak(const Eigen::Ref<const Eigen::VectorXd>& e,
+                                         const Eigen::Ref<const Eigen::VectorXd>& y, std::vector<double>& scratch) {
+  const Eigen::Index n = e.size();
+  const double slope = (y[n - 1] - y[0]) / (e[n - 1] - e[0]);
+  Eigen::Index best = 0;
+  double high = -std::numeric_limits<double>::infinity();
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double r = y[i] - y[0] - slope * (e[i] - e[0]);
+    if (r > high) {
+      high = r;
+      best = i;
+    }
+  }
+  std::vector<double> values(y.data(), y.data() + n);
+  const double sigma = noise_of(values, scratch);
+  return {e[best], sigma > 0 ? high / sigma : std::numeric_limits<double>::infinity()};
+}
+
+// Throws PreprocessError(kNoEdge) when the raw window values hold no absorption edge.
+void require_edge(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen::Ref<const Eigen::VectorXd>& intensity,
+                  const RowVectorXf& raw, const Window& w, const PreprocessOptions& o) {
+  const EnergyGrid& g = o.grid;
+  const int n = w.size();
+  static thread_local std::vector<double> y, smooth, scratch;
+  y.resize(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) y[static_cast<std::size_t>(i)] = raw[w.first + i];
+  const double sigma = noise_of(y, scratch);
+  const int edge = std::clamp(static_cast<int>(std::lround(o.edge_window_ev / g.step_ev)), 1, std::max(1, n / 4));
+  const EndRegion pre = mean_region(y, 0, edge - 1, g, w.first);
+  const EndRegion post = mean_region(y, n - edge, n - 1, g, w.first);
+  const double slope = (post.value - pre.value) / (post.energy - pre.energy);
+  // The residual above the line, smoothed over +-0.3 eV so that one noisy point is no peak.
+  const int half = std::max(1, static_cast<int>(std::lround(0.3 / g.step_ev)));
+  smooth.assign(static_cast<std::size_t>(n), 0.0);
+  for (int i = 0; i < n; ++i) {
+    double acc = 0;
+    int count = 0;
+    for (int k = std::max(0, i - half); k <= std::min(n - 1, i + half); ++k) {
+      acc += y[static_cast<std::size_t>(k)] - pre.value - slope * (g.at(w.first + k) - pre.energy);
+      ++count;
+    }
+    smooth[static_cast<std::size_t>(i)] = acc / count;
+  }
+  const auto [lo, hi] = std::minmax_element(smooth.begin(), smooth.end());
+  const double height = *hi;
+  const double range = *hi - *lo;
+  // An exactly flat window is left to normalisation, which names it (RejectReason::kFlat).
+  if (range <= 0.0) return;
+  if (height > 5.0 * sigma && height >= 0.25 * range) return;
+  std::string message = "no absorption edge on " + format_ev(g.at(w.first)) + "-" + format_ev(g.at(w.last)) + " eV";
+  const auto [peak, significance] = strongest_peak(energy, intensity, scratch);
+  if ((peak < g.emin_ev - 1.0 || peak > g.emax_ev() + 1.0) && significance > 10.0) {
+    message += ": the spectrum's strongest peak lies at " + format_ev(peak) + " eV";
+    const std::string near = nearest_edge(peak);
+    if (!near.empty()) message += ", near " + near + ", not the library's edge";
+  } else if (!(height > 5.0 * sigma)) {
+    message += ": above the background line its highest feature is " + format_ev(sigma > 0 ? height / sigma : 0.0) +
+               " times its noise (at least 5 needed); is it noise or an empty scan?";
+  } else {
+    message += ": it falls below its background line more than it rises above it (the tail of an edge, or a background)";
+  }
+  throw PreprocessError(RejectReason::kNoEdge, message);
+}
+
+}  // namespace
+
+std::string nearest_edge(double energy_ev) {
+  const KnownEdge* best = nullptr;
+  for (const KnownEdge& k : kKnownEdges) {
+    if (!best || std::abs(k.energy_ev - energy_ev) < std::abs(best->energy_ev - energy_ev)) best = &k;
+  }
+  if (!best || std::abs(best->energy_ev - energy_ev) > 10.0) return "";
+  return std::string(best->name) + " (" + format_ev(best->energy_ev) + " eV)";
+}
+
 void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen::Ref<const Eigen::VectorXd>& intensity,
                      const PreprocessOptions& o, Prepared& p) {
   if (const auto problem = check_spectrum(energy, intensity)) {
@@ -180,6 +291,15 @@ void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eige
   const double grid_width = o.grid.emax_ev() - o.grid.emin_ev;
   p.coverage = p.window.size() > 1 ? (p.window.size() - 1) * o.grid.step_ev / grid_width : 0.0;
   if (p.window.size() < 8 || p.coverage < o.min_coverage) {
+    // Energies in keV: the spectrum misses the grid, but a thousand times its energies would not.
+    const double lo_kev = energy[0] * 1000.0, hi_kev = energy[energy.size() - 1] * 1000.0;
+    const double overlap = std::min(hi_kev, o.grid.emax_ev()) - std::max(lo_kev, o.grid.emin_ev);
+    if (hi_kev < 100000.0 && overlap >= o.min_coverage * grid_width) {
+      throw PreprocessError(RejectReason::kEnergyUnit,
+                            "the energies (" + format_ev(energy[0], 4) + "-" + format_ev(energy[energy.size() - 1], 4) +
+                                ") look like keV; the library's grid is " + format_ev(o.grid.emin_ev) + "-" +
+                                format_ev(o.grid.emax_ev()) + " eV: send energies in eV");
+    }
     throw PreprocessError(
         RejectReason::kTooLittleOverlap,
         "the spectrum (" + std::to_string(energy[0]) + "-" + std::to_string(energy[energy.size() - 1]) +
@@ -187,6 +307,7 @@ void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eige
             std::to_string(o.grid.emin_ev) + "-" + std::to_string(o.grid.emax_ev()) + " eV; at least " +
             std::to_string(static_cast<int>(std::round(100 * o.min_coverage))) + "% is needed");
   }
+  if (o.require_edge) require_edge(energy, intensity, raw, p.window, o);
   apply_window_into(raw, p.window, o, p.values);
 
   static thread_local std::vector<double> second;

@@ -12,7 +12,7 @@ using detail::type_name;
 
 namespace {
 
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 15> kErrorCodes{{
+constexpr std::array<std::pair<ErrorCode, std::string_view>, 17> kErrorCodes{{
     {ErrorCode::kBadFrames, "bad_frames"},
     {ErrorCode::kBadMsgpack, "bad_msgpack"},
     {ErrorCode::kNotAMap, "not_a_map"},
@@ -25,6 +25,8 @@ constexpr std::array<std::pair<ErrorCode, std::string_view>, 15> kErrorCodes{{
     {ErrorCode::kTooFewPoints, "too_few_points"},
     {ErrorCode::kInsufficientOverlap, "insufficient_overlap"},
     {ErrorCode::kFlatSpectrum, "flat_spectrum"},
+    {ErrorCode::kEnergyUnit, "energy_unit"},
+    {ErrorCode::kNoEdge, "no_edge"},
     {ErrorCode::kTooLarge, "too_large"},
     {ErrorCode::kOverloaded, "overloaded"},
     {ErrorCode::kInternal, "internal"},

@@ -107,6 +107,10 @@ ErrorCode code_of(RejectReason r) {
       return ErrorCode::kInsufficientOverlap;
     case RejectReason::kFlat:
       return ErrorCode::kFlatSpectrum;
+    case RejectReason::kEnergyUnit:
+      return ErrorCode::kEnergyUnit;
+    case RejectReason::kNoEdge:
+      return ErrorCode::kNoEdge;
   }
   return ErrorCode::kInternal;
 }
@@ -116,7 +120,9 @@ const char* field_of(RejectReason r) {
   switch (r) {
     case RejectReason::kNonFinite:
     case RejectReason::kFlat:
+    case RejectReason::kNoEdge:
       return "intensity";
+    case RejectReason::kEnergyUnit:
     case RejectReason::kTooFewPoints:
     case RejectReason::kNonMonotonic:
     case RejectReason::kTooLittleOverlap:

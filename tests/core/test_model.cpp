@@ -158,6 +158,60 @@ TEST_CASE("bad spectra are rejected with a precise reason", "[core][model]") {
   }
 }
 
+TEST_CASE("out of the library's domain: refused with the reason, not estimated", "[core][model]") {
+  const auto reason_of = [](const Spectrum& s) -> std::pair<RejectReason, std::string> {
+    try {
+      model().estimate(s);
+    } catch (const PreprocessError& e) {
+      return {e.reason(), e.what()};
+    }
+    FAIL("estimated");
+    return {};
+  };
+  std::mt19937_64 rng(9);
+  std::normal_distribution<double> n01;
+  SECTION("noise alone") {
+    Spectrum s = line_spectrum(645, 1, 0);
+    for (Eigen::Index i = 0; i < s.intensity.size(); ++i) s.intensity[i] = 1.0 + 0.1 * n01(rng);
+    const auto [reason, text] = reason_of(s);
+    CHECK(reason == RejectReason::kNoEdge);
+    CHECK_THAT(text, Catch::Contains("times its noise"));
+  }
+  SECTION("a sloping background with a little noise") {
+    Spectrum s = line_spectrum(645, 1, 0);
+    for (Eigen::Index i = 0; i < s.intensity.size(); ++i) {
+      s.intensity[i] = 0.3 + 0.001 * (s.energy_ev[i] - 630) + 0.002 * n01(rng);
+    }
+    CHECK(reason_of(s).first == RejectReason::kNoEdge);
+  }
+  SECTION("another element's edge: a scan over Fe L2,3 names it") {
+    // Noiseless, so only the shape can refuse it: the window holds the rising tail of Fe L3.
+    Spectrum s = line_spectrum(708.8, 0.5, 0, 630, 730);
+    for (Eigen::Index i = 0; i < s.intensity.size(); ++i) {
+      const double x3 = (s.energy_ev[i] - 708.8) / 0.5, x2 = (s.energy_ev[i] - 721.6) / 0.8;
+      s.intensity[i] = 2.0 / (1 + x3 * x3) + 1.0 / (1 + x2 * x2);
+    }
+    const auto [reason, text] = reason_of(s);
+    CHECK(reason == RejectReason::kNoEdge);
+    CHECK_THAT(text, Catch::Contains("708.8 eV") && Catch::Contains("Fe L3 (706.8 eV)"));
+  }
+  SECTION("energies in keV") {
+    Spectrum s = line_spectrum(645, 1, 0);
+    s.energy_ev /= 1000.0;
+    const auto [reason, text] = reason_of(s);
+    CHECK(reason == RejectReason::kEnergyUnit);
+    CHECK_THAT(text, Catch::Contains("look like keV"));
+  }
+  SECTION("a real edge at SNR 10 on part of the grid still passes") {
+    Spectrum s = line_spectrum(646.0, 1.0, 1, 638.0, 655.5, 0.07);
+    for (Eigen::Index i = 0; i < s.intensity.size(); ++i) s.intensity[i] += 0.1 * n01(rng);
+    CHECK_NOTHROW(model().estimate(s));
+  }
+  CHECK(nearest_edge(641.0) == "Mn L3 (638.7 eV)");
+  CHECK(nearest_edge(540.0) == "O K (543.1 eV)");
+  CHECK(nearest_edge(1200.0).empty());
+}
+
 TEST_CASE("every method and distance fits and estimates", "[core][model]") {
   const Library lib = synthetic_library();
   const Spectrum probe = line_spectrum(644.25, 1.1, 1);

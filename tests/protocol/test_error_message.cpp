@@ -13,12 +13,15 @@ TEST_CASE("every error code round-trips through its string", "[protocol]") {
         ErrorCode::kMissingField, ErrorCode::kBadType, ErrorCode::kLengthMismatch,
         ErrorCode::kNonMonotonicEnergy, ErrorCode::kNonFinite, ErrorCode::kOutOfRange,
         ErrorCode::kTooFewPoints, ErrorCode::kInsufficientOverlap, ErrorCode::kFlatSpectrum,
+        ErrorCode::kEnergyUnit, ErrorCode::kNoEdge,
         ErrorCode::kTooLarge, ErrorCode::kOverloaded, ErrorCode::kInternal}) {
     const auto back = error_code_from_string(to_string(code));
     REQUIRE(back.has_value());
     CHECK(*back == code);
   }
   CHECK(to_string(ErrorCode::kNonMonotonicEnergy) == "non_monotonic_energy");
+  CHECK(to_string(ErrorCode::kNoEdge) == "no_edge");
+  CHECK(to_string(ErrorCode::kEnergyUnit) == "energy_unit");
   CHECK_FALSE(error_code_from_string("no_such_code").has_value());
 }
 

@@ -310,6 +310,14 @@ def malformed_messages(lib, limits):
     one("too_few_points", "too_few_points", energy=energy[100:105], intensity=intensity[100:105])
     one("outside_grid", "insufficient_overlap", energy=[e + 100 for e in energy])
     one("flat", "flat_spectrum", intensity=[1.0] * len(energy))
+    # Out of the library's domain: refused with a reason, never estimated.
+    noise_rng = np.random.default_rng(11)
+    one("noise_only", "no_edge", intensity=list(1.0 + 0.1 * noise_rng.standard_normal(len(energy))))
+    fe_energy = list(np.arange(630.0, 730.0, 0.1))
+    fe = [2.0 / (1 + ((e - 708.8) / 0.5) ** 2) + 1.0 / (1 + ((e - 721.6) / 0.8) ** 2) + 0.001 * (e - 630)
+          for e in fe_energy]
+    one("fe_l_edge", "no_edge", energy=fe_energy, intensity=fe)
+    one("energy_in_kev", "energy_unit", energy=[e / 1000.0 for e in energy])
     big = {"id": "bad-too-big", "energy": energy, "intensity": intensity,
            "padding": b"\x00" * (limits["max_message_bytes"] + 10)}
     add("message_too_big", "too_large", [b"spectrum", msgpack.packb(big, use_bin_type=True)], "bad-too-big")

@@ -252,6 +252,48 @@ TEST_CASE("xasmap embed writes a model that xasmap estimate uses", "[integration
   std::filesystem::remove(broken);
 }
 
+TEST_CASE("xasmap estimate refuses spectra outside the library's domain, naming why", "[integration][cli][estimate]") {
+  const auto dir = std::filesystem::temp_directory_path();
+  const std::string config = write_temp(
+      "xasmap_cli_domain.yaml",
+      "library:\n  simulate:\n    ions: [Mn2+, Mn4+]\n    tendq_ev: [0.5, 1.0, 1.5]\n"
+      "embedding: {landmarks: 32, estimate_dims: 6}\n");
+  const std::string model = (dir / "xasmap_cli_domain.xasm").string();
+  REQUIRE(run(kTool + " embed --config " + config + " --out " + model).status == 0);
+  // Noise; a scan over Fe L2,3 (Lorentzian lines at 708.8 and 721.6 eV); energies in keV.
+  std::ostringstream noise, fe, kev;
+  noise << "energy,intensity\n";
+  fe << "energy,intensity\n";
+  kev << "energy,intensity\n";
+  unsigned state = 12345;
+  for (int i = 0; i <= 250; ++i) {
+    const double e = 635.0 + 0.1 * i;
+    state = state * 1103515245u + 12345u;
+    noise << e << "," << 1.0 + 0.1 * (static_cast<double>((state >> 8) % 1000) / 1000.0 - 0.5) << "\n";
+    const double x = (e - 640.0) / 0.8;
+    kev << e / 1000.0 << "," << 0.1 + 1.0 / (1 + x * x) << "\n";
+  }
+  for (int i = 0; i <= 1000; ++i) {
+    const double e = 630.0 + 0.1 * i, x3 = (e - 708.8) / 0.5, x2 = (e - 721.6) / 0.8;
+    fe << e << "," << 2.0 / (1 + x3 * x3) + 1.0 / (1 + x2 * x2) << "\n";
+  }
+  const std::string files = " " + write_temp("xasmap_cli_noise.csv", noise.str()) + " " +
+                            write_temp("xasmap_cli_fe.csv", fe.str()) + " " +
+                            write_temp("xasmap_cli_kev.csv", kev.str());
+  const Run r = run(kTool + " estimate --model " + model + files);
+  INFO(r.output);
+  CHECK(r.status == 1);
+  CHECK(r.output.find("xasmap_cli_noise.csv: no absorption edge on 635.0-660.0 eV") != std::string::npos);
+  CHECK(r.output.find("times its noise") != std::string::npos);
+  CHECK(r.output.find("xasmap_cli_fe.csv: no absorption edge") != std::string::npos);
+  CHECK(r.output.find("near Fe L3 (706.8 eV)") != std::string::npos);
+  CHECK(r.output.find("xasmap_cli_kev.csv: the energies (0.6350-0.6600) look like keV") != std::string::npos);
+  // None of them got an estimate row.
+  CHECK(r.output.find("xasmap_cli_noise.csv   ") == std::string::npos);
+  std::filesystem::remove(model);
+  std::filesystem::remove(config);
+}
+
 TEST_CASE("xasmap scale-library writes a matrix library that embed fits in place", "[integration][cli][library]") {
   const auto dir = std::filesystem::temp_directory_path() / "xasmap_cli_scale";
   std::filesystem::remove_all(dir);

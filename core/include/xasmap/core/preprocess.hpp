@@ -41,6 +41,9 @@ struct PreprocessOptions {
   double edge_window_ev = 1.5;   // width of the pre- and post-edge regions at the window's ends
   double smooth_fwhm_ev = 0.0;   // Gaussian smoothing; 0 = off
   double min_coverage = 0.6;     // fraction of the grid a spectrum must cover
+  // Refuse a spectrum that holds no absorption edge on its window (see preprocess()). Off for
+  // library rows, which are what the library says they are.
+  bool require_edge = true;
   bool operator==(const PreprocessOptions&) const = default;
 };
 
@@ -53,7 +56,16 @@ struct Window {
 };
 
 // Why a spectrum was rejected, with a stable code for the wire protocol.
-enum class RejectReason { kNonFinite, kTooFewPoints, kNonMonotonic, kTooLittleOverlap, kFlat };
+// kEnergyUnit: the energies miss the grid but would cover it in keV. kNoEdge: the window holds no
+// absorption edge (noise, a background, another element's edge elsewhere; the message names the
+// edge the spectrum's strongest peak lies near, when it lies off the grid).
+enum class RejectReason {
+  kNonFinite, kTooFewPoints, kNonMonotonic, kTooLittleOverlap, kFlat, kEnergyUnit, kNoEdge
+};
+
+// The absorption edge nearest to `energy_ev` among the 3d metals' L3 and L2 edges and the C, N,
+// O and F K edges, as "Fe L3 (706.8 eV)"; empty when none lies within 10 eV.
+std::string nearest_edge(double energy_ev);
 
 class PreprocessError : public Error {
  public:
@@ -74,7 +86,11 @@ struct Prepared {
 
 // Preprocesses one spectrum. Throws PreprocessError with the precise reason: non-finite values,
 // fewer than 8 points, energy not strictly increasing, an overlap with the grid below
-// min_coverage, or nothing left to normalise (a flat spectrum).
+// min_coverage (kEnergyUnit when the energies are in keV), no absorption edge on the window
+// (with require_edge: after subtracting the line through the window's ends, the highest point,
+// lightly smoothed, must stand 8 noise sigmas above the line and hold at least a quarter of the
+// window's whole range: noise, a background or the tail of another edge does not), or nothing
+// left to normalise (a flat spectrum).
 // noise_sigma: 1.4826 * median |second difference| / sqrt(6), which is the standard deviation of
 // white noise on the processed values and nearly blind to the smooth spectrum itself.
 Prepared preprocess(const Spectrum& s, const PreprocessOptions& options);

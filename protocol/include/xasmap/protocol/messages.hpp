@@ -38,6 +38,8 @@ enum class ErrorCode {
   kTooFewPoints,         // fewer energy points than preprocessing needs
   kInsufficientOverlap,  // the spectrum covers too little of the library's energy grid
   kFlatSpectrum,         // nothing left to normalise after background subtraction
+  kEnergyUnit,           // the energies look like keV (they would cover the grid times 1000)
+  kNoEdge,               // no absorption edge on the window: noise, a background, another edge
   kTooLarge,             // over input.max_message_bytes, max_points or max_stack_pixels
   kOverloaded,           // dropped by the overflow policy
   kInternal,             // a bug: reported, never silent
