@@ -12,13 +12,6 @@ namespace xasmap {
 
 namespace {
 
-// The clean spectrum on a fine absolute grid, and where its L3 and L2 maxima lie.
-struct Clean {
-  int charge = 0;
-  double tendq_ev = 0;
-  double l3_ev = 0, l2_ev = 0, peak = 0;
-};
-
 double interpolate(const Eigen::VectorXd& x, const Eigen::VectorXd& y, double at) {
   if (at <= x[0]) return y[0];
   const Eigen::Index n = x.size();
@@ -31,9 +24,7 @@ double interpolate(const Eigen::VectorXd& x, const Eigen::VectorXd& y, double at
 
 }  // namespace
 
-std::vector<HeldOutSpectrum> make_heldout(const HeldOutPhysics& physics,
-                                          const HeldOutMeasurement& m, const AtomicTable& table,
-                                          int threads) {
+HeldOutClean simulate_heldout(const HeldOutPhysics& physics, const AtomicTable& table, int threads) {
   if (physics.tendq_ev.empty() || physics.ions.empty()) {
     throw Error("held-out set: no ions or no 10Dq values");
   }
@@ -64,16 +55,17 @@ std::vector<HeldOutSpectrum> make_heldout(const HeldOutPhysics& physics,
       zeta2p.push_back(base.zeta2p);
     }
   }
-  // 0.02 eV is well below the narrowest width (a 0.3 eV instrument), and the range holds any
-  // offset the measurement adds to spectra on 620-680 eV.
-  const Eigen::VectorXd fine = Eigen::VectorXd::LinSpaced(3501, 610.0, 680.0);
-  const std::vector<SimulatedSpectrum> simulated =
-      simulate_library(jobs, physics.broadening, fine, threads);
-
-  std::vector<Clean> clean(simulated.size());
+  HeldOutClean out;
+  // 0.02 eV is well below the narrowest width (a 0.15 eV instrument), and 610-680 eV holds any
+  // offset a measurement adds to spectra read on 620-670 eV.
+  out.energy_ev = Eigen::VectorXd::LinSpaced(3501, 610.0, 680.0);
+  const Eigen::VectorXd& fine = out.energy_ev;
+  std::vector<SimulatedSpectrum> simulated = simulate_library(jobs, physics.broadening, fine, threads);
+  out.entries.resize(simulated.size());
   for (std::size_t i = 0; i < simulated.size(); ++i) {
-    const Eigen::VectorXd& y = simulated[i].intensity;
-    Clean& c = clean[i];
+    HeldOutClean::Entry& c = out.entries[i];
+    c.intensity = std::move(simulated[i].intensity);
+    const Eigen::VectorXd& y = c.intensity;
     c.charge = static_cast<int>(simulated[i].labels.at("charge"));
     c.tendq_ev = simulated[i].labels.at("tendq");
     Eigen::Index i3 = 0;
@@ -88,17 +80,20 @@ std::vector<HeldOutSpectrum> make_heldout(const HeldOutPhysics& physics,
       }
     }
   }
+  return out;
+}
 
+std::vector<HeldOutSpectrum> measure_heldout(const HeldOutClean& clean, const HeldOutMeasurement& m) {
+  const Eigen::VectorXd& fine = clean.energy_ev;
   std::mt19937_64 rng(m.seed);
   std::uniform_real_distribution<double> u01;
   const auto uniform = [&](double lo, double hi) { return lo + (hi - lo) * u01(rng); };
   std::normal_distribution<double> n01;
   const double session = m.session_offset_ev;
   std::vector<HeldOutSpectrum> out;
-  out.reserve(clean.size() * static_cast<std::size_t>(std::max(0, m.realisations)));
+  out.reserve(clean.entries.size() * static_cast<std::size_t>(std::max(0, m.realisations)));
   for (int r = 0; r < m.realisations; ++r) {
-    for (std::size_t i = 0; i < clean.size(); ++i) {
-      const Clean& c = clean[i];
+    for (const HeldOutClean::Entry& c : clean.entries) {
       HeldOutSpectrum h;
       h.charge = c.charge;
       h.tendq_ev = c.tendq_ev;
@@ -123,14 +118,18 @@ std::vector<HeldOutSpectrum> make_heldout(const HeldOutPhysics& physics,
             (2.0 / 3.0) * (0.5 + std::atan((x - c.l3_ev) / w) / std::numbers::pi) +
             (1.0 / 3.0) * (0.5 + std::atan((x - c.l2_ev) / w) / std::numbers::pi);
         h.spectrum.energy_ev[k] = e;
-        h.spectrum.intensity[k] = scale * (interpolate(fine, simulated[i].intensity, x) +
-                                           edge * continuum + level + slope * (e - 0.5 * (lo + hi)) +
-                                           sigma * n01(rng));
+        h.spectrum.intensity[k] = scale * (interpolate(fine, c.intensity, x) + edge * continuum + level +
+                                           slope * (e - 0.5 * (lo + hi)) + sigma * n01(rng));
       }
       out.push_back(std::move(h));
     }
   }
   return out;
+}
+
+std::vector<HeldOutSpectrum> make_heldout(const HeldOutPhysics& physics, const HeldOutMeasurement& m,
+                                          const AtomicTable& table, int threads) {
+  return measure_heldout(simulate_heldout(physics, table, threads), m);
 }
 
 }  // namespace xasmap

@@ -52,9 +52,27 @@ struct HeldOutSpectrum {
   double snr = 0;
 };
 
-// Simulates every (ion, 10Dq) of `physics` once and measures it `realisations` times. Throws
-// xasmap::Error when an ion has no energy offset or a calculation fails. `threads` <= 0: every
-// hardware thread. Deterministic for a given seed, whatever the thread count.
+// The simulated (clean) spectra of a set's physics, on a fine absolute grid, with where their L3
+// and L2 maxima lie: computed once, measured by any number of HeldOutMeasurements.
+struct HeldOutClean {
+  Eigen::VectorXd energy_ev;
+  struct Entry {
+    int charge = 0;
+    double tendq_ev = 0;
+    Eigen::VectorXd intensity;
+    double l3_ev = 0, l2_ev = 0, peak = 0;
+  };
+  std::vector<Entry> entries;
+};
+
+// Simulates every (ion, 10Dq) of `physics`. Throws xasmap::Error when an ion has no energy offset
+// or a calculation fails. `threads` <= 0: every hardware thread.
+HeldOutClean simulate_heldout(const HeldOutPhysics& physics, const AtomicTable& table, int threads = 0);
+
+// Measures every clean spectrum `realisations` times. Deterministic for a given seed.
+std::vector<HeldOutSpectrum> measure_heldout(const HeldOutClean& clean, const HeldOutMeasurement& measurement);
+
+// Both steps.
 std::vector<HeldOutSpectrum> make_heldout(const HeldOutPhysics& physics,
                                           const HeldOutMeasurement& measurement,
                                           const AtomicTable& table, int threads = 0);
