@@ -753,6 +753,12 @@ Estimate Model::estimate(const Spectrum& spectrum) const {
   return estimate(preprocess(spectrum, options_.preprocess));
 }
 
+Estimate Model::estimate(const Spectrum& spectrum, double session_offset_ev) const {
+  Estimate e = estimate(preprocess(spectrum, options_.preprocess, session_offset_ev));
+  e.energy_shift_ev += session_offset_ev;
+  return e;
+}
+
 Estimate Model::estimate(const Prepared& prep) const {
   Estimate e;
   estimate_into(prep, e);

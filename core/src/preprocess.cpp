@@ -276,7 +276,7 @@ std::string nearest_edge(double energy_ev) {
 }
 
 void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen::Ref<const Eigen::VectorXd>& intensity,
-                     const PreprocessOptions& o, Prepared& p) {
+                     const PreprocessOptions& o, Prepared& p, double energy_offset_ev) {
   if (const auto problem = check_spectrum(energy, intensity)) {
     RejectReason reason = RejectReason::kNonFinite;
     if (problem->find("not finite") == std::string::npos) {
@@ -287,7 +287,9 @@ void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eige
     throw PreprocessError(reason, *problem);
   }
   static thread_local RowVectorXf raw;
-  resample_into(energy, intensity, o.grid, p.window, raw);
+  EnergyGrid read_at = o.grid;  // where the spectrum is read: the grid on the measured scale
+  read_at.emin_ev += energy_offset_ev;
+  resample_into(energy, intensity, read_at, p.window, raw);
   const double grid_width = o.grid.emax_ev() - o.grid.emin_ev;
   p.coverage = p.window.size() > 1 ? (p.window.size() - 1) * o.grid.step_ev / grid_width : 0.0;
   if (p.window.size() < 8 || p.coverage < o.min_coverage) {
@@ -319,9 +321,9 @@ void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eige
   p.noise_sigma = 1.4826 * second[second.size() / 2] / std::sqrt(6.0);
 }
 
-Prepared preprocess(const Spectrum& s, const PreprocessOptions& o) {
+Prepared preprocess(const Spectrum& s, const PreprocessOptions& o, double energy_offset_ev) {
   Prepared p;
-  preprocess_into(s.energy_ev, s.intensity, o, p);
+  preprocess_into(s.energy_ev, s.intensity, o, p, energy_offset_ev);
   return p;
 }
 

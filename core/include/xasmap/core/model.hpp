@@ -130,6 +130,10 @@ class Model {
 
   // Throws PreprocessError (with its reason) when the spectrum cannot be judged.
   Estimate estimate(const Spectrum& spectrum) const;
+  // The same on a session whose energy scale is off by `session_offset_ev` (measured = true +
+  // offset): the spectrum is read on the library's scale, the per-spectrum shift is searched
+  // around the session offset, and energy_shift_ev reports the whole offset.
+  Estimate estimate(const Spectrum& spectrum, double session_offset_ev) const;
   Estimate estimate(const Prepared& prepared) const;
   // The same into `out`, reusing its storage and per-thread scratch: once warm, it does not
   // allocate (the daemon's hot path). Throws as estimate() does.

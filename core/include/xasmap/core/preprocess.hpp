@@ -93,12 +93,14 @@ struct Prepared {
 // left to normalise (a flat spectrum).
 // noise_sigma: 1.4826 * median |second difference| / sqrt(6), which is the standard deviation of
 // white noise on the processed values and nearly blind to the smooth spectrum itself.
-Prepared preprocess(const Spectrum& s, const PreprocessOptions& options);
+Prepared preprocess(const Spectrum& s, const PreprocessOptions& options, double energy_offset_ev = 0.0);
 // The same into `out`, on any two arrays (the daemon passes its decoded message's), reusing out's
 // storage and per-thread scratch: once warm it does not allocate.
+// energy_offset_ev: the session's calibration offset (measured energy = true energy + offset);
+// the spectrum is read at grid energy + offset, so the result is on the library's energy scale.
 void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy_ev,
                      const Eigen::Ref<const Eigen::VectorXd>& intensity, const PreprocessOptions& options,
-                     Prepared& out);
+                     Prepared& out, double energy_offset_ev = 0.0);
 
 // Processes grid-sized `values` (raw or already preprocessed) on `window`: smoothing, background
 // and normalisation restricted to the window, zero outside. Throws PreprocessError(kFlat).

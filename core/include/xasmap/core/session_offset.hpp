@@ -1,0 +1,78 @@
+#pragma once
+// A beamline session's energy calibration offset: measured energy = true energy + offset, common to
+// every spectrum of the session (the monochromator's calibration; beamlines differ by up to about
+// 1 eV), on top of which each spectrum may still be off by a little. Estimates search each
+// spectrum's own offset around the session's (ModelOptions::max_shift_ev either side), so the session
+// offset has to be known first. Two ways to know it:
+//  - calibrate_offset(): from a reference of known charge measured in the session (a standard such
+//    as MnO for Mn2+), as a beamline calibrates its energy scale;
+//  - SessionOffsetTracker: from the stream itself, as the median whole offset of its confident
+//    estimates.
+
+#include <cstdint>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "xasmap/core/model.hpp"
+
+namespace xasmap {
+
+struct OffsetCalibration {
+  double offset_ev = 0;       // the session offset the reference gives
+  double distance2 = 0;       // the reference's best ranked squared distance to its charge there
+  double probability = 0;     // the probability of the reference's charge at that offset
+  Estimate estimate;          // the reference's estimate at that offset (energy_shift_ev: whole offset)
+  std::vector<std::pair<double, double>> profile;  // (offset, distance2) over the search, ascending
+};
+
+// Tries every offset in [-range_ev, range_ev] in steps of step_ev and keeps the one at which the
+// reference lies nearest a library spectrum of charge `charge_value` (its ranked squared distance,
+// which holds the shift prior, so the offset found is where the reference needs no further shift);
+// the minimum is refined by a parabola through its neighbours. Throws Error when the model has no
+// categorical parameter holding `charge_value`, and PreprocessError (the reason at offset 0) when
+// the reference cannot be judged at any offset.
+OffsetCalibration calibrate_offset(const Model& model, const Spectrum& reference, double charge_value,
+                                   double range_ev = 2.0, double step_ev = 0.05);
+
+struct SessionTrackerOptions {
+  int window = 64;              // the last `window` confident estimates count
+  int min_samples = 8;          // until this many have counted, the tracked offset is the start
+  double min_confidence = 0.9;  // the charge probability an estimate needs to count
+  double max_abs_ev = 2.0;      // the tracked offset stays within +-max_abs_ev
+};
+
+// Tracks the session offset from the stream: the median of the whole offsets (Estimate::
+// energy_shift_ev, session offset included) of the last `window` estimates that are confident
+// (charge probability >= min_confidence) and inside the library. Thread-safe.
+class SessionOffsetTracker {
+ public:
+  explicit SessionOffsetTracker(double start_ev = 0.0, SessionTrackerOptions options = {});
+
+  // Offers an estimate; returns true when it counted.
+  bool observe(const Estimate& e);
+  double tracked_ev() const;
+
+  struct Snapshot {
+    double start_ev = 0, tracked_ev = 0;
+    double spread_ev = 0;       // 1.4826 x median absolute deviation of the window (0 when empty)
+    int samples = 0;            // in the window now
+    std::uint64_t observed = 0, counted = 0;
+  };
+  Snapshot snapshot() const;
+
+ private:
+  void update_locked();
+
+  SessionTrackerOptions options_;
+  double start_ev_;
+  mutable std::mutex mutex_;
+  std::vector<double> window_;  // ring buffer
+  std::size_t next_ = 0;
+  std::vector<double> scratch_;
+  double tracked_ev_;
+  double spread_ev_ = 0;
+  std::uint64_t observed_ = 0, counted_ = 0;
+};
+
+}  // namespace xasmap

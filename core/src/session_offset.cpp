@@ -1,0 +1,124 @@
+#include "xasmap/core/session_offset.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+
+#include "xasmap/core/error.hpp"
+
+namespace xasmap {
+
+OffsetCalibration calibrate_offset(const Model& model, const Spectrum& reference, double charge_value,
+                                   double range_ev, double step_ev) {
+  if (!(step_ev > 0.0) || !(range_ev >= 0.0)) throw Error("calibrate: the offset range and step must be positive");
+  const int steps = static_cast<int>(std::floor(range_ev / step_ev + 1e-9));
+  OffsetCalibration best;
+  best.distance2 = std::numeric_limits<double>::infinity();
+  std::optional<PreprocessError> first_failure;
+  int best_k = 0;
+  for (int k = -steps; k <= steps; ++k) {
+    const double offset = k * step_ev;
+    Estimate e;
+    try {
+      e = model.estimate(reference, offset);
+    } catch (const PreprocessError& err) {
+      if (k == 0 || !first_failure) first_failure = err;
+      continue;
+    }
+    if (e.class_parameter < 0) throw Error("calibrate: the model has no categorical parameter (charge) to calibrate on");
+    const auto it = std::find(e.class_values.begin(), e.class_values.end(), charge_value);
+    if (it == e.class_values.end()) {
+      throw Error("calibrate: the library holds no spectrum of charge " + std::to_string(charge_value));
+    }
+    const auto c = static_cast<std::size_t>(it - e.class_values.begin());
+    best.profile.emplace_back(offset, e.class_distance2[c]);
+    if (e.class_distance2[c] < best.distance2) {
+      best.distance2 = e.class_distance2[c];
+      best.offset_ev = offset;
+      best.probability = e.class_probability[c];
+      best.estimate = std::move(e);
+      best_k = k;
+    }
+  }
+  if (best.profile.empty()) throw *first_failure;
+  // A parabola through the minimum and its two neighbours, when both were judged.
+  const auto at = [&](int k) -> std::optional<double> {
+    const double x = k * step_ev;
+    for (const auto& [o, d] : best.profile) {
+      if (std::abs(o - x) < 1e-9) return d;
+    }
+    return std::nullopt;
+  };
+  const auto lo = at(best_k - 1), hi = at(best_k + 1);
+  if (lo && hi) {
+    const double curvature = *lo - 2.0 * best.distance2 + *hi;
+    if (curvature > 0.0) {
+      best.offset_ev += std::clamp(0.5 * (*lo - *hi) / curvature, -0.5, 0.5) * step_ev;
+    }
+  }
+  return best;
+}
+
+SessionOffsetTracker::SessionOffsetTracker(double start_ev, SessionTrackerOptions options)
+    : options_(options), start_ev_(start_ev), tracked_ev_(start_ev) {
+  options_.window = std::max(1, options_.window);
+  options_.min_samples = std::clamp(options_.min_samples, 1, options_.window);
+  window_.reserve(static_cast<std::size_t>(options_.window));
+  scratch_.reserve(static_cast<std::size_t>(options_.window));
+}
+
+bool SessionOffsetTracker::observe(const Estimate& e) {
+  bool counts = e.in_library && std::isfinite(e.energy_shift_ev) && !e.class_probability.empty();
+  if (counts) {
+    const double p = *std::max_element(e.class_probability.begin(), e.class_probability.end());
+    counts = p >= options_.min_confidence;
+  }
+  const std::lock_guard<std::mutex> lock(mutex_);
+  ++observed_;
+  if (!counts) return false;
+  ++counted_;
+  const double v = std::clamp(e.energy_shift_ev, -options_.max_abs_ev, options_.max_abs_ev);
+  if (window_.size() < static_cast<std::size_t>(options_.window)) {
+    window_.push_back(v);
+  } else {
+    window_[next_] = v;
+  }
+  next_ = (next_ + 1) % static_cast<std::size_t>(options_.window);
+  update_locked();
+  return true;
+}
+
+void SessionOffsetTracker::update_locked() {
+  const auto median = [](std::vector<double>& v) {
+    const auto mid = v.begin() + static_cast<long>(v.size() / 2);
+    std::nth_element(v.begin(), mid, v.end());
+    double m = *mid;
+    if (v.size() % 2 == 0) m = 0.5 * (m + *std::max_element(v.begin(), mid));
+    return m;
+  };
+  scratch_.assign(window_.begin(), window_.end());
+  const double m = median(scratch_);
+  for (double& x : scratch_) x = std::abs(x - m);
+  spread_ev_ = 1.4826 * median(scratch_);
+  if (window_.size() >= static_cast<std::size_t>(options_.min_samples)) tracked_ev_ = m;
+}
+
+double SessionOffsetTracker::tracked_ev() const {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  return tracked_ev_;
+}
+
+SessionOffsetTracker::Snapshot SessionOffsetTracker::snapshot() const {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  Snapshot s;
+  s.start_ev = start_ev_;
+  s.tracked_ev = tracked_ev_;
+  s.spread_ev = window_.empty() ? 0.0 : spread_ev_;
+  s.samples = static_cast<int>(window_.size());
+  s.observed = observed_;
+  s.counted = counted_;
+  return s;
+}
+
+}  // namespace xasmap

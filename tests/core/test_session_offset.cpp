@@ -1,0 +1,84 @@
+// The session offset: preprocessing on a shifted energy scale, and the tracker's median.
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "xasmap/core/preprocess.hpp"
+#include "xasmap/core/session_offset.hpp"
+
+using namespace xasmap;
+
+namespace {
+
+// Two Lorentzian lines (an L3 and an L2) on 630-665 eV in 0.05 eV steps, moved up by `offset_ev`.
+Spectrum two_lines(double offset_ev) {
+  Spectrum s;
+  const int n = 701;
+  s.energy_ev.resize(n);
+  s.intensity.resize(n);
+  for (int i = 0; i < n; ++i) {
+    const double e = 630.0 + 0.05 * i;
+    const double x = e - offset_ev;
+    s.energy_ev[i] = e;
+    s.intensity[i] = 1.0 / (1.0 + std::pow((x - 641.0) / 0.5, 2)) + 0.5 / (1.0 + std::pow((x - 652.0) / 0.7, 2));
+  }
+  return s;
+}
+
+Estimate confident(double shift_ev, double p = 0.95, bool in_library = true) {
+  Estimate e;
+  e.energy_shift_ev = shift_ev;
+  e.in_library = in_library;
+  e.class_probability = {p, 1.0 - p, 0.0};
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("preprocessing on a session offset reads the spectrum on the library's energy scale", "[session]") {
+  PreprocessOptions o;
+  o.grid = EnergyGrid::from_range(635.0, 660.0, 0.1);
+  const Prepared reference = preprocess(two_lines(0.0), o);
+  // Measured 0.7 eV high (a multiple of the sampling step: the interpolation is exact).
+  const Prepared corrected = preprocess(two_lines(0.7), o, 0.7);
+  const Prepared uncorrected = preprocess(two_lines(0.7), o);
+  REQUIRE(corrected.window.first == reference.window.first);
+  REQUIRE(corrected.window.last == reference.window.last);
+  const float scale = reference.values.cwiseAbs().maxCoeff();
+  CHECK((corrected.values - reference.values).cwiseAbs().maxCoeff() <= 1e-4f * scale);
+  // Without the offset the two differ by far more: the check above is not trivially met.
+  CHECK((uncorrected.values - reference.values).cwiseAbs().maxCoeff() >= 0.1f * scale);
+}
+
+TEST_CASE("the session tracker keeps the start until enough confident estimates counted", "[session]") {
+  SessionTrackerOptions o;
+  o.window = 16;
+  o.min_samples = 4;
+  SessionOffsetTracker t(0.25, o);
+  CHECK_FALSE(t.observe(confident(0.8, 0.6)));          // not confident
+  CHECK_FALSE(t.observe(confident(0.8, 0.99, false)));  // outside the library
+  for (int i = 0; i < 3; ++i) CHECK(t.observe(confident(0.8)));
+  CHECK(t.tracked_ev() == 0.25);
+  CHECK(t.observe(confident(0.8)));
+  CHECK(t.tracked_ev() == Approx(0.8).margin(1e-12));
+  const auto s = t.snapshot();
+  CHECK(s.observed == 6);
+  CHECK(s.counted == 4);
+  CHECK(s.samples == 4);
+}
+
+TEST_CASE("the session tracker is the median of its window: outliers do not move it, a new session does", "[session]") {
+  SessionTrackerOptions o;
+  o.window = 9;
+  o.min_samples = 5;
+  SessionOffsetTracker t(0.0, o);
+  for (double v : {0.58, 0.60, 0.62, 0.59, 0.61, 0.60, 1.9, -1.9}) t.observe(confident(v));
+  CHECK(t.tracked_ev() == Approx(0.60).margin(1e-9));
+  CHECK(t.snapshot().spread_ev < 0.05);
+  // Outliers are bounded to +-max_abs_ev; a whole window of a new offset replaces the old.
+  t.observe(confident(7.0));
+  CHECK(t.tracked_ev() == Approx(0.60).margin(1e-9));
+  for (int i = 0; i < 9; ++i) t.observe(confident(-0.4));
+  CHECK(t.tracked_ev() == Approx(-0.4).margin(1e-9));
+}
