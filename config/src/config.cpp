@@ -103,6 +103,11 @@ constexpr std::array<Spelling<Weighting>, 2> kWeightings{{
     {Weighting::kInverseDistance, "inverse_distance"},
     {Weighting::kLocalLinear, "local_linear"},
 }};
+constexpr std::array<Spelling<OffsetTracking>, 3> kOffsetTrackings{{
+    {OffsetTracking::kOff, "off"},
+    {OffsetTracking::kReport, "report"},
+    {OffsetTracking::kApply, "apply"},
+}};
 constexpr std::array<Spelling<InputPattern>, 2> kInputPatterns{{
     {InputPattern::kSub, "sub"},
     {InputPattern::kPull, "pull"},
@@ -149,6 +154,7 @@ std::string to_string(LandmarkSelection v) { return spell(kLandmarkSelections, v
 std::string to_string(Weighting v) { return spell(kWeightings, v); }
 std::string to_string(InputPattern v) { return spell(kInputPatterns, v); }
 std::string to_string(Overflow v) { return spell(kOverflows, v); }
+std::string to_string(OffsetTracking v) { return spell(kOffsetTrackings, v); }
 std::string to_string(LogFormat v) { return spell(kLogFormats, v); }
 std::string to_string(LogLevel v) { return spell(kLogLevels, v); }
 
@@ -467,6 +473,30 @@ std::vector<Problem> Config::validate() const {
   c.range("estimation.interval_spacing", estimation.interval_spacing, 0.0, 100.0);
   c.range("estimation.interval_residual", estimation.interval_residual, 0.0, 100.0);
 
+  const CalibrationConfig& cal = calibration;
+  c.range("calibration.session_offset_ev", cal.session_offset_ev, -5.0, 5.0);
+  if (!cal.reference_file.empty()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(cal.reference_file, ec)) {
+      c.add("calibration.reference_file", "'" + cal.reference_file.string() + "' (no such file)",
+            "a measured spectrum of a standard (CSV, .xy or XDI)");
+    }
+    if (cal.session_offset_ev != 0.0) {
+      c.add("calibration.session_offset_ev", number_text(cal.session_offset_ev) + " with a reference_file",
+            "one of them: the reference gives the offset");
+    }
+    if (cal.reference_charge == 0.0) {
+      c.add("calibration.reference_charge", "nothing", "the standard's charge, e.g. 2 for MnO");
+    }
+  }
+  c.count("calibration.track_window", cal.track_window, 1, 100000);
+  c.count("calibration.track_min_samples", cal.track_min_samples, 1, 100000);
+  if (cal.track_min_samples > cal.track_window) {
+    c.add("calibration.track_min_samples", std::to_string(cal.track_min_samples),
+          "at most calibration.track_window (" + std::to_string(cal.track_window) + ")");
+  }
+  c.range("calibration.track_min_confidence", cal.track_min_confidence, 0.0, 1.0);
+
   const InputConfig& in = input;
   c.endpoint("input.endpoint", in.endpoint, in.bind);
   if (in.topic.empty() || in.topic.size() > 255) {
@@ -588,6 +618,18 @@ void read_document(detail::Context& ctx, const YAML::Node& root, Config& c) {
     r.number("probability_spacing", e.probability_spacing);
     r.number("interval_spacing", e.interval_spacing);
     r.number("interval_residual", e.interval_residual);
+    r.finish();
+  }
+  {
+    MapReader r = top.section("calibration");
+    CalibrationConfig& cal = c.calibration;
+    r.number("session_offset_ev", cal.session_offset_ev);
+    r.path("reference_file", cal.reference_file);
+    r.number("reference_charge", cal.reference_charge);
+    r.choice<OffsetTracking>("track", cal.track, kOffsetTrackings);
+    r.integer("track_window", cal.track_window);
+    r.integer("track_min_samples", cal.track_min_samples);
+    r.number("track_min_confidence", cal.track_min_confidence);
     r.finish();
   }
   {
@@ -799,6 +841,18 @@ std::string to_yaml(const Config& c) {
   kv("probability_spacing", c.estimation.probability_spacing);
   kv("interval_spacing", c.estimation.interval_spacing);
   kv("interval_residual", c.estimation.interval_residual);
+  out << YAML::EndMap;
+
+  out << YAML::Key << "calibration" << YAML::Value << YAML::BeginMap;
+  kv("session_offset_ev", c.calibration.session_offset_ev);
+  if (!c.calibration.reference_file.empty()) {
+    kv("reference_file", c.calibration.reference_file.string());
+    kv("reference_charge", c.calibration.reference_charge);
+  }
+  kv("track", to_string(c.calibration.track));
+  kv("track_window", c.calibration.track_window);
+  kv("track_min_samples", c.calibration.track_min_samples);
+  kv("track_min_confidence", c.calibration.track_min_confidence);
   out << YAML::EndMap;
 
   out << YAML::Key << "input" << YAML::Value << YAML::BeginMap;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <string>
 #include <limits>
 #include <optional>
 
@@ -29,7 +31,9 @@ OffsetCalibration calibrate_offset(const Model& model, const Spectrum& reference
     if (e.class_parameter < 0) throw Error("calibrate: the model has no categorical parameter (charge) to calibrate on");
     const auto it = std::find(e.class_values.begin(), e.class_values.end(), charge_value);
     if (it == e.class_values.end()) {
-      throw Error("calibrate: the library holds no spectrum of charge " + std::to_string(charge_value));
+      char text[64];
+      std::snprintf(text, sizeof text, "%g", charge_value);
+      throw Error(std::string("calibrate: the library holds no spectrum of charge ") + text);
     }
     const auto c = static_cast<std::size_t>(it - e.class_values.begin());
     best.profile.emplace_back(offset, e.class_distance2[c]);

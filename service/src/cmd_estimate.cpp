@@ -26,6 +26,7 @@ const std::vector<OptionSpec> kEmbedOptions = {
 const std::vector<OptionSpec> kEstimateOptions = {
     {"model", true, "FILE", "a model written by 'xasmap embed'"},
     {"config", true, "FILE", "fit the model this config describes (when --model is not given)"},
+    {"session-offset", true, "EV", "the session's energy offset (default: the config's calibration section)"},
     {"json", false, "", "one JSON object per spectrum instead of a table"},
 };
 
@@ -116,12 +117,25 @@ int run_embed(const CliArgs& args) {
 int run_estimate(const CliArgs& args) {
   if (args.positionals().empty()) throw UsageError("estimate needs at least one SPECTRUM file");
   Model model;
+  double offset = 0.0;
+  std::string offset_from = "none";
   if (const auto file = args.value("model")) {
     model = Model::load(*file);
-    if (args.has("config")) model.set_estimation_options(model_options(config_from_args(args)));
+    if (args.has("config")) {
+      const config::Config cfg = config_from_args(args);
+      model.set_estimation_options(model_options(cfg));
+      offset = session_offset(cfg, model, &offset_from);
+    }
   } else {
-    model = build_model(config_from_args(args));
+    const config::Config cfg = config_from_args(args);
+    model = build_model(cfg);
+    offset = session_offset(cfg, model, &offset_from);
   }
+  if (args.value("session-offset")) {
+    offset = args.number("session-offset", 0.0);
+    offset_from = "--session-offset";
+  }
+  if (offset != 0.0) std::fprintf(stderr, "xasmap estimate: session offset %+.2f eV (%s)\n", offset, offset_from.c_str());
   const bool json = args.has("json");
   const auto& params = model.parameters();
   if (!json) {
@@ -132,7 +146,7 @@ int run_estimate(const CliArgs& args) {
   int failures = 0;
   for (const std::string& file : args.positionals()) {
     try {
-      const Estimate e = model.estimate(read_spectrum(file));
+      const Estimate e = model.estimate(read_spectrum(file), offset);
       if (json) {
         std::printf("%s\n", estimate_json(file, model, e).c_str());
         continue;

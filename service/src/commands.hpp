@@ -26,6 +26,9 @@ int run_embed(const CliArgs& args);
 extern const std::vector<OptionSpec> kEstimateOptions;
 int run_estimate(const CliArgs& args);
 
+extern const std::vector<OptionSpec> kCalibrateOptions;
+int run_calibrate(const CliArgs& args);
+
 // Beamline-facing tools (cmd_feed.cpp, cmd_watch.cpp, cmd_map.cpp, cmd_status.cpp).
 extern const std::vector<OptionSpec> kFeedOptions;
 int run_feed(const CliArgs& args);

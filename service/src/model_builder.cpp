@@ -1,10 +1,13 @@
 #include "model_builder.hpp"
 
 #include <chrono>
+#include <cstdio>
 
 #include "paths.hpp"
 #include "xasmap/core/atomic_data.hpp"
 #include "xasmap/core/error.hpp"
+#include "xasmap/core/session_offset.hpp"
+#include "xasmap/core/spectrum.hpp"
 
 namespace xasmap::service {
 
@@ -153,6 +156,27 @@ Model build_model(const config::Config& cfg, BuildReport* report,
   const Library library = build_library(cfg, progress);
   r.library_s = since(t0);
   return Model::fit(library, model_options(cfg), &r.fit);
+}
+
+double session_offset(const config::Config& cfg, const Model& model, std::string* how) {
+  const config::CalibrationConfig& c = cfg.calibration;
+  if (c.reference_file.empty()) {
+    if (how != nullptr) *how = "calibration.session_offset_ev";
+    return c.session_offset_ev;
+  }
+  const std::string file = c.reference_file.string();
+  try {
+    const OffsetCalibration cal = calibrate_offset(model, read_spectrum(file), c.reference_charge);
+    if (how != nullptr) {
+      char text[160];
+      std::snprintf(text, sizeof text, "calibrated on %s as charge %g (its probability there %.2f)",
+                    file.c_str(), c.reference_charge, cal.probability);
+      *how = text;
+    }
+    return cal.offset_ev;
+  } catch (const Error& e) {
+    throw Error("calibration.reference_file " + file + ": " + e.what());
+  }
 }
 
 }  // namespace xasmap::service

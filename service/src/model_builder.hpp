@@ -30,4 +30,10 @@ Library build_library(const config::Config& cfg, const ProgressCallback& progres
 Model build_model(const config::Config& cfg, BuildReport* report = nullptr,
                   const ProgressCallback& progress = {});
 
+// The session offset the config gives: calibration.session_offset_ev, or calibrated on
+// calibration.reference_file (a standard of charge reference_charge) with `model`. `how` (when
+// given) receives a sentence saying where it came from. Throws xasmap::Error naming the reference
+// file when the standard cannot be read or calibrated.
+double session_offset(const config::Config& cfg, const Model& model, std::string* how = nullptr);
+
 }  // namespace xasmap::service

@@ -115,6 +115,21 @@ TEST_CASE("cross-field rules are checked and located", "[config][reject]") {
         {"embedding.landmarks", 2, 3, "64", "more landmarks than embedding.estimate_dims"});
 }
 
+TEST_CASE("the calibration section is checked", "[config][reject]") {
+  check(rejection("calibration:\n  session_offset_ev: 7\n"),
+        {"calibration.session_offset_ev", 2, 22, "7", "[-5, 5]"});
+  check(rejection("calibration:\n  reference_file: /nonexistent/MnO.csv\n  reference_charge: 2\n"),
+        {"calibration.reference_file", 2, 19, "no such file", "a measured spectrum"});
+  const std::string here = std::string(XASMAP_SOURCE_DIR) + "/tests/data/xrm2018/poster_fig2_MnO_measured.csv";
+  check(rejection("calibration:\n  reference_file: " + here + "\n"),
+        {"calibration.reference_charge", 2, 3, "nothing", "the standard's charge"});
+  check(rejection("calibration:\n  reference_file: " + here + "\n  reference_charge: 2\n  session_offset_ev: 0.3\n"),
+        {"calibration.session_offset_ev", 4, 22, "with a reference_file", "one of them"});
+  check(rejection("calibration:\n  track_window: 4\n  track_min_samples: 8\n"),
+        {"calibration.track_min_samples", 3, 22, "8", "at most calibration.track_window (4)"});
+  check(rejection("calibration:\n  track: always\n"), {"calibration.track", 2, 10, "always", "apply"});
+}
+
 TEST_CASE("malformed endpoints are refused", "[config][reject]") {
   check(rejection("input:\n  endpoint: tcp//127.0.0.1:5555\n"),
         {"input.endpoint", 2, 13, "'tcp//127.0.0.1:5555'", "tcp://HOST:PORT"});

@@ -340,3 +340,70 @@ TEST_CASE("xasmap scale-library writes a matrix library that embed fits in place
   std::filesystem::remove(config);
   std::filesystem::remove(shifted);
 }
+
+namespace {
+
+// `text` (a CSV of energy,intensity with one header line) with every energy moved by `shift_ev`.
+std::string shifted_csv(const std::string& path, double shift_ev) {
+  std::ifstream in(path);
+  std::string line, out;
+  std::getline(in, line);
+  out = line + "\n";
+  while (std::getline(in, line)) {
+    const auto comma = line.find(',');
+    if (comma == std::string::npos) continue;
+    std::ostringstream row;
+    row.precision(10);
+    row << std::stod(line.substr(0, comma)) + shift_ev << "," << line.substr(comma + 1) << "\n";
+    out += row.str();
+  }
+  return out;
+}
+
+double json_number(const std::string& text, const std::string& key) {
+  const auto at = text.find("\"" + key + "\":");
+  REQUIRE(at != std::string::npos);
+  return std::stod(text.substr(at + key.size() + 3));
+}
+
+}  // namespace
+
+TEST_CASE("xasmap calibrate finds a session offset from a standard, and estimate uses it", "[integration][cli][calibrate]") {
+  const auto dir = std::filesystem::temp_directory_path();
+  const std::string config = write_temp(
+      "xasmap_cli_calibrate.yaml",
+      "library:\n  simulate:\n    ions: [Mn2+, Mn3+, Mn4+]\n    tendq_ev: [0.5, 1.0, 1.5]\n"
+      "embedding: {landmarks: 32, estimate_dims: 6}\n");
+  const std::string model = (dir / "xasmap_cli_calibrate.xasm").string();
+  REQUIRE(run(kTool + " embed --config " + config + " --out " + model).status == 0);
+  const std::string mno = std::string(XASMAP_TEST_DATA_DIR) + "/experimental/xinhuolin_MnEdgeNet/Data3_MnO.csv";
+  const std::string moved = write_temp("xasmap_cli_MnO_moved.csv", shifted_csv(mno, 0.9));
+
+  const Run as_is = run(kTool + " calibrate --json --charge 2 --model " + model + " " + mno);
+  const Run shifted = run(kTool + " calibrate --json --charge 2 --model " + model + " " + moved);
+  INFO(as_is.output << shifted.output);
+  REQUIRE(as_is.status == 0);
+  REQUIRE(shifted.status == 0);
+  const double o0 = json_number(as_is.output, "session_offset_ev");
+  const double o1 = json_number(shifted.output, "session_offset_ev");
+  CHECK(std::abs(o1 - o0 - 0.9) <= 0.1);
+  CHECK(json_number(shifted.output, "probability") >= 0.9);
+
+  // A config naming the standard: estimate calibrates on it, says so, and places the standard.
+  const std::string calibrated = write_temp(
+      "xasmap_cli_calibrated.yaml", "calibration: {reference_file: " + moved + ", reference_charge: 2}\n");
+  const Run e = run(kTool + " estimate --model " + model + " --config " + calibrated + " " + moved);
+  INFO(e.output);
+  CHECK(e.status == 0);
+  CHECK(e.output.find("session offset +0.") != std::string::npos);
+  CHECK(e.output.find("(calibrated on " + moved) != std::string::npos);
+  CHECK(e.output.find("2 (") != std::string::npos);
+
+  const Run no_charge = run(kTool + " calibrate --model " + model + " " + mno);
+  CHECK(no_charge.status == 64);
+  CHECK(no_charge.output.find("--charge") != std::string::npos);
+  const Run bad_charge = run(kTool + " calibrate --charge 7 --model " + model + " " + mno);
+  CHECK(bad_charge.status == 1);
+  CHECK(bad_charge.output.find("no spectrum of charge 7") != std::string::npos);
+  for (const std::string& f : {model, config, moved, calibrated}) std::filesystem::remove(f);
+}

@@ -42,6 +42,7 @@ enum class LandmarkSelection { kMaxMin, kRandom };
 enum class Weighting { kInverseDistance, kLocalLinear };
 enum class InputPattern { kSub, kPull };
 enum class Overflow { kDropOldest, kDropNewest, kBlock };
+enum class OffsetTracking { kOff, kReport, kApply };
 enum class LogFormat { kText, kJson };
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kCritical, kOff };
 
@@ -134,6 +135,18 @@ struct EstimationConfig {
   bool operator==(const EstimationConfig&) const = default;
 };
 
+// The session's energy calibration offset (measured = true + offset; docs/estimation.md).
+struct CalibrationConfig {
+  double session_offset_ev = 0.0;          // known offset, e.g. from `xasmap calibrate`
+  std::filesystem::path reference_file;    // or: a standard measured this session, calibrated at start
+  double reference_charge = 0.0;           // the standard's charge (required with reference_file)
+  OffsetTracking track = OffsetTracking::kApply;  // the daemon's tracking of the offset from the stream
+  int track_window = 64;                   // confident estimates the tracked median is taken over
+  int track_min_samples = 8;               // before this many, the start offset holds
+  double track_min_confidence = 0.9;       // charge probability an estimate needs to count
+  bool operator==(const CalibrationConfig&) const = default;
+};
+
 struct InputConfig {
   std::string endpoint = "tcp://127.0.0.1:5555";
   InputPattern pattern = InputPattern::kSub;
@@ -184,6 +197,7 @@ struct Config {
   LibraryConfig library;
   EmbeddingConfig embedding;
   EstimationConfig estimation;
+  CalibrationConfig calibration;
   InputConfig input;
   OutputConfig output;
   ControlConfig control;
@@ -232,6 +246,7 @@ std::string to_string(LandmarkSelection v);
 std::string to_string(Weighting v);
 std::string to_string(InputPattern v);
 std::string to_string(Overflow v);
+std::string to_string(OffsetTracking v);
 std::string to_string(LogFormat v);
 std::string to_string(LogLevel v);
 
