@@ -142,6 +142,15 @@ std::string describe_endpoint(zmq::socket_t& s, const std::string& configured) {
 
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
+// A non-negative integer from the environment; 0 when unset or not a number. For test hooks only.
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v) return 0;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  return end != v && n > 0 && n < 3'600'000 ? static_cast<int>(n) : 0;
+}
+
 }  // namespace
 
 struct Daemon::Impl {
@@ -201,6 +210,9 @@ struct Daemon::Impl {
   } buffers;
   const OverflowPolicy policy;
   const int workers_count;
+  // Test hook: $XASMAPD_TEST_DRAIN_PAUSE_MS holds drain() between refusing reloads and stopping
+  // the receiver, so that tests can look into that window (tests/service/daemon_test.py, drain).
+  const int drain_pause_ms = env_int("XASMAPD_TEST_DRAIN_PAUSE_MS");
 
   mutable std::mutex model_mutex;
   std::shared_ptr<const ModelState> model_state;  // guarded by model_mutex
@@ -656,15 +668,13 @@ struct Daemon::Impl {
       return;
     }
     if (*cmd == "reload") {
-      const bool started_now = start_reload("the control command 'reload'");
+      const ReloadStart r = start_reload("the control command 'reload'");
+      const bool started_now = r == ReloadStart::kStarted;
       pk.pack_map(2);
       pk.pack("ok");
       pk.pack(started_now);
       pk.pack(started_now ? "message" : "error");
-      pk.pack(started_now            ? "reload started; 'status' shows when it is done"
-              : ready.load()         ? "a reload is already running"
-              : stop_receiving.load() ? "the daemon is shutting down"
-                                     : "the daemon is not ready yet: its start-up model is still being built");
+      pk.pack(describe(r));
       return;
     }
     if (*cmd == "shutdown") {
@@ -787,15 +797,33 @@ struct Daemon::Impl {
     generation.store(g, std::memory_order_release);
   }
 
-  bool start_reload(const std::string& why) {
+  // What start_reload() did; the reason of a refusal is decided under reload_mutex, from the
+  // same state drain() changes under it, so a reply never names the wrong reason.
+  enum class ReloadStart { kStarted, kNotReady, kStopping, kBusy };
+  static const char* describe(ReloadStart r) {
+    switch (r) {
+      case ReloadStart::kStarted:
+        return "reload started; 'status' shows when it is done";
+      case ReloadStart::kNotReady:
+        return "the daemon is not ready yet: its start-up model is still being built";
+      case ReloadStart::kStopping:
+        return "the daemon is shutting down";
+      case ReloadStart::kBusy:
+        return "a reload is already running";
+    }
+    return "";
+  }
+
+  ReloadStart start_reload(const std::string& why) {
     std::lock_guard lock(reload_mutex);
-    if (!ready.load() || stopping) return false;  // the start-up build is still running, or stopping
+    if (stopping) return ReloadStart::kStopping;
+    if (!ready.load()) return ReloadStart::kNotReady;  // the start-up build is still running
     bool expected = false;
-    if (!reloading.compare_exchange_strong(expected, true)) return false;
+    if (!reloading.compare_exchange_strong(expected, true)) return ReloadStart::kBusy;
     if (reload_thread.joinable()) reload_thread.join();
     log->info("reload requested by {}: re-reading {}", why, config_file.string());
     reload_thread = std::thread([this] { reload(); });
-    return true;
+    return ReloadStart::kStarted;
   }
 
   void reload() {
@@ -966,7 +994,8 @@ struct Daemon::Impl {
       if (done()) return true;
       const int sig = sigtimedwait(&set, nullptr, &period);
       if (sig == SIGHUP) {
-        if (!start_reload("SIGHUP")) log->warn("SIGHUP ignored: a reload is already running");
+        const ReloadStart r = start_reload("SIGHUP");
+        if (r != ReloadStart::kStarted) log->warn("SIGHUP ignored: {}", describe(r));
       } else if (sig == SIGTERM || sig == SIGINT) {
         log->info("{}: stopping; every accepted message will be answered", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         return false;
@@ -978,11 +1007,14 @@ struct Daemon::Impl {
   void drain() {
     const auto t0 = Clock::now();
     {
-      std::lock_guard lock(reload_mutex);  // from here on, start_reload() refuses
-      ready = false;
+      // From here on start_reload() refuses as "shutting down": `stopping` and `stop_receiving`
+      // are set before `ready` is cleared, all under the lock start_reload() decides under.
+      std::lock_guard lock(reload_mutex);
       stopping = true;
+      stop_receiving = true;
+      ready = false;
     }
-    stop_receiving = true;
+    if (drain_pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(drain_pause_ms));
     if (receiver.joinable()) receiver.join();
     queue.close();
     for (auto& w : workers) w.join();

@@ -5,7 +5,7 @@ Run by ctest, one scenario per test (see tests/CMakeLists.txt):
 
     daemon_test.py SCENARIO --xasmapd EXE --model MODEL --library DIR --workdir DIR
 
-Scenarios: stream, stack, pull, overload, sigterm, reload, idle. Only Debian's python3-zmq,
+Scenarios: see SCENARIOS at the end. Only Debian's python3-zmq,
 python3-msgpack and python3-numpy are used. Every socket is on loopback (tcp on 127.0.0.1 with
 ephemeral ports, or ipc in the work folder); every wait is bounded.
 """
@@ -94,26 +94,31 @@ def spectrum_message(ident, energy, intensity, dtype=None, meta=None, stamp=True
 class Daemon:
     """An xasmapd process on its own config; its output is collected by a background thread."""
 
-    def __init__(self, args, name, feed_endpoint, pattern="sub", input_yaml="", simulate=False):
+    def __init__(self, args, name, feed_endpoint, pattern="sub", input_yaml="", simulate=False, env=None,
+                 extra_yaml="", library_yaml=""):
         """`input_yaml`: extra lines for the config's input section. `simulate`: build the default
-        simulated library at start-up instead of loading the model file."""
+        simulated library at start-up instead of loading the model file. `env`: extra environment
+        variables (test hooks). `extra_yaml`: more top-level sections, appended as they are.
+        `library_yaml`: extra lines for the library section (model source only)."""
         self.name = name
         self.output = "tcp://127.0.0.1:%d" % free_port()
         self.control = "ipc://%s/%s-control.ipc" % (args.workdir, name)
         self.config = os.path.join(args.workdir, name + ".yaml")
         self.log = os.path.join(args.workdir, name + ".log")
-        text = (("" if simulate else "library:\n  source: model\n  model_file: %s\n" % args.model) +
+        text = (("" if simulate else "library:\n  source: model\n  model_file: %s\n" % args.model +
+                 "".join("  %s\n" % line for line in library_yaml.splitlines() if line.strip())) +
                 "input:\n  endpoint: %s\n  pattern: %s\n  bind: false\n" % (feed_endpoint, pattern) +
                 "".join("  %s\n" % line for line in input_yaml.splitlines() if line.strip()) +
                 "output:\n  endpoint: %s\ncontrol:\n  endpoint: %s\nmetrics:\n  interval_s: 0.2\n" %
-                (self.output, self.control))
+                (self.output, self.control)) + extra_yaml
         with open(self.config, "w") as f:
             f.write(text)
         self.messages = []  # (topic, decoded map, arrival time)
         self.lock = threading.Lock()
         self.stop_collecting = threading.Event()
         with open(self.log, "w") as log:
-            self.proc = subprocess.Popen([args.xasmapd, "--config", self.config], stdout=log, stderr=log)
+            self.proc = subprocess.Popen([args.xasmapd, "--config", self.config], stdout=log, stderr=log,
+                                         env=dict(os.environ, **(env or {})))
         DAEMONS.append(self.proc)
         self.collector = threading.Thread(target=self.collect, daemon=True)
         self.collector.start()
@@ -738,6 +743,28 @@ def scenario_startup(args):
     check("stopping during start-up" in d.log_text(), "the log says it stopped during start-up")
 
 
+def scenario_drain(args):
+    """A reload asked for while the daemon drains is refused as 'shutting down', never as 'not
+    ready yet' (the test hook holds drain() in the window after it starts refusing reloads)."""
+    feed = Feed()
+    d = Daemon(args, "drain", feed.endpoint, env={"XASMAPD_TEST_DRAIN_PAUSE_MS": "1500"})
+    d.wait_ready()
+    d.proc.send_signal(signal.SIGTERM)
+    replies = []
+    deadline = time.time() + 20
+    while time.time() < deadline and d.proc.poll() is None and len(replies) < 5:
+        reply = d.request("reload", 0.5)
+        if reply is not None:
+            replies.append(reply)
+        time.sleep(0.05)
+    print("reloads during the drain:", replies)
+    check(len(replies) >= 1, "the control socket answers while the daemon drains")
+    check(all(r["ok"] is False and r["error"] == "the daemon is shutting down" for r in replies),
+          "every reload during the drain is refused as 'shutting down': %s" % replies)
+    code, _ = d.stop()
+    check(code == 0, "exit 0 after the drain")
+
+
 def scenario_bench(args):
     """xasmap bench against a real daemon: every message answered, the report's figures sane."""
     if not args.xasmap:
@@ -776,6 +803,7 @@ SCENARIOS = {
     "idle": scenario_idle,
     "startup": scenario_startup,
     "bench": scenario_bench,
+    "drain": scenario_drain,
 }
 
 
