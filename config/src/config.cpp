@@ -249,6 +249,30 @@ std::string check_endpoint(const std::string& endpoint, bool bind) {
   return {};
 }
 
+bool is_wildcard_endpoint(const std::string& endpoint) {
+  if (endpoint.rfind("tcp://", 0) != 0) return false;
+  const std::string rest = endpoint.substr(6);
+  const auto colon = rest.rfind(':');
+  const std::string host = colon == std::string::npos ? rest : rest.substr(0, colon);
+  if (host == "*" || host == "0.0.0.0") return true;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    // Every group of the address is zero: [::], [::0], [0:0:0:0:0:0:0:0].
+    return host.find_first_not_of("0:", 1) == host.size() - 1;
+  }
+  return false;
+}
+
+std::vector<std::string> Config::warnings() const {
+  std::vector<std::string> out;
+  if (is_wildcard_endpoint(control.endpoint)) {
+    out.push_back("control.endpoint '" + control.endpoint +
+                  "' listens on every network interface, and the control socket has no "
+                  "authentication: anyone who can reach it can reload or shut down the daemon; bind "
+                  "it to 127.0.0.1 or an ipc:// path, or firewall the port (docs/operations.md)");
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Validation
 

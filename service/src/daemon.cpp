@@ -906,6 +906,7 @@ struct Daemon::Impl {
       log->error("cannot open the output socket on {}: {}", config.output.endpoint, e.what());
       return 69;
     }
+    for (const std::string& w : config.warnings()) log->warn("{}", w);
     controller = std::thread([this] { control_loop(); });
     publisher = std::thread([this] { publish_loop(); });
     log->info("xasmapd {} starting: control {}, output {}; building the model ({})", kVersion,
