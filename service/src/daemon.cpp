@@ -687,7 +687,7 @@ struct Daemon::Impl {
       pk.pack("shutting down: every accepted message will be answered");
       return;
     }
-    std::string message = "unknown command '" + *cmd + "'";
+    std::string message = "unknown command '" + protocol::quote_text(*cmd) + "'";
     const std::string near = closest_match(*cmd, kCommands);
     if (!near.empty()) message += "; did you mean '" + near + "'?";
     reply.clear();

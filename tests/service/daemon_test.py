@@ -765,6 +765,63 @@ def scenario_drain(args):
     check(code == 0, "exit 0 after the drain")
 
 
+def scenario_utf8(args):
+    """Text that is not UTF-8 (an id of bytes ff fe, such a kind, dtype or meta string) is refused
+    with an error naming the field, and nothing published breaks a strict subscriber
+    (msgpack.unpackb(raw=False))."""
+    lib = Library(args.library)
+    e = lib.entries[10]
+    energy, intensity = [float(x) for x in e["energy"]], [float(x) for x in e["intensity"]]
+    feed = Feed()
+    d = Daemon(args, "utf8", feed.endpoint)
+    d.wait_ready()
+    feed.wait_subscribers()
+    strict = CTX.socket(zmq.SUB)
+    strict.setsockopt(zmq.SUBSCRIBE, b"")
+    strict.connect(d.output)
+    time.sleep(0.5)  # subscribed before the first message
+
+    def raw(**fields):
+        # use_bin_type=False packs bytes as msgpack str: a string that is not UTF-8.
+        return msgpack.packb(fields, use_bin_type=False)
+
+    f4 = np.asarray(energy, "<f4").tobytes()
+    cases = [
+        ("id", raw(id=b"\xff\xfe", energy=energy, intensity=intensity)),
+        ("kind", raw(id=b"u-kind", energy=energy, intensity=intensity, kind=b"st\xff\xfeck")),
+        ("dtype", raw(id=b"u-dtype", energy=f4, intensity=f4, dtype=b"f\xff")),
+        ("meta", raw(id=b"u-meta", energy=energy, intensity=intensity, meta={b"note": b"\xfe"})),
+    ]
+    for _, body in cases:
+        feed.send(body)
+    feed.send(spectrum_message("u-good", energy, intensity))
+    got, undecodable = [], []
+    deadline = time.time() + 30
+    strict.setsockopt(zmq.RCVTIMEO, 500)
+    while time.time() < deadline and not any(t == b"estimate" for t, _ in got):
+        try:
+            frames = strict.recv_multipart()
+        except zmq.Again:
+            continue
+        try:
+            got.append((frames[0], msgpack.unpackb(frames[1], raw=False)))
+        except (UnicodeDecodeError, ValueError) as err:
+            undecodable.append((frames[0], repr(err)))
+    strict.close(linger=0)
+    check(not undecodable, "a strict subscriber decodes everything published: %s" % undecodable)
+    errors = [m for t, m in got if t == b"error"]
+    by_field = {m["field"]: m for m in errors}
+    print("errors:", [(m["id"], m["code"], m["field"], m["message"]) for m in errors])
+    expected = {"id": "bad_type", "kind": "out_of_range", "dtype": "out_of_range", "meta": "bad_type"}
+    for field, _ in cases:
+        check(field in by_field and by_field[field]["code"] == expected[field],
+              "the message with bad UTF-8 in '%s' is refused naming the field" % field)
+    check("id" in by_field and by_field["id"]["id"] is None, "an id that is not UTF-8 is not echoed")
+    check(any(t == b"estimate" for t, _ in got), "the daemon keeps serving")
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+
+
 def scenario_bench(args):
     """xasmap bench against a real daemon: every message answered, the report's figures sane."""
     if not args.xasmap:
@@ -804,6 +861,7 @@ SCENARIOS = {
     "startup": scenario_startup,
     "bench": scenario_bench,
     "drain": scenario_drain,
+    "utf8": scenario_utf8,
 }
 
 
