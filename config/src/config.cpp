@@ -505,6 +505,7 @@ std::vector<Problem> Config::validate() const {
   c.endpoint("output.endpoint", output.endpoint, output.bind);
   c.count("output.send_hwm", output.send_hwm, 0, 100'000'000);
   c.endpoint("control.endpoint", control.endpoint, true);
+  c.count("control.max_request_bytes", control.max_request_bytes, 64, 16LL << 20);
   if (control.endpoint == output.endpoint) {
     c.add("control.endpoint", "'" + control.endpoint + "', the same as output.endpoint",
           "an endpoint of its own");
@@ -639,6 +640,7 @@ void read_document(detail::Context& ctx, const YAML::Node& root, Config& c) {
   {
     MapReader r = top.section("control");
     r.string("endpoint", c.control.endpoint);
+    r.integer("max_request_bytes", c.control.max_request_bytes);
     r.finish();
   }
   {
@@ -846,6 +848,7 @@ std::string to_yaml(const Config& c) {
 
   out << YAML::Key << "control" << YAML::Value << YAML::BeginMap;
   kv("endpoint", c.control.endpoint);
+  kv("max_request_bytes", c.control.max_request_bytes);
   out << YAML::EndMap;
 
   out << YAML::Key << "metrics" << YAML::Value << YAML::BeginMap;

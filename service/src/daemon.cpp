@@ -33,6 +33,7 @@ using Clock = std::chrono::steady_clock;
 using protocol::ErrorCode;
 
 constexpr auto kPollPeriod = std::chrono::milliseconds(50);
+constexpr std::size_t kMaxControlDepth = 32;  // nesting levels of a control request
 
 double micros(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double, std::micro>(to - from).count();
@@ -633,11 +634,29 @@ struct Daemon::Impl {
     if (!request) {
       return control_error(reply, "a control request is one frame holding a msgpack map");
     }
+    const auto max_bytes = static_cast<std::size_t>(config.control.max_request_bytes);
+    if (request->size() > max_bytes) {
+      return control_error(reply, "the request is " + std::to_string(request->size()) +
+                                      " bytes; the limit (control.max_request_bytes) is " +
+                                      std::to_string(max_bytes));
+    }
+    // Requests are small flat maps: arrays, maps, strings and nesting are bounded while unpacking,
+    // before any of it is built.
+    constexpr std::size_t kMaxElements = 1024;
+    const msgpack::unpack_limit bounds(kMaxElements, kMaxElements, max_bytes, max_bytes, max_bytes,
+                                       kMaxControlDepth);
     msgpack::object_handle handle;
     try {
       std::size_t offset = 0;
-      handle = msgpack::unpack(static_cast<const char*>(request->data()), request->size(), offset);
+      handle = msgpack::unpack(static_cast<const char*>(request->data()), request->size(), offset, nullptr,
+                               nullptr, bounds);
       if (offset != request->size()) throw std::runtime_error("trailing bytes");
+    } catch (const msgpack::depth_size_overflow&) {
+      return control_error(reply, "the request is nested more than " + std::to_string(kMaxControlDepth) +
+                                      " levels deep");
+    } catch (const msgpack::size_overflow&) {
+      return control_error(reply, "the request holds an array or map of more than " +
+                                      std::to_string(kMaxElements) + " elements");
     } catch (const std::exception& e) {
       return control_error(reply, std::string("the request is not msgpack: ") + e.what());
     }
@@ -646,8 +665,18 @@ struct Daemon::Impl {
       return control_error(reply, "the request must be a msgpack map like {\"cmd\": \"status\"}");
     }
     std::optional<std::string> cmd;
+    std::vector<std::string_view> keys;
     for (const auto& kv : root.via.map) {
-      if (kv.key.type == msgpack::type::STR && kv.key.as<std::string>() == "cmd") {
+      if (kv.key.type != msgpack::type::STR) {
+        return control_error(reply, "every key of the request must be a string");
+      }
+      const std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
+      // A repeated key would let one reader see {"cmd": "bogus"} and another {"cmd": "status"}.
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+        return control_error(reply, "key '" + protocol::quote_text(key) + "' appears more than once in the request");
+      }
+      keys.push_back(key);
+      if (key == "cmd") {
         if (kv.val.type != msgpack::type::STR) return control_error(reply, "field 'cmd' must be a string");
         cmd = kv.val.as<std::string>();
       }
@@ -886,6 +915,11 @@ struct Daemon::Impl {
     try {
       control.emplace(context, zmq::socket_type::rep);
       control->set(zmq::sockopt::linger, 0);
+      // A request far over control.max_request_bytes is cut off by ZeroMQ (the peer is
+      // disconnected) instead of being held whole in memory; one up to 16 times the limit still
+      // gets an error reply that names the key.
+      control->set(zmq::sockopt::maxmsgsize,
+                   static_cast<std::int64_t>(std::max<long long>(1 << 20, 16 * config.control.max_request_bytes)));
       control->bind(config.control.endpoint);
       control_endpoint = describe_endpoint(*control, config.control.endpoint);
     } catch (const zmq::error_t& e) {

@@ -144,12 +144,17 @@ class Daemon:
             return [m for t, m, _ in self.messages if t == topic]
 
     def request(self, cmd, timeout=5.0):
+        """Sends a control request (a command name, a map, or msgpack bytes as they are) and
+        returns the decoded reply, or None after `timeout` without one."""
         req = CTX.socket(zmq.REQ)
         req.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
         req.setsockopt(zmq.LINGER, 0)
         req.connect(self.control)
         try:
-            req.send(msgpack.packb(cmd if isinstance(cmd, dict) else {"cmd": cmd}))
+            if isinstance(cmd, bytes):
+                req.send(cmd)
+            else:
+                req.send(msgpack.packb(cmd if isinstance(cmd, dict) else {"cmd": cmd}))
             return msgpack.unpackb(req.recv(), raw=False)
         except zmq.Again:
             return None
@@ -765,6 +770,34 @@ def scenario_drain(args):
     check(code == 0, "exit 0 after the drain")
 
 
+def scenario_control(args):
+    """Control requests are bounded: size (control.max_request_bytes), nesting depth, and a key
+    given twice is refused instead of one of its values silently winning."""
+    feed = Feed()
+    d = Daemon(args, "control", feed.endpoint)
+    d.wait_ready()
+    check(d.request("status")["ok"], "status answers")
+    big = d.request({"cmd": "status", "padding": "x" * 70000})
+    check(big is not None and big["ok"] is False and "control.max_request_bytes" in big["error"],
+          "a request over 64 KiB is refused naming control.max_request_bytes: %s" % big)
+    huge = d.request(msgpack.packb({"cmd": "status", "padding": b"\0" * (64 << 20)}), 3.0)
+    check(huge is None or (huge["ok"] is False and "control.max_request_bytes" in huge["error"]),
+          "a 64 MiB request is not served: %s" % (huge and huge.get("error")))
+    deep = b"\x82\xa3cmd\xa6status\xa1x" + b"\x91" * 1000 + b"\xc0"
+    reply = d.request(deep)
+    check(reply is not None and reply["ok"] is False and "nested" in reply["error"],
+          "a request nested 1000 levels deep is refused: %s" % reply)
+    # {"cmd": "bogus", "cmd": "status"}: msgpack allows the bytes, Python dicts cannot build them.
+    twice = b"\x82\xa3cmd\xa5bogus\xa3cmd\xa6status"
+    reply = d.request(twice)
+    check(reply is not None and reply["ok"] is False and "'cmd'" in reply["error"] and
+          "more than once" in reply["error"], "a repeated key is refused, naming it: %s" % reply)
+    status = d.request("status")
+    check(status is not None and status["ok"] and status["ready"], "the daemon still serves after bad requests")
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+
+
 def scenario_utf8(args):
     """Text that is not UTF-8 (an id of bytes ff fe, such a kind, dtype or meta string) is refused
     with an error naming the field, and nothing published breaks a strict subscriber
@@ -861,6 +894,7 @@ SCENARIOS = {
     "startup": scenario_startup,
     "bench": scenario_bench,
     "drain": scenario_drain,
+    "control": scenario_control,
     "utf8": scenario_utf8,
 }
 

@@ -157,6 +157,9 @@ struct OutputConfig {
 
 struct ControlConfig {
   std::string endpoint = "tcp://127.0.0.1:5557";
+  // A request longer than this is refused with an error naming the key; a request is a small map
+  // such as {"cmd": "status"}, so 64 KiB leaves ample room.
+  long long max_request_bytes = 65536;
   bool operator==(const ControlConfig&) const = default;
 };
 
