@@ -255,6 +255,30 @@ std::string check_endpoint(const std::string& endpoint, bool bind) {
   return {};
 }
 
+bool is_wildcard_endpoint(const std::string& endpoint) {
+  if (endpoint.rfind("tcp://", 0) != 0) return false;
+  const std::string rest = endpoint.substr(6);
+  const auto colon = rest.rfind(':');
+  const std::string host = colon == std::string::npos ? rest : rest.substr(0, colon);
+  if (host == "*" || host == "0.0.0.0") return true;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    // Every group of the address is zero: [::], [::0], [0:0:0:0:0:0:0:0].
+    return host.find_first_not_of("0:", 1) == host.size() - 1;
+  }
+  return false;
+}
+
+std::vector<std::string> Config::warnings() const {
+  std::vector<std::string> out;
+  if (is_wildcard_endpoint(control.endpoint)) {
+    out.push_back("control.endpoint '" + control.endpoint +
+                  "' listens on every network interface, and the control socket has no "
+                  "authentication: anyone who can reach it can reload or shut down the daemon; bind "
+                  "it to 127.0.0.1 or an ipc:// path, or firewall the port (docs/operations.md)");
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Validation
 
@@ -511,6 +535,7 @@ std::vector<Problem> Config::validate() const {
   c.endpoint("output.endpoint", output.endpoint, output.bind);
   c.count("output.send_hwm", output.send_hwm, 0, 100'000'000);
   c.endpoint("control.endpoint", control.endpoint, true);
+  c.count("control.max_request_bytes", control.max_request_bytes, 64, 16LL << 20);
   if (control.endpoint == output.endpoint) {
     c.add("control.endpoint", "'" + control.endpoint + "', the same as output.endpoint",
           "an endpoint of its own");
@@ -657,6 +682,7 @@ void read_document(detail::Context& ctx, const YAML::Node& root, Config& c) {
   {
     MapReader r = top.section("control");
     r.string("endpoint", c.control.endpoint);
+    r.integer("max_request_bytes", c.control.max_request_bytes);
     r.finish();
   }
   {
@@ -876,6 +902,7 @@ std::string to_yaml(const Config& c) {
 
   out << YAML::Key << "control" << YAML::Value << YAML::BeginMap;
   kv("endpoint", c.control.endpoint);
+  kv("max_request_bytes", c.control.max_request_bytes);
   out << YAML::EndMap;
 
   out << YAML::Key << "metrics" << YAML::Value << YAML::BeginMap;

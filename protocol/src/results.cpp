@@ -640,6 +640,7 @@ std::optional<std::string> peek_id(const std::uint8_t* data, std::size_t size) {
   } catch (const std::exception&) {
     // Whatever was found before the problem stands.
   }
+  if (visitor.id && !is_valid_utf8(*visitor.id)) return std::nullopt;  // never published as text
   return visitor.id;
 }
 

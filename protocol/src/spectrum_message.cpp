@@ -25,6 +25,31 @@ using detail::is_number;
 using detail::number;
 using detail::type_name;
 
+// The first string (map keys included) in `o` that is not valid UTF-8. `o` is bounded in depth by
+// the unpack limits, so the recursion is too.
+std::optional<std::string> invalid_utf8_in(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::STR: {
+      const std::string_view s(o.via.str.ptr, o.via.str.size);
+      if (!is_valid_utf8(s)) return std::string(s);
+      return std::nullopt;
+    }
+    case msgpack::type::ARRAY:
+      for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+        if (auto bad = invalid_utf8_in(o.via.array.ptr[i])) return bad;
+      }
+      return std::nullopt;
+    case msgpack::type::MAP:
+      for (std::uint32_t i = 0; i < o.via.map.size; ++i) {
+        if (auto bad = invalid_utf8_in(o.via.map.ptr[i].key)) return bad;
+        if (auto bad = invalid_utf8_in(o.via.map.ptr[i].val)) return bad;
+      }
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
+}
+
 class Decoder {
  public:
   std::optional<std::string> id;
@@ -147,6 +172,10 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
   }
   SpectrumMessage m;
   m.id.assign(fields[0]->via.str.ptr, fields[0]->via.str.size);
+  if (!is_valid_utf8(m.id)) {
+    throw ProtocolError(ErrorCode::kBadType, "id",
+                        "field 'id' is not valid UTF-8 ('" + quote_text(m.id) + "'); msgpack strings must be");
+  }
   d.id = m.id;
 
   if (fields[5]) {
@@ -155,7 +184,8 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
     }
     const std::string kind(fields[5]->via.str.ptr, fields[5]->via.str.size);
     if (kind != "spectrum" && kind != "stack") {
-      d.fail(ErrorCode::kOutOfRange, "kind", "field 'kind' is '" + kind + "', expected \"spectrum\" or \"stack\"");
+      d.fail(ErrorCode::kOutOfRange, "kind",
+             "field 'kind' is '" + quote_text(kind) + "', expected \"spectrum\" or \"stack\"");
     }
     m.stack = kind == "stack";
   }
@@ -166,7 +196,8 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
     }
     dtype.assign(dtype_object->via.str.ptr, dtype_object->via.str.size);
     if (dtype != "f4" && dtype != "f8") {
-      d.fail(ErrorCode::kOutOfRange, "dtype", "field 'dtype' is '" + dtype + "', expected \"f4\" or \"f8\"");
+      d.fail(ErrorCode::kOutOfRange, "dtype",
+             "field 'dtype' is '" + quote_text(dtype) + "', expected \"f4\" or \"f8\"");
     }
   }
   for (int f : {1, 2}) {
@@ -242,6 +273,11 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
   if (fields[4]) {
     if (fields[4]->type != msgpack::type::MAP) {
       d.fail(ErrorCode::kBadType, "meta", std::string("field 'meta' is ") + type_name(fields[4]->type) + ", expected a map");
+    }
+    if (const auto bad = invalid_utf8_in(*fields[4])) {
+      d.fail(ErrorCode::kBadType, "meta",
+             "field 'meta' holds a string that is not valid UTF-8 ('" + quote_text(*bad) +
+                 "'); msgpack strings must be (send bytes as bin)");
     }
     msgpack::sbuffer buffer;
     msgpack::pack(buffer, *fields[4]);

@@ -33,6 +33,7 @@ using Clock = std::chrono::steady_clock;
 using protocol::ErrorCode;
 
 constexpr auto kPollPeriod = std::chrono::milliseconds(50);
+constexpr std::size_t kMaxControlDepth = 32;  // nesting levels of a control request
 
 double micros(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double, std::micro>(to - from).count();
@@ -142,6 +143,15 @@ std::string describe_endpoint(zmq::socket_t& s, const std::string& configured) {
 
 using Packer = msgpack::packer<msgpack::sbuffer>;
 
+// A non-negative integer from the environment; 0 when unset or not a number. For test hooks only.
+int env_int(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v) return 0;
+  char* end = nullptr;
+  const long n = std::strtol(v, &end, 10);
+  return end != v && n > 0 && n < 3'600'000 ? static_cast<int>(n) : 0;
+}
+
 }  // namespace
 
 struct Daemon::Impl {
@@ -201,6 +211,9 @@ struct Daemon::Impl {
   } buffers;
   const OverflowPolicy policy;
   const int workers_count;
+  // Test hook: $XASMAPD_TEST_DRAIN_PAUSE_MS holds drain() between refusing reloads and stopping
+  // the receiver, so that tests can look into that window (tests/service/daemon_test.py, drain).
+  const int drain_pause_ms = env_int("XASMAPD_TEST_DRAIN_PAUSE_MS");
 
   mutable std::mutex model_mutex;
   std::shared_ptr<const ModelState> model_state;  // guarded by model_mutex
@@ -621,11 +634,29 @@ struct Daemon::Impl {
     if (!request) {
       return control_error(reply, "a control request is one frame holding a msgpack map");
     }
+    const auto max_bytes = static_cast<std::size_t>(config.control.max_request_bytes);
+    if (request->size() > max_bytes) {
+      return control_error(reply, "the request is " + std::to_string(request->size()) +
+                                      " bytes; the limit (control.max_request_bytes) is " +
+                                      std::to_string(max_bytes));
+    }
+    // Requests are small flat maps: arrays, maps, strings and nesting are bounded while unpacking,
+    // before any of it is built.
+    constexpr std::size_t kMaxElements = 1024;
+    const msgpack::unpack_limit bounds(kMaxElements, kMaxElements, max_bytes, max_bytes, max_bytes,
+                                       kMaxControlDepth);
     msgpack::object_handle handle;
     try {
       std::size_t offset = 0;
-      handle = msgpack::unpack(static_cast<const char*>(request->data()), request->size(), offset);
+      handle = msgpack::unpack(static_cast<const char*>(request->data()), request->size(), offset, nullptr,
+                               nullptr, bounds);
       if (offset != request->size()) throw std::runtime_error("trailing bytes");
+    } catch (const msgpack::depth_size_overflow&) {
+      return control_error(reply, "the request is nested more than " + std::to_string(kMaxControlDepth) +
+                                      " levels deep");
+    } catch (const msgpack::size_overflow&) {
+      return control_error(reply, "the request holds an array or map of more than " +
+                                      std::to_string(kMaxElements) + " elements");
     } catch (const std::exception& e) {
       return control_error(reply, std::string("the request is not msgpack: ") + e.what());
     }
@@ -634,8 +665,18 @@ struct Daemon::Impl {
       return control_error(reply, "the request must be a msgpack map like {\"cmd\": \"status\"}");
     }
     std::optional<std::string> cmd;
+    std::vector<std::string_view> keys;
     for (const auto& kv : root.via.map) {
-      if (kv.key.type == msgpack::type::STR && kv.key.as<std::string>() == "cmd") {
+      if (kv.key.type != msgpack::type::STR) {
+        return control_error(reply, "every key of the request must be a string");
+      }
+      const std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
+      // A repeated key would let one reader see {"cmd": "bogus"} and another {"cmd": "status"}.
+      if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+        return control_error(reply, "key '" + protocol::quote_text(key) + "' appears more than once in the request");
+      }
+      keys.push_back(key);
+      if (key == "cmd") {
         if (kv.val.type != msgpack::type::STR) return control_error(reply, "field 'cmd' must be a string");
         cmd = kv.val.as<std::string>();
       }
@@ -656,15 +697,13 @@ struct Daemon::Impl {
       return;
     }
     if (*cmd == "reload") {
-      const bool started_now = start_reload("the control command 'reload'");
+      const ReloadStart r = start_reload("the control command 'reload'");
+      const bool started_now = r == ReloadStart::kStarted;
       pk.pack_map(2);
       pk.pack("ok");
       pk.pack(started_now);
       pk.pack(started_now ? "message" : "error");
-      pk.pack(started_now            ? "reload started; 'status' shows when it is done"
-              : ready.load()         ? "a reload is already running"
-              : stop_receiving.load() ? "the daemon is shutting down"
-                                     : "the daemon is not ready yet: its start-up model is still being built");
+      pk.pack(describe(r));
       return;
     }
     if (*cmd == "shutdown") {
@@ -677,7 +716,7 @@ struct Daemon::Impl {
       pk.pack("shutting down: every accepted message will be answered");
       return;
     }
-    std::string message = "unknown command '" + *cmd + "'";
+    std::string message = "unknown command '" + protocol::quote_text(*cmd) + "'";
     const std::string near = closest_match(*cmd, kCommands);
     if (!near.empty()) message += "; did you mean '" + near + "'?";
     reply.clear();
@@ -787,15 +826,33 @@ struct Daemon::Impl {
     generation.store(g, std::memory_order_release);
   }
 
-  bool start_reload(const std::string& why) {
+  // What start_reload() did; the reason of a refusal is decided under reload_mutex, from the
+  // same state drain() changes under it, so a reply never names the wrong reason.
+  enum class ReloadStart { kStarted, kNotReady, kStopping, kBusy };
+  static const char* describe(ReloadStart r) {
+    switch (r) {
+      case ReloadStart::kStarted:
+        return "reload started; 'status' shows when it is done";
+      case ReloadStart::kNotReady:
+        return "the daemon is not ready yet: its start-up model is still being built";
+      case ReloadStart::kStopping:
+        return "the daemon is shutting down";
+      case ReloadStart::kBusy:
+        return "a reload is already running";
+    }
+    return "";
+  }
+
+  ReloadStart start_reload(const std::string& why) {
     std::lock_guard lock(reload_mutex);
-    if (!ready.load() || stopping) return false;  // the start-up build is still running, or stopping
+    if (stopping) return ReloadStart::kStopping;
+    if (!ready.load()) return ReloadStart::kNotReady;  // the start-up build is still running
     bool expected = false;
-    if (!reloading.compare_exchange_strong(expected, true)) return false;
+    if (!reloading.compare_exchange_strong(expected, true)) return ReloadStart::kBusy;
     if (reload_thread.joinable()) reload_thread.join();
     log->info("reload requested by {}: re-reading {}", why, config_file.string());
     reload_thread = std::thread([this] { reload(); });
-    return true;
+    return ReloadStart::kStarted;
   }
 
   void reload() {
@@ -858,6 +915,11 @@ struct Daemon::Impl {
     try {
       control.emplace(context, zmq::socket_type::rep);
       control->set(zmq::sockopt::linger, 0);
+      // A request far over control.max_request_bytes is cut off by ZeroMQ (the peer is
+      // disconnected) instead of being held whole in memory; one up to 16 times the limit still
+      // gets an error reply that names the key.
+      control->set(zmq::sockopt::maxmsgsize,
+                   static_cast<std::int64_t>(std::max<long long>(1 << 20, 16 * config.control.max_request_bytes)));
       control->bind(config.control.endpoint);
       control_endpoint = describe_endpoint(*control, config.control.endpoint);
     } catch (const zmq::error_t& e) {
@@ -878,6 +940,7 @@ struct Daemon::Impl {
       log->error("cannot open the output socket on {}: {}", config.output.endpoint, e.what());
       return 69;
     }
+    for (const std::string& w : config.warnings()) log->warn("{}", w);
     controller = std::thread([this] { control_loop(); });
     publisher = std::thread([this] { publish_loop(); });
     log->info("xasmapd {} starting: control {}, output {}; building the model ({})", kVersion,
@@ -966,7 +1029,8 @@ struct Daemon::Impl {
       if (done()) return true;
       const int sig = sigtimedwait(&set, nullptr, &period);
       if (sig == SIGHUP) {
-        if (!start_reload("SIGHUP")) log->warn("SIGHUP ignored: a reload is already running");
+        const ReloadStart r = start_reload("SIGHUP");
+        if (r != ReloadStart::kStarted) log->warn("SIGHUP ignored: {}", describe(r));
       } else if (sig == SIGTERM || sig == SIGINT) {
         log->info("{}: stopping; every accepted message will be answered", sig == SIGTERM ? "SIGTERM" : "SIGINT");
         return false;
@@ -978,11 +1042,14 @@ struct Daemon::Impl {
   void drain() {
     const auto t0 = Clock::now();
     {
-      std::lock_guard lock(reload_mutex);  // from here on, start_reload() refuses
-      ready = false;
+      // From here on start_reload() refuses as "shutting down": `stopping` and `stop_receiving`
+      // are set before `ready` is cleared, all under the lock start_reload() decides under.
+      std::lock_guard lock(reload_mutex);
       stopping = true;
+      stop_receiving = true;
+      ready = false;
     }
-    stop_receiving = true;
+    if (drain_pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(drain_pause_ms));
     if (receiver.joinable()) receiver.join();
     queue.close();
     for (auto& w : workers) w.join();

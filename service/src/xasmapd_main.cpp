@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
 
     if (const auto file = args.value("check-config")) {
       const config::Config cfg = config::load_config(*file, overrides);
+      for (const std::string& w : cfg.warnings()) std::cerr << "xasmapd: warning: " << w << "\n";
       std::cout << "xasmapd: " << *file << ": configuration is valid (library " +
                        config::to_string(cfg.library.source) + ", embedding " +
                        config::to_string(cfg.embedding.method) + ", input " + cfg.input.endpoint +

@@ -28,3 +28,23 @@ TEST_CASE("malformed endpoints say what was expected", "[config][endpoint]") {
   CHECK(check_endpoint("tcp://*:5555", false).find("only for binding") != std::string::npos);
   CHECK(check_endpoint("tcp://127.0.0.1:*", false).find("only for binding") != std::string::npos);
 }
+
+TEST_CASE("a control endpoint on every interface is warned about", "[config][endpoint]") {
+  using xasmap::config::is_wildcard_endpoint;
+  for (const char* ep : {"tcp://*:5557", "tcp://0.0.0.0:5557", "tcp://[::]:5557", "tcp://[0:0:0:0:0:0:0:0]:1",
+                         "tcp://*:*"}) {
+    INFO(ep);
+    CHECK(is_wildcard_endpoint(ep));
+  }
+  for (const char* ep : {"tcp://127.0.0.1:5557", "tcp://[::1]:5557", "tcp://daq.example.org:5557",
+                         "ipc:///run/xasmap/control.sock", "inproc://control", "tcp://10.0.0.1:*"}) {
+    INFO(ep);
+    CHECK_FALSE(is_wildcard_endpoint(ep));
+  }
+  xasmap::config::Config c;
+  CHECK(c.warnings().empty());
+  c.control.endpoint = "tcp://0.0.0.0:5557";
+  REQUIRE(c.warnings().size() == 1);
+  CHECK(c.warnings()[0].find("control.endpoint 'tcp://0.0.0.0:5557'") == 0);
+  CHECK(c.warnings()[0].find("no authentication") != std::string::npos);
+}

@@ -3,11 +3,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <msgpack.hpp>
 
 #include "xasmap/protocol/messages.hpp"
+#include "xasmap/protocol/results.hpp"
 
 using namespace xasmap::protocol;
 
@@ -284,4 +286,66 @@ TEST_CASE("arrays and nesting beyond the decoder's bounds are too large before t
   m.meta = {0x81, 0xa1, 'a', 0x81, 0xa1, 'b', 0x01};  // {"a": {"b": 1}}
   const auto ok = encode(m);
   CHECK(decode_spectrum(ok.data(), ok.size()).meta == m.meta);
+}
+
+TEST_CASE("text that is not UTF-8 is refused at the decoder, naming the field", "[protocol][utf8]") {
+  CHECK(is_valid_utf8("scan-7 \xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+  for (const char* bad : {"\xff\xfe", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xc3",
+                          "\x80"}) {
+    INFO(quote_text(bad));
+    CHECK_FALSE(is_valid_utf8(bad));
+    CHECK(is_valid_utf8(quote_text(bad)));
+  }
+  CHECK(quote_text("a\xff\xfe\xc3\xa9") == "a\\xff\\xfe\xc3\xa9");
+
+  SpectrumMessage m = sample();
+  m.id = "\xff\xfe";
+  const ProtocolError e1 = refusal(encode(m));
+  CHECK(e1.code() == ErrorCode::kBadType);
+  CHECK(e1.field() == "id");
+  CHECK_FALSE(e1.id().has_value());
+  CHECK(is_valid_utf8(e1.detail()));
+  CHECK(peek_id(encode(m).data(), encode(m).size()) == std::nullopt);
+
+  m = sample();
+  m.stack = true;
+  m.shape = {1, 5};
+  auto bytes = encode(m);
+  // The packed "stack" (a5 73 74 61 63 6b) becomes "st\xff\xfek": same length, not UTF-8.
+  const std::vector<std::uint8_t> stack{0xa5, 's', 't', 'a', 'c', 'k'};
+  auto at = std::search(bytes.begin(), bytes.end(), stack.begin(), stack.end());
+  REQUIRE(at != bytes.end());
+  at[3] = 0xff;
+  at[4] = 0xfe;
+  const ProtocolError e2 = refusal(bytes);
+  CHECK(e2.field() == "kind");
+  CHECK(is_valid_utf8(e2.detail()));
+  CHECK_THAT(e2.detail(), Catch::Contains("st\\xff\\xfek"));
+
+  const auto dtype = pack_map(4, [](auto& pk) {
+    pk.pack("id"); pk.pack("d");
+    pk.pack("energy"); pk.pack_bin(8); pk.pack_bin_body("\0\0\0\0\0\0\0\0", 8);
+    pk.pack("intensity"); pk.pack_bin(8); pk.pack_bin_body("\0\0\0\0\0\0\0\0", 8);
+    pk.pack("dtype"); pk.pack(std::string("f\xff"));
+  });
+  const ProtocolError e3 = refusal(dtype);
+  CHECK(e3.field() == "dtype");
+  CHECK(is_valid_utf8(e3.detail()));
+
+  m = sample();
+  m.meta = pack_map(1, [](auto& pk) { pk.pack("note"); pk.pack(std::string("\xff")); });
+  const ProtocolError e4 = refusal(encode(m));
+  CHECK(e4.code() == ErrorCode::kBadType);
+  CHECK(e4.field() == "meta");
+  CHECK(e4.id() == std::optional<std::string>("scan-7/point-12"));
+
+  ErrorMessage err;
+  err.id = std::string("\xff\xfe");
+  err.message = "quoted \xff";
+  err.field = "f\xfe";
+  const auto encoded = encode(err);
+  const ErrorMessage back = decode_error_message(encoded.data(), encoded.size());
+  CHECK_FALSE(back.id.has_value());
+  CHECK(is_valid_utf8(back.message));
+  CHECK(is_valid_utf8(back.field));
 }

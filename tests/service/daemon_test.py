@@ -5,7 +5,7 @@ Run by ctest, one scenario per test (see tests/CMakeLists.txt):
 
     daemon_test.py SCENARIO --xasmapd EXE --model MODEL --library DIR --workdir DIR
 
-Scenarios: stream, stack, pull, overload, sigterm, reload, idle. Only Debian's python3-zmq,
+Scenarios: see SCENARIOS at the end. Only Debian's python3-zmq,
 python3-msgpack and python3-numpy are used. Every socket is on loopback (tcp on 127.0.0.1 with
 ephemeral ports, or ipc in the work folder); every wait is bounded.
 """
@@ -94,26 +94,31 @@ def spectrum_message(ident, energy, intensity, dtype=None, meta=None, stamp=True
 class Daemon:
     """An xasmapd process on its own config; its output is collected by a background thread."""
 
-    def __init__(self, args, name, feed_endpoint, pattern="sub", input_yaml="", simulate=False):
+    def __init__(self, args, name, feed_endpoint, pattern="sub", input_yaml="", simulate=False, env=None,
+                 extra_yaml="", library_yaml=""):
         """`input_yaml`: extra lines for the config's input section. `simulate`: build the default
-        simulated library at start-up instead of loading the model file."""
+        simulated library at start-up instead of loading the model file. `env`: extra environment
+        variables (test hooks). `extra_yaml`: more top-level sections, appended as they are.
+        `library_yaml`: extra lines for the library section (model source only)."""
         self.name = name
         self.output = "tcp://127.0.0.1:%d" % free_port()
         self.control = "ipc://%s/%s-control.ipc" % (args.workdir, name)
         self.config = os.path.join(args.workdir, name + ".yaml")
         self.log = os.path.join(args.workdir, name + ".log")
-        text = (("" if simulate else "library:\n  source: model\n  model_file: %s\n" % args.model) +
+        text = (("" if simulate else "library:\n  source: model\n  model_file: %s\n" % args.model +
+                 "".join("  %s\n" % line for line in library_yaml.splitlines() if line.strip())) +
                 "input:\n  endpoint: %s\n  pattern: %s\n  bind: false\n" % (feed_endpoint, pattern) +
                 "".join("  %s\n" % line for line in input_yaml.splitlines() if line.strip()) +
                 "output:\n  endpoint: %s\ncontrol:\n  endpoint: %s\nmetrics:\n  interval_s: 0.2\n" %
-                (self.output, self.control))
+                (self.output, self.control)) + extra_yaml
         with open(self.config, "w") as f:
             f.write(text)
         self.messages = []  # (topic, decoded map, arrival time)
         self.lock = threading.Lock()
         self.stop_collecting = threading.Event()
         with open(self.log, "w") as log:
-            self.proc = subprocess.Popen([args.xasmapd, "--config", self.config], stdout=log, stderr=log)
+            self.proc = subprocess.Popen([args.xasmapd, "--config", self.config], stdout=log, stderr=log,
+                                         env=dict(os.environ, **(env or {})))
         DAEMONS.append(self.proc)
         self.collector = threading.Thread(target=self.collect, daemon=True)
         self.collector.start()
@@ -139,12 +144,17 @@ class Daemon:
             return [m for t, m, _ in self.messages if t == topic]
 
     def request(self, cmd, timeout=5.0):
+        """Sends a control request (a command name, a map, or msgpack bytes as they are) and
+        returns the decoded reply, or None after `timeout` without one."""
         req = CTX.socket(zmq.REQ)
         req.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
         req.setsockopt(zmq.LINGER, 0)
         req.connect(self.control)
         try:
-            req.send(msgpack.packb(cmd if isinstance(cmd, dict) else {"cmd": cmd}))
+            if isinstance(cmd, bytes):
+                req.send(cmd)
+            else:
+                req.send(msgpack.packb(cmd if isinstance(cmd, dict) else {"cmd": cmd}))
             return msgpack.unpackb(req.recv(), raw=False)
         except zmq.Again:
             return None
@@ -738,6 +748,113 @@ def scenario_startup(args):
     check("stopping during start-up" in d.log_text(), "the log says it stopped during start-up")
 
 
+def scenario_drain(args):
+    """A reload asked for while the daemon drains is refused as 'shutting down', never as 'not
+    ready yet' (the test hook holds drain() in the window after it starts refusing reloads)."""
+    feed = Feed()
+    d = Daemon(args, "drain", feed.endpoint, env={"XASMAPD_TEST_DRAIN_PAUSE_MS": "1500"})
+    d.wait_ready()
+    d.proc.send_signal(signal.SIGTERM)
+    replies = []
+    deadline = time.time() + 20
+    while time.time() < deadline and d.proc.poll() is None and len(replies) < 5:
+        reply = d.request("reload", 0.5)
+        if reply is not None:
+            replies.append(reply)
+        time.sleep(0.05)
+    print("reloads during the drain:", replies)
+    check(len(replies) >= 1, "the control socket answers while the daemon drains")
+    check(all(r["ok"] is False and r["error"] == "the daemon is shutting down" for r in replies),
+          "every reload during the drain is refused as 'shutting down': %s" % replies)
+    code, _ = d.stop()
+    check(code == 0, "exit 0 after the drain")
+
+
+def scenario_control(args):
+    """Control requests are bounded: size (control.max_request_bytes), nesting depth, and a key
+    given twice is refused instead of one of its values silently winning."""
+    feed = Feed()
+    d = Daemon(args, "control", feed.endpoint)
+    d.wait_ready()
+    check(d.request("status")["ok"], "status answers")
+    big = d.request({"cmd": "status", "padding": "x" * 70000})
+    check(big is not None and big["ok"] is False and "control.max_request_bytes" in big["error"],
+          "a request over 64 KiB is refused naming control.max_request_bytes: %s" % big)
+    huge = d.request(msgpack.packb({"cmd": "status", "padding": b"\0" * (64 << 20)}), 3.0)
+    check(huge is None or (huge["ok"] is False and "control.max_request_bytes" in huge["error"]),
+          "a 64 MiB request is not served: %s" % (huge and huge.get("error")))
+    deep = b"\x82\xa3cmd\xa6status\xa1x" + b"\x91" * 1000 + b"\xc0"
+    reply = d.request(deep)
+    check(reply is not None and reply["ok"] is False and "nested" in reply["error"],
+          "a request nested 1000 levels deep is refused: %s" % reply)
+    # {"cmd": "bogus", "cmd": "status"}: msgpack allows the bytes, Python dicts cannot build them.
+    twice = b"\x82\xa3cmd\xa5bogus\xa3cmd\xa6status"
+    reply = d.request(twice)
+    check(reply is not None and reply["ok"] is False and "'cmd'" in reply["error"] and
+          "more than once" in reply["error"], "a repeated key is refused, naming it: %s" % reply)
+    status = d.request("status")
+    check(status is not None and status["ok"] and status["ready"], "the daemon still serves after bad requests")
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+
+
+def scenario_utf8(args):
+    """Text that is not UTF-8 (an id of bytes ff fe, such a kind, dtype or meta string) is refused
+    with an error naming the field, and nothing published breaks a strict subscriber
+    (msgpack.unpackb(raw=False))."""
+    lib = Library(args.library)
+    e = lib.entries[10]
+    energy, intensity = [float(x) for x in e["energy"]], [float(x) for x in e["intensity"]]
+    feed = Feed()
+    d = Daemon(args, "utf8", feed.endpoint)
+    d.wait_ready()
+    feed.wait_subscribers()
+    strict = CTX.socket(zmq.SUB)
+    strict.setsockopt(zmq.SUBSCRIBE, b"")
+    strict.connect(d.output)
+    time.sleep(0.5)  # subscribed before the first message
+
+    def raw(**fields):
+        # use_bin_type=False packs bytes as msgpack str: a string that is not UTF-8.
+        return msgpack.packb(fields, use_bin_type=False)
+
+    f4 = np.asarray(energy, "<f4").tobytes()
+    cases = [
+        ("id", raw(id=b"\xff\xfe", energy=energy, intensity=intensity)),
+        ("kind", raw(id=b"u-kind", energy=energy, intensity=intensity, kind=b"st\xff\xfeck")),
+        ("dtype", raw(id=b"u-dtype", energy=f4, intensity=f4, dtype=b"f\xff")),
+        ("meta", raw(id=b"u-meta", energy=energy, intensity=intensity, meta={b"note": b"\xfe"})),
+    ]
+    for _, body in cases:
+        feed.send(body)
+    feed.send(spectrum_message("u-good", energy, intensity))
+    got, undecodable = [], []
+    deadline = time.time() + 30
+    strict.setsockopt(zmq.RCVTIMEO, 500)
+    while time.time() < deadline and not any(t == b"estimate" for t, _ in got):
+        try:
+            frames = strict.recv_multipart()
+        except zmq.Again:
+            continue
+        try:
+            got.append((frames[0], msgpack.unpackb(frames[1], raw=False)))
+        except (UnicodeDecodeError, ValueError) as err:
+            undecodable.append((frames[0], repr(err)))
+    strict.close(linger=0)
+    check(not undecodable, "a strict subscriber decodes everything published: %s" % undecodable)
+    errors = [m for t, m in got if t == b"error"]
+    by_field = {m["field"]: m for m in errors}
+    print("errors:", [(m["id"], m["code"], m["field"], m["message"]) for m in errors])
+    expected = {"id": "bad_type", "kind": "out_of_range", "dtype": "out_of_range", "meta": "bad_type"}
+    for field, _ in cases:
+        check(field in by_field and by_field[field]["code"] == expected[field],
+              "the message with bad UTF-8 in '%s' is refused naming the field" % field)
+    check("id" in by_field and by_field["id"]["id"] is None, "an id that is not UTF-8 is not echoed")
+    check(any(t == b"estimate" for t, _ in got), "the daemon keeps serving")
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+
+
 def scenario_bench(args):
     """xasmap bench against a real daemon: every message answered, the report's figures sane."""
     if not args.xasmap:
@@ -776,6 +893,9 @@ SCENARIOS = {
     "idle": scenario_idle,
     "startup": scenario_startup,
     "bench": scenario_bench,
+    "drain": scenario_drain,
+    "control": scenario_control,
+    "utf8": scenario_utf8,
 }
 
 

@@ -407,3 +407,16 @@ TEST_CASE("xasmap calibrate finds a session offset from a standard, and estimate
   CHECK(bad_charge.output.find("no spectrum of charge 7") != std::string::npos);
   for (const std::string& f : {model, config, moved, calibrated}) std::filesystem::remove(f);
 }
+
+TEST_CASE("xasmapd --check-config warns about a control endpoint on every interface", "[integration][cli]") {
+  // Only checked, never bound: no socket is opened on a public interface.
+  const std::string file = write_temp("xasmap_cli_wildcard.yaml", "control:\n  endpoint: tcp://*:5557\n");
+  const Run r = run(kDaemon + " --check-config " + file);
+  INFO(r.output);
+  CHECK(r.status == 0);
+  CHECK(r.output.find("xasmapd: warning: control.endpoint 'tcp://*:5557' listens on every network "
+                      "interface") != std::string::npos);
+  const Run local = run(kDaemon + " --check-config " + kDeployConfig);
+  CHECK(local.output.find("warning") == std::string::npos);
+  std::filesystem::remove(file);
+}

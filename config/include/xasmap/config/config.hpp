@@ -170,6 +170,9 @@ struct OutputConfig {
 
 struct ControlConfig {
   std::string endpoint = "tcp://127.0.0.1:5557";
+  // A request longer than this is refused with an error naming the key; a request is a small map
+  // such as {"cmd": "status"}, so 64 KiB leaves ample room.
+  long long max_request_bytes = 65536;
   bool operator==(const ControlConfig&) const = default;
 };
 
@@ -207,6 +210,10 @@ struct Config {
 
   // All range and cross-field problems, in key order; empty when the config is usable.
   std::vector<Problem> validate() const;
+  // Settings that are valid but risky, as one line each naming the key (for the start-up log and
+  // --check-config): a control endpoint bound to every interface (tcp://*, 0.0.0.0, [::]), where
+  // anyone who reaches the port can reload or stop the daemon, since control has no authentication.
+  std::vector<std::string> warnings() const;
   bool operator==(const Config&) const = default;
 };
 
@@ -231,6 +238,10 @@ std::string to_yaml(const Config& config);
 // Checks a ZeroMQ endpoint: tcp://HOST:PORT, ipc://PATH or inproc://NAME. A bound tcp endpoint may
 // use * for host or port. Returns an empty string when valid, else what was expected.
 std::string check_endpoint(const std::string& endpoint, bool bind);
+
+// Whether a tcp endpoint's host is a wildcard that listens on every interface: *, 0.0.0.0, [::]
+// or [0:0:0:0:0:0:0:0]. False for ipc://, inproc:// and named or specific hosts.
+bool is_wildcard_endpoint(const std::string& endpoint);
 
 // Enum <-> YAML spelling, used by the parser, to_yaml() and the service's logs.
 std::string to_string(LibrarySource v);

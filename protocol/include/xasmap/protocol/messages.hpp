@@ -46,6 +46,14 @@ enum class ErrorCode {
 };
 
 std::string_view to_string(ErrorCode code);
+
+// Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or code points past
+// U+10FFFF): msgpack strings must be, or strict readers (msgpack.unpackb(raw=False)) fail.
+bool is_valid_utf8(std::string_view text);
+
+// `text` fit to be quoted in a message: valid UTF-8 kept, control characters and bytes that are
+// not UTF-8 as \xNN, cut after `max_bytes` input bytes with "...". Always valid UTF-8.
+std::string quote_text(std::string_view text, std::size_t max_bytes = 64);
 std::optional<ErrorCode> error_code_from_string(std::string_view text);
 
 // Thrown by decoders for a message that breaks the schema; `field` names the offending key, and
@@ -91,8 +99,10 @@ struct DecodeLimits {
 
 // Decodes and validates frame 1 of a spectrum message. Throws ProtocolError with the stable code,
 // the field and the id (when known): bad_msgpack, not_a_map, missing_field, bad_type,
-// length_mismatch, too_large, non_finite, non_monotonic_energy, out_of_range. Unknown keys are
-// ignored, so that senders may add fields.
+// length_mismatch, too_large, non_finite, non_monotonic_energy, out_of_range. A string that is not
+// valid UTF-8 in `id` or anywhere in `meta` (keys included) is bad_type naming the field, so that
+// nothing published carries invalid UTF-8. Unknown keys are ignored, so that senders may add
+// fields.
 SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
                                 const DecodeLimits& limits = {});
 
