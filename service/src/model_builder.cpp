@@ -99,7 +99,7 @@ ModelOptions model_options(const config::Config& cfg) {
 Library build_library(const config::Config& cfg, const ProgressCallback& progress) {
   switch (cfg.library.source) {
     case config::LibrarySource::kFiles:
-      return load_library(cfg.library.directory);
+      return load_library(cfg.library.directory, ManifestOptions{cfg.library.categorical});
     case config::LibrarySource::kSimulate: {
       const AtomicTable table = AtomicTable::load(data_dir() / "atomic");
       const config::GridConfig& g = cfg.library.grid;
@@ -145,7 +145,8 @@ Model build_model(const config::Config& cfg, BuildReport* report,
                   cfg.library.directory.string() + " holds them on its own grid only (use align: none)");
     }
     r.source = "matrix " + cfg.library.directory.string();
-    GridLibrary library = load_grid_library(cfg.library.directory, options.preprocess.grid);
+    GridLibrary library = load_grid_library(cfg.library.directory, options.preprocess.grid,
+                                            ManifestOptions{cfg.library.categorical});
     r.library_s = since(t0);
     return Model::fit(std::move(library.rows), std::move(library.parameters), std::move(library.labels),
                       std::move(library.values), options, &r.fit);
