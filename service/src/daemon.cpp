@@ -951,9 +951,13 @@ struct Daemon::Impl {
     // daemon at once even while a large library is being simulated: nothing has been accepted yet.
     std::atomic<bool> built{false};
     std::string build_error;
+    bool model_file_damaged = false;
     std::thread builder([&] {
       try {
         install(build(config, 1));
+      } catch (const ModelFileError& e) {
+        build_error = e.what();
+        model_file_damaged = true;
       } catch (const std::exception& e) {
         build_error = e.what();
       }
@@ -975,7 +979,8 @@ struct Daemon::Impl {
     builder.join();
     if (!build_error.empty()) {
       log->error("cannot build the model: {}", build_error);
-      status = 69;
+      // A damaged model file never loads: 65 (EX_DATAERR), which the systemd unit does not retry.
+      status = model_file_damaged ? 65 : 69;
     }
     double sockets_s = 0;
     if (status == 0) {

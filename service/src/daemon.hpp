@@ -30,8 +30,9 @@ class Daemon {
   // Opens the control and output sockets, builds the model, opens the input and serves until
   // SIGTERM or SIGINT (which the caller must have blocked in every thread, with SIGHUP, before
   // constructing the daemon) or a `shutdown` command. Then drains: every accepted message is
-  // answered, a last `metrics` goes out, and run() returns 0. Returns 69 when a socket cannot be
-  // opened or the model cannot be built.
+  // answered, a last `metrics` goes out, and run() returns 0. Returns 65 when the model file is
+  // damaged (it can never load as it is), 69 when a socket cannot be opened or the model cannot be
+  // built otherwise.
   int run();
 
  private:
