@@ -811,6 +811,12 @@ struct Daemon::Impl {
   std::shared_ptr<const ModelState> build(config::Config cfg, std::uint64_t gen) {
     auto state = std::make_shared<ModelState>();
     state->model = build_model(cfg, &state->report);
+    if (cfg.library.source == config::LibrarySource::kModel) {
+      // A model file brings the settings it was fitted with; those are in force, and reported.
+      for (const std::string& note : adopt_model_settings(state->model, cfg)) {
+        log->warn("{} ({} uses the model's setting)", note, cfg.library.model_file.string());
+      }
+    }
     state->config = std::move(cfg);
     state->generation = gen;
     const Model& m = state->model;

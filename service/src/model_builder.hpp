@@ -30,4 +30,10 @@ Library build_library(const config::Config& cfg, const ProgressCallback& progres
 Model build_model(const config::Config& cfg, BuildReport* report = nullptr,
                   const ProgressCallback& progress = {});
 
+// Puts the settings `model` was fitted with (library.grid, library.preprocess except
+// shift_penalty, embedding) into `cfg`, so that what is reported is what is in force. Returns one
+// line per key whose configured value was not used, e.g.
+// "library.grid.step_ev: configured 0.2, the model was fitted with 0.1"; empty when they agree.
+std::vector<std::string> adopt_model_settings(const Model& model, config::Config& cfg);
+
 }  // namespace xasmap::service

@@ -855,6 +855,30 @@ def scenario_utf8(args):
     check(code == 0, "exit 0")
 
 
+def scenario_model_settings(args):
+    """A model file brings the settings it was fitted with: the `config` reply and the start-up log
+    report those, not the YAML's, and the log warns about each key the YAML set differently."""
+    feed = Feed()
+    d = Daemon(args, "model_settings", feed.endpoint,
+               library_yaml="grid:\n    step_ev: 0.2\npreprocess:\n    normalize: max",
+               extra_yaml="embedding:\n  landmarks: 32\n  estimate_dims: 6\n")
+    d.wait_ready()
+    yaml = d.request("config")["yaml"]
+    print(yaml)
+    check("step_ev: 0.1" in yaml and "step_ev: 0.2" not in yaml, "config reports the model's grid step 0.1")
+    check("normalize: area" in yaml, "config reports the model's normalisation")
+    check("landmarks: 64" in yaml and "estimate_dims: 12" in yaml, "config reports the model's embedding")
+    log = d.log_text()
+    for key in ("library.grid.step_ev: configured 0.2, the model was fitted with 0.1",
+                "library.preprocess.normalize: configured max, the model was fitted with area",
+                "embedding.landmarks: configured 32, the model was fitted with 64"):
+        check(key in log, "the log warns: %s" % key)
+    check("grid 635-660 eV step 0.1 eV" in log and "64 landmarks, 12 estimation dims" in log,
+          "the start-up log reports the model's settings")
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+
+
 def scenario_bench(args):
     """xasmap bench against a real daemon: every message answered, the report's figures sane."""
     if not args.xasmap:
@@ -896,6 +920,7 @@ SCENARIOS = {
     "drain": scenario_drain,
     "control": scenario_control,
     "utf8": scenario_utf8,
+    "model_settings": scenario_model_settings,
 }
 
 
