@@ -223,13 +223,82 @@ struct Daemon::Impl {
   std::atomic<bool> ready{false}, stop_receiving{false}, stop_control{false};
   std::atomic<bool> shutdown_requested{false}, reloading{false};
   std::mutex reload_mutex;
-  std::thread reload_thread;       // guarded by reload_mutex
+  std::jthread reload_thread;      // guarded by reload_mutex
   bool stopping = false;           // guarded by reload_mutex
   std::string last_reload_error;   // guarded by reload_mutex
   std::string last_reload_result;  // guarded by reload_mutex
 
-  std::thread receiver, publisher, controller;
-  std::vector<std::thread> workers;
+  // Every thread the daemon starts is owned here (declared after everything they use, so they
+  // are gone before it is), runs its loop under guarded(), and is stopped and joined by drain()
+  // or, when run() leaves early or by an exception, by ~Impl().
+  std::jthread receiver, publisher, controller;
+  std::vector<std::jthread> workers;
+  std::atomic<std::uint64_t> thread_failures{0};  // exceptions that escaped a thread's loop
+
+  // Test hook: $XASMAPD_TEST_FAULT, a comma-separated list of receiver, worker, publisher, control
+  // and run, throws once in each named place (tests/service/daemon_test.py, faults).
+  const std::string test_faults = std::getenv("XASMAPD_TEST_FAULT") ? std::getenv("XASMAPD_TEST_FAULT") : "";
+  std::mutex fault_mutex;
+  std::vector<std::string> faults_fired;  // guarded by fault_mutex
+  void inject_fault(const std::string& where) {
+    if (test_faults.empty() || ("," + test_faults + ",").find("," + where + ",") == std::string::npos) return;
+    {
+      std::lock_guard lock(fault_mutex);
+      if (std::find(faults_fired.begin(), faults_fired.end(), where) != faults_fired.end()) return;
+      faults_fired.push_back(where);
+    }
+    throw std::runtime_error("test fault injected in " + where);
+  }
+
+  // Runs a thread's loop; an exception that escapes it (a ZeroMQ error, bad_alloc, a bug) is
+  // logged and counted, and the loop is started again after a pause (0.1 s, doubling to 5 s), so
+  // that the thread neither dies silently nor ends the process. The loops return normally once
+  // their stop condition holds, so a restarted loop still stops.
+  template <class Loop>
+  void guarded(const char* name, Loop loop) {
+    auto pause = std::chrono::milliseconds(100);
+    for (;;) {
+      try {
+        loop();
+        return;
+      } catch (const std::exception& e) {
+        log->error("the {} thread failed: {}; restarting it in {} ms", name, e.what(), pause.count());
+      } catch (...) {
+        log->error("the {} thread failed (an unknown exception); restarting it in {} ms", name, pause.count());
+      }
+      ++thread_failures;
+      std::this_thread::sleep_for(pause);
+      pause = std::min<std::chrono::milliseconds>(2 * pause, std::chrono::seconds(5));
+    }
+  }
+
+  // Stops every thread and joins it; safe to call more than once.
+  void stop_threads() {
+    {
+      std::lock_guard lock(reload_mutex);
+      stopping = true;
+      stop_receiving = true;
+      ready = false;
+    }
+    shutdown_requested = true;
+    if (receiver.joinable()) receiver.join();
+    queue.close();
+    for (auto& w : workers) {
+      if (w.joinable()) w.join();
+    }
+    outbox.close();
+    if (publisher.joinable()) publisher.join();
+    stop_control = true;
+    if (controller.joinable()) controller.join();
+    std::jthread pending;
+    {
+      std::lock_guard lock(reload_mutex);
+      pending = std::move(reload_thread);
+    }
+    if (pending.joinable()) pending.join();
+  }
+
+  ~Impl() { stop_threads(); }
 
   std::shared_ptr<const ModelState> current_model() const {
     std::lock_guard lock(model_mutex);
@@ -263,6 +332,7 @@ struct Daemon::Impl {
     const std::string& topic = config.input.topic;
     const auto max_bytes = static_cast<std::size_t>(config.input.max_message_bytes);
     while (!stop_receiving.load()) {
+      inject_fault("receiver");
       zmq::pollitem_t item{sock.handle(), 0, ZMQ_POLLIN, 0};
       zmq::poll(&item, 1, kPollPeriod);
       if (!(item.revents & ZMQ_POLLIN)) continue;
@@ -327,6 +397,7 @@ struct Daemon::Impl {
     std::shared_ptr<const ModelState> state;
     std::uint64_t seen = 0;
     for (;;) {
+      inject_fault("worker");
       auto job = queue.pop(std::chrono::milliseconds(100));
       // A reloaded model is taken up on the next job or within 100 ms when idle, so that an idle
       // worker does not keep an old model alive.
@@ -574,6 +645,7 @@ struct Daemon::Impl {
     Clock::time_point last_metrics = Clock::now();
     std::vector<Outgoing> batch;
     for (;;) {
+      inject_fault("publisher");
       const auto until = last_metrics + interval;
       const auto wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()),
                                    std::chrono::milliseconds(0), std::chrono::milliseconds(100));
@@ -596,6 +668,7 @@ struct Daemon::Impl {
   void control_loop() {
     zmq::socket_t& sock = *control;
     while (!stop_control.load()) {
+      inject_fault("control");
       zmq::pollitem_t item{sock.handle(), 0, ZMQ_POLLIN, 0};
       zmq::poll(&item, 1, kPollPeriod);
       if (!(item.revents & ZMQ_POLLIN)) continue;
@@ -731,7 +804,7 @@ struct Daemon::Impl {
       reload_error = last_reload_error;
       reload_result = last_reload_result;
     }
-    pk.pack_map(17);
+    pk.pack_map(18);
     pk.pack("ok");
     pk.pack(true);
     pk.pack("ready");
@@ -764,6 +837,8 @@ struct Daemon::Impl {
     pk.pack(reload_result);
     pk.pack("last_reload_error");
     pk.pack(reload_error);
+    pk.pack("thread_failures");
+    pk.pack(thread_failures.load());
     pk.pack("endpoints");
     pk.pack_map(3);
     pk.pack("input");
@@ -857,7 +932,7 @@ struct Daemon::Impl {
     if (!reloading.compare_exchange_strong(expected, true)) return ReloadStart::kBusy;
     if (reload_thread.joinable()) reload_thread.join();
     log->info("reload requested by {}: re-reading {}", why, config_file.string());
-    reload_thread = std::thread([this] { reload(); });
+    reload_thread = std::jthread([this] { reload(); });
     return ReloadStart::kStarted;
   }
 
@@ -947,8 +1022,8 @@ struct Daemon::Impl {
       return 69;
     }
     for (const std::string& w : config.warnings()) log->warn("{}", w);
-    controller = std::thread([this] { control_loop(); });
-    publisher = std::thread([this] { publish_loop(); });
+    controller = std::jthread([this] { guarded("control", [this] { control_loop(); }); });
+    publisher = std::jthread([this] { guarded("publisher", [this] { publish_loop(); }); });
     log->info("xasmapd {} starting: control {}, output {}; building the model ({})", kVersion,
               control_endpoint, output_endpoint, config::to_string(config.library.source));
 
@@ -958,7 +1033,7 @@ struct Daemon::Impl {
     std::atomic<bool> built{false};
     std::string build_error;
     bool model_file_damaged = false;
-    std::thread builder([&] {
+    std::jthread builder([&] {
       try {
         install(build(config, 1));
       } catch (const ModelFileError& e) {
@@ -1016,10 +1091,13 @@ struct Daemon::Impl {
       sockets_s = std::chrono::duration<double>(Clock::now() - t_sockets).count();
     }
     if (status == 0) {
-      for (int i = 0; i < workers_count; ++i) workers.emplace_back([this] { work_loop(); });
-      receiver = std::thread([this] { receive_loop(); });
+      for (int i = 0; i < workers_count; ++i) {
+        workers.emplace_back([this] { guarded("worker", [this] { work_loop(); }); });
+      }
+      receiver = std::jthread([this] { guarded("receiver", [this] { receive_loop(); }); });
       ready = true;
       log_startup(*current_model(), sockets_s, std::chrono::duration<double>(Clock::now() - t_start).count());
+      inject_fault("run");
       wait_for_signals([] { return false; });
     }
     drain();
@@ -1061,21 +1139,10 @@ struct Daemon::Impl {
       ready = false;
     }
     if (drain_pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(drain_pause_ms));
-    if (receiver.joinable()) receiver.join();
-    queue.close();
-    for (auto& w : workers) w.join();
-    outbox.close();
-    if (publisher.joinable()) publisher.join();
-    stop_control = true;
-    if (controller.joinable()) controller.join();
-    // A reload still building finishes on its own (it needs reload_mutex at its end, so it is
-    // joined without holding it); its model is simply not used.
-    std::thread pending;
-    {
-      std::lock_guard lock(reload_mutex);
-      pending = std::move(reload_thread);
-    }
-    if (pending.joinable()) pending.join();
+    // The receiver stops, the workers answer what was accepted, the publisher sends it and a last
+    // metrics, the control socket closes; a reload still building finishes on its own (it needs
+    // reload_mutex at its end, so it is joined without holding it) and its model is not used.
+    stop_threads();
     const Counters c = counters();
     log->info("xasmapd stopped in {:.3f} s: received {}, published {}, rejected {}, dropped {}",
               std::chrono::duration<double>(Clock::now() - t0).count(), c.received, c.published, c.rejected,

@@ -879,6 +879,45 @@ def scenario_model_settings(args):
     check(code == 0, "exit 0")
 
 
+def scenario_faults(args):
+    """An exception escaping a thread's loop (injected once in the receiver, a worker, the publisher
+    and the control thread) is logged and counted, the thread carries on, and the daemon serves;
+    an exception from run() after the threads started ends the process in order (exit 69 with the
+    reason), not with std::terminate."""
+    lib = Library(args.library)
+    rng = np.random.default_rng(23)
+    feed = Feed()
+    d = Daemon(args, "faults", feed.endpoint, env={"XASMAPD_TEST_FAULT": "receiver,worker,publisher,control"})
+    d.wait_ready()
+    feed.wait_subscribers()
+    for i in range(50):
+        entry = lib.entries[rng.integers(len(lib.entries))]
+        energy, intensity = lib.measured(rng, entry)
+        feed.send(spectrum_message("f%02d" % i, energy, intensity, "f4"))
+    d.wait_answers(50, timeout=60)
+    check(len(d.of("estimate")) == 50, "every spectrum answered (%d)" % len(d.of("estimate")))
+    status = d.request("status")
+    check(status is not None and status["thread_failures"] == 4,
+          "status counts the 4 failures: %s" % (status and status.get("thread_failures")))
+    log = d.log_text()
+    for name in ("receiver", "worker", "publisher", "control"):
+        check("the %s thread failed: test fault injected in %s" % (name, name) in log,
+              "the log names the %s thread's failure" % name)
+    code, _ = d.stop()
+    check(code == 0, "exit 0 after recovered failures (got %s)" % code)
+
+    d = Daemon(args, "faults-run", feed.endpoint, env={"XASMAPD_TEST_FAULT": "run"})
+    try:
+        code = d.proc.wait(30)
+    except subprocess.TimeoutExpired:
+        d.proc.kill()
+        code = "hung"
+    d.stop_collecting.set()
+    print("exception from run(): exit %s" % code)
+    check(code == 69, "an exception from run() exits 69 in order, threads stopped and joined (got %s)" % code)
+    check("test fault injected in run" in d.log_text(), "the reason is printed")
+
+
 def scenario_bench(args):
     """xasmap bench against a real daemon: every message answered, the report's figures sane."""
     if not args.xasmap:
@@ -921,6 +960,7 @@ SCENARIOS = {
     "control": scenario_control,
     "utf8": scenario_utf8,
     "model_settings": scenario_model_settings,
+    "faults": scenario_faults,
 }
 
 
