@@ -17,6 +17,7 @@
 #include "client.hpp"
 #include "latency_histogram.hpp"
 #include "model_builder.hpp"
+#include "pixel_chunks.hpp"
 #include "xasmap/core/embedding.hpp"
 #include "xasmap/core/model.hpp"
 #include "xasmap/core/text.hpp"
@@ -188,6 +189,7 @@ struct Daemon::Impl {
 
   BoundedQueue<Job> queue;
   BoundedQueue<Outgoing> outbox;
+  PixelChunks chunks;  // stack pixels waiting for the workers (the one compute pool)
 
   // Output buffers go round: a worker takes one, the publisher gives it back once sent.
   class BufferPool {
@@ -398,7 +400,9 @@ struct Daemon::Impl {
     std::uint64_t seen = 0;
     for (;;) {
       inject_fault("worker");
-      auto job = queue.pop(std::chrono::milliseconds(100));
+      // Pixels of stacks in flight first: the one compute pool serves them before new input.
+      if (chunks.run_one()) continue;
+      auto job = queue.pop(std::chrono::milliseconds(100), [this] { return chunks.pending(); });
       // A reloaded model is taken up on the next job or within 100 ms when idle, so that an idle
       // worker does not keep an old model alive.
       if (generation.load(std::memory_order_acquire) != seen) {
@@ -406,7 +410,7 @@ struct Daemon::Impl {
         seen = state->generation;
       }
       if (!job) {
-        if (queue.closed_and_empty()) return;
+        if (queue.closed_and_empty() && !chunks.pending()) return;
         continue;
       }
       try {
@@ -501,9 +505,13 @@ struct Daemon::Impl {
     std::atomic<std::uint64_t> rejected_pixels{0};
     const Eigen::VectorXd energy = Eigen::Map<const Eigen::VectorXd>(m.energy.data(), n_energy);
 
-    parallel_for(static_cast<Eigen::Index>(pixels), workers_count, [&](Eigen::Index begin, Eigen::Index end) {
-      Prepared prepared;
-      Estimate e;
+    // Chunks of about a quarter of a worker's share (at least 16 pixels), so that every worker can
+    // help and none is left with a long tail.
+    const std::size_t chunk = std::max<std::size_t>(16, pixels / (4 * static_cast<std::size_t>(workers_count)));
+    chunks.run(pixels, chunk, [&](std::size_t begin_px, std::size_t end_px) {
+      static thread_local Prepared prepared;
+      static thread_local Estimate e;
+      const auto begin = static_cast<Eigen::Index>(begin_px), end = static_cast<Eigen::Index>(end_px);
       for (Eigen::Index px = begin; px < end; ++px) {
         try {
           preprocess_into(energy, Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + px * n_energy, n_energy),
@@ -524,7 +532,7 @@ struct Daemon::Impl {
           ++rejected_pixels;
         }
       }
-    });
+    }, [this] { queue.wake(); });
     latency.compute = micros(t1, Clock::now());
     mm.id = std::move(m.id);
     mm.shape = m.shape;

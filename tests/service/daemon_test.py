@@ -918,6 +918,50 @@ def scenario_faults(args):
     check("test fault injected in run" in d.log_text(), "the reason is printed")
 
 
+def thread_count(pid):
+    try:
+        return len(os.listdir("/proc/%d/task" % pid))
+    except OSError:
+        return 0
+
+
+def scenario_threads(args):
+    """8 large stacks at once: the daemon computes them on its fixed pool of input.workers threads,
+    so its thread count (/proc/PID/task) never rises above what it is when idle."""
+    lib = Library(args.library)
+    rng = np.random.default_rng(29)
+    feed = Feed()
+    d = Daemon(args, "threads", feed.endpoint, input_yaml="workers: 3")
+    d.wait_ready()
+    feed.wait_subscribers()
+    time.sleep(0.3)
+    idle = thread_count(d.proc.pid)
+    energy = np.arange(636.0, 658.0, 0.1)
+    rows, cols = 96, 96
+    entry = lib.find(2, 0.9)
+    y = np.interp(energy, entry["energy"], entry["intensity"])
+    stack = (y[None, None, :] + rng.normal(0.0, y.max() / 30.0, (rows, cols, energy.size))).astype("<f4")
+    bodies = [msgpack.packb({"id": "big-%d" % i, "kind": "stack", "shape": [rows, cols, energy.size],
+                             "dtype": "f4", "energy": energy.astype("<f4").tobytes(),
+                             "intensity": stack.tobytes()}, use_bin_type=True) for i in range(8)]
+    for body in bodies:
+        feed.send(body)
+    most, samples = idle, 0
+    deadline = time.time() + 180
+    while time.time() < deadline and len(d.of("estimate_map")) + len(d.of("error")) < 8:
+        most = max(most, thread_count(d.proc.pid))
+        samples += 1
+        time.sleep(0.002)
+    maps = d.of("estimate_map")
+    print("threads: %d when idle, at most %d over %d samples while 8 stacks were computed (3 workers)" %
+          (idle, most, samples))
+    check(len(maps) == 8 and all(m["rejected_pixels"] == 0 for m in maps), "8 estimate maps, every pixel judged")
+    check(idle <= 3 + 8, "the idle daemon runs 3 workers plus a fixed few threads (%d)" % idle)
+    check(most == idle, "no thread is started for a stack: at most %d threads, %d when idle" % (most, idle))
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+
+
 def scenario_bench(args):
     """xasmap bench against a real daemon: every message answered, the report's figures sane."""
     if not args.xasmap:
@@ -961,6 +1005,7 @@ SCENARIOS = {
     "utf8": scenario_utf8,
     "model_settings": scenario_model_settings,
     "faults": scenario_faults,
+    "threads": scenario_threads,
 }
 
 
