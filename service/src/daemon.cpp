@@ -281,6 +281,7 @@ struct Daemon::Impl {
       stopping = true;
       stop_receiving = true;
       ready = false;
+      reload_thread.request_stop();  // a reload still building gives up (ReloadCancelled)
     }
     shutdown_requested = true;
     if (receiver.joinable()) receiver.join();
@@ -891,9 +892,29 @@ struct Daemon::Impl {
   }
 
   // ---- model building and reload ----
-  std::shared_ptr<const ModelState> build(config::Config cfg, std::uint64_t gen) {
+  // Thrown by a reload's build once its stop is requested (the daemon is stopping).
+  struct ReloadCancelled : std::runtime_error {
+    ReloadCancelled() : std::runtime_error("the daemon is stopping") {}
+  };
+
+  // With a stop token (a reload), a simulated library reports its progress to the log every 5 %
+  // and gives up between spectra once a stop is requested; the fit is not interrupted, but its
+  // result is thrown away.
+  std::shared_ptr<const ModelState> build(config::Config cfg, std::uint64_t gen, std::stop_token stop = {}) {
     auto state = std::make_shared<ModelState>();
-    state->model = build_model(cfg, &state->report);
+    ProgressCallback progress;
+    if (stop.stop_possible()) {
+      progress = [this, stop, logged = 0](int done, int total) mutable {
+        if (stop.stop_requested()) throw ReloadCancelled();
+        const int step = std::max(1, total / 20);
+        if (done / step != logged / step || done == total) {
+          log->info("reload: {} of {} library spectra simulated", done, total);
+          logged = done;
+        }
+      };
+    }
+    state->model = build_model(cfg, &state->report, progress);
+    if (stop.stop_requested()) throw ReloadCancelled();
     if (cfg.library.source == config::LibrarySource::kModel) {
       // A model file brings the settings it was fitted with; those are in force, and reported.
       for (const std::string& note : adopt_model_settings(state->model, cfg)) {
@@ -940,11 +961,11 @@ struct Daemon::Impl {
     if (!reloading.compare_exchange_strong(expected, true)) return ReloadStart::kBusy;
     if (reload_thread.joinable()) reload_thread.join();
     log->info("reload requested by {}: re-reading {}", why, config_file.string());
-    reload_thread = std::jthread([this] { reload(); });
+    reload_thread = std::jthread([this](std::stop_token stop) { reload(stop); });
     return ReloadStart::kStarted;
   }
 
-  void reload() {
+  void reload(std::stop_token stop) {
     const auto t0 = Clock::now();
     std::string error, result;
     try {
@@ -958,15 +979,23 @@ struct Daemon::Impl {
       for (const auto& section : restart) {
         log->warn("reload: section '{}' changed; it takes effect only at the next start", section);
       }
-      auto state = build(std::move(cfg), generation.load() + 1);
+      auto state = build(std::move(cfg), generation.load() + 1, stop);
       const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       result = "generation " + std::to_string(state->generation) + ": " + state->report.source + ", " +
                std::to_string(state->summary.size) + " spectra, built in " + std::to_string(seconds) + " s";
       install(std::move(state));
       log->info("reload done: model {}", result);
+    } catch (const ReloadCancelled&) {
+      log->info("reload cancelled: the daemon is stopping");
     } catch (const std::exception& e) {
-      error = e.what();
-      log->error("reload failed, the running model stays: {}", error);
+      if (stop.stop_requested()) {
+        // simulate_library() rethrows our ReloadCancelled as it was thrown; anything else that
+        // fails while stopping is reported the same way.
+        log->info("reload cancelled: the daemon is stopping ({})", e.what());
+      } else {
+        error = e.what();
+        log->error("reload failed, the running model stays: {}", error);
+      }
     }
     std::lock_guard lock(reload_mutex);
     last_reload_error = error;
@@ -1148,8 +1177,9 @@ struct Daemon::Impl {
     }
     if (drain_pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(drain_pause_ms));
     // The receiver stops, the workers answer what was accepted, the publisher sends it and a last
-    // metrics, the control socket closes; a reload still building finishes on its own (it needs
-    // reload_mutex at its end, so it is joined without holding it) and its model is not used.
+    // metrics, the control socket closes; a reload still building is asked to stop (a simulated
+    // library gives up between spectra) and joined without holding reload_mutex, which it needs
+    // at its end; its model is not used.
     stop_threads();
     const Counters c = counters();
     log->info("xasmapd stopped in {:.3f} s: received {}, published {}, rejected {}, dropped {}",

@@ -962,6 +962,35 @@ def scenario_threads(args):
     check(code == 0, "exit 0")
 
 
+def scenario_reload_cancel(args):
+    """SIGTERM while a reload simulates a big library (1503 spectra): the reload gives up between
+    spectra and the daemon exits 0 long before the library could be finished (checked by the
+    progress the log reports, with 20 s as the failure bound)."""
+    feed = Feed()
+    d = Daemon(args, "reload_cancel", feed.endpoint)
+    d.wait_ready()
+    with open(d.config) as f:
+        text = f.read()
+    big = text.replace("library:\n  source: model\n  model_file: %s\n" % args.model,
+                       "library:\n  source: simulate\n  simulate:\n    tendq_ev: {start: 0.0, stop: 2.5, step: 0.005}\n", 1)
+    with open(d.config, "w") as f:
+        f.write(big)
+    reply = d.request("reload")
+    check(reply is not None and reply["ok"], "the reload starts: %s" % reply)
+    deadline = time.time() + 120
+    while time.time() < deadline and "library spectra simulated" not in d.log_text():
+        time.sleep(0.1)
+    check("library spectra simulated" in d.log_text(), "the reload reports its progress")
+    code, elapsed = d.stop(signal.SIGTERM, timeout=20)
+    log = d.log_text()
+    counts = [int(line.split("reload: ")[1].split(" of ")[0]) for line in log.splitlines()
+              if "library spectra simulated" in line]
+    print("SIGTERM during a reload: exit %s after %.2f s; simulated %s of 1503" % (code, elapsed, counts[-1:] or "?"))
+    check(code == 0, "exit 0 within the 20 s bound (got %s)" % code)
+    check(counts and max(counts) < 1503, "the daemon exits before the rebuild completes (%s of 1503)" % counts[-1:])
+    check("reload cancelled" in log, "the log says the reload was cancelled")
+
+
 def scenario_bench(args):
     """xasmap bench against a real daemon: every message answered, the report's figures sane."""
     if not args.xasmap:
@@ -1006,6 +1035,7 @@ SCENARIOS = {
     "model_settings": scenario_model_settings,
     "faults": scenario_faults,
     "threads": scenario_threads,
+    "reload_cancel": scenario_reload_cancel,
 }
 
 
