@@ -589,6 +589,7 @@ void read_library(MapReader r, LibraryConfig& l) {
   r.choice<LibrarySource>("source", l.source, kLibrarySources);
   r.path("directory", l.directory);
   r.path("model_file", l.model_file);
+  r.string_list("categorical", l.categorical);
   read_simulate(r.section("simulate"), l.simulate);
   {
     MapReader g = r.section("grid");
@@ -798,6 +799,7 @@ std::string to_yaml(const Config& c) {
   kv("source", to_string(c.library.source));
   kv("directory", c.library.directory.string());
   kv("model_file", c.library.model_file.string());
+  out << YAML::Key << "categorical" << YAML::Value << YAML::Flow << c.library.categorical;
   {
     const SimulateConfig& s = c.library.simulate;
     out << YAML::Key << "simulate" << YAML::Value << YAML::BeginMap;

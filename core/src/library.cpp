@@ -107,9 +107,10 @@ Manifest read_manifest(const std::filesystem::path& folder, const std::string& k
 }
 
 // The parameters (columns after the first) and each row's values. A column is categorical when
-// named charge or symmetry, marked `:cat`, or holding any text; text values are coded 0, 1, ...
-// in order of appearance. Keys (the first column) must be unique.
-void read_parameters(const Manifest& m, std::vector<ParameterInfo>& parameters,
+// named charge or symmetry, marked `:cat`, listed in `options`, or holding only text; text values
+// are coded 0, 1, ... in order of appearance. A column mixing numbers and text is refused unless
+// it is categorical by name, mark or option. Keys (the first column) must be unique.
+void read_parameters(const Manifest& m, const ManifestOptions& options, std::vector<ParameterInfo>& parameters,
                      std::vector<std::vector<double>>& values) {
   const std::size_t cols = m.header.size();
   parameters.clear();
@@ -120,10 +121,26 @@ void read_parameters(const Manifest& m, std::vector<ParameterInfo>& parameters,
       p.name.resize(p.name.size() - 4);
       p.categorical = true;
     }
-    p.categorical = p.categorical || p.name == "charge" || p.name == "symmetry";
-    bool all_numbers = true;
+    p.categorical = p.categorical || p.name == "charge" || p.name == "symmetry" ||
+                    std::find(options.categorical.begin(), options.categorical.end(), p.name) !=
+                        options.categorical.end();
+    std::size_t numbers = 0, first_text = m.rows();
     double v = 0;
-    for (std::size_t r = 0; r < m.rows() && all_numbers; ++r) all_numbers = is_number(m.field(r, c), v);
+    for (std::size_t r = 0; r < m.rows(); ++r) {
+      if (is_number(m.field(r, c), v)) {
+        ++numbers;
+      } else if (first_text == m.rows()) {
+        first_text = r;
+      }
+    }
+    const bool all_numbers = numbers == m.rows();
+    if (!all_numbers && numbers > 0 && !p.categorical) {
+      throw Error(m.where(first_text) + ": column '" + m.header[c] + "' (column " + std::to_string(c + 1) +
+                  ") holds the text '" + std::string(m.field(first_text, c)) + "' among " +
+                  std::to_string(numbers) +
+                  " numbers; fix the value, or declare the column categorical (name it '" + p.name +
+                  ":cat', or list it in library.categorical)");
+    }
     if (!all_numbers) {
       p.categorical = true;
       for (std::size_t r = 0; r < m.rows(); ++r) {
@@ -192,10 +209,11 @@ bool is_matrix_library(const std::filesystem::path& folder) {
   return std::filesystem::exists(folder / kMatrixFile);
 }
 
-GridLibrary load_grid_library(const std::filesystem::path& folder, const EnergyGrid& grid) {
+GridLibrary load_grid_library(const std::filesystem::path& folder, const EnergyGrid& grid,
+                              const ManifestOptions& options) {
   const Manifest m = read_manifest(folder, "label");
   GridLibrary lib;
-  read_parameters(m, lib.parameters, lib.values);
+  read_parameters(m, options, lib.parameters, lib.values);
   lib.labels.reserve(m.rows());
   for (std::size_t r = 0; r < m.rows(); ++r) lib.labels.emplace_back(m.field(r, 0));
   std::ifstream in;
@@ -266,11 +284,11 @@ void save_matrix_library(const std::filesystem::path& folder, const Eigen::Vecto
   if (!out) throw Error((folder / "manifest.csv").string() + ": write failed");
 }
 
-Library load_library(const std::filesystem::path& folder) {
+Library load_library(const std::filesystem::path& folder, const ManifestOptions& options) {
   if (is_matrix_library(folder)) {
     const Manifest m = read_manifest(folder, "label");
     Library lib;
-    read_parameters(m, lib.parameters, lib.values);
+    read_parameters(m, options, lib.parameters, lib.values);
     std::ifstream in;
     NpyArray array;
     const Eigen::VectorXd energy = open_matrix(folder, m, in, array);
@@ -285,9 +303,17 @@ Library load_library(const std::filesystem::path& folder) {
   }
   const Manifest m = read_manifest(folder, "file");
   Library lib;
-  read_parameters(m, lib.parameters, lib.values);
+  read_parameters(m, options, lib.parameters, lib.values);
   for (std::size_t r = 0; r < m.rows(); ++r) {
     const std::string file(m.field(r, 0));
+    // Listed files stay inside the folder: no absolute paths, no `..` that climbs out of it
+    // (checked on the text, so it holds whatever exists on disk).
+    const std::filesystem::path relative = std::filesystem::path(file).lexically_normal();
+    if (file.empty() || relative.is_absolute() || relative.has_root_name() || relative.has_root_directory() ||
+        relative.empty() || *relative.begin() == ".." || relative == ".") {
+      throw Error(m.where(r) + ": the path '" + file + "' leaves the library folder " + folder.string() +
+                  " (list files relative to it, without '..' above it)");
+    }
     try {
       lib.spectra.push_back(read_spectrum(folder / file));
     } catch (const Error& e) {

@@ -96,7 +96,7 @@ class Checksum {
 
 class Writer {
  public:
-  explicit Writer(std::ofstream& out) : out_(out) {}
+  Writer(std::ofstream& out, const SaveProgress& progress) : out_(out), progress_(progress) {}
   template <class T>
   void pod(const T& v) {
     static_assert(std::is_trivially_copyable_v<T>);
@@ -127,8 +127,10 @@ class Writer {
     out_.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
     sum_.update(data, n);
     written_ += n;
+    if (progress_) progress_(written_);
   }
   std::ofstream& out_;
+  const SaveProgress& progress_;
   Checksum sum_;
   std::uint64_t written_ = 0;
 };
@@ -172,7 +174,7 @@ class Reader {
   bool done() const { return left_ == 0; }
   std::uint64_t left() const { return left_; }
   [[noreturn]] void fail(const std::string& what) const {
-    throw Error(file_ + ": corrupt model file (" + what + " at byte " + std::to_string(kHeader + read_) + ")");
+    throw ModelFileError(file_ + ": corrupt model file (" + what + " at byte " + std::to_string(kHeader + read_) + ")");
   }
 
  private:
@@ -207,7 +209,9 @@ void read_lmds(Reader& r, LandmarkMds& m) {
 
 }  // namespace
 
-void Model::save(const std::filesystem::path& file) const {
+ModelFileError::~ModelFileError() = default;
+
+void Model::save(const std::filesystem::path& file, const SaveProgress& progress) const {
   std::ofstream out(file, std::ios::binary | std::ios::trunc);
   if (!out) throw Error(file.string() + ": cannot write the model file");
   // The header's length is written once the payload is out.
@@ -216,7 +220,7 @@ void Model::save(const std::filesystem::path& file) const {
   std::uint64_t length = 0;
   out.write(reinterpret_cast<const char*>(&version), sizeof version);
   out.write(reinterpret_cast<const char*>(&length), sizeof length);
-  Writer w(out);
+  Writer w(out, progress);
   w.str(kVersion);
   const ModelOptions& o = options_;
   const PreprocessOptions& p = o.preprocess;
@@ -284,9 +288,13 @@ void Model::save(const std::filesystem::path& file) const {
   if (!out) throw Error(file.string() + ": writing the model file failed");
 }
 
-Model Model::load(const std::filesystem::path& file) {
+namespace {
+
+// Opens a model file and checks its header, length and checksum (what load() and check_file()
+// share); leaves `in` at the start of the payload.
+ModelFileInfo open_checked(const std::filesystem::path& file, std::ifstream& in) {
   const std::string name = file.string();
-  std::ifstream in(file, std::ios::binary);
+  in.open(file, std::ios::binary);
   if (!in) throw Error(name + ": cannot read the model file");
   std::error_code ec;
   const std::uint64_t size = std::filesystem::file_size(file, ec);
@@ -294,20 +302,20 @@ Model Model::load(const std::filesystem::path& file) {
   char head[kHeader] = {};
   in.read(head, kHeader);
   if (!in || std::memcmp(head, kMagic, sizeof kMagic) != 0) {
-    throw Error(name + ": not an xasmap model file (no XASMAPMD header)");
+    throw ModelFileError(name + ": not an xasmap model file (no XASMAPMD header)");
   }
   std::uint32_t version = 0;
   std::uint64_t length = 0;
   std::memcpy(&version, head + sizeof kMagic, sizeof version);
   std::memcpy(&length, head + sizeof kMagic + sizeof version, sizeof length);
   if (version != kFormatVersion) {
-    throw Error(name + ": model file format version " + std::to_string(version) +
+    throw ModelFileError(name + ": model file format version " + std::to_string(version) +
                 ", but this xasmap " + kVersion + " reads version " +
                 std::to_string(kFormatVersion) + "; refit it with 'xasmap embed'");
   }
   constexpr std::uint64_t kTrailer = sizeof(std::uint64_t);
   if (size < kHeader + kTrailer || length != size - kHeader - kTrailer) {
-    throw Error(name + ": truncated model file (" + std::to_string(size) + " bytes; the header announces " +
+    throw ModelFileError(name + ": truncated model file (" + std::to_string(size) + " bytes; the header announces " +
                 std::to_string(length + kHeader + kTrailer) + ")");
   }
   // First pass: the checksum, so that nothing of a corrupt file is parsed.
@@ -317,15 +325,29 @@ Model Model::load(const std::filesystem::path& file) {
     for (std::uint64_t left = length; left > 0;) {
       const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(left, chunk.size()));
       in.read(chunk.data(), static_cast<std::streamsize>(n));
-      if (!in) throw Error(name + ": truncated model file (read failed)");
+      if (!in) throw ModelFileError(name + ": truncated model file (read failed)");
       sum.update(chunk.data(), n);
       left -= n;
     }
     std::uint64_t stored = 0;
     in.read(reinterpret_cast<char*>(&stored), sizeof stored);
-    if (!in || stored != sum.finish()) throw Error(name + ": corrupt model file (checksum mismatch)");
+    if (!in || stored != sum.finish()) throw ModelFileError(name + ": corrupt model file (checksum mismatch)");
   }
   in.seekg(static_cast<std::streamoff>(kHeader));
+  return {version, length};
+}
+
+}  // namespace
+
+ModelFileInfo Model::check_file(const std::filesystem::path& file) {
+  std::ifstream in;
+  return open_checked(file, in);
+}
+
+Model Model::load(const std::filesystem::path& file) {
+  const std::string name = file.string();
+  std::ifstream in;
+  const std::uint64_t length = open_checked(file, in).payload_bytes;
 
   Reader r(in, length, name);
   Model m;

@@ -55,8 +55,16 @@ class BoundedQueue {
 
   // The next item; nullopt once the queue is closed and empty, or after `timeout` without one.
   std::optional<T> pop(std::chrono::milliseconds timeout) {
+    return pop(timeout, [] { return false; });
+  }
+
+  // The same, but also returns nullopt (at once) while `interrupted()` holds: a consumer that has
+  // other work besides this queue waits for either. Whoever makes `interrupted()` true calls
+  // wake() afterwards, so that no waiting consumer misses it.
+  template <class Pred>
+  std::optional<T> pop(std::chrono::milliseconds timeout, Pred interrupted) {
     std::unique_lock lock(mutex_);
-    if (!not_empty_.wait_for(lock, timeout, [&] { return closed_ || count_ > 0; })) {
+    if (!not_empty_.wait_for(lock, timeout, [&] { return closed_ || count_ > 0 || interrupted(); })) {
       return std::nullopt;
     }
     if (count_ == 0) return std::nullopt;
@@ -83,6 +91,12 @@ class BoundedQueue {
     }
     not_empty_.notify_all();
     not_full_.notify_all();
+  }
+  // Wakes every consumer waiting in pop() to look at its `interrupted` predicate again. Taking the
+  // mutex first orders this after any consumer's check of the predicate.
+  void wake() {
+    { std::lock_guard lock(mutex_); }
+    not_empty_.notify_all();
   }
   bool closed_and_empty() const {
     std::lock_guard lock(mutex_);

@@ -10,6 +10,7 @@
 #include "commands.hpp"
 #include "logging.hpp"
 #include "model_builder.hpp"
+#include "model_file.hpp"
 #include "paths.hpp"
 #include "progress.hpp"
 #include "xasmap/config/config.hpp"
@@ -101,7 +102,7 @@ int run_embed(const CliArgs& args) {
     ProgressBar bar("building library");
     model = build_model(cfg, &report, [&bar](int done, int total) { bar.update(done, total); });
   }
-  model.save(*out);
+  write_model_file(model, *out);
   std::fprintf(stderr,
                "xasmap embed: %zu spectra (%lld rows with shifted copies) x %d grid points, "
                "%s, %d landmarks, %d dims; library %.2f s, preprocess %.2f s, landmarks %.2f s, "

@@ -17,6 +17,7 @@
 #include "client.hpp"
 #include "latency_histogram.hpp"
 #include "model_builder.hpp"
+#include "pixel_chunks.hpp"
 #include "xasmap/core/embedding.hpp"
 #include "xasmap/core/model.hpp"
 #include "xasmap/core/text.hpp"
@@ -188,6 +189,7 @@ struct Daemon::Impl {
 
   BoundedQueue<Job> queue;
   BoundedQueue<Outgoing> outbox;
+  PixelChunks chunks;  // stack pixels waiting for the workers (the one compute pool)
 
   // Output buffers go round: a worker takes one, the publisher gives it back once sent.
   class BufferPool {
@@ -223,13 +225,83 @@ struct Daemon::Impl {
   std::atomic<bool> ready{false}, stop_receiving{false}, stop_control{false};
   std::atomic<bool> shutdown_requested{false}, reloading{false};
   std::mutex reload_mutex;
-  std::thread reload_thread;       // guarded by reload_mutex
+  std::jthread reload_thread;      // guarded by reload_mutex
   bool stopping = false;           // guarded by reload_mutex
   std::string last_reload_error;   // guarded by reload_mutex
   std::string last_reload_result;  // guarded by reload_mutex
 
-  std::thread receiver, publisher, controller;
-  std::vector<std::thread> workers;
+  // Every thread the daemon starts is owned here (declared after everything they use, so they
+  // are gone before it is), runs its loop under guarded(), and is stopped and joined by drain()
+  // or, when run() leaves early or by an exception, by ~Impl().
+  std::jthread receiver, publisher, controller;
+  std::vector<std::jthread> workers;
+  std::atomic<std::uint64_t> thread_failures{0};  // exceptions that escaped a thread's loop
+
+  // Test hook: $XASMAPD_TEST_FAULT, a comma-separated list of receiver, worker, publisher, control
+  // and run, throws once in each named place (tests/service/daemon_test.py, faults).
+  const std::string test_faults = std::getenv("XASMAPD_TEST_FAULT") ? std::getenv("XASMAPD_TEST_FAULT") : "";
+  std::mutex fault_mutex;
+  std::vector<std::string> faults_fired;  // guarded by fault_mutex
+  void inject_fault(const std::string& where) {
+    if (test_faults.empty() || ("," + test_faults + ",").find("," + where + ",") == std::string::npos) return;
+    {
+      std::lock_guard lock(fault_mutex);
+      if (std::find(faults_fired.begin(), faults_fired.end(), where) != faults_fired.end()) return;
+      faults_fired.push_back(where);
+    }
+    throw std::runtime_error("test fault injected in " + where);
+  }
+
+  // Runs a thread's loop; an exception that escapes it (a ZeroMQ error, bad_alloc, a bug) is
+  // logged and counted, and the loop is started again after a pause (0.1 s, doubling to 5 s), so
+  // that the thread neither dies silently nor ends the process. The loops return normally once
+  // their stop condition holds, so a restarted loop still stops.
+  template <class Loop>
+  void guarded(const char* name, Loop loop) {
+    auto pause = std::chrono::milliseconds(100);
+    for (;;) {
+      try {
+        loop();
+        return;
+      } catch (const std::exception& e) {
+        log->error("the {} thread failed: {}; restarting it in {} ms", name, e.what(), pause.count());
+      } catch (...) {
+        log->error("the {} thread failed (an unknown exception); restarting it in {} ms", name, pause.count());
+      }
+      ++thread_failures;
+      std::this_thread::sleep_for(pause);
+      pause = std::min<std::chrono::milliseconds>(2 * pause, std::chrono::seconds(5));
+    }
+  }
+
+  // Stops every thread and joins it; safe to call more than once.
+  void stop_threads() {
+    {
+      std::lock_guard lock(reload_mutex);
+      stopping = true;
+      stop_receiving = true;
+      ready = false;
+      reload_thread.request_stop();  // a reload still building gives up (ReloadCancelled)
+    }
+    shutdown_requested = true;
+    if (receiver.joinable()) receiver.join();
+    queue.close();
+    for (auto& w : workers) {
+      if (w.joinable()) w.join();
+    }
+    outbox.close();
+    if (publisher.joinable()) publisher.join();
+    stop_control = true;
+    if (controller.joinable()) controller.join();
+    std::jthread pending;
+    {
+      std::lock_guard lock(reload_mutex);
+      pending = std::move(reload_thread);
+    }
+    if (pending.joinable()) pending.join();
+  }
+
+  ~Impl() { stop_threads(); }
 
   std::shared_ptr<const ModelState> current_model() const {
     std::lock_guard lock(model_mutex);
@@ -263,6 +335,7 @@ struct Daemon::Impl {
     const std::string& topic = config.input.topic;
     const auto max_bytes = static_cast<std::size_t>(config.input.max_message_bytes);
     while (!stop_receiving.load()) {
+      inject_fault("receiver");
       zmq::pollitem_t item{sock.handle(), 0, ZMQ_POLLIN, 0};
       zmq::poll(&item, 1, kPollPeriod);
       if (!(item.revents & ZMQ_POLLIN)) continue;
@@ -327,7 +400,10 @@ struct Daemon::Impl {
     std::shared_ptr<const ModelState> state;
     std::uint64_t seen = 0;
     for (;;) {
-      auto job = queue.pop(std::chrono::milliseconds(100));
+      inject_fault("worker");
+      // Pixels of stacks in flight first: the one compute pool serves them before new input.
+      if (chunks.run_one()) continue;
+      auto job = queue.pop(std::chrono::milliseconds(100), [this] { return chunks.pending(); });
       // A reloaded model is taken up on the next job or within 100 ms when idle, so that an idle
       // worker does not keep an old model alive.
       if (generation.load(std::memory_order_acquire) != seen) {
@@ -335,7 +411,7 @@ struct Daemon::Impl {
         seen = state->generation;
       }
       if (!job) {
-        if (queue.closed_and_empty()) return;
+        if (queue.closed_and_empty() && !chunks.pending()) return;
         continue;
       }
       try {
@@ -430,9 +506,13 @@ struct Daemon::Impl {
     std::atomic<std::uint64_t> rejected_pixels{0};
     const Eigen::VectorXd energy = Eigen::Map<const Eigen::VectorXd>(m.energy.data(), n_energy);
 
-    parallel_for(static_cast<Eigen::Index>(pixels), workers_count, [&](Eigen::Index begin, Eigen::Index end) {
-      Prepared prepared;
-      Estimate e;
+    // Chunks of about a quarter of a worker's share (at least 16 pixels), so that every worker can
+    // help and none is left with a long tail.
+    const std::size_t chunk = std::max<std::size_t>(16, pixels / (4 * static_cast<std::size_t>(workers_count)));
+    chunks.run(pixels, chunk, [&](std::size_t begin_px, std::size_t end_px) {
+      static thread_local Prepared prepared;
+      static thread_local Estimate e;
+      const auto begin = static_cast<Eigen::Index>(begin_px), end = static_cast<Eigen::Index>(end_px);
       for (Eigen::Index px = begin; px < end; ++px) {
         try {
           preprocess_into(energy, Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + px * n_energy, n_energy),
@@ -453,7 +533,7 @@ struct Daemon::Impl {
           ++rejected_pixels;
         }
       }
-    });
+    }, [this] { queue.wake(); });
     latency.compute = micros(t1, Clock::now());
     mm.id = std::move(m.id);
     mm.shape = m.shape;
@@ -574,6 +654,7 @@ struct Daemon::Impl {
     Clock::time_point last_metrics = Clock::now();
     std::vector<Outgoing> batch;
     for (;;) {
+      inject_fault("publisher");
       const auto until = last_metrics + interval;
       const auto wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()),
                                    std::chrono::milliseconds(0), std::chrono::milliseconds(100));
@@ -596,6 +677,7 @@ struct Daemon::Impl {
   void control_loop() {
     zmq::socket_t& sock = *control;
     while (!stop_control.load()) {
+      inject_fault("control");
       zmq::pollitem_t item{sock.handle(), 0, ZMQ_POLLIN, 0};
       zmq::poll(&item, 1, kPollPeriod);
       if (!(item.revents & ZMQ_POLLIN)) continue;
@@ -731,7 +813,7 @@ struct Daemon::Impl {
       reload_error = last_reload_error;
       reload_result = last_reload_result;
     }
-    pk.pack_map(17);
+    pk.pack_map(18);
     pk.pack("ok");
     pk.pack(true);
     pk.pack("ready");
@@ -764,6 +846,8 @@ struct Daemon::Impl {
     pk.pack(reload_result);
     pk.pack("last_reload_error");
     pk.pack(reload_error);
+    pk.pack("thread_failures");
+    pk.pack(thread_failures.load());
     pk.pack("endpoints");
     pk.pack_map(3);
     pk.pack("input");
@@ -808,9 +892,35 @@ struct Daemon::Impl {
   }
 
   // ---- model building and reload ----
-  std::shared_ptr<const ModelState> build(config::Config cfg, std::uint64_t gen) {
+  // Thrown by a reload's build once its stop is requested (the daemon is stopping).
+  struct ReloadCancelled : std::runtime_error {
+    ReloadCancelled() : std::runtime_error("the daemon is stopping") {}
+  };
+
+  // With a stop token (a reload), a simulated library reports its progress to the log every 5 %
+  // and gives up between spectra once a stop is requested; the fit is not interrupted, but its
+  // result is thrown away.
+  std::shared_ptr<const ModelState> build(config::Config cfg, std::uint64_t gen, std::stop_token stop = {}) {
     auto state = std::make_shared<ModelState>();
-    state->model = build_model(cfg, &state->report);
+    ProgressCallback progress;
+    if (stop.stop_possible()) {
+      progress = [this, stop, logged = 0](int done, int total) mutable {
+        if (stop.stop_requested()) throw ReloadCancelled();
+        const int step = std::max(1, total / 20);
+        if (done / step != logged / step || done == total) {
+          log->info("reload: {} of {} library spectra simulated", done, total);
+          logged = done;
+        }
+      };
+    }
+    state->model = build_model(cfg, &state->report, progress);
+    if (stop.stop_requested()) throw ReloadCancelled();
+    if (cfg.library.source == config::LibrarySource::kModel) {
+      // A model file brings the settings it was fitted with; those are in force, and reported.
+      for (const std::string& note : adopt_model_settings(state->model, cfg)) {
+        log->warn("{} ({} uses the model's setting)", note, cfg.library.model_file.string());
+      }
+    }
     state->config = std::move(cfg);
     state->generation = gen;
     const Model& m = state->model;
@@ -851,11 +961,11 @@ struct Daemon::Impl {
     if (!reloading.compare_exchange_strong(expected, true)) return ReloadStart::kBusy;
     if (reload_thread.joinable()) reload_thread.join();
     log->info("reload requested by {}: re-reading {}", why, config_file.string());
-    reload_thread = std::thread([this] { reload(); });
+    reload_thread = std::jthread([this](std::stop_token stop) { reload(stop); });
     return ReloadStart::kStarted;
   }
 
-  void reload() {
+  void reload(std::stop_token stop) {
     const auto t0 = Clock::now();
     std::string error, result;
     try {
@@ -869,15 +979,23 @@ struct Daemon::Impl {
       for (const auto& section : restart) {
         log->warn("reload: section '{}' changed; it takes effect only at the next start", section);
       }
-      auto state = build(std::move(cfg), generation.load() + 1);
+      auto state = build(std::move(cfg), generation.load() + 1, stop);
       const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       result = "generation " + std::to_string(state->generation) + ": " + state->report.source + ", " +
                std::to_string(state->summary.size) + " spectra, built in " + std::to_string(seconds) + " s";
       install(std::move(state));
       log->info("reload done: model {}", result);
+    } catch (const ReloadCancelled&) {
+      log->info("reload cancelled: the daemon is stopping");
     } catch (const std::exception& e) {
-      error = e.what();
-      log->error("reload failed, the running model stays: {}", error);
+      if (stop.stop_requested()) {
+        // simulate_library() rethrows our ReloadCancelled as it was thrown; anything else that
+        // fails while stopping is reported the same way.
+        log->info("reload cancelled: the daemon is stopping ({})", e.what());
+      } else {
+        error = e.what();
+        log->error("reload failed, the running model stays: {}", error);
+      }
     }
     std::lock_guard lock(reload_mutex);
     last_reload_error = error;
@@ -941,8 +1059,8 @@ struct Daemon::Impl {
       return 69;
     }
     for (const std::string& w : config.warnings()) log->warn("{}", w);
-    controller = std::thread([this] { control_loop(); });
-    publisher = std::thread([this] { publish_loop(); });
+    controller = std::jthread([this] { guarded("control", [this] { control_loop(); }); });
+    publisher = std::jthread([this] { guarded("publisher", [this] { publish_loop(); }); });
     log->info("xasmapd {} starting: control {}, output {}; building the model ({})", kVersion,
               control_endpoint, output_endpoint, config::to_string(config.library.source));
 
@@ -951,9 +1069,13 @@ struct Daemon::Impl {
     // daemon at once even while a large library is being simulated: nothing has been accepted yet.
     std::atomic<bool> built{false};
     std::string build_error;
-    std::thread builder([&] {
+    bool model_file_damaged = false;
+    std::jthread builder([&] {
       try {
         install(build(config, 1));
+      } catch (const ModelFileError& e) {
+        build_error = e.what();
+        model_file_damaged = true;
       } catch (const std::exception& e) {
         build_error = e.what();
       }
@@ -975,7 +1097,8 @@ struct Daemon::Impl {
     builder.join();
     if (!build_error.empty()) {
       log->error("cannot build the model: {}", build_error);
-      status = 69;
+      // A damaged model file never loads: 65 (EX_DATAERR), which the systemd unit does not retry.
+      status = model_file_damaged ? 65 : 69;
     }
     double sockets_s = 0;
     if (status == 0) {
@@ -1005,10 +1128,13 @@ struct Daemon::Impl {
       sockets_s = std::chrono::duration<double>(Clock::now() - t_sockets).count();
     }
     if (status == 0) {
-      for (int i = 0; i < workers_count; ++i) workers.emplace_back([this] { work_loop(); });
-      receiver = std::thread([this] { receive_loop(); });
+      for (int i = 0; i < workers_count; ++i) {
+        workers.emplace_back([this] { guarded("worker", [this] { work_loop(); }); });
+      }
+      receiver = std::jthread([this] { guarded("receiver", [this] { receive_loop(); }); });
       ready = true;
       log_startup(*current_model(), sockets_s, std::chrono::duration<double>(Clock::now() - t_start).count());
+      inject_fault("run");
       wait_for_signals([] { return false; });
     }
     drain();
@@ -1050,21 +1176,11 @@ struct Daemon::Impl {
       ready = false;
     }
     if (drain_pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(drain_pause_ms));
-    if (receiver.joinable()) receiver.join();
-    queue.close();
-    for (auto& w : workers) w.join();
-    outbox.close();
-    if (publisher.joinable()) publisher.join();
-    stop_control = true;
-    if (controller.joinable()) controller.join();
-    // A reload still building finishes on its own (it needs reload_mutex at its end, so it is
-    // joined without holding it); its model is simply not used.
-    std::thread pending;
-    {
-      std::lock_guard lock(reload_mutex);
-      pending = std::move(reload_thread);
-    }
-    if (pending.joinable()) pending.join();
+    // The receiver stops, the workers answer what was accepted, the publisher sends it and a last
+    // metrics, the control socket closes; a reload still building is asked to stop (a simulated
+    // library gives up between spectra) and joined without holding reload_mutex, which it needs
+    // at its end; its model is not used.
+    stop_threads();
     const Counters c = counters();
     log->info("xasmapd stopped in {:.3f} s: received {}, published {}, rejected {}, dropped {}",
               std::chrono::duration<double>(Clock::now() - t0).count(), c.received, c.published, c.rejected,

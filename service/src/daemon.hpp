@@ -1,8 +1,9 @@
 #pragma once
 // The streaming service of xasmapd (docs/protocol.md, docs/operations.md).
 //
-// Threads: one receiver owns the input socket and feeds a bounded queue; worker threads decode,
-// estimate and encode; one publisher owns the PUB socket, numbers and stamps every result and
+// Threads: one receiver owns the input socket and feeds a bounded queue; input.workers worker
+// threads decode, estimate and encode, and are the one compute pool: a stack's pixels are shared
+// out among them in chunks (pixel_chunks.hpp), never on threads of its own; one publisher owns the PUB socket, numbers and stamps every result and
 // publishes `metrics` every interval; one control thread owns the REP socket. No ZeroMQ socket is
 // shared between threads. The model sits behind a shared pointer that a reload swaps atomically:
 // a message in flight finishes on the model it started with.
@@ -30,8 +31,9 @@ class Daemon {
   // Opens the control and output sockets, builds the model, opens the input and serves until
   // SIGTERM or SIGINT (which the caller must have blocked in every thread, with SIGHUP, before
   // constructing the daemon) or a `shutdown` command. Then drains: every accepted message is
-  // answered, a last `metrics` goes out, and run() returns 0. Returns 69 when a socket cannot be
-  // opened or the model cannot be built.
+  // answered, a last `metrics` goes out, and run() returns 0. Returns 65 when the model file is
+  // damaged (it can never load as it is), 69 when a socket cannot be opened or the model cannot be
+  // built otherwise.
   int run();
 
  private:

@@ -1,6 +1,7 @@
 #include "model_builder.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 
 #include "paths.hpp"
@@ -99,10 +100,91 @@ ModelOptions model_options(const config::Config& cfg) {
   return o;
 }
 
+namespace {
+
+std::string number_text(double v) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%.10g", v);
+  return buffer;
+}
+
+// Sets `target` to `fitted` and notes the key when they differ.
+template <class T, class Text>
+void adopt(std::vector<std::string>& notes, const std::string& key, T& target, const T& fitted, Text text) {
+  if (target == fitted) return;
+  notes.push_back(key + ": configured " + text(target) + ", the model was fitted with " + text(fitted));
+  target = fitted;
+}
+
+}  // namespace
+
+std::vector<std::string> adopt_model_settings(const Model& model, config::Config& cfg) {
+  std::vector<std::string> notes;
+  const ModelOptions& o = model.options();
+  const auto num = [](double v) { return number_text(v); };
+  const auto integer = [](auto v) { return std::to_string(v); };
+  const auto name = [](auto v) { return config::to_string(v); };
+
+  config::GridConfig& g = cfg.library.grid;
+  const EnergyGrid configured = EnergyGrid::from_range(g.emin_ev, g.emax_ev, g.step_ev);
+  const EnergyGrid& fitted = o.preprocess.grid;
+  if (configured.size != fitted.size || std::abs(configured.emin_ev - fitted.emin_ev) > 1e-9 ||
+      std::abs(configured.step_ev - fitted.step_ev) > 1e-12) {
+    // Rounded to 1e-9 eV so that 635 + 250 x 0.1 reads 660, not 660.0000000000001.
+    const double emax = std::round((fitted.emin_ev + fitted.step_ev * (fitted.size - 1)) * 1e9) / 1e9;
+    adopt(notes, "library.grid.emin_ev", g.emin_ev, fitted.emin_ev, num);
+    adopt(notes, "library.grid.emax_ev", g.emax_ev, emax, num);
+    adopt(notes, "library.grid.step_ev", g.step_ev, fitted.step_ev, num);
+  }
+
+  config::PreprocessConfig& pp = cfg.library.preprocess;
+  const config::Background background = o.preprocess.background == BackgroundKind::kPrePostLine ? config::Background::kPrePostLine
+                                        : o.preprocess.background == BackgroundKind::kEdgeStep  ? config::Background::kEdgeStep
+                                                                                                : config::Background::kNone;
+  adopt(notes, "library.preprocess.background", pp.background, background, name);
+  const config::Normalization normalize =
+      o.preprocess.normalize == NormalizationKind::kArea       ? config::Normalization::kArea
+      : o.preprocess.normalize == NormalizationKind::kMax      ? config::Normalization::kMax
+      : o.preprocess.normalize == NormalizationKind::kEdgeStep ? config::Normalization::kEdgeStep
+                                                               : config::Normalization::kNone;
+  adopt(notes, "library.preprocess.normalize", pp.normalize, normalize, name);
+  adopt(notes, "library.preprocess.smooth_fwhm_ev", pp.smooth_fwhm_ev, o.preprocess.smooth_fwhm_ev, num);
+  adopt(notes, "library.preprocess.edge_window_ev", pp.edge_window_ev, o.preprocess.edge_window_ev, num);
+  adopt(notes, "library.preprocess.min_coverage", pp.min_coverage, o.preprocess.min_coverage, num);
+  const config::Alignment align = o.max_shift_ev > 0 ? config::Alignment::kFitShift : config::Alignment::kNone;
+  adopt(notes, "library.preprocess.align", pp.align, align, name);
+  if (align == config::Alignment::kFitShift) {
+    adopt(notes, "library.preprocess.max_shift_ev", pp.max_shift_ev, o.max_shift_ev, num);
+    adopt(notes, "library.preprocess.shift_step_ev", pp.shift_step_ev, o.shift_step_ev, num);
+  }
+
+  config::EmbeddingConfig& e = cfg.embedding;
+  const config::EmbeddingMethod method = o.method == EmbeddingKind::kMds      ? config::EmbeddingMethod::kMds
+                                         : o.method == EmbeddingKind::kIsomap ? config::EmbeddingMethod::kIsomap
+                                                                              : config::EmbeddingMethod::kLmds;
+  adopt(notes, "embedding.method", e.method, method, name);
+  const config::DistanceKind distance = o.distance == DistanceKind::kEuclidean     ? config::DistanceKind::kEuclidean
+                                        : o.distance == DistanceKind::kDerivative  ? config::DistanceKind::kDerivative
+                                        : o.distance == DistanceKind::kWasserstein ? config::DistanceKind::kWasserstein
+                                                                                   : config::DistanceKind::kCorrelation;
+  adopt(notes, "embedding.distance", e.distance, distance, name);
+  adopt(notes, "embedding.landmarks", e.landmarks, o.landmarks, integer);
+  const config::LandmarkSelection selection = o.landmark_choice == LandmarkChoice::kRandom
+                                                  ? config::LandmarkSelection::kRandom
+                                                  : config::LandmarkSelection::kMaxMin;
+  adopt(notes, "embedding.landmark_selection", e.landmark_selection, selection, name);
+  adopt(notes, "embedding.map_dims", e.map_dims, o.map_dims, integer);
+  adopt(notes, "embedding.estimate_dims", e.estimate_dims, o.estimate_dims, integer);
+  adopt(notes, "embedding.isomap_neighbors", e.isomap_neighbors, o.isomap_neighbors, integer);
+  const auto seed = static_cast<unsigned>(o.seed);
+  adopt(notes, "embedding.seed", e.seed, seed, integer);
+  return notes;
+}
+
 Library build_library(const config::Config& cfg, const ProgressCallback& progress) {
   switch (cfg.library.source) {
     case config::LibrarySource::kFiles:
-      return load_library(cfg.library.directory);
+      return load_library(cfg.library.directory, ManifestOptions{cfg.library.categorical});
     case config::LibrarySource::kSimulate: {
       const AtomicTable table = AtomicTable::load(data_dir() / "atomic");
       const config::GridConfig& g = cfg.library.grid;
@@ -148,7 +230,8 @@ Model build_model(const config::Config& cfg, BuildReport* report,
                   cfg.library.directory.string() + " holds them on its own grid only (use align: none)");
     }
     r.source = "matrix " + cfg.library.directory.string();
-    GridLibrary library = load_grid_library(cfg.library.directory, options.preprocess.grid);
+    GridLibrary library = load_grid_library(cfg.library.directory, options.preprocess.grid,
+                                            ManifestOptions{cfg.library.categorical});
     r.library_s = since(t0);
     return Model::fit(std::move(library.rows), std::move(library.parameters), std::move(library.labels),
                       std::move(library.values), options, &r.fit);

@@ -13,6 +13,7 @@
 #include "logging.hpp"
 #include "paths.hpp"
 #include "xasmap/config/config.hpp"
+#include "xasmap/core/model.hpp"
 #include "xasmap/core/version.hpp"
 
 namespace {
@@ -34,6 +35,7 @@ constexpr int kExitOk = 0;
 constexpr int kExitUsage = 64;        // EX_USAGE
 constexpr int kExitConfig = 78;       // EX_CONFIG
 constexpr int kExitUnavailable = 69;  // EX_UNAVAILABLE
+constexpr int kExitDataError = 65;    // EX_DATAERR: the model file can never load as it is
 
 void print_help() {
   std::cout << "Usage: xasmapd [--config FILE] [--input EP] [--output EP] [--control EP]\n"
@@ -44,7 +46,8 @@ void print_help() {
             << xasmap::service::describe_options(kOptions)
             << "\nWithout --config the first of these is used ($XASMAP_CONFIG overrides):\n";
   for (const auto& p : xasmap::service::config_file_candidates()) std::cout << "  " << p.string() << "\n";
-  std::cout << "\nExit status: 0 ok, 64 usage error, 78 bad configuration, 69 service unavailable.\n";
+  std::cout << "\nExit status: 0 ok, 64 usage error, 65 damaged model file, 78 bad configuration,\n"
+               "69 service unavailable.\n";
 }
 
 }  // namespace
@@ -72,6 +75,16 @@ int main(int argc, char** argv) {
     if (const auto file = args.value("check-config")) {
       const config::Config cfg = config::load_config(*file, overrides);
       for (const std::string& w : cfg.warnings()) std::cerr << "xasmapd: warning: " << w << "\n";
+      if (cfg.library.source == config::LibrarySource::kModel) {
+        // The header and checksum, as start-up checks them first: a damaged model fails here, not
+        // in a restart loop.
+        try {
+          Model::check_file(cfg.library.model_file);
+        } catch (const ModelFileError& e) {
+          std::cerr << "xasmapd: " << *file << ": library.model_file: " << e.what() << "\n";
+          return kExitDataError;
+        }
+      }
       std::cout << "xasmapd: " << *file << ": configuration is valid (library " +
                        config::to_string(cfg.library.source) + ", embedding " +
                        config::to_string(cfg.embedding.method) + ", input " + cfg.input.endpoint +
@@ -106,7 +119,7 @@ int main(int argc, char** argv) {
       status = daemon.run();
     }
     spdlog::shutdown();
-    return status == 0 ? kExitOk : kExitUnavailable;
+    return status == 0 || status == kExitDataError ? status : kExitUnavailable;
   } catch (const service::UsageError& e) {
     std::cerr << "xasmapd: " << e.what() << "\nTry 'xasmapd --help'.\n";
     return kExitUsage;

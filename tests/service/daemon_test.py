@@ -855,6 +855,142 @@ def scenario_utf8(args):
     check(code == 0, "exit 0")
 
 
+def scenario_model_settings(args):
+    """A model file brings the settings it was fitted with: the `config` reply and the start-up log
+    report those, not the YAML's, and the log warns about each key the YAML set differently."""
+    feed = Feed()
+    d = Daemon(args, "model_settings", feed.endpoint,
+               library_yaml="grid:\n    step_ev: 0.2\npreprocess:\n    normalize: max",
+               extra_yaml="embedding:\n  landmarks: 32\n  estimate_dims: 6\n")
+    d.wait_ready()
+    yaml = d.request("config")["yaml"]
+    print(yaml)
+    check("step_ev: 0.1" in yaml and "step_ev: 0.2" not in yaml, "config reports the model's grid step 0.1")
+    check("normalize: area" in yaml, "config reports the model's normalisation")
+    check("landmarks: 64" in yaml and "estimate_dims: 12" in yaml, "config reports the model's embedding")
+    log = d.log_text()
+    for key in ("library.grid.step_ev: configured 0.2, the model was fitted with 0.1",
+                "library.preprocess.normalize: configured max, the model was fitted with area",
+                "embedding.landmarks: configured 32, the model was fitted with 64"):
+        check(key in log, "the log warns: %s" % key)
+    check("grid 635-660 eV step 0.1 eV" in log and "64 landmarks, 12 estimation dims" in log,
+          "the start-up log reports the model's settings")
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+
+
+def scenario_faults(args):
+    """An exception escaping a thread's loop (injected once in the receiver, a worker, the publisher
+    and the control thread) is logged and counted, the thread carries on, and the daemon serves;
+    an exception from run() after the threads started ends the process in order (exit 69 with the
+    reason), not with std::terminate."""
+    lib = Library(args.library)
+    rng = np.random.default_rng(23)
+    feed = Feed()
+    d = Daemon(args, "faults", feed.endpoint, env={"XASMAPD_TEST_FAULT": "receiver,worker,publisher,control"})
+    d.wait_ready()
+    feed.wait_subscribers()
+    for i in range(50):
+        entry = lib.entries[rng.integers(len(lib.entries))]
+        energy, intensity = lib.measured(rng, entry)
+        feed.send(spectrum_message("f%02d" % i, energy, intensity, "f4"))
+    d.wait_answers(50, timeout=60)
+    check(len(d.of("estimate")) == 50, "every spectrum answered (%d)" % len(d.of("estimate")))
+    status = d.request("status")
+    check(status is not None and status["thread_failures"] == 4,
+          "status counts the 4 failures: %s" % (status and status.get("thread_failures")))
+    log = d.log_text()
+    for name in ("receiver", "worker", "publisher", "control"):
+        check("the %s thread failed: test fault injected in %s" % (name, name) in log,
+              "the log names the %s thread's failure" % name)
+    code, _ = d.stop()
+    check(code == 0, "exit 0 after recovered failures (got %s)" % code)
+
+    d = Daemon(args, "faults-run", feed.endpoint, env={"XASMAPD_TEST_FAULT": "run"})
+    try:
+        code = d.proc.wait(30)
+    except subprocess.TimeoutExpired:
+        d.proc.kill()
+        code = "hung"
+    d.stop_collecting.set()
+    print("exception from run(): exit %s" % code)
+    check(code == 69, "an exception from run() exits 69 in order, threads stopped and joined (got %s)" % code)
+    check("test fault injected in run" in d.log_text(), "the reason is printed")
+
+
+def thread_count(pid):
+    try:
+        return len(os.listdir("/proc/%d/task" % pid))
+    except OSError:
+        return 0
+
+
+def scenario_threads(args):
+    """8 large stacks at once: the daemon computes them on its fixed pool of input.workers threads,
+    so its thread count (/proc/PID/task) never rises above what it is when idle."""
+    lib = Library(args.library)
+    rng = np.random.default_rng(29)
+    feed = Feed()
+    d = Daemon(args, "threads", feed.endpoint, input_yaml="workers: 3")
+    d.wait_ready()
+    feed.wait_subscribers()
+    time.sleep(0.3)
+    idle = thread_count(d.proc.pid)
+    energy = np.arange(636.0, 658.0, 0.1)
+    rows, cols = 96, 96
+    entry = lib.find(2, 0.9)
+    y = np.interp(energy, entry["energy"], entry["intensity"])
+    stack = (y[None, None, :] + rng.normal(0.0, y.max() / 30.0, (rows, cols, energy.size))).astype("<f4")
+    bodies = [msgpack.packb({"id": "big-%d" % i, "kind": "stack", "shape": [rows, cols, energy.size],
+                             "dtype": "f4", "energy": energy.astype("<f4").tobytes(),
+                             "intensity": stack.tobytes()}, use_bin_type=True) for i in range(8)]
+    for body in bodies:
+        feed.send(body)
+    most, samples = idle, 0
+    deadline = time.time() + 180
+    while time.time() < deadline and len(d.of("estimate_map")) + len(d.of("error")) < 8:
+        most = max(most, thread_count(d.proc.pid))
+        samples += 1
+        time.sleep(0.002)
+    maps = d.of("estimate_map")
+    print("threads: %d when idle, at most %d over %d samples while 8 stacks were computed (3 workers)" %
+          (idle, most, samples))
+    check(len(maps) == 8 and all(m["rejected_pixels"] == 0 for m in maps), "8 estimate maps, every pixel judged")
+    check(idle <= 3 + 8, "the idle daemon runs 3 workers plus a fixed few threads (%d)" % idle)
+    check(most == idle, "no thread is started for a stack: at most %d threads, %d when idle" % (most, idle))
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+
+
+def scenario_reload_cancel(args):
+    """SIGTERM while a reload simulates a big library (1503 spectra): the reload gives up between
+    spectra and the daemon exits 0 long before the library could be finished (checked by the
+    progress the log reports, with 20 s as the failure bound)."""
+    feed = Feed()
+    d = Daemon(args, "reload_cancel", feed.endpoint)
+    d.wait_ready()
+    with open(d.config) as f:
+        text = f.read()
+    big = text.replace("library:\n  source: model\n  model_file: %s\n" % args.model,
+                       "library:\n  source: simulate\n  simulate:\n    tendq_ev: {start: 0.0, stop: 2.5, step: 0.005}\n", 1)
+    with open(d.config, "w") as f:
+        f.write(big)
+    reply = d.request("reload")
+    check(reply is not None and reply["ok"], "the reload starts: %s" % reply)
+    deadline = time.time() + 120
+    while time.time() < deadline and "library spectra simulated" not in d.log_text():
+        time.sleep(0.1)
+    check("library spectra simulated" in d.log_text(), "the reload reports its progress")
+    code, elapsed = d.stop(signal.SIGTERM, timeout=20)
+    log = d.log_text()
+    counts = [int(line.split("reload: ")[1].split(" of ")[0]) for line in log.splitlines()
+              if "library spectra simulated" in line]
+    print("SIGTERM during a reload: exit %s after %.2f s; simulated %s of 1503" % (code, elapsed, counts[-1:] or "?"))
+    check(code == 0, "exit 0 within the 20 s bound (got %s)" % code)
+    check(counts and max(counts) < 1503, "the daemon exits before the rebuild completes (%s of 1503)" % counts[-1:])
+    check("reload cancelled" in log, "the log says the reload was cancelled")
+
+
 def scenario_bench(args):
     """xasmap bench against a real daemon: every message answered, the report's figures sane."""
     if not args.xasmap:
@@ -896,6 +1032,10 @@ SCENARIOS = {
     "drain": scenario_drain,
     "control": scenario_control,
     "utf8": scenario_utf8,
+    "model_settings": scenario_model_settings,
+    "faults": scenario_faults,
+    "threads": scenario_threads,
+    "reload_cancel": scenario_reload_cancel,
 }
 
 

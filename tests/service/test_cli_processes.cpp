@@ -4,12 +4,15 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <iterator>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <vector>
 #include <string>
+
+#include "xasmap/core/model.hpp"
 
 namespace {
 
@@ -419,4 +422,65 @@ TEST_CASE("xasmapd --check-config warns about a control endpoint on every interf
   const Run local = run(kDaemon + " --check-config " + kDeployConfig);
   CHECK(local.output.find("warning") == std::string::npos);
   std::filesystem::remove(file);
+}
+
+TEST_CASE("a model write killed midway leaves the old model file loadable", "[integration][cli][model]") {
+  const auto dir = std::filesystem::temp_directory_path() / "xasmap_cli_model_write";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string model = (dir / "model.xasm").string();
+  const Run first = run(kTool + " embed --out " + model);
+  INFO(first.output);
+  REQUIRE(first.status == 0);
+  const auto read_all = [](const std::string& file) {
+    std::ifstream in(file, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string before = read_all(model);
+  // The second writer aborts (SIGABRT) after 100,000 bytes of the new model, a crash mid-write.
+  const Run killed = run("XASMAP_TEST_ABORT_MODEL_WRITE_AFTER_BYTES=100000 " + kTool + " embed --out " + model);
+  INFO(killed.output);
+  CHECK(killed.status != 0);
+  CHECK(read_all(model) == before);
+  CHECK_NOTHROW(xasmap::Model::load(model));
+  CHECK(xasmap::Model::check_file(model).payload_bytes + 28 == before.size());
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a damaged model file fails --check-config and start-up with 65, which systemd does not retry",
+          "[integration][cli][model]") {
+  const auto dir = std::filesystem::temp_directory_path() / "xasmap_cli_damaged_model";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  // A model file's header announcing 1000 bytes of payload, with 10 bytes of garbage behind it.
+  {
+    std::ofstream f(dir / "bad.xasm", std::ios::binary);
+    const std::uint32_t version = 2;
+    const std::uint64_t length = 1000;
+    f.write("XASMAPMD", 8);
+    f.write(reinterpret_cast<const char*>(&version), 4);
+    f.write(reinterpret_cast<const char*>(&length), 8);
+    f.write("0123456789", 10);
+  }
+  std::ofstream(dir / "bad.yaml") << "library:\n  source: model\n  model_file: bad.xasm\n"
+                                  << "output:\n  endpoint: ipc://" << (dir / "out.ipc").string() << "\n"
+                                  << "control:\n  endpoint: ipc://" << (dir / "control.ipc").string() << "\n";
+  const std::string config = (dir / "bad.yaml").string();
+  const Run check = run(kDaemon + " --check-config " + config);
+  INFO(check.output);
+  CHECK(check.status == 65);
+  CHECK(check.output.find("library.model_file") != std::string::npos);
+  CHECK(check.output.find("truncated model file") != std::string::npos);
+  const Run start = run(kDaemon + " --config " + config);
+  INFO(start.output);
+  CHECK(start.status == 65);
+  CHECK(start.output.find("truncated model file") != std::string::npos);
+
+  std::ifstream unit(std::string(XASMAP_SOURCE_DIR) + "/deploy/xasmapd.service");
+  std::string line, prevent;
+  while (std::getline(unit, line)) {
+    if (line.rfind("RestartPreventExitStatus=", 0) == 0) prevent = line;
+  }
+  CHECK(prevent == "RestartPreventExitStatus=64 65 78");
+  std::filesystem::remove_all(dir);
 }

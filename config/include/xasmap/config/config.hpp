@@ -101,6 +101,9 @@ struct LibraryConfig {
   LibrarySource source = LibrarySource::kSimulate;
   std::filesystem::path directory;   // source = files: spectra plus manifest.csv
   std::filesystem::path model_file;  // source = model: a fitted model written by `xasmap embed`
+  // source = files: manifest columns that are categorical whatever they hold (besides charge,
+  // symmetry and columns named NAME:cat). A column mixing numbers and text is otherwise refused.
+  std::vector<std::string> categorical;
   SimulateConfig simulate;
   GridConfig grid;
   PreprocessConfig preprocess;

@@ -3,9 +3,11 @@
 //
 // Parameters are numbers. Categorical ones (such as `charge`) are compared for equality and voted
 // on; continuous ones (such as `tendq`) are averaged. A manifest column is categorical when its
-// name is `charge` or `symmetry`, or when it ends in `:cat`, or when any of its values is not a
-// number (such values are coded 0, 1, 2, ... in order of appearance, and `category_names` keeps
-// the text).
+// name is `charge` or `symmetry`, when it ends in `:cat`, when the reader's options list it, or
+// when every one of its values is text. A column that mixes numbers and text is refused unless it
+// is categorical by one of the first three rules: one stray word in a numeric column must not turn
+// the parameter into categories silently. Text values are coded 0, 1, 2, ... in order of
+// appearance, and `category_names` keeps the text.
 
 #include <filesystem>
 #include <map>
@@ -38,11 +40,19 @@ struct Library {
   Library without(std::size_t index) const;
 };
 
+// How a manifest is read.
+struct ManifestOptions {
+  // Columns (by name, without `:cat`) that are categorical whatever they hold.
+  std::vector<std::string> categorical;
+};
+
 // Reads `folder`/manifest.csv (a header `file,<param>,...`, one row per spectrum) and each listed
 // spectrum file (read_spectrum). Throws xasmap::Error naming the file and line of the first
-// problem: a missing file, a row with the wrong number of fields, an unreadable spectrum.
-// A matrix library (below) is read as well, one Spectrum per row.
-Library load_library(const std::filesystem::path& folder);
+// problem: a missing file, a row with the wrong number of fields, an unreadable spectrum, a text
+// value in a numeric column (naming the column), or a listed path that leaves the folder (an
+// absolute path, or one whose `..` climbs out of it). A matrix library (below) is read as well,
+// one Spectrum per row.
+Library load_library(const std::filesystem::path& folder, const ManifestOptions& options = {});
 
 // A matrix library, for libraries of up to millions of spectra: a folder holding spectra.npy
 // (N x D, float32 or float64, C order), energy.npy (D energies in eV, strictly increasing) and
@@ -61,7 +71,8 @@ struct GridLibrary {
 // Reads a matrix library onto `grid`: the stored values when energy.npy is the grid (within
 // 1e-6 eV), otherwise each row interpolated linearly, its end values held beyond its range.
 // Throws xasmap::Error naming the file and what is wrong (shape, row count, manifest line).
-GridLibrary load_grid_library(const std::filesystem::path& folder, const EnergyGrid& grid);
+GridLibrary load_grid_library(const std::filesystem::path& folder, const EnergyGrid& grid,
+                              const ManifestOptions& options = {});
 
 // Writes a matrix library (creating the folder). Rows are float32 intensities on `energy_ev`.
 void save_matrix_library(const std::filesystem::path& folder, const Eigen::VectorXd& energy_ev,

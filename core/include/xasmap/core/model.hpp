@@ -14,11 +14,13 @@
 #include <Eigen/Core>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "xasmap/core/embedding.hpp"
+#include "xasmap/core/error.hpp"
 #include "xasmap/core/library.hpp"
 #include "xasmap/core/preprocess.hpp"
 
@@ -114,6 +116,23 @@ struct Estimate {
   std::vector<double> grid_step;     // continuous: the parameter's library grid step g; else NaN
 };
 
+// A model file that can never load as it is: not a model file, another format version, truncated,
+// or corrupt. (A file that cannot be opened is a plain xasmap::Error: it may appear later.)
+class ModelFileError : public Error {
+ public:
+  using Error::Error;
+  ~ModelFileError() override;
+};
+
+// What Model::check_file() found in a model file's header.
+struct ModelFileInfo {
+  std::uint32_t format_version = 0;
+  std::uint64_t payload_bytes = 0;
+};
+
+// Called while a model file is written with the payload bytes written so far.
+using SaveProgress = std::function<void(std::uint64_t bytes)>;
+
 class Model {
  public:
   // Throws xasmap::Error when the library is too small for the options or a solver fails, and
@@ -143,9 +162,14 @@ class Model {
   void project_into(const Prepared& prepared, Eigen::VectorXd& coordinates) const;
 
   // Versioned binary file with a checksum. load() refuses another format version, a truncated
-  // file or a corrupt one with an xasmap::Error that says which.
-  void save(const std::filesystem::path& file) const;
+  // file or a corrupt one with a ModelFileError that says which (an unreadable file: Error).
+  // save() writes `file` in place: callers that must never leave a damaged file behind write a
+  // temporary file and rename it (xasmap::service::write_model_file).
+  void save(const std::filesystem::path& file, const SaveProgress& progress = {}) const;
   static Model load(const std::filesystem::path& file);
+  // Checks a model file's header (magic, format version, length) and its checksum without
+  // reading its fields: what load() checks first. Throws as load() does.
+  static ModelFileInfo check_file(const std::filesystem::path& file);
 
   // Replaces the estimation options (neighbors, weighting, local_linear_dims, report_neighbors,
   // novelty_threshold, shift_penalty, threads) with those of `from`; the fitted parts stay.
