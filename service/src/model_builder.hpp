@@ -35,6 +35,7 @@ Model build_model(const config::Config& cfg, BuildReport* report = nullptr,
 // given) receives a sentence saying where it came from. Throws xasmap::Error naming the reference
 // file when the standard cannot be read or calibrated.
 double session_offset(const config::Config& cfg, const Model& model, std::string* how = nullptr);
+
 // Puts the settings `model` was fitted with (library.grid, library.preprocess except
 // shift_penalty, embedding) into `cfg`, so that what is reported is what is in force. Returns one
 // line per key whose configured value was not used, e.g.
