@@ -479,7 +479,7 @@ std::vector<std::uint8_t> encode(const MetricsMessage& m) {
   bytes.reserve(512);
   ByteSink buffer{bytes};
   Packer pk(buffer);
-  pk.pack_map(13);
+  pk.pack_map(14);
   pk.pack("time");
   pk.pack_double(m.time);
   pk.pack("uptime_s");
@@ -522,6 +522,22 @@ std::vector<std::uint8_t> encode(const MetricsMessage& m) {
   pk.pack(m.library.method);
   pk.pack("model_generation");
   pk.pack(m.model_generation);
+  pk.pack("session_offset");
+  pk.pack_map(7);
+  pk.pack("mode");
+  pk.pack(m.session_offset.mode);
+  pk.pack("start_ev");
+  pk.pack_double(m.session_offset.start_ev);
+  pk.pack("tracked_ev");
+  pk.pack_double(m.session_offset.tracked_ev);
+  pk.pack("applied_ev");
+  pk.pack_double(m.session_offset.applied_ev);
+  pk.pack("spread_ev");
+  pk.pack_double(m.session_offset.spread_ev);
+  pk.pack("samples");
+  pk.pack(m.session_offset.samples);
+  pk.pack("counted");
+  pk.pack(m.session_offset.counted);
   pk.pack("protocol");
   pk.pack(kProtocolVersion);
   return bytes;
@@ -629,6 +645,9 @@ MetricsMessage decode_metrics(const std::uint8_t* data, std::size_t size) {
   const MapView lib = v.map("library");
   m.library = {lib.count("size"), lib.count("landmarks"), lib.count("dims"), lib.str("method")};
   m.model_generation = v.count("model_generation");
+  const MapView so = v.map("session_offset");
+  m.session_offset = {so.str("mode"),       so.num("start_ev"),  so.num("tracked_ev"), so.num("applied_ev"),
+                      so.num("spread_ev"),  so.count("samples"), so.count("counted")};
   return m;
 }
 

@@ -20,6 +20,7 @@
 #include "pixel_chunks.hpp"
 #include "xasmap/core/embedding.hpp"
 #include "xasmap/core/model.hpp"
+#include "xasmap/core/session_offset.hpp"
 #include "xasmap/core/text.hpp"
 #include "xasmap/core/version.hpp"
 #include "xasmap/protocol/control.hpp"
@@ -83,6 +84,16 @@ struct ModelState {
   BuildReport report;
   protocol::LibrarySummary summary;
   std::uint64_t generation = 1;
+  // The session's energy offset: where it started (the config's calibration section), and the
+  // tracker fed by every single spectrum's estimate (docs/estimation.md).
+  double session_start_ev = 0;
+  std::string session_from;
+  std::shared_ptr<SessionOffsetTracker> tracker;
+
+  // The offset estimates are made on.
+  double applied_offset_ev() const {
+    return config.calibration.track == config::OffsetTracking::kApply ? tracker->tracked_ev() : session_start_ev;
+  }
 };
 
 OverflowPolicy policy_of(config::Overflow o) {
@@ -461,11 +472,14 @@ struct Daemon::Impl {
     static thread_local WorkerScratch w;
     const Model& model = state.model;
     const auto n = static_cast<Eigen::Index>(m.energy.size());
+    const double session = state.applied_offset_ev();
     try {
       preprocess_into(Eigen::Map<const Eigen::VectorXd>(m.energy.data(), n),
                       Eigen::Map<const Eigen::VectorXd>(m.intensity.data(), n), model.options().preprocess,
-                      w.prepared);
+                      w.prepared, session);
       model.estimate_into(w.prepared, w.estimate);
+      w.estimate.energy_shift_ev += session;  // the whole offset: the session's and the spectrum's own
+      if (state.config.calibration.track != config::OffsetTracking::kOff) state.tracker->observe(w.estimate);
     } catch (const PreprocessError& err) {
       reject(code_of(err.reason()), m.id, field_of(err.reason()), err.what(), received_at);
       return;
@@ -505,6 +519,7 @@ struct Daemon::Impl {
     mm.novelty.assign(pixels, nan);
     std::atomic<std::uint64_t> rejected_pixels{0};
     const Eigen::VectorXd energy = Eigen::Map<const Eigen::VectorXd>(m.energy.data(), n_energy);
+    const double session = state.applied_offset_ev();  // one offset for the whole stack
 
     // Chunks of about a quarter of a worker's share (at least 16 pixels), so that every worker can
     // help and none is left with a long tail.
@@ -516,7 +531,7 @@ struct Daemon::Impl {
       for (Eigen::Index px = begin; px < end; ++px) {
         try {
           preprocess_into(energy, Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + px * n_energy, n_energy),
-                          model.options().preprocess, prepared);
+                          model.options().preprocess, prepared, session);
           model.estimate_into(prepared, e);
           const auto i = static_cast<std::size_t>(px);
           std::size_t ci = 0, ui = 0;
@@ -636,6 +651,11 @@ struct Daemon::Impl {
                     interval_latency.quantile(0.99), interval_latency.max(), interval_latency.count()};
     m.library = library_summary();
     m.model_generation = generation.load();
+    if (const auto state = current_model()) {
+      const auto t = state->tracker->snapshot();
+      m.session_offset = {config::to_string(state->config.calibration.track), state->session_start_ev, t.tracked_ev,
+                          state->applied_offset_ev(), t.spread_ev, static_cast<std::uint64_t>(t.samples), t.counted};
+    }
     const auto bytes = protocol::encode(m);
     zmq::socket_t& sock = *output;
     sock.send(zmq::buffer(protocol::kTopicMetrics), zmq::send_flags::sndmore);
@@ -921,6 +941,12 @@ struct Daemon::Impl {
         log->warn("{} ({} uses the model's setting)", note, cfg.library.model_file.string());
       }
     }
+    state->session_start_ev = session_offset(cfg, state->model, &state->session_from);
+    SessionTrackerOptions track;
+    track.window = cfg.calibration.track_window;
+    track.min_samples = cfg.calibration.track_min_samples;
+    track.min_confidence = cfg.calibration.track_min_confidence;
+    state->tracker = std::make_shared<SessionOffsetTracker>(state->session_start_ev, track);
     state->config = std::move(cfg);
     state->generation = gen;
     const Model& m = state->model;
@@ -1016,6 +1042,8 @@ struct Daemon::Impl {
     log->info("  embedding  {}, {} distance, {} landmarks, {} estimation dims, {} map dims",
               to_string(m.options().method), config::to_string(c.embedding.distance), m.landmark_count(),
               m.options().estimate_dims, m.options().map_dims);
+    log->info("  session    energy offset {:+.2f} eV ({}), tracking {}", s.session_start_ev, s.session_from,
+              config::to_string(c.calibration.track));
     log->info("  start-up   library {:.2f} s, model file {:.2f} s, preprocess {:.2f} s, landmarks {:.2f} s, "
               "embedding {:.2f} s, index {:.2f} s, sockets {:.3f} s",
               r.library_s, r.load_s, r.fit.preprocess_s, r.fit.landmarks_s, r.fit.embed_s, r.fit.index_s,

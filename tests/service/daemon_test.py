@@ -991,6 +991,71 @@ def scenario_reload_cancel(args):
     check("reload cancelled" in log, "the log says the reload was cancelled")
 
 
+def scenario_session_offset(args):
+    """A beamline whose energy scale is 0.8 eV off (each spectrum a further +-0.1 eV): the daemon
+    tracks the session offset from its confident estimates, publishes it in metrics and estimates on
+    it; a daemon told of a standard measured in that session starts from the standard's offset."""
+    lib = Library(args.library)
+    rng = np.random.default_rng(11)
+    session = 0.8
+
+    def measured(entry):
+        grid = np.arange(rng.uniform(633.0, 634.0), rng.uniform(660.0, 661.0), 0.1)
+        offset = session + rng.uniform(-0.1, 0.1)
+        peak = entry["intensity"].max()
+        y = np.interp(grid - offset, entry["energy"], entry["intensity"])
+        y += peak * rng.uniform(0.0, 0.2) + rng.normal(0.0, peak / 50.0, grid.size)
+        return grid, y
+
+    feed = Feed()
+    d = Daemon(args, "session", feed.endpoint,
+               extra_yaml="calibration:\n  track: apply\n  track_window: 32\n  track_min_samples: 8\n")
+    d.wait_ready()
+    feed.wait_subscribers()
+    truth = {}
+    for i in range(400):
+        entry = lib.entries[rng.integers(len(lib.entries))]
+        ident = "o%04d" % i
+        truth[ident] = (entry["charge"], entry["tendq"])
+        feed.send(spectrum_message(ident, *measured(entry)))
+        time.sleep(0.002)
+    d.wait_answers(400)
+    time.sleep(0.5)  # a metrics message after the last estimate
+    estimates = sorted(d.of("estimate"), key=lambda e: int(e["id"][1:]))
+    check(len(estimates) == 400, "every spectrum answered (got %d)" % len(estimates))
+    last = d.of("metrics")[-1]["session_offset"]
+    print("session offset in metrics: %s" % last)
+    check(last["mode"] == "apply", "metrics name the tracking mode")
+    check(abs(last["tracked_ev"] - session) <= 0.15, "tracked offset %.3f within 0.15 eV of %.1f" %
+          (last["tracked_ev"], session))
+    check(last["applied_ev"] == last["tracked_ev"], "apply: estimates are made on the tracked offset")
+    check(last["counted"] >= 100 and last["samples"] == 32, "confident estimates counted: %s" % last)
+    later = estimates[200:]
+    shifts = [e["energy_shift_ev"] for e in later]
+    check(abs(float(np.median(shifts)) - session) <= 0.15,
+          "the second half's whole offsets centre on the session's (median %.3f)" % np.median(shifts))
+    check_estimates(later, truth, "session offset +0.8 eV, tracked (second half)")
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+
+    # A standard (the library's Mn2+ 10Dq 0.9 eV spectrum measured in that session) named in the
+    # config: the daemon calibrates on it at start-up, logs where its offset came from, and does
+    # not track (track: off) so that the offset stays the standard's.
+    standard = os.path.join(args.workdir, "standard_MnO.csv")
+    grid, y = measured(lib.find(2, 0.9))
+    np.savetxt(standard, np.column_stack([grid, y]), delimiter=",", header="energy,intensity", comments="")
+    d2 = Daemon(args, "session_standard", feed.endpoint,
+                extra_yaml="calibration:\n  reference_file: %s\n  reference_charge: 2\n  track: off\n" % standard)
+    d2.wait_ready()
+    m = d2.of("metrics")[-1]["session_offset"]
+    print("started from the standard: %s" % m)
+    check(m["mode"] == "off" and abs(m["start_ev"] - session) <= 0.2 and m["applied_ev"] == m["start_ev"],
+          "the standard's offset %.3f is applied (session %.1f +- 0.1)" % (m["start_ev"], session))
+    check("calibrated on %s as charge 2" % standard in d2.log_text(), "the start-up log names the standard")
+    code, _ = d2.stop()
+    check(code == 0, "exit 0")
+
+
 def scenario_bench(args):
     """xasmap bench against a real daemon: every message answered, the report's figures sane."""
     if not args.xasmap:
@@ -1036,6 +1101,7 @@ SCENARIOS = {
     "faults": scenario_faults,
     "threads": scenario_threads,
     "reload_cancel": scenario_reload_cancel,
+    "session_offset": scenario_session_offset,
 }
 
 

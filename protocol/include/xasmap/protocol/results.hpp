@@ -123,6 +123,18 @@ struct LibrarySummary {
   bool operator==(const LibrarySummary&) const = default;
 };
 
+// The session's energy calibration offset (measured = true + offset) the daemon estimates on.
+struct SessionOffsetSummary {
+  std::string mode = "off";    // calibration.track: off, report or apply
+  double start_ev = 0;         // from the config (calibration.session_offset_ev or its reference)
+  double tracked_ev = 0;       // the median whole offset of the last confident estimates
+  double applied_ev = 0;       // the offset estimates are made on (tracked when mode is apply)
+  double spread_ev = 0;        // 1.4826 x median absolute deviation of the tracked window
+  std::uint64_t samples = 0;   // estimates in the tracked window
+  std::uint64_t counted = 0;   // confident estimates counted since the model was installed
+  bool operator==(const SessionOffsetSummary&) const = default;
+};
+
 // `metrics`: counters since start-up, rate and latency over the last interval.
 struct MetricsMessage {
   double time = 0;
@@ -133,6 +145,7 @@ struct MetricsMessage {
   LatencySummary latency_us;        // service latency over the interval
   LibrarySummary library;
   std::uint64_t model_generation = 0;  // 1 at start-up, +1 per successful reload
+  SessionOffsetSummary session_offset;
   bool operator==(const MetricsMessage&) const = default;
 };
 
