@@ -618,6 +618,8 @@ void Model::set_estimation_options(const ModelOptions& from) {
   options_.probability_spacing = from.probability_spacing;
   options_.interval_spacing = from.interval_spacing;
   options_.interval_residual = from.interval_residual;
+  options_.exact_partial_rows = from.exact_partial_rows;
+  options_.exact_partial_novelty = from.exact_partial_novelty;
   options_.threads = from.threads;
 }
 
@@ -817,16 +819,40 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
     for (Eigen::Index i = w.first; i <= w.last; i += 16) __builtin_prefetch(row + i);
   }
   const double penalty_scale = o.shift_penalty * median_nn_ / std::max(o.shift_step_ev, 1e-9);
-  sc.all.clear();
-  for (const auto& [r, d] : sc.cand) {
-    EstimateScratch::Candidate c;
-    c.row = r;
-    c.spectrum = row_spectrum_[static_cast<std::size_t>(r)];
-    c.distance = std::sqrt(row_distance2(z, r, w, full));
-    c.shift_ev = row_shift_[static_cast<std::size_t>(r)];
-    const double penalty = penalty_scale * c.shift_ev;
-    c.ranked = c.distance * c.distance + penalty * penalty;
-    sc.all.push_back(c);
+  const auto rank_candidates = [&] {
+    sc.all.clear();
+    for (const auto& [r, d] : sc.cand) {
+      EstimateScratch::Candidate c;
+      c.row = r;
+      c.spectrum = row_spectrum_[static_cast<std::size_t>(r)];
+      c.distance = std::sqrt(row_distance2(z, r, w, full));
+      c.shift_ev = row_shift_[static_cast<std::size_t>(r)];
+      const double penalty = penalty_scale * c.shift_ev;
+      c.ranked = c.distance * c.distance + penalty * penalty;
+      sc.all.push_back(c);
+    }
+  };
+  rank_candidates();
+  // What the spectrum's own noise adds to a squared distance on its window (for the novelty, the
+  // weights and the probabilities below).
+  const double noise2 = noise_distance2(prep.values, w, step, prep.noise_sigma, o.distance);
+  const double rescale = (o.distance == DistanceKind::kEuclidean || o.distance == DistanceKind::kDerivative)
+                             ? static_cast<double>(o.preprocess.grid.size) / w.size()
+                             : 1.0;
+  // On a partial window the projection is approximate and can land far from the spectrum's true
+  // neighbours (a clean library spectrum on 638-655 eV was placed among 10Dq 0.9 eV neighbours
+  // instead of its own 1.8 eV). When the best candidate lies farther than exact_partial_novelty
+  // median neighbour distances beyond the noise, and the library is small enough, every row is
+  // ranked exactly instead.
+  if (!full && !sc.all.empty() && prepared_.rows() <= static_cast<Eigen::Index>(o.exact_partial_rows)) {
+    double nearest2 = std::numeric_limits<double>::infinity();
+    for (const auto& c : sc.all) nearest2 = std::min(nearest2, c.distance * c.distance);
+    const double novelty = std::sqrt(std::max(0.0, rescale * (nearest2 - noise2))) / median_nn_;
+    if (novelty > o.exact_partial_novelty) {
+      sc.cand.clear();
+      for (Eigen::Index r = 0; r < prepared_.rows(); ++r) sc.cand.emplace_back(static_cast<int>(r), 0.0f);
+      rank_candidates();
+    }
   }
   sc.order.resize(sc.all.size());
   std::iota(sc.order.begin(), sc.order.end(), 0);
@@ -857,12 +883,8 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
   // What the spectrum's own noise adds to a squared distance on its window, and the novelty: the
   // distance to the nearest library spectrum beyond that, over the library's median neighbour
   // distance (both on the full grid's scale).
-  const double noise2 = noise_distance2(prep.values, w, step, prep.noise_sigma, o.distance);
   e.noise_distance2 = noise2;
   e.window_points = w.size();
-  const double rescale = (o.distance == DistanceKind::kEuclidean || o.distance == DistanceKind::kDerivative)
-                             ? static_cast<double>(o.preprocess.grid.size) / w.size()
-                             : 1.0;
   if (!sc.chosen.empty()) {
     const double nearest = sc.all[sc.chosen.front()].distance;
     e.novelty = std::sqrt(std::max(0.0, rescale * (nearest * nearest - noise2))) / median_nn_;
@@ -921,14 +943,19 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
     e.class_probability.clear();
   }
 
-  // Weights from the nearest `neighbors`: inverse distance, softened at 1% of the library's
-  // typical neighbour spacing so that an exact match does not take every weight.
+  // Weights from the nearest `neighbors`: inverse distance beyond what the spectrum's own noise
+  // adds (as the novelty), on the full grid's scale, softened at 1% of the library's typical
+  // neighbour spacing so that an exact match does not take every weight. Without the noise
+  // correction a noisy spectrum's distances all sit near the noise floor, the weights flatten, and
+  // the estimate drifts towards whichever side of the library holds more neighbours (half a grid
+  // step on partial windows at SNR 30).
   const std::size_t used = std::min<std::size_t>(sc.chosen.size(), static_cast<std::size_t>(o.neighbors));
   const double soft = 0.01 * median_nn_;
   sc.weight.resize(used);
   double total = 0;
   for (std::size_t i = 0; i < used; ++i) {
-    sc.weight[i] = 1.0 / (sc.all[sc.chosen[i]].distance + soft);
+    const double d = sc.all[sc.chosen[i]].distance;
+    sc.weight[i] = 1.0 / (std::sqrt(std::max(0.0, rescale * (d * d - noise2))) + soft);
     total += sc.weight[i];
   }
   const std::vector<double>& weight = sc.weight;

@@ -96,6 +96,8 @@ ModelOptions model_options(const config::Config& cfg) {
   o.probability_spacing = est.probability_spacing;
   o.interval_spacing = est.interval_spacing;
   o.interval_residual = est.interval_residual;
+  o.exact_partial_rows = est.exact_partial_rows;
+  o.exact_partial_novelty = est.exact_partial_novelty;
   o.threads = cfg.input.workers;
   return o;
 }

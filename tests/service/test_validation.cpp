@@ -206,3 +206,56 @@ TEST_CASE("the default distance is the best of the four", "[validation]") {
     CHECK(score[chosen] <= v);
   }
 }
+
+// The poster's MnO covers only 638-655 eV. On such a window the out-of-sample projection is
+// approximate; before the exact ranking of partial windows (estimation.exact_partial_*), clean
+// library spectra of 10Dq 1.2-1.8 eV came back up to 0.9 eV low. Each library spectrum itself, cut
+// to that window, must come back at its own parameters; and with the embedding's candidates alone
+// (exact_partial_rows 0) it does not, so the check can fail.
+TEST_CASE("library spectra on the poster's window (638-655 eV) come back at their own parameters", "[validation]") {
+  const Library& lib = mn_library();
+  const int charge = lib.parameter_index("charge");
+  const int tendq = lib.parameter_index("tendq");
+  ModelOptions o = service::model_options(config::Config{});
+  Model m = Model::fit(lib, o);
+  const auto run = [&](double* worst) {
+    int charge_ok = 0;
+    double sum = 0;
+    *worst = 0;
+    for (std::size_t i = 0; i < lib.size(); ++i) {
+      const Spectrum& s = lib.spectra[i];
+      std::vector<double> e, y;
+      for (Eigen::Index k = 0; k < s.energy_ev.size(); ++k) {
+        if (s.energy_ev[k] >= 638.0 && s.energy_ev[k] <= 655.0) {
+          e.push_back(s.energy_ev[k]);
+          y.push_back(s.intensity[k]);
+        }
+      }
+      Spectrum cut;
+      cut.energy_ev = Eigen::Map<const Eigen::VectorXd>(e.data(), static_cast<Eigen::Index>(e.size()));
+      cut.intensity = Eigen::Map<const Eigen::VectorXd>(y.data(), static_cast<Eigen::Index>(y.size()));
+      const Estimate est = m.estimate(cut);
+      charge_ok += est.values[static_cast<std::size_t>(charge)] == lib.values[i][static_cast<std::size_t>(charge)];
+      const double err = std::abs(est.values[static_cast<std::size_t>(tendq)] - lib.values[i][static_cast<std::size_t>(tendq)]);
+      sum += err;
+      *worst = std::max(*worst, err);
+    }
+    WARN("638-655 eV, exact_partial_rows " << m.options().exact_partial_rows << ": charge " << charge_ok << "/"
+                                          << lib.size() << ", mean |d10Dq| " << sum / lib.size() << " eV, worst "
+                                          << *worst << " eV");
+    return std::make_pair(charge_ok, sum / static_cast<double>(lib.size()));
+  };
+  double worst = 0;
+  const auto [ok, mean] = run(&worst);
+  CHECK(ok == static_cast<int>(lib.size()));
+  CHECK(mean <= 0.03);
+  // The worst is a low-10Dq Mn2+ spectrum: below 0.4 eV the high-spin d5 spectra differ little,
+  // and less still without the pre-edge. Measured 0.24 eV (2026-12-05).
+  CHECK(worst <= 0.25);
+  o.exact_partial_rows = 0;
+  m.set_estimation_options(o);
+  double worst_candidates = 0;
+  const auto [ok_candidates, mean_candidates] = run(&worst_candidates);
+  CHECK(mean_candidates > 0.1);  // measured 0.32 eV, worst 1.35 eV
+  CHECK(ok_candidates <= ok);
+}

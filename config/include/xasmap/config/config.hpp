@@ -135,6 +135,8 @@ struct EstimationConfig {
   double probability_spacing = 0.0;
   double interval_spacing = 0.0;
   double interval_residual = 0.6;
+  long long exact_partial_rows = 20000;   // narrow windows: rank every row when the library is this small
+  double exact_partial_novelty = 2.0;     // ... when the best candidate's novelty exceeds this
   bool operator==(const EstimationConfig&) const = default;
 };
 

@@ -70,6 +70,13 @@ struct ModelOptions {
   // residual), g the parameter's library grid step. Calibrated on held-out spectra.
   double interval_spacing = 0.0;
   double interval_residual = 0.6;
+  // A spectrum on a partial window whose best embedding candidate lies more than
+  // exact_partial_novelty median neighbour distances beyond its noise (its novelty) is ranked
+  // against every library row exactly, when the library holds at most exact_partial_rows rows
+  // (shifted copies included): its projection is approximate and can land far from its true
+  // neighbours. Larger libraries keep the embedding's candidates.
+  long long exact_partial_rows = 20000;
+  double exact_partial_novelty = 2.0;
   int threads = 0;                   // <= 0: every core
 };
 
