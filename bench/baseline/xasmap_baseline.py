@@ -36,7 +36,8 @@ What it does as xasmapd does (with xasmapd's default configuration):
 * Partial windows: the library rows are processed again on the query's own window (background,
   normalisation and features), so both sides are compared on the same points.
 * Estimate: the 4 nearest library spectra (one row each, its best-ranked shifted copy) from
-  sklearn.neighbors.NearestNeighbors over the correlation features; weights 1 / (d + 0.01 m);
+  sklearn.neighbors.NearestNeighbors over the correlation features; weights
+  1 / (sqrt(max(0, d^2 - noise)) + 0.01 m), noise the squared distance the spectrum's noise adds;
   charge by weighted vote (confidence = the winner's share, a tie to the smaller value); tendq by
   weighted mean with the weighted spread as its uncertainty; energy_shift_ev the weighted mean
   shift; novelty = sqrt(max(0, d1^2 - noise)) / m, in_library = novelty <= 4; the 3 nearest listed.
@@ -51,6 +52,9 @@ What it simplifies, which a report comparing the two must say:
   fits a local linear model along the map for spectra that cover the whole grid; for partial
   windows, which is every spectrum `xasmap bench` and `xasmap feed` send, it too uses the weighted
   mean, so there the two compute the same thing.
+* No session energy offset (xasmapd's `calibration` section): compare with `track: off` and no
+  configured offset. And no per-charge probabilities: the charge's confidence is the vote share,
+  where xasmapd's is a probability from the per-charge best distances.
 * One thread, one message at a time, no queue of its own: no overflow policy and no `overloaded`
   drops. NumPy's and sklearn's thread pools are limited to `--threads` (default 1): measured on 2
   busy cores, sklearn's OpenMP threads made the search ten times slower. ZeroMQ buffers what arrives faster than it is judged (receive high-water mark 0, as
@@ -282,7 +286,9 @@ class Estimator:
         used = chosen[:o.neighbors]
         d = dist[used]
         spectrum = self.row_spectrum[rows[used]]
-        w = 1.0 / (d + 0.01 * self.median_nn)
+        # What the spectrum's own noise adds to a squared distance; weights count what lies beyond it.
+        noise = sigma * sigma * n / float(np.sum((p - p.mean()) ** 2))
+        w = 1.0 / (np.sqrt(np.maximum(0.0, d * d - noise)) + 0.01 * self.median_nn)
         total = w.sum()
 
         params, uncertainty, confidence = {}, {}, {}
@@ -300,7 +306,6 @@ class Estimator:
                 params[par.name] = mean
                 uncertainty[par.name] = math.sqrt(float(np.dot(w, (v - mean) ** 2)) / total)
 
-        noise = sigma * sigma * n / float(np.sum((p - p.mean()) ** 2))
         novelty = math.sqrt(max(0.0, dist[chosen[0]] ** 2 - noise)) / self.median_nn
         neighbors = []
         for i in chosen[:o.report_neighbors]:
