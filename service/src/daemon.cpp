@@ -436,6 +436,11 @@ struct Daemon::Impl {
       reject(e.code(), e.id(), e.field(), e.detail(), job.received);
       return;
     }
+    if (!m.stack && !m.intensity_f4.empty()) {
+      // One spectrum is small (at most input.max_points values): widened here, not in the decoder.
+      m.intensity.assign(m.intensity_f4.begin(), m.intensity_f4.end());
+      m.intensity_f4 = {};
+    }
     const Clock::time_point t1 = Clock::now();
     protocol::Latency latency;
     latency.queue = micros(job.received, t0);
@@ -505,6 +510,7 @@ struct Daemon::Impl {
     mm.novelty.assign(pixels, nan);
     std::atomic<std::uint64_t> rejected_pixels{0};
     const Eigen::VectorXd energy = Eigen::Map<const Eigen::VectorXd>(m.energy.data(), n_energy);
+    const bool f4 = !m.intensity_f4.empty();  // float storage: each pixel is widened on its own
 
     // Chunks of about a quarter of a worker's share (at least 16 pixels), so that every worker can
     // help and none is left with a long tail.
@@ -512,10 +518,17 @@ struct Daemon::Impl {
     chunks.run(pixels, chunk, [&](std::size_t begin_px, std::size_t end_px) {
       static thread_local Prepared prepared;
       static thread_local Estimate e;
+      static thread_local Eigen::VectorXd pixel;  // an f4 pixel as double
       const auto begin = static_cast<Eigen::Index>(begin_px), end = static_cast<Eigen::Index>(end_px);
       for (Eigen::Index px = begin; px < end; ++px) {
         try {
-          preprocess_into(energy, Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + px * n_energy, n_energy),
+          if (f4) {
+            pixel = Eigen::Map<const Eigen::VectorXf>(m.intensity_f4.data() + px * n_energy, n_energy).cast<double>();
+          }
+          preprocess_into(energy,
+                          f4 ? Eigen::Ref<const Eigen::VectorXd>(pixel)
+                             : Eigen::Ref<const Eigen::VectorXd>(
+                                   Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + px * n_energy, n_energy)),
                           model.options().preprocess, prepared);
           model.estimate_into(prepared, e);
           const auto i = static_cast<std::size_t>(px);
