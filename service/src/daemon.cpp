@@ -1051,12 +1051,28 @@ struct Daemon::Impl {
   };
 
   // With a stop token (a reload), a simulated library reports its progress to the log every 5 %
-  // and gives up between spectra once a stop is requested; the fit is not interrupted, but its
-  // result is thrown away.
+  // and gives up between spectra once a stop is requested, and the fit gives up at its next check
+  // (between stages and every few rows inside its long loops: Model::fit, FitCancelled).
   std::shared_ptr<const ModelState> build(config::Config cfg, std::uint64_t gen, std::stop_token stop = {}) {
     auto state = std::make_shared<ModelState>();
     ProgressCallback progress;
+    FitCancelRequested cancelled;
     if (stop.stop_possible()) {
+      // Test hook: $XASMAPD_TEST_FIT_PAUSE_MS holds the fit at its first check for that long and
+      // then lets it go on (whatever was requested meanwhile), so that a stop asked for in that
+      // window has to be seen by a later check (tests/service/daemon_test.py, reload_fit_cancel).
+      cancelled = [this, stop, first = std::make_shared<std::once_flag>(),
+                   pause_ms = env_int("XASMAPD_TEST_FIT_PAUSE_MS")] {
+        bool held = false;
+        std::call_once(*first, [&] {
+          log->info("reload: fitting the model");
+          if (pause_ms > 0) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+            held = true;
+          }
+        });
+        return !held && stop.stop_requested();
+      };
       progress = [this, stop, logged = 0](int done, int total) mutable {
         if (stop.stop_requested()) throw ReloadCancelled();
         const int step = std::max(1, total / 20);
@@ -1066,7 +1082,7 @@ struct Daemon::Impl {
         }
       };
     }
-    state->model = build_model(cfg, &state->report, progress);
+    state->model = build_model(cfg, &state->report, progress, cancelled);
     if (stop.stop_requested()) throw ReloadCancelled();
     if (cfg.library.source == config::LibrarySource::kModel) {
       // A model file brings the settings it was fitted with; those are in force, and reported.

@@ -1112,6 +1112,35 @@ def scenario_memory(args):
     feed.sock.close(linger=0)
 
 
+def scenario_reload_fit_cancel(args):
+    """SIGTERM while a reload fits its model (after the library is simulated): the fit gives up at
+    its next check and the daemon exits 0. The test hook XASMAPD_TEST_FIT_PAUSE_MS holds the fit at
+    its first check (3 s) and then lets it go on, so that the SIGTERM sent in that window must be
+    seen by a later check inside the fit; the log says the fit itself was cancelled, not its result
+    thrown away after it finished."""
+    feed = Feed()
+    d = Daemon(args, "reload_fit_cancel", feed.endpoint, env={"XASMAPD_TEST_FIT_PAUSE_MS": "3000"})
+    d.wait_ready()
+    with open(d.config) as f:
+        text = f.read()
+    simulated = text.replace("library:\n  source: model\n  model_file: %s\n" % args.model,
+                             "library:\n  source: simulate\n", 1)
+    with open(d.config, "w") as f:
+        f.write(simulated)
+    reply = d.request("reload")
+    check(reply is not None and reply["ok"], "the reload starts: %s" % reply)
+    deadline = time.time() + 120
+    while time.time() < deadline and "reload: fitting the model" not in d.log_text():
+        time.sleep(0.05)
+    check("reload: fitting the model" in d.log_text(), "the reload reaches the fit")
+    code, elapsed = d.stop(signal.SIGTERM, timeout=20)
+    log = d.log_text()
+    print("SIGTERM during a reload's fit: exit %s after %.2f s" % (code, elapsed))
+    check(code == 0, "exit 0 within the 20 s bound (got %s)" % code)
+    check("the fit was cancelled" in log, "the fit itself gives up (FitCancelled)")
+    check("reload cancelled" in log and "reload done" not in log, "the reload is cancelled, not installed")
+
+
 def scenario_bench(args):
     """xasmap bench against a real daemon: every message answered, the report's figures sane."""
     if not args.xasmap:
@@ -1158,6 +1187,7 @@ SCENARIOS = {
     "threads": scenario_threads,
     "reload_cancel": scenario_reload_cancel,
     "memory": scenario_memory,
+    "reload_fit_cancel": scenario_reload_fit_cancel,
 }
 
 
