@@ -533,6 +533,12 @@ std::vector<Problem> Config::validate() const {
   c.count("input.max_points", in.max_points, 16, 10'000'000);
   c.count("input.max_stack_pixels", in.max_stack_pixels, 1, 100'000'000);
   c.count("input.workers", in.workers, 0, 256);
+  c.count("input.memory_budget_bytes", in.memory_budget_bytes, 1LL << 20, 1LL << 40);
+  if (in.memory_budget_bytes < in.max_message_bytes) {
+    c.add("input.memory_budget_bytes", std::to_string(in.memory_budget_bytes),
+          "at least input.max_message_bytes (" + std::to_string(in.max_message_bytes) +
+              "), so that a message of the largest size fits");
+  }
 
   c.endpoint("output.endpoint", output.endpoint, output.bind);
   c.count("output.send_hwm", output.send_hwm, 0, 100'000'000);
@@ -675,6 +681,7 @@ void read_document(detail::Context& ctx, const YAML::Node& root, Config& c) {
     r.integer("max_points", in.max_points);
     r.integer("max_stack_pixels", in.max_stack_pixels);
     r.integer("workers", in.workers);
+    r.integer("memory_budget_bytes", in.memory_budget_bytes);
     r.finish();
   }
   {
@@ -900,6 +907,7 @@ std::string to_yaml(const Config& c) {
   kv("max_points", c.input.max_points);
   kv("max_stack_pixels", c.input.max_stack_pixels);
   kv("workers", c.input.workers);
+  kv("memory_budget_bytes", c.input.memory_budget_bytes);
   out << YAML::EndMap;
 
   out << YAML::Key << "output" << YAML::Value << YAML::BeginMap;

@@ -248,6 +248,18 @@ Spectrum on_grid(const Spectrum& s, const EnergyGrid& grid, double shift) {
 
 Window full_window(const EnergyGrid& g) { return Window{0, g.size - 1}; }
 
+// Between fitting stages: throws FitCancelled once a cancel is requested.
+void check_cancel(const FitCancelRequested& cancelled) {
+  if (cancelled && cancelled()) throw FitCancelled();
+}
+
+// Inside a loop's chunk, every kCancelStride rows: whether to leave the chunk (the stage's
+// check_cancel() after the loop then throws).
+constexpr Eigen::Index kCancelStride = 256;
+bool cancel_now(const FitCancelRequested& cancelled, Eigen::Index done) {
+  return cancelled && done % kCancelStride == 0 && cancelled();
+}
+
 }  // namespace
 
 std::uint64_t Model::new_instance_id() {
@@ -263,8 +275,10 @@ Model& Model::operator=(Model&&) noexcept = default;
 // ---------------------------------------------------------------------------------------------
 // Fit
 
-Model Model::fit(const Library& library, const ModelOptions& options, FitReport* report) {
+Model Model::fit(const Library& library, const ModelOptions& options, FitReport* report,
+                 const FitCancelRequested& cancelled) {
   using clock = std::chrono::steady_clock;
+  check_cancel(cancelled);
   Model m;
   m.options_ = options;
   const ModelOptions& o = m.options_;
@@ -298,6 +312,7 @@ Model Model::fit(const Library& library, const ModelOptions& options, FitReport*
   parallel_for(static_cast<Eigen::Index>(library.size()), o.threads,
                [&](Eigen::Index begin, Eigen::Index end) {
                  for (Eigen::Index i = begin; i < end; ++i) {
+                   if (cancelled && cancelled()) return;  // a spectrum's copies are worth a check
                    const Spectrum& s = library.spectra[static_cast<std::size_t>(i)];
                    try {
                      if (const auto problem = check_spectrum(s)) {
@@ -321,14 +336,16 @@ Model Model::fit(const Library& library, const ModelOptions& options, FitReport*
       throw Error("model: library spectrum '" + library.labels[i] + "': " + failures[i]);
     }
   }
+  check_cancel(cancelled);
   if (report) report->preprocess_s = seconds_since(t0);
-  m.fit_embedding(report);
+  m.fit_embedding(report, cancelled);
   return m;
 }
 
 Model Model::fit(FeatureMatrix&& on_grid, std::vector<ParameterInfo> parameters,
                  std::vector<std::string> labels, std::vector<std::vector<double>> values,
-                 const ModelOptions& options, FitReport* report) {
+                 const ModelOptions& options, FitReport* report, const FitCancelRequested& cancelled) {
+  check_cancel(cancelled);
   Model m;
   m.options_ = options;
   const ModelOptions& o = m.options_;
@@ -358,6 +375,7 @@ Model Model::fit(FeatureMatrix&& on_grid, std::vector<ParameterInfo> parameters,
   std::vector<std::string> failures(static_cast<std::size_t>(rows));
   parallel_for(rows, o.threads, [&](Eigen::Index begin, Eigen::Index end) {
     for (Eigen::Index r = begin; r < end; ++r) {
+      if (cancel_now(cancelled, r - begin)) return;
       try {
         if (!m.prepared_.row(r).allFinite()) {
           throw PreprocessError(RejectReason::kNonFinite, "a value is not finite");
@@ -374,12 +392,13 @@ Model Model::fit(FeatureMatrix&& on_grid, std::vector<ParameterInfo> parameters,
                   failures[static_cast<std::size_t>(r)]);
     }
   }
+  check_cancel(cancelled);
   if (report) report->preprocess_s = seconds_since(t0);
-  m.fit_embedding(report);
+  m.fit_embedding(report, cancelled);
   return m;
 }
 
-void Model::fit_embedding(FitReport* report) {
+void Model::fit_embedding(FitReport* report, const FitCancelRequested& cancelled) {
   using clock = std::chrono::steady_clock;
   Model& m = *this;
   const ModelOptions& o = options_;
@@ -407,6 +426,7 @@ void Model::fit_embedding(FitReport* report) {
   } else if (o.distance == DistanceKind::kCorrelation) {
     parallel_for(rows, o.threads, [&](Eigen::Index begin, Eigen::Index end) {
       for (Eigen::Index r = begin; r < end; ++r) {
+        if (cancel_now(cancelled, r - begin)) return;
         m.prepared_.row(r) = transform(m.prepared_.row(r), full, step, o.distance);
       }
     });
@@ -416,10 +436,12 @@ void Model::fit_embedding(FitReport* report) {
     transformed.resize(rows, grid.size);
     parallel_for(rows, o.threads, [&](Eigen::Index begin, Eigen::Index end) {
       for (Eigen::Index r = begin; r < end; ++r) {
+        if (cancel_now(cancelled, r - begin)) return;
         transformed.row(r) = transform(m.prepared_.row(r), full, step, o.distance);
       }
     });
   }
+  check_cancel(cancelled);
   space.rows = feature_rows;
   space.prepare();
 
@@ -446,6 +468,7 @@ void Model::fit_embedding(FitReport* report) {
         feature_rows->row(m.landmarks_[static_cast<std::size_t>(j)]) * static_cast<float>(row_scale);
   }
   const double landmarks_s = seconds_since(t0);
+  check_cancel(cancelled);
 
   // 4. Embedding.
   t0 = clock::now();
@@ -496,10 +519,12 @@ void Model::fit_embedding(FitReport* report) {
     m.aux_coordinates_ = std::move(feature_coords);
   }
   const double embed_s = seconds_since(t0);
+  check_cancel(cancelled);
 
   // 5. Indexes, and the library's typical neighbour distance for the novelty score.
   t0 = clock::now();
   m.build_indexes();
+  check_cancel(cancelled);
   std::vector<std::size_t> sample(labels_.size());
   std::iota(sample.begin(), sample.end(), 0);
   if (sample.size() > 2000) {
@@ -511,6 +536,7 @@ void Model::fit_embedding(FitReport* report) {
   parallel_for(static_cast<Eigen::Index>(sample.size()), o.threads,
                [&](Eigen::Index begin, Eigen::Index end) {
                  for (Eigen::Index s = begin; s < end; ++s) {
+                   if (cancel_now(cancelled, s - begin)) return;
                    const Eigen::Index row = static_cast<Eigen::Index>(sample[static_cast<std::size_t>(s)]) * per_spectrum;
                    const auto cand = m.embedding_neighbors(m.coordinates_.row(row).cast<double>().transpose(),
                                                            static_cast<int>(std::min<Eigen::Index>(rows, 16 * per_spectrum)));
@@ -521,6 +547,7 @@ void Model::fit_embedding(FitReport* report) {
                    }
                  }
                });
+  check_cancel(cancelled);
   std::vector<double> finite;
   for (double d : nearest) {
     if (std::isfinite(d)) finite.push_back(d);

@@ -58,10 +58,11 @@ class Decoder {
     throw ProtocolError(code, field, message, id);
   }
 
-  // An array of numbers, or bin of little-endian floats of `dtype` ("f4" or "f8").
-  std::vector<double> numbers(const msgpack::object& o, const std::string& field,
-                              const std::string* dtype, std::size_t max_count) const {
-    std::vector<double> out;
+  // An array of numbers, or bin of little-endian floats of `dtype` ("f4" or "f8"), as `Value`s.
+  template <class Value = double>
+  std::vector<Value> numbers(const msgpack::object& o, const std::string& field,
+                             const std::string* dtype, std::size_t max_count) const {
+    std::vector<Value> out;
     if (o.type == msgpack::type::ARRAY) {
       if (o.via.array.size > max_count) {
         fail(ErrorCode::kTooLarge, field,
@@ -76,7 +77,7 @@ class Decoder {
                "field '" + field + "'[" + std::to_string(i) + "] is " + type_name(v.type) +
                    ", expected a number");
         }
-        out.push_back(number(v));
+        out.push_back(static_cast<Value>(number(v)));
       }
       return out;
     }
@@ -102,9 +103,11 @@ class Decoder {
         if (width == 4) {
           float f = 0;
           std::memcpy(&f, o.via.bin.ptr + i * 4, 4);
-          out[i] = f;
+          out[i] = static_cast<Value>(f);
         } else {
-          std::memcpy(&out[i], o.via.bin.ptr + i * 8, 8);
+          double x = 0;
+          std::memcpy(&x, o.via.bin.ptr + i * 8, 8);
+          out[i] = static_cast<Value>(x);
         }
       }
       return out;
@@ -237,14 +240,19 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
   }
   const std::string* dt = dtype_object ? &dtype : nullptr;
   m.energy = d.numbers(*fields[1], "energy", dt, limits.max_points);
-  m.intensity = d.numbers(*fields[2], "intensity", dt, limits.max_points * pixels);
+  if (dtype == "f4" && fields[2]->type == msgpack::type::BIN) {
+    m.intensity_f4 = d.numbers<float>(*fields[2], "intensity", dt, limits.max_points * pixels);
+  } else {
+    m.intensity = d.numbers(*fields[2], "intensity", dt, limits.max_points * pixels);
+  }
   if (m.stack && static_cast<std::size_t>(m.shape.back()) != m.energy.size()) {
     d.fail(ErrorCode::kLengthMismatch, "shape", "field 'shape' says " + std::to_string(m.shape.back()) +
                                                     " energies, field 'energy' has " + std::to_string(m.energy.size()));
   }
-  if (m.intensity.size() != m.energy.size() * pixels) {
+  const std::size_t intensities = m.intensity_count();
+  if (intensities != m.energy.size() * pixels) {
     d.fail(ErrorCode::kLengthMismatch, "intensity",
-           "field 'intensity' has " + std::to_string(m.intensity.size()) + " values, expected " +
+           "field 'intensity' has " + std::to_string(intensities) + " values, expected " +
                std::to_string(m.energy.size() * pixels) +
                (m.stack ? " (pixels x energies)" : " (one per energy)"));
   }
@@ -256,8 +264,8 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
              "energy is not strictly increasing at index " + std::to_string(i));
     }
   }
-  for (std::size_t i = 0; i < m.intensity.size(); ++i) {
-    if (!std::isfinite(m.intensity[i])) {
+  for (std::size_t i = 0; i < intensities; ++i) {
+    if (!std::isfinite(m.intensity_f4.empty() ? m.intensity[i] : m.intensity_f4[i])) {
       d.fail(ErrorCode::kNonFinite, "intensity", "intensity[" + std::to_string(i) + "] is not finite");
     }
   }
@@ -296,7 +304,7 @@ std::vector<std::uint8_t> encode(const SpectrumMessage& m, const std::string& ra
   pk.pack_map(entries);
   pk.pack("id");
   pk.pack(m.id);
-  const auto pack_numbers = [&](const std::vector<double>& v) {
+  const auto pack_numbers = [&](const auto& v) {
     if (!raw) {
       pk.pack_array(static_cast<std::uint32_t>(v.size()));
       for (double x : v) pk.pack_double(x);
@@ -310,7 +318,8 @@ std::vector<std::uint8_t> encode(const SpectrumMessage& m, const std::string& ra
         const auto f = static_cast<float>(v[i]);
         std::memcpy(bytes.data() + i * 4, &f, 4);
       } else {
-        std::memcpy(bytes.data() + i * 8, &v[i], 8);
+        const auto x = static_cast<double>(v[i]);
+        std::memcpy(bytes.data() + i * 8, &x, 8);
       }
     }
     pk.pack_bin_body(bytes.data(), static_cast<std::uint32_t>(bytes.size()));
@@ -318,7 +327,11 @@ std::vector<std::uint8_t> encode(const SpectrumMessage& m, const std::string& ra
   pk.pack("energy");
   pack_numbers(m.energy);
   pk.pack("intensity");
-  pack_numbers(m.intensity);
+  if (m.intensity_f4.empty()) {
+    pack_numbers(m.intensity);
+  } else {
+    pack_numbers(m.intensity_f4);
+  }
   if (raw) {
     pk.pack("dtype");
     pk.pack(raw_dtype);

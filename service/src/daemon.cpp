@@ -16,6 +16,7 @@
 #include "bounded_queue.hpp"
 #include "client.hpp"
 #include "latency_histogram.hpp"
+#include "memory_budget.hpp"
 #include "model_builder.hpp"
 #include "pixel_chunks.hpp"
 #include "xasmap/core/embedding.hpp"
@@ -58,9 +59,23 @@ std::string printable(std::string_view bytes) {
   return out;
 }
 
+// What one queued or published message costs beyond its bytes: ZeroMQ's message entries and
+// content block for both frames, our wrapper, allocator headers and the heap fragmentation between
+// results that ZeroMQ holds. Measured with a subscriber that never reads (tests/service/
+// daemon_test.py, memory): about 900 bytes a held result beyond the capacity of its buffer.
+constexpr std::size_t kMessageOverhead = 1024;
+// What a drop notice or an error message is charged: a small map with the id, code and text.
+constexpr std::size_t kNoticeBytes = 512 + kMessageOverhead;
+// ZeroMQ's receive buffer under a drop policy, in messages: ZeroMQ's default, enough to ride out
+// the receiver's scheduling pauses without holding a flood.
+constexpr int kDropReceiveHwm = 1000;
+// ZeroMQ's receive batch (ZMQ_IN_BATCH_SIZE, 8 KiB by default): smaller messages share one.
+constexpr std::size_t kReceiveBatchBytes = 8192;
+
 struct Job {
   zmq::message_t payload;
   Clock::time_point received;
+  BudgetCharge charge;  // payload.size() + kMessageOverhead, until the message is answered
 };
 
 enum class Outcome { kPublished, kRejected, kDropped };
@@ -74,8 +89,17 @@ struct Outgoing {
   Clock::time_point received;
   std::optional<double> acquisition_time;
   // A message dropped by the overflow policy: its error is built by the publisher, off the
-  // receiver's path, from the payload's id.
-  std::optional<zmq::message_t> dropped_payload;
+  // receiver's path, from the id and sizes only (the payload is freed at once).
+  struct Dropped {
+    std::optional<std::string> id;
+    std::size_t bytes = 0;      // the dropped message's frame 1
+    bool budget_full = false;   // input.memory_budget_bytes was full (else input.queue_capacity)
+  };
+  std::optional<Dropped> dropped;
+  // Whether the message is sent: an error or drop notice is sent only when its bytes fit in the
+  // memory budget; otherwise it is counted (status 'unannounced') and not sent.
+  bool announce = true;
+  BudgetCharge charge;  // the encoded bytes, until ZeroMQ has freed them
 };
 
 struct ModelState {
@@ -175,6 +199,7 @@ struct Daemon::Impl {
         log(std::move(logger)),
         queue(static_cast<std::size_t>(config.input.queue_capacity)),
         outbox(static_cast<std::size_t>(-1) / 2),
+        budget(static_cast<std::size_t>(config.input.memory_budget_bytes)),
         policy(policy_of(config.input.overflow)),
         workers_count(config.input.workers > 0
                           ? config.input.workers
@@ -201,8 +226,11 @@ struct Daemon::Impl {
   BoundedQueue<Job> queue;
   BoundedQueue<Outgoing> outbox;
   PixelChunks chunks;  // stack pixels waiting for the workers (the one compute pool)
+  MemoryBudget budget;  // input.memory_budget_bytes
 
-  // Output buffers go round: a worker takes one, the publisher gives it back once sent.
+  // Output buffers go round: a worker takes one, ZeroMQ gives it back once sent (from its I/O
+  // thread: ~Impl() ends the context before the pool and the budget go). The pool keeps buffers of
+  // up to 64 KiB, 4 MiB in all, outside the budget.
   class BufferPool {
    public:
     std::vector<std::uint8_t> acquire() {
@@ -210,17 +238,22 @@ struct Daemon::Impl {
       if (free_.empty()) return {};
       std::vector<std::uint8_t> b = std::move(free_.back());
       free_.pop_back();
+      pooled_bytes_ -= b.capacity();
       return b;
     }
     void release(std::vector<std::uint8_t>&& b) {
-      if (b.capacity() == 0 || b.capacity() > (1u << 20)) return;  // keep small buffers only
+      if (b.capacity() == 0 || b.capacity() > kMaxBuffer) return;  // keep small buffers only
       std::lock_guard lock(mutex_);
-      if (free_.size() < 4096) free_.push_back(std::move(b));
+      if (pooled_bytes_ + b.capacity() > kMaxPooled) return;
+      pooled_bytes_ += b.capacity();
+      free_.push_back(std::move(b));
     }
 
    private:
+    static constexpr std::size_t kMaxBuffer = 64 << 10, kMaxPooled = 4 << 20;
     std::mutex mutex_;
     std::vector<std::vector<std::uint8_t>> free_;
+    std::size_t pooled_bytes_ = 0;
   } buffers;
   const OverflowPolicy policy;
   const int workers_count;
@@ -233,6 +266,7 @@ struct Daemon::Impl {
   std::atomic<std::uint64_t> generation{0};
 
   std::atomic<std::uint64_t> received{0}, published{0}, rejected{0}, dropped{0};
+  std::atomic<std::uint64_t> unannounced{0};  // errors and drop notices counted but not sent (budget full)
   std::atomic<bool> ready{false}, stop_receiving{false}, stop_control{false};
   std::atomic<bool> shutdown_requested{false}, reloading{false};
   std::mutex reload_mutex;
@@ -312,7 +346,15 @@ struct Daemon::Impl {
     if (pending.joinable()) pending.join();
   }
 
-  ~Impl() { stop_threads(); }
+  // The context ends here, while the buffer pool and the budget still exist: ZeroMQ frees the
+  // messages it still holds (and so calls back into them) until it has ended.
+  ~Impl() {
+    stop_threads();
+    input.reset();
+    output.reset();
+    control.reset();
+    context.close();
+  }
 
   std::shared_ptr<const ModelState> current_model() const {
     std::lock_guard lock(model_mutex);
@@ -335,10 +377,64 @@ struct Daemon::Impl {
     out.outcome = outcome;
     out.encoded.bytes = protocol::encode(e);
     out.received = t_received;
+    send(std::move(out));
+  }
+
+  // Queues `out` for the publisher with its bytes charged to the budget: a result always (its
+  // message was accepted), an error or drop notice only when it fits (otherwise it is counted and
+  // not sent), so that a subscriber that never reads cannot pile notices up in ZeroMQ's queue.
+  void send(Outgoing&& out) {
+    const std::size_t cost = std::max(out.encoded.bytes.capacity() + kMessageOverhead, kNoticeBytes);
+    if (out.topic != protocol::kTopicError) {
+      budget.force_acquire(cost);
+    } else if (!budget.try_acquire(cost)) {
+      out.announce = false;
+      out.encoded.bytes = {};
+    }
+    if (out.announce) out.charge = BudgetCharge(&budget, cost);
     outbox.push(std::move(out), OverflowPolicy::kBlock, [] { return true; });
   }
 
-  void send(Outgoing&& out) { outbox.push(std::move(out), OverflowPolicy::kBlock, [] { return true; }); }
+  // Answers a message dropped by the overflow policy: counted, and announced with its id and size
+  // when the notice fits in the budget (else its id is not even read: the receiver keeps up).
+  void drop(Job&& job, bool budget_full) {
+    Outgoing out;
+    out.topic = protocol::kTopicError;
+    out.outcome = Outcome::kDropped;
+    out.received = job.received;
+    if (budget.try_acquire(kNoticeBytes)) {
+      out.charge = BudgetCharge(&budget, kNoticeBytes);
+      out.dropped = Outgoing::Dropped{
+          protocol::peek_id(static_cast<const std::uint8_t*>(job.payload.data()), job.payload.size()),
+          job.payload.size(), budget_full};
+    } else {
+      out.announce = false;
+    }
+    job = Job{};  // the payload and its charge are given back now
+    outbox.push(std::move(out), OverflowPolicy::kBlock, [] { return true; });
+  }
+
+  // Takes `cost` bytes of the budget for a new message, per input.overflow: block waits for room
+  // (until the daemon stops); drop_oldest drops queued messages, oldest first, until it fits.
+  // False when it does not fit: under drop_newest, or when the queue holds too little to free (the
+  // bytes are in stacks being computed, results, or ZeroMQ's send queue): the new one is dropped.
+  bool admit(std::size_t cost) {
+    if (budget.try_acquire(cost)) return true;
+    switch (policy) {
+      case OverflowPolicy::kBlock:
+        budget.acquire_waiting(cost, [this] { return !stop_receiving.load(); });
+        return true;
+      case OverflowPolicy::kDropOldest:
+        while (auto oldest = queue.pop(std::chrono::milliseconds(0))) {
+          drop(std::move(*oldest), true);
+          if (budget.try_acquire(cost)) return true;
+        }
+        return false;
+      case OverflowPolicy::kDropNewest:
+        return false;
+    }
+    return false;
+  }
 
   // ---- receiver ----
   void receive_loop() {
@@ -392,15 +488,19 @@ struct Daemon::Impl {
                  t);
           continue;
         }
-        auto r = queue.push(Job{std::move(payload), t}, policy, [this] { return !stop_receiving.load(); });
-        if (r.dropped) {
-          Outgoing out;
-          out.topic = protocol::kTopicError;
-          out.outcome = Outcome::kDropped;
-          out.received = r.dropped->received;
-          out.dropped_payload = std::move(r.dropped->payload);
-          send(std::move(out));
+        if (payload.size() < kReceiveBatchBytes) {
+          // ZeroMQ decodes small messages into a shared receive batch, which stays allocated while any
+          // of them is: a copy of its own makes a queued message hold only its own bytes.
+          payload = zmq::message_t(payload.data(), payload.size());
         }
+        const std::size_t cost = payload.size() + kMessageOverhead;
+        if (!admit(cost)) {
+          drop(Job{std::move(payload), t, {}}, true);
+          continue;
+        }
+        auto r = queue.push(Job{std::move(payload), t, BudgetCharge(&budget, cost)}, policy,
+                            [this] { return !stop_receiving.load(); });
+        if (r.dropped) drop(std::move(*r.dropped), false);
       }
     }
     sock.close();
@@ -447,12 +547,24 @@ struct Daemon::Impl {
       reject(e.code(), e.id(), e.field(), e.detail(), job.received);
       return;
     }
+    if (!m.stack && !m.intensity_f4.empty()) {
+      // One spectrum is small (at most input.max_points values): widened here, not in the decoder.
+      m.intensity.assign(m.intensity_f4.begin(), m.intensity_f4.end());
+      m.intensity_f4 = {};
+    }
     const Clock::time_point t1 = Clock::now();
     protocol::Latency latency;
     latency.queue = micros(job.received, t0);
     latency.decode = micros(t0, t1);
     if (m.time) latency.end_to_end = 0.0;  // stamped at publication
     if (m.stack) {
+      // A stack in flight holds its decoded intensities (4 or 8 bytes a value, as sent) and its
+      // maps (a float per pixel for each parameter, its uncertainty or confidence, and novelty)
+      // besides its payload: charged to the budget until it is answered.
+      const std::size_t decoded = m.intensity.capacity() * sizeof(double) + m.intensity_f4.capacity() * sizeof(float);
+      const std::size_t maps = m.pixels() * sizeof(float) * (2 * state.model.parameters().size() + 1);
+      budget.force_acquire(decoded + maps);
+      const BudgetCharge in_flight(&budget, decoded + maps);
       process_stack(m, state, job.received, t1, latency);
     } else {
       process_single(m, state, job.received, t1, latency);
@@ -520,6 +632,7 @@ struct Daemon::Impl {
     std::atomic<std::uint64_t> rejected_pixels{0};
     const Eigen::VectorXd energy = Eigen::Map<const Eigen::VectorXd>(m.energy.data(), n_energy);
     const double session = state.applied_offset_ev();  // one offset for the whole stack
+    const bool f4 = !m.intensity_f4.empty();  // float storage: each pixel is widened on its own
 
     // Chunks of about a quarter of a worker's share (at least 16 pixels), so that every worker can
     // help and none is left with a long tail.
@@ -527,10 +640,17 @@ struct Daemon::Impl {
     chunks.run(pixels, chunk, [&](std::size_t begin_px, std::size_t end_px) {
       static thread_local Prepared prepared;
       static thread_local Estimate e;
+      static thread_local Eigen::VectorXd pixel;  // an f4 pixel as double
       const auto begin = static_cast<Eigen::Index>(begin_px), end = static_cast<Eigen::Index>(end_px);
       for (Eigen::Index px = begin; px < end; ++px) {
         try {
-          preprocess_into(energy, Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + px * n_energy, n_energy),
+          if (f4) {
+            pixel = Eigen::Map<const Eigen::VectorXf>(m.intensity_f4.data() + px * n_energy, n_energy).cast<double>();
+          }
+          preprocess_into(energy,
+                          f4 ? Eigen::Ref<const Eigen::VectorXd>(pixel)
+                             : Eigen::Ref<const Eigen::VectorXd>(
+                                   Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + px * n_energy, n_energy)),
                           model.options().preprocess, prepared, session);
           model.estimate_into(prepared, e);
           const auto i = static_cast<std::size_t>(px);
@@ -574,15 +694,31 @@ struct Daemon::Impl {
   std::uint64_t interval_published = 0;
   std::uint64_t interval_rejected = 0, interval_dropped = 0;
 
+  // A buffer that ZeroMQ owns until it has sent it to every subscriber (or dropped it at
+  // output.send_hwm); its bytes stay charged to the budget until then.
+  struct SentBuffer {
+    std::vector<std::uint8_t> bytes;
+    BudgetCharge charge;
+    BufferPool* pool;
+  };
+
   void publish(Outgoing& o) {
-    if (o.dropped_payload) {
-      const auto& p = *o.dropped_payload;
+    if (!o.announce) {  // a notice that did not fit in the budget: counted only
+      ++unannounced;
+      count(o.outcome);
+      return;
+    }
+    if (o.dropped) {
       protocol::ErrorMessage e;
-      e.id = protocol::peek_id(static_cast<const std::uint8_t*>(p.data()), p.size());
+      e.id = std::move(o.dropped->id);
       e.code = ErrorCode::kOverloaded;
-      e.message = "dropped by the overflow policy " + config::to_string(config.input.overflow) +
-                  ": the input queue (input.queue_capacity " +
-                  std::to_string(config.input.queue_capacity) + ") was full";
+      e.message = "dropped by the overflow policy " + config::to_string(config.input.overflow) + ": " +
+                  (o.dropped->budget_full
+                       ? "the memory budget (input.memory_budget_bytes " +
+                             std::to_string(config.input.memory_budget_bytes) + ") was full"
+                       : "the input queue (input.queue_capacity " + std::to_string(config.input.queue_capacity) +
+                             ") was full") +
+                  "; the message was " + std::to_string(o.dropped->bytes) + " bytes";
       e.time = wall_seconds();
       o.encoded.bytes = protocol::encode(e);
     }
@@ -597,9 +733,20 @@ struct Daemon::Impl {
     }
     zmq::socket_t& sock = *output;
     sock.send(zmq::buffer(o.topic), zmq::send_flags::sndmore);
-    sock.send(zmq::message_t(o.encoded.bytes.data(), o.encoded.bytes.size()), zmq::send_flags::none);
-    buffers.release(std::move(o.encoded.bytes));
-    switch (o.outcome) {
+    // Zero-copy: ZeroMQ frees the buffer (and its charge) when no subscriber's queue holds it.
+    auto* held = new SentBuffer{std::move(o.encoded.bytes), std::move(o.charge), &buffers};
+    zmq::message_t body(held->bytes.data(), held->bytes.size(), [](void*, void* hint) {
+      auto* h = static_cast<SentBuffer*>(hint);
+      h->charge.reset();
+      h->pool->release(std::move(h->bytes));
+      delete h;
+    }, held);
+    sock.send(body, zmq::send_flags::none);
+    count(o.outcome);
+  }
+
+  void count(Outcome outcome) {
+    switch (outcome) {
       case Outcome::kPublished:
         ++published;
         ++interval_published;
@@ -833,7 +980,7 @@ struct Daemon::Impl {
       reload_error = last_reload_error;
       reload_result = last_reload_result;
     }
-    pk.pack_map(18);
+    pk.pack_map(21);
     pk.pack("ok");
     pk.pack(true);
     pk.pack("ready");
@@ -868,6 +1015,12 @@ struct Daemon::Impl {
     pk.pack(reload_error);
     pk.pack("thread_failures");
     pk.pack(thread_failures.load());
+    pk.pack("memory_used_bytes");
+    pk.pack(static_cast<std::uint64_t>(budget.used()));
+    pk.pack("memory_budget_bytes");
+    pk.pack(static_cast<std::uint64_t>(budget.limit()));
+    pk.pack("unannounced");
+    pk.pack(unannounced.load());
     pk.pack("endpoints");
     pk.pack_map(3);
     pk.pack("input");
@@ -918,12 +1071,28 @@ struct Daemon::Impl {
   };
 
   // With a stop token (a reload), a simulated library reports its progress to the log every 5 %
-  // and gives up between spectra once a stop is requested; the fit is not interrupted, but its
-  // result is thrown away.
+  // and gives up between spectra once a stop is requested, and the fit gives up at its next check
+  // (between stages and every few rows inside its long loops: Model::fit, FitCancelled).
   std::shared_ptr<const ModelState> build(config::Config cfg, std::uint64_t gen, std::stop_token stop = {}) {
     auto state = std::make_shared<ModelState>();
     ProgressCallback progress;
+    FitCancelRequested cancelled;
     if (stop.stop_possible()) {
+      // Test hook: $XASMAPD_TEST_FIT_PAUSE_MS holds the fit at its first check for that long and
+      // then lets it go on (whatever was requested meanwhile), so that a stop asked for in that
+      // window has to be seen by a later check (tests/service/daemon_test.py, reload_fit_cancel).
+      cancelled = [this, stop, first = std::make_shared<std::once_flag>(),
+                   pause_ms = env_int("XASMAPD_TEST_FIT_PAUSE_MS")] {
+        bool held = false;
+        std::call_once(*first, [&] {
+          log->info("reload: fitting the model");
+          if (pause_ms > 0) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+            held = true;
+          }
+        });
+        return !held && stop.stop_requested();
+      };
       progress = [this, stop, logged = 0](int done, int total) mutable {
         if (stop.stop_requested()) throw ReloadCancelled();
         const int step = std::max(1, total / 20);
@@ -933,7 +1102,7 @@ struct Daemon::Impl {
         }
       };
     }
-    state->model = build_model(cfg, &state->report, progress);
+    state->model = build_model(cfg, &state->report, progress, cancelled);
     if (stop.stop_requested()) throw ReloadCancelled();
     if (cfg.library.source == config::LibrarySource::kModel) {
       // A model file brings the settings it was fitted with; those are in force, and reported.
@@ -1048,9 +1217,10 @@ struct Daemon::Impl {
               "embedding {:.2f} s, index {:.2f} s, sockets {:.3f} s",
               r.library_s, r.load_s, r.fit.preprocess_s, r.fit.landmarks_s, r.fit.embed_s, r.fit.index_s,
               sockets_s);
-    log->info("  input      {} {} {} topic '{}', queue {} ({}), {} workers", config::to_string(config.input.pattern),
-              config.input.bind ? "bind" : "connect", input_endpoint, config.input.topic,
-              config.input.queue_capacity, config::to_string(config.input.overflow), workers_count);
+    log->info("  input      {} {} {} topic '{}', queue {} ({}), memory budget {} MiB, {} workers",
+              config::to_string(config.input.pattern), config.input.bind ? "bind" : "connect", input_endpoint,
+              config.input.topic, config.input.queue_capacity, config::to_string(config.input.overflow),
+              config.input.memory_budget_bytes >> 20, workers_count);
     log->info("  output     pub {} {}, metrics every {} s", config.output.bind ? "bind" : "connect", output_endpoint,
               config.metrics.interval_s);
     log->info("  control    rep bind {}", control_endpoint);
@@ -1135,11 +1305,14 @@ struct Daemon::Impl {
         const bool sub = config.input.pattern == config::InputPattern::kSub;
         input.emplace(context, sub ? zmq::socket_type::sub : zmq::socket_type::pull);
         // With a drop policy the receiver drains ZeroMQ's buffer at once and every drop happens, counted
-        // and answered, in the daemon's queue: ZeroMQ's own limit is lifted so that it never drops
-        // silently. With `block` the buffer is held to queue_capacity, so that a PUSH sender feels
-        // the back-pressure (a PUB sender drops beyond it: docs/operations.md).
-        input->set(zmq::sockopt::rcvhwm,
-                   config.input.overflow == config::Overflow::kBlock ? config.input.queue_capacity : 0);
+        // and answered, in the daemon's queue. ZeroMQ's buffer is still bounded (kDropReceiveHwm
+        // messages), outside the memory budget: a feed faster than the receiver itself then waits
+        // (TCP back-pressure), and a PUB feed drops at its own send_hwm. With `block` the buffer is
+        // held to queue_capacity, so that a PUSH sender feels the back-pressure (a PUB sender drops
+        // beyond it: docs/operations.md).
+        input->set(zmq::sockopt::rcvhwm, config.input.overflow == config::Overflow::kBlock
+                                             ? config.input.queue_capacity
+                                             : std::min(config.input.queue_capacity, kDropReceiveHwm));
         input->set(zmq::sockopt::linger, 0);
         if (sub) input->set(zmq::sockopt::subscribe, config.input.topic);
         if (config.input.bind) {

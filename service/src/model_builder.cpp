@@ -209,7 +209,7 @@ Library build_library(const config::Config& cfg, const ProgressCallback& progres
 }
 
 Model build_model(const config::Config& cfg, BuildReport* report,
-                  const ProgressCallback& progress) {
+                  const ProgressCallback& progress, const FitCancelRequested& cancelled) {
   BuildReport local;
   BuildReport& r = report ? *report : local;
   const auto t0 = std::chrono::steady_clock::now();
@@ -236,11 +236,11 @@ Model build_model(const config::Config& cfg, BuildReport* report,
                                             ManifestOptions{cfg.library.categorical});
     r.library_s = since(t0);
     return Model::fit(std::move(library.rows), std::move(library.parameters), std::move(library.labels),
-                      std::move(library.values), options, &r.fit);
+                      std::move(library.values), options, &r.fit, cancelled);
   }
   const Library library = build_library(cfg, progress);
   r.library_s = since(t0);
-  return Model::fit(library, model_options(cfg), &r.fit);
+  return Model::fit(library, model_options(cfg), &r.fit, cancelled);
 }
 
 double session_offset(const config::Config& cfg, const Model& model, std::string* how) {

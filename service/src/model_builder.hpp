@@ -27,8 +27,9 @@ Library build_library(const config::Config& cfg, const ProgressCallback& progres
 
 // The model the config names. A model file's own preprocessing and embedding options are used;
 // the estimation options (neighbours, weighting, novelty threshold) come from the config.
+// `cancelled` is asked while the model is fitted (Model::fit, which throws FitCancelled).
 Model build_model(const config::Config& cfg, BuildReport* report = nullptr,
-                  const ProgressCallback& progress = {});
+                  const ProgressCallback& progress = {}, const FitCancelRequested& cancelled = {});
 
 // The session offset the config gives: calibration.session_offset_ev, or calibrated on
 // calibration.reference_file (a standard of charge reference_charge) with `model`. `how` (when

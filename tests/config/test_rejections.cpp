@@ -86,6 +86,8 @@ TEST_CASE("values out of range are refused", "[config][reject]") {
         {"library.simulate.tendq_ev.step", 3, 43, "0", "a step > 0"});
   check(rejection("metrics:\n  interval_s: .nan\n"),
         {"metrics.interval_s", 2, 15, "'.nan'", "a finite number"});
+  check(rejection("input:\n  memory_budget_bytes: 1000\n"),
+        {"input.memory_budget_bytes", 2, 24, "1000", "an integer in [1048576, 1099511627776]"});
 }
 
 TEST_CASE("unknown choices suggest the closest spelling", "[config][reject]") {
@@ -110,6 +112,8 @@ TEST_CASE("cross-field rules are checked and located", "[config][reject]") {
         {"library.simulate.ions[1]", 3, 18, "'Mn9'", "a 3d ion"});
   check(rejection("control:\n  endpoint: tcp://127.0.0.1:5556\n"),
         {"control.endpoint", 2, 13, "the same as output.endpoint", "an endpoint of its own"});
+  check(rejection("input:\n  max_message_bytes: 67108864\n  memory_budget_bytes: 33554432\n"),
+        {"input.memory_budget_bytes", 3, 24, "33554432", "at least input.max_message_bytes (67108864)"});
   // A key left at its default is located at its section's first key.
   check(rejection("embedding:\n  estimate_dims: 64\n"),
         {"embedding.landmarks", 2, 3, "64", "more landmarks than embedding.estimate_dims"});

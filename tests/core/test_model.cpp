@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <tuple>
 
 #include <cmath>
@@ -388,4 +389,24 @@ TEST_CASE("partial windows: cached row terms give what a fresh computation gives
   // And right: the windowed distance itself is checked against the long way above.
   CHECK(a1.values[0] == 1);
   CHECK(a1.values[1] == Approx(646.0).margin(0.3));
+}
+
+TEST_CASE("a fit asked to stop gives up with FitCancelled at its next check", "[core][model][cancel]") {
+  const Library lib = synthetic_library();
+  // The checks a whole fit makes (between stages and inside its loops, from both threads).
+  std::atomic<int> checks{0};
+  const Model whole = Model::fit(lib, options(), nullptr, [&] {
+    ++checks;
+    return false;
+  });
+  const int total = checks.load();
+  CHECK(whole.library_size() == lib.spectra.size());
+  REQUIRE(total > 6);  // at least one a stage
+  // Cancelled at the first, a middle or the last check: each time the fit throws, never returns.
+  for (const int answered_false : {0, 1, total / 2, total - 1}) {
+    INFO("cancelled after " << answered_false << " of " << total << " checks");
+    std::atomic<int> calls{0};
+    CHECK_THROWS_AS(Model::fit(lib, options(), nullptr, [&] { return ++calls > answered_false; }),
+                    FitCancelled);
+  }
 }

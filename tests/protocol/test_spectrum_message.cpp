@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <msgpack.hpp>
 
@@ -73,7 +74,8 @@ TEST_CASE("spectrum messages round-trip as arrays, f8 and f4 bin", "[protocol]")
     for (std::size_t i = 0; i < 5; ++i) {
       const double tol = dtype == "f4" ? 1e-4 : 0.0;
       CHECK(back.energy[i] == Approx(m.energy[i]).margin(tol));
-      CHECK(back.intensity[i] == Approx(m.intensity[i]).margin(tol));
+      const double y = dtype == "f4" ? back.intensity_f4.at(i) : back.intensity.at(i);
+      CHECK(y == Approx(m.intensity[i]).margin(tol));
     }
   }
 }
@@ -91,11 +93,53 @@ TEST_CASE("stacks carry a shape and pixel-major intensities", "[protocol]") {
   CHECK(back.stack);
   CHECK(back.shape == std::vector<std::int64_t>{2, 3, 5});
   CHECK(back.pixels() == 6);
-  CHECK(back.intensity[5 * 4 + 2] == Approx(4.02).margin(1e-5));
+  CHECK(back.intensity_f4[5 * 4 + 2] == Approx(4.02).margin(1e-5));
   // [n_pixels, n_energy] works as well.
   m.shape = {6, 5};
   const auto flat = encode(m);
   CHECK(decode_spectrum(flat.data(), flat.size()).pixels() == 6);
+}
+
+TEST_CASE("an f4 stack decodes to float storage with the same values", "[protocol][f4]") {
+  SpectrumMessage m = sample();
+  m.stack = true;
+  m.shape = {4, 3, 5};
+  m.intensity.clear();
+  // Values that float holds exactly and values it rounds: either way the decoded floats are the
+  // very floats that were sent, bit for bit.
+  std::vector<float> sent;
+  for (int p = 0; p < 12; ++p) {
+    for (int i = 0; i < 5; ++i) sent.push_back(static_cast<float>(p * 0.37 + 0.1 * i + 1e-3 / (1 + i)));
+  }
+  m.intensity_f4 = sent;
+  const auto bytes = encode(m, "f4");
+  const SpectrumMessage back = decode_spectrum(bytes.data(), bytes.size());
+  CHECK(back.intensity.empty());  // not widened to double
+  REQUIRE(back.intensity_f4.size() == sent.size());
+  CHECK(back.intensity_f4.capacity() == sent.size());  // 4 bytes a value, nothing more
+  CHECK(back.intensity_count() == sent.size());
+  CHECK(back.pixels() == 12);
+  for (std::size_t i = 0; i < sent.size(); ++i) {
+    CHECK(std::memcmp(&back.intensity_f4[i], &sent[i], sizeof(float)) == 0);
+  }
+  // f8 and arrays of numbers still decode to double.
+  for (const std::string dtype : {"", "f8"}) {
+    const auto wide = encode(m, dtype);
+    const SpectrumMessage w = decode_spectrum(wide.data(), wide.size());
+    CHECK(w.intensity_f4.empty());
+    REQUIRE(w.intensity.size() == sent.size());
+    CHECK(w.intensity[7] == static_cast<double>(sent[7]));
+  }
+  // A non-finite float is still refused, naming the field.
+  m.intensity_f4[9] = std::numeric_limits<float>::infinity();
+  const auto bad = encode(m, "f4");
+  try {
+    decode_spectrum(bad.data(), bad.size());
+    FAIL("an infinite f4 intensity was accepted");
+  } catch (const ProtocolError& e) {
+    CHECK(e.code() == ErrorCode::kNonFinite);
+    CHECK(e.field() == "intensity");
+  }
 }
 
 TEST_CASE("malformed spectrum messages are refused with code, field and id", "[protocol]") {

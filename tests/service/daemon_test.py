@@ -1056,6 +1056,156 @@ def scenario_session_offset(args):
     check(code == 0, "exit 0")
 
 
+def vm_bytes(pid, field="VmRSS"):
+    """A memory figure of /proc/PID/status (VmRSS, VmHWM) in bytes; 0 once the process is gone."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def connect_and_wait(sock, endpoint, timeout=20.0):
+    """Connects `sock` and waits until it is connected (a socket monitor's EVENT_CONNECTED)."""
+    monitor = sock.get_monitor_socket(zmq.EVENT_CONNECTED)
+    monitor.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
+    sock.connect(endpoint)
+    try:
+        monitor.recv_multipart()
+        return True
+    except zmq.Again:
+        return False
+    finally:
+        sock.disable_monitor()
+        monitor.close(linger=0)
+
+
+def scenario_memory(args):
+    """A subscriber that connects to the output but never reads while 100,000 spectra flow: the
+    results it holds in ZeroMQ's send queue count against input.memory_budget_bytes (64 MiB here),
+    so the daemon's RSS stays within its RSS after start-up plus the budget (without the budget the
+    ~1.5 KB results held for it would take ~200 MB), and every spectrum is published or counted as
+    dropped. Once the subscriber goes, ZeroMQ frees what it held and the budget is empty again."""
+    lib = Library(args.library)
+    rng = np.random.default_rng(41)
+    budget, count = 64 << 20, 100000
+    spectra = []
+    for _ in range(200):
+        energy, intensity = lib.measured(rng, lib.entries[rng.integers(len(lib.entries))])
+        spectra.append((energy.astype("<f4").tobytes(), intensity.astype("<f4").tobytes()))
+    meta = {"note": "m" * 1000}  # echoed in every estimate
+    feed = Feed()
+    d = Daemon(args, "memory", feed.endpoint,
+               input_yaml="memory_budget_bytes: %d\nmax_message_bytes: 8388608\noverflow: drop_oldest" % budget)
+    d.wait_ready()
+    feed.wait_subscribers()
+    # Only the silent subscriber is left on the output; the collector would read (and hold) it all.
+    d.stop_collecting.set()
+    d.collector.join()
+
+    def body(ident, i):
+        energy, intensity = spectra[i % len(spectra)]
+        return msgpack.packb({"id": ident, "energy": energy, "intensity": intensity, "dtype": "f4", "meta": meta},
+                             use_bin_type=True)
+
+    def wait_done(total, timeout):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            status = d.request("status")
+            if status and status["received"] == total and status["queue_depth"] == 0:
+                break
+            time.sleep(0.2)
+        return d.request("status")
+    # The baseline: after start-up and a first 1000 spectra (the workers' scratch, the allocator's
+    # per-thread arenas), with nobody holding results.
+    warmup = 1000
+    for i in range(warmup):
+        feed.send(body("w%04d" % i, i))
+    before = wait_done(warmup, 120)
+    time.sleep(0.5)
+    baseline = vm_bytes(d.proc.pid)
+    silent = CTX.socket(zmq.SUB)
+    silent.setsockopt(zmq.RCVHWM, 1)
+    silent.setsockopt(zmq.RCVBUF, 4096)
+    silent.setsockopt(zmq.SUBSCRIBE, b"")
+    check(connect_and_wait(silent, d.output), "the silent subscriber connects")
+    time.sleep(0.3)  # its subscription reaches the daemon's PUB
+
+    most = [baseline]
+    sampling = threading.Event()
+
+    def sample():
+        while not sampling.is_set():
+            most[0] = max(most[0], vm_bytes(d.proc.pid))
+            time.sleep(0.01)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    for i in range(count):
+        feed.send(body("m%06d" % i, i))
+    wait_done(warmup + count, 300)
+    time.sleep(0.5)
+    sampling.set()
+    sampler.join()
+    status = d.request("status")
+    # The flood alone: the warm-up's counts are taken off.
+    for key in ("received", "published", "rejected", "dropped", "unannounced"):
+        status[key] -= before[key]
+    held = status["memory_used_bytes"]
+    print("memory: RSS %.1f MiB after start-up, at most %.1f MiB under the silent subscriber (budget %d MiB); "
+          "VmHWM %.1f MiB; received %d, published %d, dropped %d (%d unannounced), budget in use %.1f MiB" %
+          (baseline / 2**20, most[0] / 2**20, budget >> 20, vm_bytes(d.proc.pid, "VmHWM") / 2**20,
+           status["received"], status["published"], status["dropped"], status["unannounced"], held / 2**20))
+    check(status["received"] == count, "every spectrum received (%d of %d)" % (status["received"], count))
+    check_counters(status, "memory")
+    check(status["queue_depth"] == 0 and status["rejected"] == 0, "nothing left in flight, nothing rejected")
+    check(status["published"] + status["dropped"] == count, "every spectrum published or counted as dropped")
+    check(status["dropped"] > 0, "the results held for the silent subscriber fill the budget: input is dropped")
+    check(status["memory_budget_bytes"] == budget, "status reports the budget")
+    check(most[0] <= baseline + budget,
+          "RSS at most %.1f MiB (start-up) + %d MiB (budget): %.1f MiB" % (baseline / 2**20, budget >> 20, most[0] / 2**20))
+    silent.close(linger=0)
+    deadline = time.time() + 20
+    while time.time() < deadline and d.request("status")["memory_used_bytes"] > 0:
+        time.sleep(0.1)
+    check(d.request("status")["memory_used_bytes"] == 0,
+          "with the subscriber gone, ZeroMQ frees what it held and the budget is empty")
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+    feed.sock.close(linger=0)
+
+
+def scenario_reload_fit_cancel(args):
+    """SIGTERM while a reload fits its model (after the library is simulated): the fit gives up at
+    its next check and the daemon exits 0. The test hook XASMAPD_TEST_FIT_PAUSE_MS holds the fit at
+    its first check (3 s) and then lets it go on, so that the SIGTERM sent in that window must be
+    seen by a later check inside the fit; the log says the fit itself was cancelled, not its result
+    thrown away after it finished."""
+    feed = Feed()
+    d = Daemon(args, "reload_fit_cancel", feed.endpoint, env={"XASMAPD_TEST_FIT_PAUSE_MS": "3000"})
+    d.wait_ready()
+    with open(d.config) as f:
+        text = f.read()
+    simulated = text.replace("library:\n  source: model\n  model_file: %s\n" % args.model,
+                             "library:\n  source: simulate\n", 1)
+    with open(d.config, "w") as f:
+        f.write(simulated)
+    reply = d.request("reload")
+    check(reply is not None and reply["ok"], "the reload starts: %s" % reply)
+    deadline = time.time() + 120
+    while time.time() < deadline and "reload: fitting the model" not in d.log_text():
+        time.sleep(0.05)
+    check("reload: fitting the model" in d.log_text(), "the reload reaches the fit")
+    code, elapsed = d.stop(signal.SIGTERM, timeout=20)
+    log = d.log_text()
+    print("SIGTERM during a reload's fit: exit %s after %.2f s" % (code, elapsed))
+    check(code == 0, "exit 0 within the 20 s bound (got %s)" % code)
+    check("the fit was cancelled" in log, "the fit itself gives up (FitCancelled)")
+    check("reload cancelled" in log and "reload done" not in log, "the reload is cancelled, not installed")
+
+
 def scenario_bench(args):
     """xasmap bench against a real daemon: every message answered, the report's figures sane."""
     if not args.xasmap:
@@ -1102,6 +1252,8 @@ SCENARIOS = {
     "threads": scenario_threads,
     "reload_cancel": scenario_reload_cancel,
     "session_offset": scenario_session_offset,
+    "memory": scenario_memory,
+    "reload_fit_cancel": scenario_reload_fit_cancel,
 }
 
 

@@ -8,6 +8,7 @@
 
 #include "bounded_queue.hpp"
 #include "latency_histogram.hpp"
+#include "memory_budget.hpp"
 
 using namespace xasmap::service;
 
@@ -97,4 +98,37 @@ TEST_CASE("bounded queue overflow policies", "[service]") {
     CHECK_FALSE(q.pop(std::chrono::milliseconds(0)).has_value());
     CHECK(q.closed_and_empty());
   }
+}
+
+TEST_CASE("memory budget: refusals, forced charges, waiting, and charges given back", "[service][memory]") {
+  MemoryBudget budget(1000);
+  CHECK(budget.try_acquire(600));
+  CHECK_FALSE(budget.try_acquire(500));  // 1100 > 1000: nothing taken
+  CHECK(budget.used() == 600);
+  budget.force_acquire(700);  // a message already accepted: granted over the limit
+  CHECK(budget.used() == 1300);
+  CHECK_FALSE(budget.try_acquire(1));
+  budget.release(700);
+  CHECK(budget.used() == 600);
+  {
+    BudgetCharge charge(&budget, 600);  // adopts the first 600
+    BudgetCharge moved = std::move(charge);
+    CHECK(charge.bytes() == 0);
+    CHECK(moved.bytes() == 600);
+    CHECK(budget.used() == 600);  // a move gives nothing back
+  }
+  CHECK(budget.used() == 0);  // the destructor did, once
+
+  // A waiter is let in by a release from another thread (as ZeroMQ's I/O thread frees a message).
+  REQUIRE(budget.try_acquire(900));
+  std::atomic<bool> let_in{false};
+  std::thread waiter([&] { let_in = budget.acquire_waiting(500, [] { return true; }); });
+  budget.release(900);
+  waiter.join();
+  CHECK(let_in.load());
+  CHECK(budget.used() == 500);
+
+  // A waiter told to stop takes its bytes anyway (the message was accepted) and says so.
+  CHECK_FALSE(budget.acquire_waiting(800, [] { return false; }));
+  CHECK(budget.used() == 1300);
 }

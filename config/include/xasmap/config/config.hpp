@@ -163,6 +163,10 @@ struct InputConfig {
   int max_points = 100000;
   int max_stack_pixels = 1 << 20;
   int workers = 0;  // 0 = one per hardware thread
+  // Bytes of input and results the daemon holds at once: messages in the input queue, stacks being
+  // computed, results in the outbox and in ZeroMQ's send queue. 1 GiB: four stacks at the default
+  // max_message_bytes. When it is full, input.overflow decides (docs/operations.md).
+  long long memory_budget_bytes = 1LL << 30;
   bool operator==(const InputConfig&) const = default;
 };
 

@@ -140,19 +140,32 @@ struct ModelFileInfo {
 // Called while a model file is written with the payload bytes written so far.
 using SaveProgress = std::function<void(std::uint64_t bytes)>;
 
+// Asked by Model::fit() at the start of each fitting stage and every few rows inside its long
+// loops (preprocessing, distance features, the novelty sample), from the fitting threads at once,
+// so it must be thread-safe and cheap; once it answers true, fit() stops and throws FitCancelled.
+// Landmark selection and the landmark MDS solve run to their end before the next check.
+using FitCancelRequested = std::function<bool()>;
+
+// Thrown by Model::fit() when its FitCancelRequested answered true.
+class FitCancelled : public Error {
+ public:
+  FitCancelled() : Error("model: the fit was cancelled") {}
+};
+
 class Model {
  public:
   // Throws xasmap::Error when the library is too small for the options or a solver fails, and
   // PreprocessError naming the library label when a library spectrum cannot be preprocessed.
   static Model fit(const Library& library, const ModelOptions& options,
-                   FitReport* report = nullptr);
+                   FitReport* report = nullptr, const FitCancelRequested& cancelled = {});
 
   // Fits a library whose spectra are already sampled on options.preprocess.grid, one per row of
   // `on_grid` (taken over and preprocessed in place: no copy of the library is made). For large
   // libraries; needs max_shift_ev == 0. `values[i]` holds the parameters of row i.
   static Model fit(FeatureMatrix&& on_grid, std::vector<ParameterInfo> parameters,
                    std::vector<std::string> labels, std::vector<std::vector<double>> values,
-                   const ModelOptions& options, FitReport* report = nullptr);
+                   const ModelOptions& options, FitReport* report = nullptr,
+                   const FitCancelRequested& cancelled = {});
 
   // Throws PreprocessError (with its reason) when the spectrum cannot be judged.
   Estimate estimate(const Spectrum& spectrum) const;
@@ -205,7 +218,7 @@ class Model {
   struct Index;  // kd-trees, rebuilt after fit and load
 
   // Everything after the rows are preprocessed: features, landmarks, embedding, indexes.
-  void fit_embedding(FitReport* report);
+  void fit_embedding(FitReport* report, const FitCancelRequested& cancelled);
   // The distance features of library row r on `window` (`full`: the whole grid).
   RowVectorXf features_of(Eigen::Index r, const Window& window, bool full) const;
   // Squared feature distance between query features z and library row r on `window`, without

@@ -75,18 +75,23 @@ class ProtocolError : public xasmap::Error {
   std::optional<std::string> id_;
 };
 
-// A `spectrum` message (frame 1 of the input topic). For a stack (kind "stack"), `intensity`
-// holds every pixel's spectrum, pixel-major, and `shape` is [rows, cols, n_energy] or
+// A `spectrum` message (frame 1 of the input topic). For a stack (kind "stack"), the intensities
+// hold every pixel's spectrum, pixel-major, and `shape` is [rows, cols, n_energy] or
 // [n_pixels, n_energy].
 struct SpectrumMessage {
   std::string id;
   std::vector<double> energy;
+  // The intensities in the precision they came in: `intensity_f4` for bin of dtype "f4" (kept as
+  // float, not widened: half the memory of a large stack), `intensity` otherwise. One of the two is
+  // empty. encode() sends `intensity_f4` when it is not empty.
   std::vector<double> intensity;
+  std::vector<float> intensity_f4;
   std::optional<double> time;           // acquisition time, s since the Unix epoch
   std::vector<std::uint8_t> meta;       // the `meta` map as msgpack bytes, echoed back unchanged
   bool stack = false;
   std::vector<std::int64_t> shape;      // stacks only
-  std::size_t pixels() const { return stack ? intensity.size() / std::max<std::size_t>(1, energy.size()) : 1; }
+  std::size_t intensity_count() const { return intensity_f4.empty() ? intensity.size() : intensity_f4.size(); }
+  std::size_t pixels() const { return stack ? intensity_count() / std::max<std::size_t>(1, energy.size()) : 1; }
 };
 
 struct DecodeLimits {
