@@ -81,12 +81,18 @@ trap cleanup EXIT
 data="$root/tests/data"
 measured=("$data/xrm2018/poster_fig2_MnO_measured.csv" "$data"/experimental/xinhuolin_MnEdgeNet/*.csv)
 
+# The default library is simulated once, to files: the daemon reads them (the default config with
+# library.source: files), the feed takes its noisy copies from them and the figures compare with them.
+echo "== the default library (deploy/xasmapd.yaml), simulated once"
+"$bin/xasmap" library --config "$root/deploy/xasmapd.yaml" --out "$out/library" > /dev/null
+sed -e 's|^  source: simulate|  source: files|' -e "s|^  directory: \"\"|  directory: \"$out/library\"|" \
+  "$root/deploy/xasmapd.yaml" > "$work/xasmapd.yaml"
+grep -q '^  source: files' "$work/xasmapd.yaml" || { echo "demo.sh: could not point the config at the library" >&2; exit 1; }
+
 echo "== xasmapd on the default config (input $input, output $output, control $control)"
-"$bin/xasmapd" --config "$root/deploy/xasmapd.yaml" --input "$input" --output "$output" --control "$control" \
+"$bin/xasmapd" --config "$work/xasmapd.yaml" --input "$input" --output "$output" --control "$control" \
   2> "$out/xasmapd.log" &
 daemon_pid=$!
-# Meanwhile, the library spectra as files: the feed's noisy copies and the comparison figures.
-"$bin/xasmap" library --config "$root/deploy/xasmapd.yaml" --out "$out/library" > /dev/null
 "$bin/xasmap" status --control "$control" --wait 120 > /dev/null || {
   echo "demo.sh: xasmapd did not become ready; its log:" >&2; cat "$out/xasmapd.log" >&2; exit 1; }
 sed -n '/ready in/,/control /p' "$out/xasmapd.log" | sed 's/^\[[^]]*\] \[[^]]*\] /  /'

@@ -394,15 +394,29 @@ void validate_simulate(const SimulateConfig& s, Checker& c) {
       }
     }
   }
-  c.range(p + ".slater_scale", s.slater_scale, 0.0, 2.0);
+  c.sweep(p + ".slater_scale", s.slater_scale, 0.0, 2.0);
+  if (s.slater_scale.values().size() > 1 && (s.slater_scale_dd || s.slater_scale_pd)) {
+    c.add(p + ".slater_scale", "several values with slater_scale_dd or slater_scale_pd set",
+          "one value, or no slater_scale_dd and slater_scale_pd (a swept scale applies to all)");
+  }
   if (s.slater_scale_dd) c.range(p + ".slater_scale_dd", *s.slater_scale_dd, 0.0, 2.0);
   if (s.slater_scale_pd) c.range(p + ".slater_scale_pd", *s.slater_scale_pd, 0.0, 2.0);
   c.range(p + ".zeta_scale", s.zeta_scale, 0.0, 2.0);
   c.range(p + ".exchange_field_ev", s.exchange_field_ev, -5.0, 5.0);
-  c.range(p + ".temperature_k", s.temperature_k, 0.0, 5000.0);
+  c.sweep(p + ".temperature_k", s.temperature_k, 0.0, 5000.0);
   c.positive(p + ".lorentz_fwhm_l3_ev", s.lorentz_fwhm_l3_ev, 10.0);
   c.positive(p + ".lorentz_fwhm_l2_ev", s.lorentz_fwhm_l2_ev, 10.0);
-  c.range(p + ".gauss_fwhm_ev", s.gauss_fwhm_ev, 0.0, 10.0);
+  c.sweep(p + ".lorentz_scale", s.lorentz_scale, 0.01, 10.0);
+  c.sweep(p + ".gauss_fwhm_ev", s.gauss_fwhm_ev, 0.0, 10.0);
+  std::size_t size = s.ions.size();
+  for (const Sweep* sweep : {&s.tendq_ev, &s.ds_ev, &s.dt_ev, &s.slater_scale, &s.temperature_k,
+                             &s.lorentz_scale, &s.gauss_fwhm_ev}) {
+    size *= std::max<std::size_t>(1, sweep->values().size());
+  }
+  if (size > kMaxSweepValues) {
+    c.add(p, std::to_string(size) + " spectra (ions x every swept value)",
+          "at most " + std::to_string(kMaxSweepValues) + " spectra");
+  }
 }
 
 void validate_library(const LibraryConfig& l, Checker& c) {
@@ -577,17 +591,18 @@ void read_simulate(MapReader r, SimulateConfig& s) {
   r.sweep("tendq_ev", s.tendq_ev);
   r.sweep("ds_ev", s.ds_ev);
   r.sweep("dt_ev", s.dt_ev);
-  r.number("slater_scale", s.slater_scale);
+  r.sweep("slater_scale", s.slater_scale);
   r.optional_number("slater_scale_dd", s.slater_scale_dd);
   r.optional_number("slater_scale_pd", s.slater_scale_pd);
   r.number("zeta_scale", s.zeta_scale);
   r.number("exchange_field_ev", s.exchange_field_ev);
-  r.number("temperature_k", s.temperature_k);
+  r.sweep("temperature_k", s.temperature_k);
   r.choice<Polarization>("polarization", s.polarization, kPolarizations);
   r.number("lorentz_fwhm_l3_ev", s.lorentz_fwhm_l3_ev);
   r.number("lorentz_fwhm_l2_ev", s.lorentz_fwhm_l2_ev);
+  r.sweep("lorentz_scale", s.lorentz_scale);
   r.choice<LifetimeRule>("lifetime_rule", s.lifetime_rule, kLifetimeRules);
-  r.number("gauss_fwhm_ev", s.gauss_fwhm_ev);
+  r.sweep("gauss_fwhm_ev", s.gauss_fwhm_ev);
   r.number_map("overrides", s.overrides);
   r.number_map("energy_offset_ev", s.energy_offset_ev);
   r.finish();
@@ -780,7 +795,9 @@ namespace {
 
 void emit_sweep(YAML::Emitter& out, const char* key, const Sweep& s) {
   out << YAML::Key << key;
-  if (!s.list.empty()) {
+  if (s.list.size() == 1) {
+    out << YAML::Value << s.list.front();
+  } else if (!s.list.empty()) {
     out << YAML::Flow << s.list;
   } else {
     out << YAML::Flow << YAML::BeginMap << YAML::Key << "start" << YAML::Value << s.start
@@ -819,17 +836,18 @@ std::string to_yaml(const Config& c) {
     emit_sweep(out, "tendq_ev", s.tendq_ev);
     emit_sweep(out, "ds_ev", s.ds_ev);
     emit_sweep(out, "dt_ev", s.dt_ev);
-    kv("slater_scale", s.slater_scale);
+    emit_sweep(out, "slater_scale", s.slater_scale);
     null_or("slater_scale_dd", s.slater_scale_dd);
     null_or("slater_scale_pd", s.slater_scale_pd);
     kv("zeta_scale", s.zeta_scale);
     kv("exchange_field_ev", s.exchange_field_ev);
-    kv("temperature_k", s.temperature_k);
+    emit_sweep(out, "temperature_k", s.temperature_k);
     kv("polarization", to_string(s.polarization));
     kv("lorentz_fwhm_l3_ev", s.lorentz_fwhm_l3_ev);
     kv("lorentz_fwhm_l2_ev", s.lorentz_fwhm_l2_ev);
+    emit_sweep(out, "lorentz_scale", s.lorentz_scale);
     kv("lifetime_rule", to_string(s.lifetime_rule));
-    kv("gauss_fwhm_ev", s.gauss_fwhm_ev);
+    emit_sweep(out, "gauss_fwhm_ev", s.gauss_fwhm_ev);
     out << YAML::Key << "overrides" << YAML::Value << YAML::BeginMap;
     for (const auto& [name, value] : s.overrides) kv(name.c_str(), value);
     out << YAML::EndMap;

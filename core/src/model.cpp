@@ -543,7 +543,11 @@ void Model::fit_embedding(FitReport* report, const FitCancelRequested& cancelled
                    for (const auto& [r, d] : cand) {
                      if (m.row_spectrum_[static_cast<std::size_t>(r)] == m.row_spectrum_[static_cast<std::size_t>(row)]) continue;
                      if (m.row_shift_[static_cast<std::size_t>(r)] != 0.0f) continue;
-                     nearest[static_cast<std::size_t>(s)] = std::min(nearest[static_cast<std::size_t>(s)], std::sqrt(space.d2(row, r)));
+                     // An identical spectrum under other labels (a nuisance setting it does not
+                     // depend on, e.g. the temperature of Mn2+ 6A1) is no neighbour to measure by.
+                     const double d2 = space.d2(row, r);
+                     if (!(d2 > 1e-18)) continue;
+                     nearest[static_cast<std::size_t>(s)] = std::min(nearest[static_cast<std::size_t>(s)], std::sqrt(d2));
                    }
                  }
                });

@@ -34,7 +34,7 @@ const std::vector<OptionSpec> kFeedOptions = {
     {"library", true, "DIR", "send noisy copies of the spectra of a library folder (manifest.csv)"},
     {"stack", true, "RxC[xE]", "send one synthetic STXM stack of R x C pixels (E energies) built from --library"},
     {"stack-image", true, "PGM", "the stack's phase map: a PGM image whose grey levels pick --phases"},
-    {"phases", true, "LABELS", "library labels of the stack's phases, dark to bright (default Mn2_tendq0.9,Mn4_tendq2)"},
+    {"phases", true, "LABELS", "library labels of the stack's phases, dark to bright (default Mn2_tendq0.9_slater0.8_T300_gauss0.2,Mn4_tendq2_slater0.8_T300_gauss0.2: the default library's)"},
     {"count", true, "N", "messages to send (default: 100 from --library, each file once, 1 stack)"},
     {"rate", true, "HZ", "messages per second; 0 = as fast as possible (default 100)"},
     {"seconds", true, "S", "stop after S seconds even if --count is not reached"},
@@ -100,7 +100,7 @@ int run_feed(const CliArgs& args) {
       throw UsageError("--stack-image is " + std::to_string(image.front().size()) + "x" +
                        std::to_string(image.size()) + " (cols x rows), not the --stack size");
     }
-    const auto phases = split(args.value("phases").value_or("Mn2_tendq0.9,Mn4_tendq2"), ',');
+    const auto phases = split(args.value("phases").value_or("Mn2_tendq0.9_slater0.8_T300_gauss0.2,Mn4_tendq2_slater0.8_T300_gauss0.2"), ',');
     const long long count = args.integer("count", 1);
     for (long long i = 0; i < count; ++i) {
       Source s = make_stack(lib, image, phases, perturb, rng);

@@ -16,18 +16,26 @@ Eigen::VectorXd energy_grid(const config::GridConfig& grid) {
   return e;
 }
 
-Broadening broadening_of(const config::SimulateConfig& s) {
-  return {s.lorentz_fwhm_l3_ev, s.lorentz_fwhm_l2_ev, s.gauss_fwhm_ev,
+Broadening broadening_of(const config::SimulateConfig& s, double gauss_fwhm_ev, double lorentz_scale) {
+  return {lorentz_scale * s.lorentz_fwhm_l3_ev, lorentz_scale * s.lorentz_fwhm_l2_ev, gauss_fwhm_ev,
           s.lifetime_rule == config::LifetimeRule::kSplitEnergy ? LifetimeRule::kSplitEnergy
                                                                 : LifetimeRule::kCoreHoleCharacter};
 }
 
-ParameterScaling scaling_of(const config::SimulateConfig& s) {
+Broadening broadening_of(const config::SimulateConfig& s) {
+  return broadening_of(s, s.gauss_fwhm_ev.values().front(), s.lorentz_scale.values().front());
+}
+
+ParameterScaling scaling_of(const config::SimulateConfig& s, double slater_scale) {
   ParameterScaling scaling;
-  scaling.slater_dd = s.slater_scale_dd.value_or(s.slater_scale);
-  scaling.slater_pd = s.slater_scale_pd.value_or(s.slater_scale);
+  scaling.slater_dd = s.slater_scale_dd.value_or(slater_scale);
+  scaling.slater_pd = s.slater_scale_pd.value_or(slater_scale);
   scaling.zeta = s.zeta_scale;
   return scaling;
+}
+
+ParameterScaling scaling_of(const config::SimulateConfig& s) {
+  return scaling_of(s, s.slater_scale.values().front());
 }
 
 CrystalSymmetry symmetry_of(config::Symmetry s) {
@@ -56,7 +64,17 @@ std::vector<std::string> label_names(const config::SimulateConfig& s) {
   std::vector<std::string> names{"charge", "tendq"};
   if (s.ds_ev.values().size() > 1) names.emplace_back("ds");
   if (s.dt_ev.values().size() > 1) names.emplace_back("dt");
+  for (const auto& [name, sweep] : nuisance_sweeps(s)) {
+    if (sweep->values().size() > 1) names.emplace_back(name);
+  }
   return names;
+}
+
+std::vector<std::pair<std::string, const config::Sweep*>> nuisance_sweeps(const config::SimulateConfig& s) {
+  return {{"slater_scale", &s.slater_scale},
+          {"temperature_k", &s.temperature_k},
+          {"gauss_fwhm_ev", &s.gauss_fwhm_ev},
+          {"lorentz_scale", &s.lorentz_scale}};
 }
 
 namespace {
@@ -69,41 +87,66 @@ std::string format_value(double v) {
 
 std::vector<SimulationJob> make_jobs(const config::SimulateConfig& s, const AtomicTable& table) {
   const std::vector<std::string> names = label_names(s);
-  const bool with_ds = std::find(names.begin(), names.end(), "ds") != names.end();
-  const bool with_dt = std::find(names.begin(), names.end(), "dt") != names.end();
+  const auto labelled = [&](const char* name) { return std::find(names.begin(), names.end(), name) != names.end(); };
+  const bool with_ds = labelled("ds"), with_dt = labelled("dt");
+  const bool with_slater = labelled("slater_scale"), with_temperature = labelled("temperature_k");
+  const bool with_gauss = labelled("gauss_fwhm_ev"), with_lorentz = labelled("lorentz_scale");
   std::vector<SimulationJob> jobs;
   for (const std::string& ion_name : s.ions) {
     const Ion ion = parse_ion(ion_name);
-    const MultipletParameters base = make_parameters(ion, table.lookup(ion), scaling_of(s));
     const auto offset = s.energy_offset_ev.find(ion_name);
     if (offset == s.energy_offset_ev.end()) {
       throw Error("library.simulate.energy_offset_ev has no entry for " + ion_name);
     }
-    for (const double tendq : s.tendq_ev.values()) {
-      for (const double ds : s.ds_ev.values()) {
-        for (const double dt : s.dt_ev.values()) {
-          SimulationJob job;
-          job.parameters = base;
-          for (const auto& [name, value] : s.overrides) set_parameter(job.parameters, name, value);
-          job.parameters.symmetry = symmetry_of(s.symmetry);
-          job.parameters.tendq = tendq;
-          job.parameters.ds = ds;
-          job.parameters.dt = dt;
-          job.parameters.exchange_field = s.exchange_field_ev;
-          job.parameters.temperature_k = s.temperature_k;
-          job.parameters.polarization = polarization_of(s.polarization);
-          job.energy_offset_ev = offset->second;
-          job.label = ion.element + std::to_string(ion.charge) + "_tendq" + format_value(tendq);
-          job.labels = {{"charge", ion.charge}, {"tendq", tendq}};
-          if (with_ds) {
-            job.labels["ds"] = ds;
-            job.label += "_ds" + format_value(ds);
+    for (const double slater : s.slater_scale.values()) {
+      const MultipletParameters base = make_parameters(ion, table.lookup(ion), scaling_of(s, slater));
+      for (const double temperature : s.temperature_k.values()) {
+        for (const double tendq : s.tendq_ev.values()) {
+          for (const double ds : s.ds_ev.values()) {
+            for (const double dt : s.dt_ev.values()) {
+              SimulationJob job;
+              job.parameters = base;
+              for (const auto& [name, value] : s.overrides) set_parameter(job.parameters, name, value);
+              job.parameters.symmetry = symmetry_of(s.symmetry);
+              job.parameters.tendq = tendq;
+              job.parameters.ds = ds;
+              job.parameters.dt = dt;
+              job.parameters.exchange_field = s.exchange_field_ev;
+              job.parameters.temperature_k = temperature;
+              job.parameters.polarization = polarization_of(s.polarization);
+              job.energy_offset_ev = offset->second;
+              job.label = ion.element + std::to_string(ion.charge) + "_tendq" + format_value(tendq);
+              job.labels = {{"charge", ion.charge}, {"tendq", tendq}};
+              const auto label = [&](bool with, const char* name, const char* tag, double v) {
+                if (!with) return;
+                job.labels[name] = v;
+                job.label += std::string("_") + tag + format_value(v);
+              };
+              label(with_ds, "ds", "ds", ds);
+              label(with_dt, "dt", "dt", dt);
+              label(with_slater, "slater_scale", "slater", slater);
+              label(with_temperature, "temperature_k", "T", temperature);
+              // Width variants reuse one diagonalisation: they differ only in broadening.
+              bool first_width = true;
+              for (const double gauss : s.gauss_fwhm_ev.values()) {
+                for (const double lorentz : s.lorentz_scale.values()) {
+                  SimulationJob variant = job;
+                  variant.broadening = broadening_of(s, gauss, lorentz);
+                  variant.same_sticks_as_previous = !first_width;
+                  first_width = false;
+                  if (with_gauss) {
+                    variant.labels["gauss_fwhm_ev"] = gauss;
+                    variant.label += "_gauss" + format_value(gauss);
+                  }
+                  if (with_lorentz) {
+                    variant.labels["lorentz_scale"] = lorentz;
+                    variant.label += "_lorentz" + format_value(lorentz);
+                  }
+                  jobs.push_back(std::move(variant));
+                }
+              }
+            }
           }
-          if (with_dt) {
-            job.labels["dt"] = dt;
-            job.label += "_dt" + format_value(dt);
-          }
-          jobs.push_back(std::move(job));
         }
       }
     }

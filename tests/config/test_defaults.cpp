@@ -47,7 +47,11 @@ library:
     symmetry: D4h
     tendq_ev: [0.5, 1.0, 1.5]
     ds_ev: {start: -0.1, stop: 0.1, step: 0.05}
+    slater_scale: 0.8
     slater_scale_dd: 0.7
+    temperature_k: {start: 100, stop: 300, step: 100}
+    gauss_fwhm_ev: [0.25, 0.5]
+    lorentz_scale: 1.2
     polarization: left
     energy_offset_ev: {Fe2+: 707.5, Fe3+: 709.0}
   grid: {emin_ev: 700, emax_ev: 730, step_ev: 0.05}
@@ -66,6 +70,10 @@ logging: {format: json, level: debug}
   REQUIRE(c.library.simulate.slater_scale_dd.has_value());
   CHECK(*c.library.simulate.slater_scale_dd == Approx(0.7).margin(1e-15));
   CHECK_FALSE(c.library.simulate.slater_scale_pd.has_value());
+  CHECK(c.library.simulate.slater_scale.values() == std::vector<double>{0.8});
+  CHECK(c.library.simulate.temperature_k.values() == std::vector<double>{100, 200, 300});
+  CHECK(c.library.simulate.gauss_fwhm_ev.values() == std::vector<double>{0.25, 0.5});
+  CHECK(c.library.simulate.lorentz_scale.values() == std::vector<double>{1.2});
   CHECK(c.embedding.method == EmbeddingMethod::kIsomap);
   CHECK(c.input.pattern == InputPattern::kPull);
   CHECK(c.logging.format == LogFormat::kJson);

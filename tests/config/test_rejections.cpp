@@ -114,6 +114,14 @@ TEST_CASE("cross-field rules are checked and located", "[config][reject]") {
         {"control.endpoint", 2, 13, "the same as output.endpoint", "an endpoint of its own"});
   check(rejection("input:\n  max_message_bytes: 67108864\n  memory_budget_bytes: 33554432\n"),
         {"input.memory_budget_bytes", 3, 24, "33554432", "at least input.max_message_bytes (67108864)"});
+  // A swept Slater scale applies to F(dd) and F(pd) alike: separate scales need one value.
+  check(rejection("library:\n  simulate:\n    slater_scale_dd: 0.7\n"),
+        {"library.simulate.slater_scale", 3, 5, "several values with slater_scale_dd", "one value"});
+  check(rejection("library:\n  simulate:\n    gauss_fwhm_ev: [0.2, -0.1]\n"),
+        {"library.simulate.gauss_fwhm_ev[1]", 3, 5, "-0.1", "a number in [0, 10]"});
+  // Every swept setting multiplies the library: 5001 10Dq values x 3 ions x 12 nuisance variants.
+  check(rejection("library:\n  simulate:\n    tendq_ev: {start: 0, stop: 2.5, step: 0.0005}\n"),
+        {"library.simulate", 3, 5, "180036 spectra", "at most 100000 spectra"});
   // A key left at its default is located at its section's first key.
   check(rejection("embedding:\n  estimate_dims: 64\n"),
         {"embedding.landmarks", 2, 3, "64", "more landmarks than embedding.estimate_dims"});

@@ -10,9 +10,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <functional>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -35,8 +38,13 @@ const AtomicTable& table() {
   return t;
 }
 
+// The default configuration, or the one XASMAP_HELDOUT_CONFIG names (to compare settings on
+// the same sets; the shipped figures in docs/validation.md are the default's).
 const config::Config& default_config() {
-  static const config::Config c;
+  static const config::Config c = [] {
+    const char* file = std::getenv("XASMAP_HELDOUT_CONFIG");
+    return file != nullptr && *file != 0 ? config::load_config(file) : config::Config{};
+  }();
   return c;
 }
 
@@ -75,7 +83,19 @@ struct Outcome {
   std::vector<int> correct;
   std::vector<double> novelty;
   int flagged = 0;          // in_library = false
+  // Sums of the reported nuisance parameters (slater_scale, temperature_k, gauss_fwhm_ev,
+  // lorentz_scale: those the default library sweeps), over the answered spectra.
+  std::map<std::string, double> nuisance_sum;
+  int answered = 0;
+  double nuisance_mean(const std::string& name) const {
+    const auto it = nuisance_sum.find(name);
+    return it == nuisance_sum.end() ? std::numeric_limits<double>::quiet_NaN() : it->second / std::max(1, answered);
+  }
 };
+
+bool is_nuisance(const std::string& name) {
+  return name == "slater_scale" || name == "temperature_k" || name == "gauss_fwhm_ev" || name == "lorentz_scale";
+}
 
 // Expected calibration error of the charge confidence: 10 equal-width bins of the confidence,
 // |accuracy - mean confidence| weighted by the bin's share of spectra.
@@ -120,6 +140,10 @@ Outcome run(const std::vector<HeldOutSpectrum>& set, const std::function<double(
       ++o.rejected;  // refused with a reason: no probability to calibrate
       continue;
     }
+    ++o.answered;
+    for (std::size_t p = 0; p < m.parameters().size(); ++p) {
+      if (is_nuisance(m.parameters()[p].name)) o.nuisance_sum[m.parameters()[p].name] += e.values[p];
+    }
     const bool ok = static_cast<int>(e.values[charge]) == h.charge;
     o.charge_ok += ok;
     o.confidence.push_back(e.confidence[charge]);
@@ -143,13 +167,28 @@ std::string fixed(double v, int digits) {
   return b;
 }
 
+// The mean reported nuisance settings, e.g. "Slater 0.79, 164 K, G 0.30 eV".
+std::string nuisance_text(const Outcome& o) {
+  std::string t;
+  const auto add = [&](const char* name, const char* before, int digits, const char* after) {
+    const double v = o.nuisance_mean(name);
+    if (std::isnan(v)) return;
+    t += (t.empty() ? "" : ", ") + std::string(before) + fixed(v, digits) + after;
+  };
+  add("slater_scale", "Slater ", 2, "");
+  add("temperature_k", "", 0, " K");
+  add("gauss_fwhm_ev", "G ", 2, " eV");
+  add("lorentz_scale", "L x", 2, "");
+  return t.empty() ? "-" : t;
+}
+
 struct Row {
   std::string name;
   Outcome outcome;
 };
 
-std::vector<Row>& rows() {
-  static std::vector<Row> r;
+std::deque<Row>& rows() {  // a deque: report()'s references stay valid
+  static std::deque<Row> r;
   return r;
 }
 
@@ -167,12 +206,12 @@ const Outcome& report(const std::string& name, Outcome outcome) {
             << fixed(100.0 * o.covered / right, 1) << " %, ECE "
             << fixed(expected_calibration_error(o), 3) << ", wrong at p>=0.9 "
             << fixed(100.0 * o.confident_wrong / o.count, 1) << " %, median novelty "
-            << (nov.empty() ? 0.0 : nov[nov.size() / 2]) << ", flagged " << o.flagged);
+            << (nov.empty() ? 0.0 : nov[nov.size() / 2]) << ", flagged " << o.flagged << "; " << nuisance_text(o));
   std::ofstream table("validation_heldout.md");
   table << "| set | spectra | refused | charge right (of answered) | 10Dq MAE (eV) | 10Dq bias (eV) | "
            "10Dq within ±uncertainty | ECE of charge confidence | wrong with confidence ≥ 0.9 | "
-           "median novelty | flagged outside |\n"
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+           "median novelty | flagged outside | mean reported settings |\n"
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
   for (const Row& r : rows()) {
     const Outcome& x = r.outcome;
     std::vector<double> n = x.novelty;
@@ -184,7 +223,7 @@ const Outcome& report(const std::string& name, Outcome outcome) {
           << fixed(100.0 * x.covered / ok, 1) << " % | "
           << fixed(expected_calibration_error(x), 3) << " | "
           << fixed(100.0 * x.confident_wrong / x.count, 1) << " % | "
-          << fixed(n.empty() ? 0.0 : n[n.size() / 2], 2) << " | " << x.flagged << " |\n";
+          << fixed(n.empty() ? 0.0 : n[n.size() / 2], 2) << " | " << x.flagged << " | " << nuisance_text(x) << " |\n";
   }
   return o;
 }
@@ -357,17 +396,29 @@ TEST_CASE("held-out: 10Dq midway between grid points, the library's own model", 
   REQUIRE(o.count == 300);
   CHECK(o.rejected == 0);
   CHECK(o.charge_ok == o.count);
-  CHECK(o.tendq_abs / o.charge_ok <= 0.04);
+  // 0.025 eV with a library of this one model setting (2026-12-05); 0.049 eV since the default
+  // library spans Slater scales, temperatures and widths (nuisance variants near a spectrum
+  // compete with its own setting's). The target off-grid is 0.10 eV.
+  CHECK(o.tendq_abs / o.charge_ok <= 0.06);
 }
 
 TEST_CASE("held-out: other Slater reductions", "[heldout]") {
+  std::vector<double> reported;
   for (const double scale : {0.7, 0.9}) {
     HeldOutPhysics p = physics(2);
     p.slater_scale = scale;
     HeldOutMeasurement m;
     m.seed = 102;
-    report("Slater " + fixed(scale, 1), make_heldout(p, m, table()));
+    const Outcome& o = report("Slater " + fixed(scale, 1), make_heldout(p, m, table()));
+    CHECK(o.charge_ok >= 0.99 * (o.count - o.rejected));
+    CHECK(o.tendq_abs / std::max(1, o.charge_ok) <= 0.10);
+    reported.push_back(o.nuisance_mean("slater_scale"));
   }
+  // The library's Slater scale is reported, and follows the truth: nearer 0.7 than 0.9 on the
+  // 0.7 set and the other way round (the library holds 0.65, 0.8 and 0.95).
+  REQUIRE(reported.size() == 2);
+  CHECK(std::abs(reported[0] - 0.7) < std::abs(reported[0] - 0.9));
+  CHECK(std::abs(reported[1] - 0.9) < std::abs(reported[1] - 0.7));
 }
 
 TEST_CASE("held-out: narrower and broader instruments", "[heldout]") {
@@ -377,8 +428,14 @@ TEST_CASE("held-out: narrower and broader instruments", "[heldout]") {
   broad.broadening = Broadening{0.5, 1.0, 0.5, LifetimeRule::kCoreHoleCharacter};
   HeldOutMeasurement m;
   m.seed = 103;
-  report("narrower (L 0.3/0.6, G 0.15 eV)", make_heldout(narrow, m, table()));
-  report("broader (L 0.5/1.0, G 0.5 eV)", make_heldout(broad, m, table()));
+  const Outcome& n = report("narrower (L 0.3/0.6, G 0.15 eV)", make_heldout(narrow, m, table()));
+  const Outcome& b = report("broader (L 0.5/1.0, G 0.5 eV)", make_heldout(broad, m, table()));
+  for (const Outcome* o : {&n, &b}) {
+    CHECK(o->charge_ok >= 0.99 * (o->count - o->rejected));
+    CHECK(o->tendq_abs / std::max(1, o->charge_ok) <= 0.15);
+  }
+  // The instrument width is reported and follows the truth (the library holds 0.2 and 0.4 eV).
+  CHECK(b.nuisance_mean("gauss_fwhm_ev") - n.nuisance_mean("gauss_fwhm_ev") >= 0.1);
 }
 
 TEST_CASE("held-out: 0 K", "[heldout]") {
@@ -386,7 +443,12 @@ TEST_CASE("held-out: 0 K", "[heldout]") {
   p.temperature_k = 0;
   HeldOutMeasurement m;
   m.seed = 104;
-  report("0 K", make_heldout(p, m, table()));
+  const Outcome& o = report("0 K", make_heldout(p, m, table()));
+  CHECK(o.charge_ok >= 0.99 * (o.count - o.rejected));
+  CHECK(o.tendq_abs / std::max(1, o.charge_ok) <= 0.15);
+  // The library holds 20 and 300 K. Mn2+ (6A1) and Mn4+ (4A2) look the same at both, so only
+  // Mn3+ (5E) can tell; the set's mean still falls below the library's middle, 160 K.
+  CHECK(o.nuisance_mean("temperature_k") < 160);
 }
 
 TEST_CASE("held-out: tetragonal distortion", "[heldout]") {

@@ -62,14 +62,14 @@ struct ModelOptions {
   // would be probability_noise = 1 and the rest 0; fitted on held-out spectra of other model
   // settings (docs/validation.md), the noise term is 470 times that and the unexplained residual
   // counts too: neighbouring library spectra differ by less than the model's own error.
-  double probability_noise = 470.0;
-  double probability_residual = 0.55;
+  double probability_noise = 280.0;
+  double probability_residual = 0.5;
   double probability_spacing = 0.0;
   // 68 % intervals of continuous parameters: sigma^2 = u^2 + g^2 (interval_spacing^2 +
   // interval_residual^2 novelty^2), u the neighbours' weighted spread (or the local-linear fit's
   // residual), g the parameter's library grid step. Calibrated on held-out spectra.
-  double interval_spacing = 0.0;
-  double interval_residual = 0.6;
+  double interval_spacing = 0.28;
+  double interval_residual = 0.55;
   // A spectrum on a partial window whose best embedding candidate lies more than
   // exact_partial_novelty median neighbour distances beyond its noise (its novelty) is ranked
   // against every library row exactly, when the library holds at most exact_partial_rows rows
