@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <limits>
 #include <map>
 #include <numeric>
@@ -532,34 +533,58 @@ void Model::fit_embedding(FitReport* report, const FitCancelRequested& cancelled
     std::shuffle(sample.begin(), sample.end(), rng);
     sample.resize(2000);
   }
+  // The novelty's scale is the spacing along the parameters asked for: a spectrum's own nuisance
+  // variants (the same value of every other parameter) do not count as its neighbours there.
+  std::vector<bool> asked(m.parameters_.size(), true);
+  for (std::size_t p = 0; p < m.parameters_.size(); ++p) {
+    for (const std::string& name : o.nuisance_parameters) asked[p] = asked[p] && m.parameters_[p].name != name;
+  }
+  const bool with_variants = std::find(asked.begin(), asked.end(), false) != asked.end();
+  const auto variant_of = [&](std::size_t a, std::size_t b) {
+    for (std::size_t p = 0; p < asked.size(); ++p) {
+      if (asked[p] && m.values_[a][p] != m.values_[b][p]) return false;
+    }
+    return true;
+  };
+  const Eigen::Index wanted = (with_variants ? 64 : 16) * per_spectrum;
   std::vector<double> nearest(sample.size(), std::numeric_limits<double>::infinity());
+  std::vector<double> nearest_asked(sample.size(), std::numeric_limits<double>::infinity());
   parallel_for(static_cast<Eigen::Index>(sample.size()), o.threads,
                [&](Eigen::Index begin, Eigen::Index end) {
                  for (Eigen::Index s = begin; s < end; ++s) {
                    if (cancel_now(cancelled, s - begin)) return;
                    const Eigen::Index row = static_cast<Eigen::Index>(sample[static_cast<std::size_t>(s)]) * per_spectrum;
+                   const auto own = static_cast<std::size_t>(m.row_spectrum_[static_cast<std::size_t>(row)]);
                    const auto cand = m.embedding_neighbors(m.coordinates_.row(row).cast<double>().transpose(),
-                                                           static_cast<int>(std::min<Eigen::Index>(rows, 16 * per_spectrum)));
+                                                           static_cast<int>(std::min<Eigen::Index>(rows, wanted)));
                    for (const auto& [r, d] : cand) {
-                     if (m.row_spectrum_[static_cast<std::size_t>(r)] == m.row_spectrum_[static_cast<std::size_t>(row)]) continue;
+                     const auto other = static_cast<std::size_t>(m.row_spectrum_[static_cast<std::size_t>(r)]);
+                     if (other == own) continue;
                      if (m.row_shift_[static_cast<std::size_t>(r)] != 0.0f) continue;
                      // An identical spectrum under other labels (a nuisance setting it does not
                      // depend on, e.g. the temperature of Mn2+ 6A1) is no neighbour to measure by.
                      const double d2 = space.d2(row, r);
                      if (!(d2 > 1e-18)) continue;
-                     nearest[static_cast<std::size_t>(s)] = std::min(nearest[static_cast<std::size_t>(s)], std::sqrt(d2));
+                     const double dist = std::sqrt(d2);
+                     nearest[static_cast<std::size_t>(s)] = std::min(nearest[static_cast<std::size_t>(s)], dist);
+                     if (!with_variants || !variant_of(own, other)) {
+                       nearest_asked[static_cast<std::size_t>(s)] = std::min(nearest_asked[static_cast<std::size_t>(s)], dist);
+                     }
                    }
                  }
                });
   check_cancel(cancelled);
-  std::vector<double> finite;
-  for (double d : nearest) {
-    if (std::isfinite(d)) finite.push_back(d);
-  }
-  if (!finite.empty()) {
+  const auto median_of_finite = [](const std::vector<double>& v) -> std::optional<double> {
+    std::vector<double> finite;
+    for (double d : v) {
+      if (std::isfinite(d)) finite.push_back(d);
+    }
+    if (finite.empty()) return std::nullopt;
     std::nth_element(finite.begin(), finite.begin() + static_cast<long>(finite.size() / 2), finite.end());
-    m.median_nn_ = std::max(finite[finite.size() / 2], 1e-12);
-  }
+    return std::max(finite[finite.size() / 2], 1e-12);
+  };
+  if (const auto md = median_of_finite(nearest)) m.median_nn_ = *md;
+  m.novelty_scale_ = median_of_finite(nearest_asked).value_or(m.median_nn_);
   if (report) {
     report->landmarks_s = landmarks_s;
     report->embed_s = embed_s;
@@ -878,7 +903,7 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
   if (!full && !sc.all.empty() && prepared_.rows() <= static_cast<Eigen::Index>(o.exact_partial_rows)) {
     double nearest2 = std::numeric_limits<double>::infinity();
     for (const auto& c : sc.all) nearest2 = std::min(nearest2, c.distance * c.distance);
-    const double novelty = std::sqrt(std::max(0.0, rescale * (nearest2 - noise2))) / median_nn_;
+    const double novelty = std::sqrt(std::max(0.0, rescale * (nearest2 - noise2))) / novelty_scale_;
     if (novelty > o.exact_partial_novelty) {
       sc.cand.clear();
       for (Eigen::Index r = 0; r < prepared_.rows(); ++r) sc.cand.emplace_back(static_cast<int>(r), 0.0f);
@@ -918,7 +943,7 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
   e.window_points = w.size();
   if (!sc.chosen.empty()) {
     const double nearest = sc.all[sc.chosen.front()].distance;
-    e.novelty = std::sqrt(std::max(0.0, rescale * (nearest * nearest - noise2))) / median_nn_;
+    e.novelty = std::sqrt(std::max(0.0, rescale * (nearest * nearest - noise2))) / novelty_scale_;
     e.in_library = e.novelty <= o.novelty_threshold;
   }
 

@@ -17,6 +17,7 @@
 
 #include <array>
 #include <bit>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <vector>
@@ -30,7 +31,7 @@ namespace xasmap {
 namespace {
 
 constexpr char kMagic[8] = {'X', 'A', 'S', 'M', 'A', 'P', 'M', 'D'};
-constexpr std::uint32_t kFormatVersion = 2;
+constexpr std::uint32_t kFormatVersion = 3;  // 3: the novelty scale
 constexpr std::size_t kHeader = sizeof kMagic + sizeof(std::uint32_t) + sizeof(std::uint64_t);
 static_assert(std::endian::native == std::endian::little, "model files are little-endian");
 
@@ -278,6 +279,7 @@ void Model::save(const std::filesystem::path& file, const SaveProgress& progress
   w.matrix(aux_affine_);
   w.matrix(aux_offset_);
   w.pod(median_nn_);
+  w.pod(novelty_scale_);
 
   const std::uint64_t checksum = w.checksum();
   out.write(reinterpret_cast<const char*>(&checksum), sizeof checksum);
@@ -416,6 +418,8 @@ Model Model::load(const std::filesystem::path& file) {
   r.matrix(m.aux_affine_);
   r.matrix(m.aux_offset_);
   m.median_nn_ = r.pod<double>();
+  m.novelty_scale_ = r.pod<double>();
+  if (!(m.novelty_scale_ > 0.0) || !std::isfinite(m.novelty_scale_)) r.fail("the novelty scale is not a positive number");
   if (!r.done()) r.fail("bytes left after the last field");
 
   // Consistency of what was read.

@@ -98,6 +98,9 @@ ModelOptions model_options(const config::Config& cfg) {
   o.interval_residual = est.interval_residual;
   o.exact_partial_rows = est.exact_partial_rows;
   o.exact_partial_novelty = est.exact_partial_novelty;
+  // The simulator's nuisance settings, under the names they are reported (and written to a
+  // library's manifest.csv) by; a library without such a column is unaffected.
+  for (const auto& [name, sweep] : nuisance_sweeps(cfg.library.simulate)) o.nuisance_parameters.push_back(name);
   o.threads = cfg.input.workers;
   return o;
 }

@@ -69,7 +69,7 @@ struct ModelOptions {
   // interval_residual^2 novelty^2), u the neighbours' weighted spread (or the local-linear fit's
   // residual), g the parameter's library grid step. Calibrated on held-out spectra.
   double interval_spacing = 0.28;
-  double interval_residual = 0.55;
+  double interval_residual = 0.7;
   // A spectrum on a partial window whose best embedding candidate lies more than
   // exact_partial_novelty median neighbour distances beyond its noise (its novelty) is ranked
   // against every library row exactly, when the library holds at most exact_partial_rows rows
@@ -77,6 +77,10 @@ struct ModelOptions {
   // neighbours. Larger libraries keep the embedding's candidates.
   long long exact_partial_rows = 20000;
   double exact_partial_novelty = 2.0;
+  // Parameters that only set a spectrum's nuisance settings (slater_scale, temperature_k, ...):
+  // the novelty's unit is the library's spacing along the other parameters, not the distance
+  // from a spectrum to its own variants. Used by fit() only (the unit is saved with the model).
+  std::vector<std::string> nuisance_parameters;
   int threads = 0;                   // <= 0: every core
 };
 
@@ -206,6 +210,9 @@ class Model {
   Eigen::MatrixXd library_map() const;
   // Median over library spectra of the distance to the nearest other spectrum.
   double median_neighbor_distance() const { return median_nn_; }
+  // The novelty's unit: the median distance from a library spectrum to its nearest neighbour
+  // that differs from it in a parameter asked for (ModelOptions::nuisance_parameters aside).
+  double novelty_scale() const { return novelty_scale_; }
   // The first categorical parameter (-1: none), whose values get probabilities.
   int class_parameter() const { return class_parameter_; }
 
@@ -258,6 +265,7 @@ class Model {
   Eigen::MatrixXf aux_affine_;
   Eigen::VectorXf aux_offset_;
   double median_nn_ = 1.0;
+  double novelty_scale_ = 1.0;  // median_nn_ along the asked parameters (not nuisance variants)
   // Built with the indexes: the first categorical parameter, its values (ascending) and every
   // continuous parameter's grid step (the median gap between its sorted distinct values).
   int class_parameter_ = -1;
