@@ -18,6 +18,7 @@
 #include "client.hpp"
 #include "commands.hpp"
 #include "feed_sources.hpp"
+#include "spectrum_files.hpp"
 #include "xasmap/core/error.hpp"
 #include "xasmap/core/library.hpp"
 #include "xasmap/core/spectrum.hpp"
@@ -25,7 +26,7 @@
 
 namespace xasmap::service {
 
-const std::vector<OptionSpec> kFeedOptions = {
+const std::vector<OptionSpec> kFeedOptions = with_spectrum_file_options({
     {"endpoint", true, "EP", "where to publish (default: input.endpoint of the config)"},
     {"config", true, "FILE", "configuration whose input endpoint, pattern and topic to use (default config)"},
     {"connect", false, "", "connect to the endpoint instead of binding it (binding is the default)"},
@@ -45,8 +46,7 @@ const std::vector<OptionSpec> kFeedOptions = {
     {"raw", true, "f4|f8", "send energy and intensity as bin of little-endian floats"},
     {"id-prefix", true, "TEXT", "prefix of every message id"},
     {"seed", true, "N", "random seed (default 1)"},
-    {"wait-subscriber", true, "S", "pub + bind: wait up to S s for a subscriber before sending (default 10)"},
-};
+    {"wait-subscriber", true, "S", "pub + bind: wait up to S s for a subscriber before sending (default 10)"},});
 
 namespace {
 
@@ -127,8 +127,9 @@ int run_feed(const CliArgs& args) {
   } else {
     if (args.positionals().empty()) throw UsageError("nothing to send: give spectrum files, --library DIR or --stack RxC");
     std::vector<Source> files;
+    const SpectrumReadOptions reading = spectrum_read_options(args);
     for (const auto& f : args.positionals()) {
-      const Spectrum sp = read_spectrum(f);
+      const Spectrum sp = read_spectrum(f, reading);
       Source s;
       s.id = prefix + std::filesystem::path(f).stem().string();
       s.energy = to_std(sp.energy_ev);
