@@ -247,12 +247,68 @@ TEST_CASE("xasmap embed writes a model that xasmap estimate uses", "[integration
   CHECK(table.output.find("charge") != std::string::npos);
   CHECK(table.output.find("4 (") != std::string::npos);
 
+  // A folder and a missing file among the inputs are reported; the other files still get their row.
+  const auto folder = dir / "xasmap_cli_scans";
+  std::filesystem::create_directories(folder);
+  const Run mixed = run(kTool + " estimate --model " + model + " " + folder.string() + " " + data +
+                        "/experimental/xinhuolin_MnEdgeNet/Data2_SrMnO3.csv " + (dir / "xasmap_none.csv").string());
+  INFO(mixed.output);
+  CHECK(mixed.status == 1);
+  CHECK(mixed.output.find("xasmap estimate: " + folder.string() + ": is a directory; give the spectrum files in it") !=
+        std::string::npos);
+  CHECK(mixed.output.find("xasmap_none.csv: no such file") != std::string::npos);
+  CHECK(mixed.output.find("Data2_SrMnO3.csv") != std::string::npos);
+  CHECK(mixed.output.find("4 (") != std::string::npos);
+  CHECK(mixed.output.find("basic_filebuf") == std::string::npos);
+  std::filesystem::remove_all(folder);
+
+  // Energy, I0 and TEY columns: TEY / I0 is the spectrum, and it is the one the two columns hold.
+  {
+    std::ifstream in(data + "/experimental/xinhuolin_MnEdgeNet/Data2_SrMnO3.csv");
+    std::string line, three = "energy_kev;i0;tey\n";
+    std::getline(in, line);
+    for (int row = 0; std::getline(in, line); ++row) {
+      const auto comma = line.find(',');
+      if (comma == std::string::npos) continue;
+      const double i0 = 1.0 + 0.01 * (row % 7);
+      std::ostringstream out;
+      out.precision(12);
+      out << std::stod(line.substr(0, comma)) / 1000.0 << ";" << i0 << ";" << std::stod(line.substr(comma + 1)) * i0 << "\n";
+      three += out.str();
+    }
+    const std::string file = write_temp("xasmap_cli_three.csv", three);
+    const Run columns = run(kTool + " estimate --model " + model + " --energy-unit keV --intensity-column tey " +
+                            "--normalize-by 2 " + file);
+    INFO(columns.output);
+    CHECK(columns.status == 0);
+    CHECK(columns.output.find("4 (") != std::string::npos);
+    const Run unknown = run(kTool + " estimate --model " + model + " --intensity-column it " + file);
+    CHECK(unknown.status == 1);
+    CHECK(unknown.output.find("no intensity column 'it' among 3 columns (energy_kev, i0, tey)") != std::string::npos);
+    std::filesystem::remove(file);
+  }
+
   const Run missing = run(kTool + " estimate --model " + (dir / "xasmap_none.xasm").string() + " x.csv");
   CHECK(missing.status == 1);
   CHECK(missing.output.find("cannot read the model file") != std::string::npos);
   std::filesystem::remove(model);
   std::filesystem::remove(config);
   std::filesystem::remove(broken);
+}
+
+TEST_CASE("xasmap feed reads its files with the column and unit options", "[integration][cli][feed]") {
+  const Run help = run(kTool + " feed --help");
+  CHECK(help.output.find("--energy-unit eV|keV") != std::string::npos);
+  CHECK(help.output.find("--normalize-by COL") != std::string::npos);
+  const std::string file = write_temp("xasmap_cli_feed_three.dat", "energy i0 tey\n640 1 2\n641 1 3\n");
+  // The files are read before any socket is opened: these fail on the reading alone.
+  const Run unknown = run(kTool + " feed --endpoint ipc:///nonexistent/x --intensity-column it " + file);
+  CHECK(unknown.status == 1);
+  CHECK(unknown.output.find("no intensity column 'it' among 3 columns (energy, i0, tey)") != std::string::npos);
+  const Run unit = run(kTool + " feed --energy-unit mev " + file);
+  CHECK(unit.status == 64);
+  CHECK(unit.output.find("--energy-unit must be eV or keV") != std::string::npos);
+  std::filesystem::remove(file);
 }
 
 TEST_CASE("xasmap estimate refuses spectra outside the library's domain, naming why", "[integration][cli][estimate]") {
@@ -290,9 +346,32 @@ TEST_CASE("xasmap estimate refuses spectra outside the library's domain, naming 
   CHECK(r.output.find("times its noise") != std::string::npos);
   CHECK(r.output.find("xasmap_cli_fe.csv: no absorption edge") != std::string::npos);
   CHECK(r.output.find("near Fe L3 (706.8 eV)") != std::string::npos);
-  CHECK(r.output.find("xasmap_cli_kev.csv: the energies (0.6350-0.6600) look like keV") != std::string::npos);
+  CHECK(r.output.find("xasmap_cli_kev.csv: the energies (0.6350-0.6600) look like keV; the library's grid is "
+                      "635.0-660.0 eV; use --energy-unit keV\n") != std::string::npos);
   // None of them got an estimate row.
   CHECK(r.output.find("xasmap_cli_noise.csv   ") == std::string::npos);
+  // Told the unit, the keV file is read in eV and estimated.
+  const Run in_kev = run(kTool + " estimate --json --energy-unit keV --model " + model + " " +
+                         write_temp("xasmap_cli_kev.csv", kev.str()));
+  INFO(in_kev.output);
+  CHECK(in_kev.status == 0);
+  CHECK(in_kev.output.find("\"params\":{\"charge\":") != std::string::npos);
+  const Run bad_unit = run(kTool + " estimate --energy-unit meV --model " + model + files);
+  CHECK(bad_unit.status == 64);
+  CHECK(bad_unit.output.find("--energy-unit must be eV or keV, not 'meV'") != std::string::npos);
+  // A scan wholly on the Fe L edge (700-747 eV) misses the grid: the reason names the edge it is on.
+  std::ostringstream fe_only;
+  fe_only << "energy,intensity\n";
+  for (int i = 0; i <= 470; ++i) {
+    const double e = 700.0 + 0.1 * i, x3 = (e - 708.8) / 0.5, x2 = (e - 721.6) / 0.8;
+    fe_only << e << "," << 2.0 / (1 + x3 * x3) + 1.0 / (1 + x2 * x2) << "\n";
+  }
+  const Run other_edge = run(kTool + " estimate --model " + model + " " + write_temp("xasmap_cli_fe_only.csv", fe_only.str()));
+  INFO(other_edge.output);
+  CHECK(other_edge.status == 1);
+  CHECK(other_edge.output.find("xasmap_cli_fe_only.csv: the spectrum (700.0-747.0 eV) covers 0% of the library's grid "
+                               "635.0-660.0 eV; at least") != std::string::npos);
+  CHECK(other_edge.output.find("near Fe L3 (706.8 eV)") != std::string::npos);
   std::filesystem::remove(model);
   std::filesystem::remove(config);
 }
