@@ -87,6 +87,14 @@ TEST_CASE("usage errors exit 64 with a suggestion", "[integration][cli]") {
   const Run t = run(kTool + " chek-config x.yaml");
   CHECK(t.status == 64);
   CHECK(t.output.find("did you mean 'check-config'?") != std::string::npos);
+  CHECK(t.output.find("Try 'xasmap --help'.") != std::string::npos);
+  // A known subcommand's usage error points at that subcommand's own help.
+  const Run e = run(kTool + " estimate --modle m.xasm x.csv");
+  CHECK(e.status == 64);
+  CHECK(e.output == "xasmap: unknown option '--modle' (did you mean '--model'?)\nTry 'xasmap estimate --help'.\n");
+  const Run none = run(kTool + " estimate");
+  CHECK(none.status == 64);
+  CHECK(none.output.find("Try 'xasmap estimate --help'.") != std::string::npos);
 }
 
 TEST_CASE("version and help", "[integration][cli]") {
@@ -177,6 +185,10 @@ TEST_CASE("xasmap simulate refuses bad options with the reason", "[integration][
   const Run bad_ion = run(kTool + " simulate --ion Zn2+");
   CHECK(bad_ion.status == 1);
   CHECK(bad_ion.output.find("Ti..Cu") != std::string::npos);
+  const Run unsigned_ion = run(kTool + " simulate --ion Mn2 --tendq 1");
+  CHECK(unsigned_ion.status == 1);
+  CHECK(unsigned_ion.output.find("ion 'Mn2': write the charge with its sign, e.g. Mn2+") != std::string::npos);
+  CHECK(unsigned_ion.output.find("energy_eV") == std::string::npos);  // no spectrum
   const Run oh_ds = run(kTool + " simulate --ion Mn3+ --ds 0.1 --symmetry Oh");
   CHECK(oh_ds.status == 64);
   CHECK(oh_ds.output.find("need --symmetry D4h") != std::string::npos);
