@@ -323,6 +323,28 @@ TEST_CASE("xasmap feed reads its files with the column and unit options", "[inte
   std::filesystem::remove(file);
 }
 
+TEST_CASE("xasmap feed reports its rate to 3 significant digits", "[integration][cli][feed]") {
+  // PUB connecting to an endpoint nobody binds: the messages are dropped, not queued, and feed ends.
+  const std::string data = XASMAP_TEST_DATA_DIR;
+  const auto endpoint = "ipc://" + (std::filesystem::temp_directory_path() / "xasmap_cli_nobody").string();
+  const Run r = run(kTool + " feed --connect --pattern pub --endpoint " + endpoint + " --rate 7 --count 3 " + data +
+                    "/experimental/xinhuolin_MnEdgeNet/Data2_SrMnO3.csv");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  const auto at = r.output.find("xasmap feed: sent 3 file messages to " + endpoint + " in ");
+  REQUIRE(at != std::string::npos);
+  // "in 0.29 s (10.5 /s)": two decimals of seconds; the rate (3 messages in 2/7 s and a little) to 3 digits.
+  double seconds = 0, rate = 0;
+  char unit[8] = {};
+  REQUIRE(std::sscanf(r.output.c_str() + r.output.find(" in ", at) + 4, "%lf s (%lf %7s", &seconds, &rate, unit) == 3);
+  CHECK(std::string(unit) == "/s)");
+  const std::string text = r.output.substr(r.output.find('(', at) + 1);
+  const std::string digits = text.substr(0, text.find(' '));
+  CHECK(digits.size() <= 4);  // e.g. 10.5
+  CHECK(rate == Approx(3 / seconds).epsilon(0.05));
+  CHECK(rate < 12);
+}
+
 TEST_CASE("xasmap estimate refuses spectra outside the library's domain, naming why", "[integration][cli][estimate]") {
   const auto dir = std::filesystem::temp_directory_path();
   const std::string config = write_temp(
