@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <iterator>
 #include <cstdio>
@@ -321,6 +322,58 @@ TEST_CASE("xasmap feed reads its files with the column and unit options", "[inte
   CHECK(unit.status == 64);
   CHECK(unit.output.find("--energy-unit must be eV or keV") != std::string::npos);
   std::filesystem::remove(file);
+}
+
+TEST_CASE("xasmap status prints a table, and the reply's JSON with --json", "[integration][cli][status]") {
+  const auto dir = std::filesystem::temp_directory_path() / "xasmap_cli_status";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string tiny = write_temp("xasmap_cli_status_lib.yaml",
+                                      "library:\n  simulate:\n    ions: [Mn2+, Mn4+]\n    tendq_ev: [0.5, 1.5]\n"
+                                      "embedding: {landmarks: 16, estimate_dims: 3}\n");
+  REQUIRE(run(kTool + " embed --config " + tiny + " --out " + (dir / "m.xasm").string()).status == 0);
+  const std::string control = "ipc://" + (dir / "control.ipc").string();
+  std::ofstream(dir / "d.yaml") << "library:\n  source: model\n  model_file: m.xasm\n"
+                                << "input:\n  endpoint: ipc://" << (dir / "in.ipc").string() << "\n"
+                                << "output:\n  endpoint: ipc://" << (dir / "out.ipc").string() << "\n"
+                                << "control:\n  endpoint: " << control << "\n";
+  // The daemon in the background; the table once it is ready, then the JSON, then shut it down.
+  Run r = run(kDaemon + " --config " + (dir / "d.yaml").string() + " > " + (dir / "log").string() +
+                    " 2>&1 & pid=$!; " + kTool + " status --control " + control + " --wait 60 && echo '--- json' && " +
+                    kTool + " status --json --control " + control + "; echo \"--- status $?\"; " + kTool +
+                    " status --cmd shutdown --control " + control + " > /dev/null || kill $pid; wait $pid");
+  INFO(r.output);
+  REQUIRE(r.status == 0);  // the daemon's, which stopped cleanly
+  CHECK(r.output.find("--- status 0\n") != std::string::npos);
+  r.output.resize(r.output.find("--- status"));
+  const auto split = r.output.find("--- json\n");
+  REQUIRE(split != std::string::npos);
+  const std::string table = r.output.substr(0, split), json = r.output.substr(split + 9);
+  // One "key  value" line per field, values in one column; nested maps as dotted keys.
+  std::istringstream lines(table);
+  std::string line;
+  std::size_t column = std::string::npos;
+  int rows = 0;
+  while (std::getline(lines, line)) {
+    ++rows;
+    const auto gap = line.find("  ");
+    REQUIRE(gap != std::string::npos);
+    const auto value_at = line.find_first_not_of(' ', gap);
+    if (column == std::string::npos) column = value_at;
+    CHECK(value_at == column);
+  }
+  CHECK(rows >= 20);
+  CHECK(table.rfind("ready ", 0) == 0);  // "ok: true" is implied and left out
+  CHECK(table.find("\nready") == std::string::npos);
+  CHECK(table.find("yes\n") != std::string::npos);
+  CHECK(table.find("\nendpoints.control") != std::string::npos);
+  CHECK(table.find(control + "\n") != std::string::npos);
+  CHECK(table.find('{') == std::string::npos);
+  CHECK(json.rfind("{\"ok\":true,", 0) == 0);
+  CHECK(json.find("\"ready\":true") != std::string::npos);
+  CHECK(std::count(json.begin(), json.end(), '\n') == 1);
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove(tiny);
 }
 
 TEST_CASE("xasmap feed reports its rate to 3 significant digits", "[integration][cli][feed]") {
