@@ -123,7 +123,7 @@ TEST_CASE("a path that is no spectrum text says what it is", "[core][spectrum]")
   for (const auto& p : {hdf5, png, gz, nul, text}) std::filesystem::remove(p);
 }
 
-TEST_CASE("semicolon-separated files are read; decimal commas are named", "[core][spectrum]") {
+TEST_CASE("semicolon-separated files are read, and decimal commas are named", "[core][spectrum]") {
   std::string semicolon = "energy;i0;tey\n", decimal = "energy;intensity\n";
   for (int i = 0; i < 10; ++i) {
     semicolon += std::to_string(640 + i) + ".5; 2.0; " + std::to_string(i) + ".25\n";
