@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <array>
-#include <charconv>
 #include <cassert>
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <set>

@@ -75,7 +75,8 @@ Ion parse_ion(const std::string& text) {
     // "Mn2" might be a typo of Mn2+ or of something else: the config spells ions Mn2+, and so must
     // every other input, so that one spelling names one ion everywhere.
     if (!signed_charge) {
-      throw Error("ion '" + text + "': write the charge with its sign, e.g. " + element + rest + "+");
+      throw Error("ion '" + text + "': write the charge with its sign, e.g. " + element + rest +
+                  "+");
     }
     const int n3d = z - 18 - charge;
     if (charge < 1 || n3d < 0 || n3d > 9) {

@@ -59,7 +59,8 @@ std::string trim(const std::string& s) {
   return s.substr(first, last - first + 1);
 }
 
-// A line's fields: split at ';' when it holds one (a CSV as European spreadsheets write it), else at
+// A line's fields: split at ';' when it holds one (a CSV as European spreadsheets write it), else
+// at
 // ',', else at whitespace.
 std::vector<std::string> split_fields(const std::string& line) {
   std::vector<std::string> fields;
@@ -113,7 +114,8 @@ std::string binary_format(const std::string& text) {
   for (const auto& [magic, name] : kMagic) {
     if (std::string_view(text).substr(0, magic.size()) == magic) return std::string(name);
   }
-  if (text.substr(0, 1024).find('\0') != std::string::npos) return "a binary file (or text in UTF-16)";
+  if (text.substr(0, 1024).find('\0') != std::string::npos)
+    return "a binary file (or text in UTF-16)";
   return {};
 }
 
@@ -134,7 +136,8 @@ Spectrum read_spectrum(const std::filesystem::path& file, const SpectrumReadOpti
                        SpectrumReadReport* report) {
   std::error_code status_error;  // an unreadable path is reported by the open below
   const auto status = std::filesystem::status(file, status_error);
-  if (status.type() == std::filesystem::file_type::not_found) throw Error(file.string() + ": no such file");
+  if (status.type() == std::filesystem::file_type::not_found)
+    throw Error(file.string() + ": no such file");
   if (status.type() == std::filesystem::file_type::directory) {
     throw Error(file.string() + ": is a directory; give the spectrum files in it (e.g. " +
                 (file / "*.csv").string() + ")");
@@ -205,9 +208,12 @@ Spectrum read_spectrum(const std::filesystem::path& file, const SpectrumReadOpti
         header_allowed = false;
         continue;
       }
-      std::string message = file.string() + ":" + std::to_string(line_number) + ": expected numbers, found '" + t + "'";
+      std::string message = file.string() + ":" + std::to_string(line_number) +
+                            ": expected numbers, found '" + t + "'";
       if (std::any_of(fields.begin(), fields.end(), decimal_comma)) {
-        message += "; the numbers look like they use decimal commas (640,5): write them with decimal points (640.5)";
+        message +=
+            "; the numbers look like they use decimal commas (640,5): write them with decimal "
+            "points (640.5)";
       }
       throw Error(message);
     }
@@ -248,10 +254,12 @@ Spectrum read_spectrum(const std::filesystem::path& file, const SpectrumReadOpti
   }
   std::string named;  // " (energy, i0, tey)" when the file names its columns
   if (std::any_of(names.begin(), names.end(), [](const std::string& n) { return !n.empty(); })) {
-    for (std::size_t i = 0; i < width; ++i) named += (i ? ", " : " (") + (names[i].empty() ? "?" : names[i]);
+    for (std::size_t i = 0; i < width; ++i)
+      named += (i ? ", " : " (") + (names[i].empty() ? "?" : names[i]);
     named += ")";
   }
-  const int ncol = options.normalize_column.empty() ? -2 : find_column(names, options.normalize_column);
+  const int ncol =
+      options.normalize_column.empty() ? -2 : find_column(names, options.normalize_column);
   for (const auto& [col, which, wanted] :
        {std::tuple{ecol, "energy", options.energy_column},
         std::tuple{icol, "intensity", options.intensity_column},
@@ -270,8 +278,8 @@ Spectrum read_spectrum(const std::filesystem::path& file, const SpectrumReadOpti
     if (ncol < 0) continue;
     const double divisor = rows[r][static_cast<std::size_t>(ncol)];
     if (divisor == 0.0) {
-      throw Error(file.string() + ":" + std::to_string(row_lines[r]) + ": the normalization column '" +
-                  options.normalize_column + "' is 0");
+      throw Error(file.string() + ":" + std::to_string(row_lines[r]) +
+                  ": the normalization column '" + options.normalize_column + "' is 0");
     }
     rows[r][static_cast<std::size_t>(icol)] /= divisor;
   }

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 
 #include "logging.hpp"
@@ -115,7 +115,8 @@ std::string to_json(const msgpack::object& o) {
 namespace {
 
 std::string key_text(const msgpack::object& key) {
-  return key.type == msgpack::type::STR ? std::string(key.via.str.ptr, key.via.str.size) : to_json(key);
+  return key.type == msgpack::type::STR ? std::string(key.via.str.ptr, key.via.str.size)
+                                        : to_json(key);
 }
 
 // A scalar (or array of scalars) as table text; nullopt for what needs more than one cell.
@@ -155,7 +156,9 @@ void table_rows(const msgpack::object& map, const std::string& prefix,
   for (std::uint32_t i = 0; i < map.via.map.size; ++i) {
     const auto& kv = map.via.map.ptr[i];
     const std::string key = prefix + key_text(kv.key);
-    if (prefix.empty() && key == "ok" && kv.val.type == msgpack::type::BOOLEAN && kv.val.via.boolean) continue;
+    if (prefix.empty() && key == "ok" && kv.val.type == msgpack::type::BOOLEAN &&
+        kv.val.via.boolean)
+      continue;
     if (kv.val.type == msgpack::type::MAP) {
       table_rows(kv.val, key + ".", rows);
     } else {
@@ -173,7 +176,8 @@ std::string to_table(const msgpack::object& reply) {
   std::size_t width = 0;
   for (const auto& [key, value] : rows) width = std::max(width, key.size());
   std::string out;
-  for (const auto& [key, value] : rows) out += key + std::string(width + 2 - key.size(), ' ') + value + "\n";
+  for (const auto& [key, value] : rows)
+    out += key + std::string(width + 2 - key.size(), ' ') + value + "\n";
   return out;
 }
 

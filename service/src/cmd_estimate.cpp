@@ -29,7 +29,8 @@ const std::vector<OptionSpec> kEmbedOptions = {
 const std::vector<OptionSpec> kEstimateOptions = with_spectrum_file_options({
     {"model", true, "FILE", "a model written by 'xasmap embed'"},
     {"config", true, "FILE", "fit the model this config describes (when --model is not given)"},
-    {"session-offset", true, "EV", "the session's energy offset (default: the config's calibration section)"},
+    {"session-offset", true, "EV",
+     "the session's energy offset (default: the config's calibration section)"},
     {"json", false, "", "one JSON object per spectrum instead of a table"},
 });
 

@@ -10,7 +10,8 @@
 namespace xasmap::service {
 
 const std::vector<OptionSpec> kStatusOptions = {
-    {"control", true, "EP", "the daemon's control endpoint (default: control.endpoint of the config)"},
+    {"control", true, "EP",
+     "the daemon's control endpoint (default: control.endpoint of the config)"},
     {"config", true, "FILE", "configuration whose control.endpoint to use (default config)"},
     {"cmd", true, "CMD", "status (default), library, config, reload or shutdown"},
     {"wait", true, "SECONDS", "status only: retry until the daemon is ready, for at most SECONDS"},

@@ -3,12 +3,17 @@
 namespace xasmap::service {
 
 std::vector<OptionSpec> with_spectrum_file_options(std::vector<OptionSpec> options) {
-  options.insert(options.end(), {
-    {"energy-column", true, "COL", "the energy column: its header name or 1-based number (default: detected)"},
-    {"intensity-column", true, "COL", "the intensity column, e.g. tey or 3 (default: detected)"},
-    {"normalize-by", true, "COL", "divide the intensity by this column, row by row, e.g. i0"},
-    {"energy-unit", true, "eV|keV", "the unit of the energy column (default eV); keV is multiplied by 1000"},
-  });
+  options.insert(
+      options.end(),
+      {
+          {"energy-column", true, "COL",
+           "the energy column: its header name or 1-based number (default: detected)"},
+          {"intensity-column", true, "COL",
+           "the intensity column, e.g. tey or 3 (default: detected)"},
+          {"normalize-by", true, "COL", "divide the intensity by this column, row by row, e.g. i0"},
+          {"energy-unit", true, "eV|keV",
+           "the unit of the energy column (default eV); keV is multiplied by 1000"},
+      });
   return options;
 }
 

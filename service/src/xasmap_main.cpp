@@ -168,7 +168,8 @@ int main(int argc, char** argv) {
     return it->second.run(args);
   } catch (const UsageError& e) {
     // A known subcommand's own help lists the options it takes; the general help lists commands.
-    const std::string help = it == commands().end() ? "xasmap --help" : "xasmap " + name + " --help";
+    const std::string help =
+        it == commands().end() ? "xasmap --help" : "xasmap " + name + " --help";
     std::cerr << "xasmap: " << e.what() << "\nTry '" << help << "'.\n";
     return kExitUsage;
   } catch (const xasmap::config::ConfigError& e) {

@@ -73,8 +73,10 @@ logging: {format: json, level: debug}
   CHECK(again == c);
 }
 
-TEST_CASE("to_yaml writes each number as the shortest decimal that reads back exactly", "[config]") {
-  const Config defaults = parse_config("logging: {level: info}\n", "shortest.yaml");  // paths resolved
+TEST_CASE("to_yaml writes each number as the shortest decimal that reads back exactly",
+          "[config]") {
+  const Config defaults =
+      parse_config("logging: {level: info}\n", "shortest.yaml");  // paths resolved
   Config c = defaults;
   c.library.grid.step_ev = 0.1;
   c.library.preprocess.min_coverage = 0.3;

@@ -130,7 +130,11 @@ TEST_CASE("a spectrum on part of the grid is judged on that window", "[core][mod
     FAIL("a 32% window was judged");
   } catch (const PreprocessError& err) {
     CHECK(err.reason() == RejectReason::kTooLittleOverlap);
-    CHECK_THAT(err.what(), Catch::Contains("the spectrum (640.0-648.0 eV) covers 32% of the library's grid 635.0-660.0 eV") && Catch::Contains("at least 60%"));
+    CHECK_THAT(
+        err.what(),
+        Catch::Contains(
+            "the spectrum (640.0-648.0 eV) covers 32% of the library's grid 635.0-660.0 eV") &&
+            Catch::Contains("at least 60%"));
   }
 }
 
@@ -204,7 +208,8 @@ TEST_CASE("out of the library's domain: refused with the reason, not estimated",
     }
     const auto [reason, text] = reason_of(s);
     CHECK(reason == RejectReason::kTooLittleOverlap);
-    CHECK_THAT(text, Catch::StartsWith("the spectrum (700.0-747.0 eV) covers 0% of the library's grid"));
+    CHECK_THAT(text,
+               Catch::StartsWith("the spectrum (700.0-747.0 eV) covers 0% of the library's grid"));
     CHECK_THAT(text, Catch::Contains("strongest peak lies at 708.8 eV, near Fe L3 (706.8 eV)"));
     CHECK_THAT(text, !Catch::Contains("000000"));
   }

@@ -92,7 +92,8 @@ TEST_CASE("broken spectrum files name the file, line and reason", "[core][spectr
   CHECK_THROWS_WITH(read_spectrum(with_nan), Catch::Contains("intensity[4] is not finite"));
   const auto short_file = write_temp("xasmap_bad4.csv", "640,1\n641,2\n");
   CHECK_THROWS_WITH(read_spectrum(short_file), Catch::Contains("only 2 points"));
-  CHECK_THROWS_WITH(read_spectrum("/nonexistent.csv"), Catch::Equals("/nonexistent.csv: no such file"));
+  CHECK_THROWS_WITH(read_spectrum("/nonexistent.csv"),
+                    Catch::Equals("/nonexistent.csv: no such file"));
   SpectrumReadOptions missing;
   missing.intensity_column = "mu";
   CHECK_THROWS_WITH(read_spectrum(kData + "/ctm4xas/cr3+_data.xy", missing),
@@ -139,18 +140,21 @@ TEST_CASE("semicolon-separated files are read, and decimal commas are named", "[
   CHECK(s.intensity[3] == 3.25);
   CHECK(report.intensity_column == "tey");
   const auto comma = write_temp("xasmap_decimal_comma.csv", decimal);
-  CHECK_THROWS_WITH(read_spectrum(comma), Catch::Contains("xasmap_decimal_comma.csv:2: expected numbers") &&
-                                              Catch::Contains("decimal commas"));
+  CHECK_THROWS_WITH(read_spectrum(comma),
+                    Catch::Contains("xasmap_decimal_comma.csv:2: expected numbers") &&
+                        Catch::Contains("decimal commas"));
   // A file that is merely broken does not blame decimal commas.
   const auto broken = write_temp("xasmap_broken_row.csv", "energy,intensity\n640,1\n641,x\n");
   CHECK_THROWS_WITH(read_spectrum(broken), !Catch::Contains("decimal commas"));
   for (const auto& p : {file, comma, broken}) std::filesystem::remove(p);
 }
 
-TEST_CASE("energy, I0 and TEY columns: the intensity divided by I0, keV energies in eV", "[core][spectrum]") {
+TEST_CASE("energy, I0 and TEY columns: the intensity divided by I0, keV energies in eV",
+          "[core][spectrum]") {
   std::string text = "energy i0 tey\n";
   for (int i = 0; i < 10; ++i) {
-    text += std::to_string(0.640 + 0.001 * i) + " " + std::to_string(2 + i) + " " + std::to_string(3 * (2 + i)) + "\n";
+    text += std::to_string(0.640 + 0.001 * i) + " " + std::to_string(2 + i) + " " +
+            std::to_string(3 * (2 + i)) + "\n";
   }
   const auto file = write_temp("xasmap_three_columns.dat", text);
   SpectrumReadOptions o;
@@ -173,10 +177,12 @@ TEST_CASE("energy, I0 and TEY columns: the intensity divided by I0, keV energies
   CHECK(plain.energy_ev[0] == Approx(0.640));
   CHECK(plain.intensity[0] == 2.0);
   o.normalize_column = "i1";
-  CHECK_THROWS_WITH(read_spectrum(file, o), Catch::Contains("no normalization column 'i1' among 3 columns"));
+  CHECK_THROWS_WITH(read_spectrum(file, o),
+                    Catch::Contains("no normalization column 'i1' among 3 columns"));
   const auto zero = write_temp("xasmap_zero_i0.dat", "energy i0 tey\n640 1 1\n641 0 1\n");
   o.normalize_column = "i0";
-  CHECK_THROWS_WITH(read_spectrum(zero, o), Catch::Contains("xasmap_zero_i0.dat:3: the normalization column 'i0' is 0"));
+  CHECK_THROWS_WITH(read_spectrum(zero, o),
+                    Catch::Contains("xasmap_zero_i0.dat:3: the normalization column 'i0' is 0"));
   std::filesystem::remove(file);
   std::filesystem::remove(zero);
 }
