@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <charconv>
 #include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <type_traits>
 
 #include "xasmap/core/multiplet.hpp"
 #include "xasmap/core/text.hpp"
@@ -793,16 +795,36 @@ Config load_config(const std::filesystem::path& file, const Overrides& overrides
 
 namespace {
 
+// The shortest decimal that reads back as exactly `v` (0.1, not 0.10000000000000001), as a plain
+// YAML scalar. Config values are finite; anything else keeps yaml-cpp's spelling (.inf, .nan).
+void emit_number(YAML::Emitter& out, double v) {
+  if (!std::isfinite(v)) {
+    out << v;
+    return;
+  }
+  char buffer[32];
+  const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, v);
+  assert(ec == std::errc());
+  out << std::string(buffer, end);
+}
+
 void emit_sweep(YAML::Emitter& out, const char* key, const Sweep& s) {
   out << YAML::Key << key;
   if (s.list.size() == 1) {
-    out << YAML::Value << s.list.front();
+    out << YAML::Value;
+    emit_number(out, s.list.front());
   } else if (!s.list.empty()) {
-    out << YAML::Flow << s.list;
+    out << YAML::Flow << YAML::BeginSeq;
+    for (const double v : s.list) emit_number(out, v);
+    out << YAML::EndSeq;
   } else {
-    out << YAML::Flow << YAML::BeginMap << YAML::Key << "start" << YAML::Value << s.start
-        << YAML::Key << "stop" << YAML::Value << s.stop << YAML::Key << "step" << YAML::Value
-        << s.step << YAML::EndMap;
+    out << YAML::Flow << YAML::BeginMap << YAML::Key << "start" << YAML::Value;
+    emit_number(out, s.start);
+    out << YAML::Key << "stop" << YAML::Value;
+    emit_number(out, s.stop);
+    out << YAML::Key << "step" << YAML::Value;
+    emit_number(out, s.step);
+    out << YAML::EndMap;
   }
 }
 
@@ -810,14 +832,19 @@ void emit_sweep(YAML::Emitter& out, const char* key, const Sweep& s) {
 
 std::string to_yaml(const Config& c) {
   YAML::Emitter out;
-  out.SetDoublePrecision(17);
+  out.SetDoublePrecision(17);  // round-trips any double not written by emit_number
   const auto kv = [&out](const char* key, const auto& value) {
-    out << YAML::Key << key << YAML::Value << value;
+    out << YAML::Key << key << YAML::Value;
+    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, double>) {
+      emit_number(out, value);
+    } else {
+      out << value;
+    }
   };
   const auto null_or = [&out](const char* key, const std::optional<double>& v) {
     out << YAML::Key << key << YAML::Value;
     if (v) {
-      out << *v;
+      emit_number(out, *v);
     } else {
       out << YAML::Null;
     }

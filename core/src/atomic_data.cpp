@@ -67,10 +67,17 @@ Ion parse_ion(const std::string& text) {
     const std::string element(symbol);
     if (text.rfind(element, 0) != 0) continue;
     std::string rest = text.substr(element.size());
-    if (!rest.empty() && rest.back() == '+') rest.pop_back();
+    const bool signed_charge = !rest.empty() && rest.back() == '+';
+    if (signed_charge) rest.pop_back();
     int charge = 0;
     const auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), charge);
     if (ec != std::errc() || ptr != rest.data() + rest.size() || rest.empty()) break;
+    // "Mn2" might be a typo of Mn2+ or of something else: the config spells ions Mn2+, and so must
+    // every other input, so that one spelling names one ion everywhere.
+    if (!signed_charge) {
+      throw Error("ion '" + text + "': write the charge with its sign, e.g. " + element + rest +
+                  "+");
+    }
     const int n3d = z - 18 - charge;
     if (charge < 1 || n3d < 0 || n3d > 9) {
       throw Error("ion '" + text + "': " + element + " with charge +" + std::to_string(charge) +

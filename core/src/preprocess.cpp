@@ -297,17 +297,29 @@ void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eige
     const double lo_kev = energy[0] * 1000.0, hi_kev = energy[energy.size() - 1] * 1000.0;
     const double overlap = std::min(hi_kev, o.grid.emax_ev()) - std::max(lo_kev, o.grid.emin_ev);
     if (hi_kev < 100000.0 && overlap >= o.min_coverage * grid_width) {
-      throw PreprocessError(RejectReason::kEnergyUnit,
-                            "the energies (" + format_ev(energy[0], 4) + "-" + format_ev(energy[energy.size() - 1], 4) +
-                                ") look like keV; the library's grid is " + format_ev(o.grid.emin_ev) + "-" +
-                                format_ev(o.grid.emax_ev()) + " eV: send energies in eV");
+      throw PreprocessError(
+          RejectReason::kEnergyUnit,
+          "the energies (" + format_ev(energy[0], 4) + "-" +
+              format_ev(energy[energy.size() - 1], 4) + ") look like keV; the library's grid is " +
+              format_ev(o.grid.emin_ev) + "-" + format_ev(o.grid.emax_ev()) + " eV");
     }
-    throw PreprocessError(
-        RejectReason::kTooLittleOverlap,
-        "the spectrum (" + std::to_string(energy[0]) + "-" + std::to_string(energy[energy.size() - 1]) +
-            " eV) covers " + std::to_string(static_cast<int>(std::round(100 * p.coverage))) + "% of the grid " +
-            std::to_string(o.grid.emin_ev) + "-" + std::to_string(o.grid.emax_ev()) + " eV; at least " +
-            std::to_string(static_cast<int>(std::round(100 * o.min_coverage))) + "% is needed");
+    std::string message =
+        "the spectrum (" + format_ev(energy[0]) + "-" + format_ev(energy[energy.size() - 1]) +
+        " eV) covers " + std::to_string(static_cast<int>(std::round(100 * p.coverage))) +
+        "% of the library's grid " + format_ev(o.grid.emin_ev) + "-" + format_ev(o.grid.emax_ev()) +
+        " eV; at least " + std::to_string(static_cast<int>(std::round(100 * o.min_coverage))) +
+        "% is needed";
+    if (energy.size() >= 3) {
+      static thread_local std::vector<double> scratch;
+      const auto [peak, significance] = strongest_peak(energy, intensity, scratch);
+      const std::string near = nearest_edge(peak);
+      if (significance > 10.0 && !near.empty() &&
+          (peak < o.grid.emin_ev - 1.0 || peak > o.grid.emax_ev() + 1.0)) {
+        message += "; its strongest peak lies at " + format_ev(peak) + " eV, near " + near +
+                   ": another edge than the library's";
+      }
+    }
+    throw PreprocessError(RejectReason::kTooLittleOverlap, message);
   }
   if (o.require_edge) require_edge(energy, intensity, raw, p.window, o);
   apply_window_into(raw, p.window, o, p.values);

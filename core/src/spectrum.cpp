@@ -7,6 +7,8 @@
 #include <fstream>
 #include <numeric>
 #include <sstream>
+#include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "xasmap/core/error.hpp"
@@ -57,12 +59,18 @@ std::string trim(const std::string& s) {
   return s.substr(first, last - first + 1);
 }
 
+// A line's fields: split at ';' when it holds one (a CSV as European spreadsheets write it), else
+// at
+// ',', else at whitespace.
 std::vector<std::string> split_fields(const std::string& line) {
   std::vector<std::string> fields;
-  if (line.find(',') != std::string::npos) {
+  const char delimiter = line.find(';') != std::string::npos   ? ';'
+                         : line.find(',') != std::string::npos ? ','
+                                                               : '\0';
+  if (delimiter != '\0') {
     std::string field;
     std::istringstream in(line);
-    while (std::getline(in, field, ',')) fields.push_back(trim(field));
+    while (std::getline(in, field, delimiter)) fields.push_back(trim(field));
   } else {
     std::istringstream in(line);
     std::string field;
@@ -77,6 +85,38 @@ bool parse_double(const std::string& text, double& out) {
   if (first != last && *first == '+') ++first;
   const auto [ptr, ec] = std::from_chars(first, last, out);
   return ec == std::errc() && ptr == last && first != last;
+}
+
+// "640,5": a number written with a decimal comma.
+bool decimal_comma(const std::string& text) {
+  const auto comma = text.find(',');
+  if (comma == std::string::npos || text.find(',', comma + 1) != std::string::npos) return false;
+  std::string dotted = text;
+  dotted[comma] = '.';
+  double ignored = 0;
+  return parse_double(dotted, ignored);
+}
+
+// The name of a binary format `text` starts with, or empty when it looks like text. A file with a
+// NUL byte in its first kilobyte is binary even when its format is not one of these.
+std::string binary_format(const std::string& text) {
+  using namespace std::string_view_literals;  // "...\0..."sv keeps its NUL bytes
+  static constexpr std::pair<std::string_view, std::string_view> kMagic[] = {
+      {"\x89HDF\r\n\x1a\n"sv, "an HDF5 (or NeXus) file"sv},
+      {"\x89PNG\r\n\x1a\n"sv, "a PNG image"sv},
+      {"\x1f\x8b"sv, "a gzip-compressed file"sv},
+      {"PK\x03\x04"sv, "a zip archive (or an .xlsx workbook)"sv},
+      {"II*\0"sv, "a TIFF image"sv},
+      {"MM\0*"sv, "a TIFF image"sv},
+      {"%PDF"sv, "a PDF document"sv},
+      {"\xD0\xCF\x11\xE0"sv, "an old Excel (.xls) workbook"sv},
+  };
+  for (const auto& [magic, name] : kMagic) {
+    if (std::string_view(text).substr(0, magic.size()) == magic) return std::string(name);
+  }
+  if (text.substr(0, 1024).find('\0') != std::string::npos)
+    return "a binary file (or text in UTF-16)";
+  return {};
 }
 
 // The index of the column `wanted` names (a name, or a 1-based number), or -1.
@@ -94,9 +134,27 @@ int find_column(const std::vector<std::string>& names, const std::string& wanted
 
 Spectrum read_spectrum(const std::filesystem::path& file, const SpectrumReadOptions& options,
                        SpectrumReadReport* report) {
+  std::error_code status_error;  // an unreadable path is reported by the open below
+  const auto status = std::filesystem::status(file, status_error);
+  if (status.type() == std::filesystem::file_type::not_found)
+    throw Error(file.string() + ": no such file");
+  if (status.type() == std::filesystem::file_type::directory) {
+    throw Error(file.string() + ": is a directory; give the spectrum files in it (e.g. " +
+                (file / "*.csv").string() + ")");
+  }
   std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error(file.string() + ": cannot read the spectrum file");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in) throw Error(file.string() + ": cannot open the spectrum file");
+  std::string text;
+  try {
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } catch (const std::exception& e) {  // libstdc++ throws from underflow() on a read error
+    throw Error(file.string() + ": cannot read the spectrum file (" + e.what() + ")");
+  }
+  if (const std::string format = binary_format(text); !format.empty()) {
+    throw Error(file.string() + ": looks like " + format +
+                "; xasmap reads spectra as text columns (CSV, .xy, .dat, XDI): export energy and "
+                "intensity as text first");
+  }
   if (text.rfind("\xEF\xBB\xBF", 0) == 0) text.erase(0, 3);
   // Line ends: CRLF, LF, or CR alone (as CTM4XAS writes); each counts as one line.
   std::string normalised;
@@ -150,8 +208,14 @@ Spectrum read_spectrum(const std::filesystem::path& file, const SpectrumReadOpti
         header_allowed = false;
         continue;
       }
-      throw Error(file.string() + ":" + std::to_string(line_number) +
-                  ": expected numbers, found '" + t + "'");
+      std::string message = file.string() + ":" + std::to_string(line_number) +
+                            ": expected numbers, found '" + t + "'";
+      if (std::any_of(fields.begin(), fields.end(), decimal_comma)) {
+        message +=
+            "; the numbers look like they use decimal commas (640,5): write them with decimal "
+            "points (640.5)";
+      }
+      throw Error(message);
     }
     header_allowed = false;
     if (width == 0) width = values.size();
@@ -188,14 +252,36 @@ Spectrum read_spectrum(const std::filesystem::path& file, const SpectrumReadOpti
     }
     if (icol < 0) icol = ecol + 1;
   }
+  std::string named;  // " (energy, i0, tey)" when the file names its columns
+  if (std::any_of(names.begin(), names.end(), [](const std::string& n) { return !n.empty(); })) {
+    for (std::size_t i = 0; i < width; ++i)
+      named += (i ? ", " : " (") + (names[i].empty() ? "?" : names[i]);
+    named += ")";
+  }
+  const int ncol =
+      options.normalize_column.empty() ? -2 : find_column(names, options.normalize_column);
   for (const auto& [col, which, wanted] :
        {std::tuple{ecol, "energy", options.energy_column},
-        std::tuple{icol, "intensity", options.intensity_column}}) {
+        std::tuple{icol, "intensity", options.intensity_column},
+        std::tuple{ncol, "normalization", options.normalize_column}}) {
+    if (col == -2) continue;  // no normalization column asked for
     if (col < 0 || static_cast<std::size_t>(col) >= width) {
       throw Error(file.string() + ": no " + which + " column" +
                   (wanted.empty() ? std::string() : " '" + wanted + "'") + " among " +
-                  std::to_string(width) + " columns");
+                  std::to_string(width) + " columns" + named);
     }
+  }
+
+  const double energy_factor = options.energy_unit == EnergyUnit::kKev ? 1000.0 : 1.0;
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    rows[r][static_cast<std::size_t>(ecol)] *= energy_factor;
+    if (ncol < 0) continue;
+    const double divisor = rows[r][static_cast<std::size_t>(ncol)];
+    if (divisor == 0.0) {
+      throw Error(file.string() + ":" + std::to_string(row_lines[r]) +
+                  ": the normalization column '" + options.normalize_column + "' is 0");
+    }
+    rows[r][static_cast<std::size_t>(icol)] /= divisor;
   }
 
   std::vector<std::size_t> order(rows.size());
@@ -250,6 +336,11 @@ Spectrum read_spectrum(const std::filesystem::path& file, const SpectrumReadOpti
     report->intensity_column = names[static_cast<std::size_t>(icol)].empty()
                                    ? "column " + std::to_string(icol + 1)
                                    : names[static_cast<std::size_t>(icol)];
+    if (ncol >= 0) {
+      report->normalize_column = names[static_cast<std::size_t>(ncol)].empty()
+                                     ? "column " + std::to_string(ncol + 1)
+                                     : names[static_cast<std::size_t>(ncol)];
+    }
   }
   return s;
 }

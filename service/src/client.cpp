@@ -1,8 +1,9 @@
 #include "client.hpp"
 
+#include <algorithm>
 #include <cerrno>
-#include <csignal>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 
 #include "logging.hpp"
@@ -109,6 +110,75 @@ std::string to_json(const msgpack::object& o) {
     }
   }
   return "null";
+}
+
+namespace {
+
+std::string key_text(const msgpack::object& key) {
+  return key.type == msgpack::type::STR ? std::string(key.via.str.ptr, key.via.str.size)
+                                        : to_json(key);
+}
+
+// A scalar (or array of scalars) as table text; nullopt for what needs more than one cell.
+std::optional<std::string> cell_text(const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::BOOLEAN:
+      return o.via.boolean ? "yes" : "no";
+    case msgpack::type::FLOAT32:
+    case msgpack::type::FLOAT64: {
+      char b[32];
+      std::snprintf(b, sizeof b, "%.6g", o.via.f64);
+      return b;
+    }
+    case msgpack::type::STR:
+      return o.via.str.size == 0 ? "-" : std::string(o.via.str.ptr, o.via.str.size);
+    case msgpack::type::ARRAY: {
+      std::string s;
+      for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+        const auto item = cell_text(o.via.array.ptr[i]);
+        const auto kind = o.via.array.ptr[i].type;
+        if (!item || kind == msgpack::type::ARRAY) {
+          return std::to_string(o.via.array.size) + (o.via.array.size == 1 ? " entry" : " entries");
+        }
+        s += (i ? ", " : "") + *item;
+      }
+      return s.empty() ? "-" : s;
+    }
+    case msgpack::type::MAP:
+      return std::nullopt;
+    default:
+      return to_json(o);
+  }
+}
+
+void table_rows(const msgpack::object& map, const std::string& prefix,
+                std::vector<std::pair<std::string, std::string>>& rows) {
+  for (std::uint32_t i = 0; i < map.via.map.size; ++i) {
+    const auto& kv = map.via.map.ptr[i];
+    const std::string key = prefix + key_text(kv.key);
+    if (prefix.empty() && key == "ok" && kv.val.type == msgpack::type::BOOLEAN &&
+        kv.val.via.boolean)
+      continue;
+    if (kv.val.type == msgpack::type::MAP) {
+      table_rows(kv.val, key + ".", rows);
+    } else {
+      rows.emplace_back(key, *cell_text(kv.val));
+    }
+  }
+}
+
+}  // namespace
+
+std::string to_table(const msgpack::object& reply) {
+  if (reply.type != msgpack::type::MAP) return to_json(reply) + "\n";
+  std::vector<std::pair<std::string, std::string>> rows;
+  table_rows(reply, "", rows);
+  std::size_t width = 0;
+  for (const auto& [key, value] : rows) width = std::max(width, key.size());
+  std::string out;
+  for (const auto& [key, value] : rows)
+    out += key + std::string(width + 2 - key.size(), ' ') + value + "\n";
+  return out;
 }
 
 std::vector<LibraryPoint> library_points(const msgpack::object& reply) {

@@ -30,6 +30,12 @@ bool wait_readable(zmq::socket_t& socket, std::chrono::milliseconds timeout);
 // A msgpack value as compact JSON (bin as "<bin: N bytes>", non-finite floats as null).
 std::string to_json(const msgpack::object& o);
 
+// A reply map as lines of "key  value" for a person: keys padded to one column, nested maps as
+// dotted keys (endpoints.input), booleans as yes/no, numbers to 6 significant digits, an empty
+// string as "-", an array of scalars comma-separated and an array holding maps or arrays as its
+// length ("126 entries"). `ok: true` is left out; it is implied.
+std::string to_table(const msgpack::object& reply);
+
 // The value of key `key` in a msgpack map, or nullptr.
 const msgpack::object* find_key(const msgpack::object& map, std::string_view key);
 

@@ -13,9 +13,11 @@
 #include "model_file.hpp"
 #include "paths.hpp"
 #include "progress.hpp"
+#include "spectrum_files.hpp"
 #include "xasmap/config/config.hpp"
 #include "xasmap/core/error.hpp"
 #include "xasmap/core/model.hpp"
+#include "xasmap/core/preprocess.hpp"
 
 namespace xasmap::service {
 
@@ -24,12 +26,13 @@ const std::vector<OptionSpec> kEmbedOptions = {
     {"out", true, "FILE", "model file to write (required)"},
 };
 
-const std::vector<OptionSpec> kEstimateOptions = {
+const std::vector<OptionSpec> kEstimateOptions = with_spectrum_file_options({
     {"model", true, "FILE", "a model written by 'xasmap embed'"},
     {"config", true, "FILE", "fit the model this config describes (when --model is not given)"},
-    {"session-offset", true, "EV", "the session's energy offset (default: the config's calibration section)"},
+    {"session-offset", true, "EV",
+     "the session's energy offset (default: the config's calibration section)"},
     {"json", false, "", "one JSON object per spectrum instead of a table"},
-};
+});
 
 namespace {
 
@@ -61,6 +64,16 @@ std::string params_json(const std::vector<ParameterInfo>& params, const std::vec
          json_value(params[p], v[p]);
   }
   return s + "}";
+}
+
+// Why one file got no estimate, with what to do where the command line can do it.
+std::string failure_text(const std::exception& e) {
+  std::string text = e.what();
+  if (const auto* refused = dynamic_cast<const PreprocessError*>(&e);
+      refused && refused->reason() == RejectReason::kEnergyUnit) {
+    text += "; use --energy-unit keV";
+  }
+  return text;
 }
 
 std::string estimate_json(const std::string& file, const Model& model, const Estimate& e) {
@@ -137,6 +150,7 @@ int run_estimate(const CliArgs& args) {
     offset_from = "--session-offset";
   }
   if (offset != 0.0) std::fprintf(stderr, "xasmap estimate: session offset %+.2f eV (%s)\n", offset, offset_from.c_str());
+  const SpectrumReadOptions reading = spectrum_read_options(args);
   const bool json = args.has("json");
   const auto& params = model.parameters();
   if (!json) {
@@ -147,7 +161,7 @@ int run_estimate(const CliArgs& args) {
   int failures = 0;
   for (const std::string& file : args.positionals()) {
     try {
-      const Estimate e = model.estimate(read_spectrum(file), offset);
+      const Estimate e = model.estimate(read_spectrum(file, reading), offset);
       if (json) {
         std::printf("%s\n", estimate_json(file, model, e).c_str());
         continue;
@@ -168,13 +182,19 @@ int run_estimate(const CliArgs& args) {
       std::printf(" %+-8.2f %-8.2f %-6s %s\n", e.energy_shift_ev, e.novelty,
                   e.in_library ? "yes" : "no",
                   e.neighbors.empty() ? "-" : e.neighbors.front().label.c_str());
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {  // xasmap::Error, and any other reason one file fails
       ++failures;
       if (json) {
         std::printf("{\"file\":\"%s\",\"error\":\"%s\"}\n", json_escape(file).c_str(),
-                    json_escape(e.what()).c_str());
+                    json_escape(failure_text(e)).c_str());
       } else {
-        std::fprintf(stderr, "xasmap estimate: %s: %s\n", file.c_str(), e.what());
+        // Most reasons name the file already (the reader's, with the line); the others get it here.
+        const std::string text = failure_text(e);
+        if (text.rfind(file + ":", 0) == 0) {
+          std::fprintf(stderr, "xasmap estimate: %s\n", text.c_str());
+        } else {
+          std::fprintf(stderr, "xasmap estimate: %s: %s\n", file.c_str(), text.c_str());
+        }
       }
     }
   }

@@ -10,11 +10,13 @@
 namespace xasmap::service {
 
 const std::vector<OptionSpec> kStatusOptions = {
-    {"control", true, "EP", "the daemon's control endpoint (default: control.endpoint of the config)"},
+    {"control", true, "EP",
+     "the daemon's control endpoint (default: control.endpoint of the config)"},
     {"config", true, "FILE", "configuration whose control.endpoint to use (default config)"},
     {"cmd", true, "CMD", "status (default), library, config, reload or shutdown"},
     {"wait", true, "SECONDS", "status only: retry until the daemon is ready, for at most SECONDS"},
     {"timeout", true, "SECONDS", "how long to wait for one reply (default 2)"},
+    {"json", false, "", "print the reply as one line of JSON instead of a table"},
 };
 
 int run_status(const CliArgs& args) {
@@ -42,7 +44,11 @@ int run_status(const CliArgs& args) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         continue;
       }
-      std::cout << to_json(r) << "\n";
+      if (args.has("json")) {
+        std::cout << to_json(r) << "\n";
+      } else {
+        std::cout << to_table(r);
+      }
       const msgpack::object* ok = find_key(r, "ok");
       const bool is_ok = ok && ok->type == msgpack::type::BOOLEAN && ok->via.boolean;
       if (!is_ok) return 1;

@@ -594,7 +594,10 @@ struct Daemon::Impl {
       w.estimate.energy_shift_ev += session;  // the whole offset: the session's and the spectrum's own
       if (state.config.calibration.track != config::OffsetTracking::kOff) state.tracker->observe(w.estimate);
     } catch (const PreprocessError& err) {
-      reject(code_of(err.reason()), m.id, field_of(err.reason()), err.what(), received_at);
+      std::string text = err.what();
+      // The sender chooses the unit; xasmap feed converts files with --energy-unit keV.
+      if (err.reason() == RejectReason::kEnergyUnit) text += "; send energies in eV";
+      reject(code_of(err.reason()), m.id, field_of(err.reason()), text, received_at);
       return;
     }
     latency.compute = micros(t1, Clock::now());

@@ -167,7 +167,10 @@ int main(int argc, char** argv) {
     }
     return it->second.run(args);
   } catch (const UsageError& e) {
-    std::cerr << "xasmap: " << e.what() << "\nTry 'xasmap --help'.\n";
+    // A known subcommand's own help lists the options it takes; the general help lists commands.
+    const std::string help =
+        it == commands().end() ? "xasmap --help" : "xasmap " + name + " --help";
+    std::cerr << "xasmap: " << e.what() << "\nTry '" << help << "'.\n";
     return kExitUsage;
   } catch (const xasmap::config::ConfigError& e) {
     std::cerr << "xasmap: " << e.what() << "\n";

@@ -81,6 +81,36 @@ logging: {format: json, level: debug}
   CHECK(again == c);
 }
 
+TEST_CASE("to_yaml writes each number as the shortest decimal that reads back exactly",
+          "[config]") {
+  const Config defaults =
+      parse_config("logging: {level: info}\n", "shortest.yaml");  // paths resolved
+  Config c = defaults;
+  c.library.grid.step_ev = 0.1;
+  c.library.preprocess.min_coverage = 0.3;
+  c.library.simulate.tendq_ev = Sweep{};
+  c.library.simulate.tendq_ev.list = {0.1, 0.2, 0.7, 1.0 / 3.0};
+  c.library.simulate.symmetry = Symmetry::kD4h;
+  c.library.simulate.ds_ev = Sweep{};
+  c.library.simulate.ds_ev.start = -0.1;
+  c.library.simulate.ds_ev.stop = 0.1;
+  c.library.simulate.ds_ev.step = 0.05;
+  c.library.simulate.slater_scale_dd = 0.7;
+  c.estimation.novelty_threshold = 1e-7;
+  const std::string yaml = to_yaml(c);
+  INFO(yaml);
+  CHECK(yaml.find("step_ev: 0.1\n") != std::string::npos);
+  CHECK(yaml.find("min_coverage: 0.3\n") != std::string::npos);
+  CHECK(yaml.find("tendq_ev: [0.1, 0.2, 0.7, 0.3333333333333333]\n") != std::string::npos);
+  CHECK(yaml.find("ds_ev: {start: -0.1, stop: 0.1, step: 0.05}\n") != std::string::npos);
+  CHECK(yaml.find("slater_scale_dd: 0.7\n") != std::string::npos);
+  CHECK(yaml.find("novelty_threshold: 1e-07\n") != std::string::npos);
+  CHECK(yaml.find("0000000") == std::string::npos);
+  CHECK(parse_config(yaml, "shortest.yaml") == c);
+  // The shipped defaults read back identically too.
+  CHECK(parse_config(to_yaml(defaults), "shortest.yaml") == defaults);
+}
+
 TEST_CASE("the default 10Dq sweep is the seed study's 26 values", "[config]") {
   const std::vector<double> v = Config{}.library.simulate.tendq_ev.values();
   REQUIRE(v.size() == 26);

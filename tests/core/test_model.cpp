@@ -130,7 +130,11 @@ TEST_CASE("a spectrum on part of the grid is judged on that window", "[core][mod
     FAIL("a 32% window was judged");
   } catch (const PreprocessError& err) {
     CHECK(err.reason() == RejectReason::kTooLittleOverlap);
-    CHECK_THAT(err.what(), Catch::Contains("covers 32% of the grid") && Catch::Contains("at least 60%"));
+    CHECK_THAT(
+        err.what(),
+        Catch::Contains(
+            "the spectrum (640.0-648.0 eV) covers 32% of the library's grid 635.0-660.0 eV") &&
+            Catch::Contains("at least 60%"));
   }
 }
 
@@ -195,6 +199,19 @@ TEST_CASE("out of the library's domain: refused with the reason, not estimated",
     const auto [reason, text] = reason_of(s);
     CHECK(reason == RejectReason::kNoEdge);
     CHECK_THAT(text, Catch::Contains("708.8 eV") && Catch::Contains("Fe L3 (706.8 eV)"));
+  }
+  SECTION("a scan wholly on another element's edge names that edge, energies to 0.1 eV") {
+    Spectrum s = line_spectrum(708.8, 0.5, 0, 700, 747);
+    for (Eigen::Index i = 0; i < s.intensity.size(); ++i) {
+      const double x3 = (s.energy_ev[i] - 708.8) / 0.5, x2 = (s.energy_ev[i] - 721.6) / 0.8;
+      s.intensity[i] = 2.0 / (1 + x3 * x3) + 1.0 / (1 + x2 * x2);
+    }
+    const auto [reason, text] = reason_of(s);
+    CHECK(reason == RejectReason::kTooLittleOverlap);
+    CHECK_THAT(text,
+               Catch::StartsWith("the spectrum (700.0-747.0 eV) covers 0% of the library's grid"));
+    CHECK_THAT(text, Catch::Contains("strongest peak lies at 708.8 eV, near Fe L3 (706.8 eV)"));
+    CHECK_THAT(text, !Catch::Contains("000000"));
   }
   SECTION("energies in keV") {
     Spectrum s = line_spectrum(645, 1, 0);

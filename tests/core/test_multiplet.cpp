@@ -415,6 +415,9 @@ TEST_CASE("parameters by name, ions by text", "[core][multiplet]") {
   CHECK(parse_ion("Cu2+").n3d == 9);
   CHECK(parse_ion("Ti4+").n3d == 0);
   CHECK_THROWS_WITH(parse_ion("Zn2+"), Catch::Contains("Ti..Cu"));
+  CHECK_THROWS_WITH(parse_ion("Mn2"),
+                    Catch::Equals("ion 'Mn2': write the charge with its sign, e.g. Mn2+"));
+  CHECK_THROWS_WITH(parse_ion("Mn+"), Catch::Contains("Ti..Cu"));
   CHECK_THROWS_WITH(parse_ion("Cu1+"), Catch::Contains("10 3d electrons"));
   CHECK_THROWS_AS(AtomicTable::load("/nonexistent"), Error);
   CHECK_THROWS_WITH(table().lookup(parse_ion("Mn1+")), Catch::Contains("no row Mn 3d6"));

@@ -92,10 +92,97 @@ TEST_CASE("broken spectrum files name the file, line and reason", "[core][spectr
   CHECK_THROWS_WITH(read_spectrum(with_nan), Catch::Contains("intensity[4] is not finite"));
   const auto short_file = write_temp("xasmap_bad4.csv", "640,1\n641,2\n");
   CHECK_THROWS_WITH(read_spectrum(short_file), Catch::Contains("only 2 points"));
-  CHECK_THROWS_WITH(read_spectrum("/nonexistent.csv"), Catch::Contains("cannot read"));
+  CHECK_THROWS_WITH(read_spectrum("/nonexistent.csv"),
+                    Catch::Equals("/nonexistent.csv: no such file"));
   SpectrumReadOptions missing;
   missing.intensity_column = "mu";
   CHECK_THROWS_WITH(read_spectrum(kData + "/ctm4xas/cr3+_data.xy", missing),
                     Catch::Contains("no intensity column 'mu'"));
   for (const auto& p : {bad_number, ragged, with_nan, short_file}) std::filesystem::remove(p);
+}
+
+TEST_CASE("a path that is no spectrum text says what it is", "[core][spectrum]") {
+  const auto dir = std::filesystem::temp_directory_path() / "xasmap_spectrum_dir";
+  std::filesystem::create_directories(dir);
+  CHECK_THROWS_WITH(read_spectrum(dir), Catch::Contains("xasmap_spectrum_dir: is a directory"));
+  CHECK_THROWS_WITH(read_spectrum(dir / "none.csv"), Catch::EndsWith("none.csv: no such file"));
+  std::filesystem::remove_all(dir);
+
+  const std::string rows = "640,1\n641,2\n642,3\n643,4\n644,5\n645,6\n646,7\n647,8\n";
+  const auto hdf5 = write_temp("xasmap_scan.h5", std::string("\x89HDF\r\n\x1a\n\0\0\0", 11) + rows);
+  CHECK_THROWS_WITH(read_spectrum(hdf5), Catch::Contains("xasmap_scan.h5: looks like an HDF5") &&
+                                             Catch::Contains("reads spectra as text columns"));
+  const auto png = write_temp("xasmap_scan.png", "\x89PNG\r\n\x1a\n" + rows);
+  CHECK_THROWS_WITH(read_spectrum(png), Catch::Contains("looks like a PNG image"));
+  const auto gz = write_temp("xasmap_scan.csv.gz", "\x1f\x8b\x08" + rows);
+  CHECK_THROWS_WITH(read_spectrum(gz), Catch::Contains("looks like a gzip-compressed file"));
+  const auto nul = write_temp("xasmap_scan.bin", std::string("640 1\n\0\0", 8) + rows);
+  CHECK_THROWS_WITH(read_spectrum(nul), Catch::Contains("looks like a binary file"));
+  // The same rows as text are a spectrum: only the first bytes made the difference.
+  const auto text = write_temp("xasmap_scan.csv", rows);
+  CHECK(read_spectrum(text).energy_ev.size() == 8);
+  for (const auto& p : {hdf5, png, gz, nul, text}) std::filesystem::remove(p);
+}
+
+TEST_CASE("semicolon-separated files are read, and decimal commas are named", "[core][spectrum]") {
+  std::string semicolon = "energy;i0;tey\n", decimal = "energy;intensity\n";
+  for (int i = 0; i < 10; ++i) {
+    semicolon += std::to_string(640 + i) + ".5; 2.0; " + std::to_string(i) + ".25\n";
+    decimal += std::to_string(640 + i) + ",5;" + std::to_string(i) + ",25\n";
+  }
+  const auto file = write_temp("xasmap_semicolon.csv", semicolon);
+  SpectrumReadReport report;
+  SpectrumReadOptions tey;
+  tey.intensity_column = "tey";
+  const Spectrum s = read_spectrum(file, tey, &report);
+  REQUIRE(s.energy_ev.size() == 10);
+  CHECK(s.energy_ev[3] == 643.5);
+  CHECK(s.intensity[3] == 3.25);
+  CHECK(report.intensity_column == "tey");
+  const auto comma = write_temp("xasmap_decimal_comma.csv", decimal);
+  CHECK_THROWS_WITH(read_spectrum(comma),
+                    Catch::Contains("xasmap_decimal_comma.csv:2: expected numbers") &&
+                        Catch::Contains("decimal commas"));
+  // A file that is merely broken does not blame decimal commas.
+  const auto broken = write_temp("xasmap_broken_row.csv", "energy,intensity\n640,1\n641,x\n");
+  CHECK_THROWS_WITH(read_spectrum(broken), !Catch::Contains("decimal commas"));
+  for (const auto& p : {file, comma, broken}) std::filesystem::remove(p);
+}
+
+TEST_CASE("energy, I0 and TEY columns: the intensity divided by I0, keV energies in eV",
+          "[core][spectrum]") {
+  std::string text = "energy i0 tey\n";
+  for (int i = 0; i < 10; ++i) {
+    text += std::to_string(0.640 + 0.001 * i) + " " + std::to_string(2 + i) + " " +
+            std::to_string(3 * (2 + i)) + "\n";
+  }
+  const auto file = write_temp("xasmap_three_columns.dat", text);
+  SpectrumReadOptions o;
+  o.intensity_column = "tey";
+  o.normalize_column = "i0";
+  o.energy_unit = EnergyUnit::kKev;
+  SpectrumReadReport report;
+  const Spectrum s = read_spectrum(file, o, &report);
+  REQUIRE(s.energy_ev.size() == 10);
+  CHECK(s.energy_ev[0] == Approx(640.0));
+  CHECK(s.energy_ev[9] == Approx(649.0));
+  for (Eigen::Index i = 0; i < 10; ++i) CHECK(s.intensity[i] == Approx(3.0));
+  CHECK(report.intensity_column == "tey");
+  CHECK(report.normalize_column == "i0");
+  // By number, the same; without the options, column 2 (i0) and energies as written.
+  o.intensity_column = "3";
+  o.normalize_column = "2";
+  CHECK(read_spectrum(file, o).intensity[4] == Approx(3.0));
+  const Spectrum plain = read_spectrum(file);
+  CHECK(plain.energy_ev[0] == Approx(0.640));
+  CHECK(plain.intensity[0] == 2.0);
+  o.normalize_column = "i1";
+  CHECK_THROWS_WITH(read_spectrum(file, o),
+                    Catch::Contains("no normalization column 'i1' among 3 columns"));
+  const auto zero = write_temp("xasmap_zero_i0.dat", "energy i0 tey\n640 1 1\n641 0 1\n");
+  o.normalize_column = "i0";
+  CHECK_THROWS_WITH(read_spectrum(zero, o),
+                    Catch::Contains("xasmap_zero_i0.dat:3: the normalization column 'i0' is 0"));
+  std::filesystem::remove(file);
+  std::filesystem::remove(zero);
 }

@@ -1,16 +1,17 @@
 // Runs the real xasmapd and xasmap executables as processes and checks their output and exit codes.
 
-#include <catch2/catch.hpp>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
-#include <iterator>
+#include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
-#include <vector>
 #include <string>
+#include <vector>
 
 #include "xasmap/core/model.hpp"
 
@@ -87,6 +88,16 @@ TEST_CASE("usage errors exit 64 with a suggestion", "[integration][cli]") {
   const Run t = run(kTool + " chek-config x.yaml");
   CHECK(t.status == 64);
   CHECK(t.output.find("did you mean 'check-config'?") != std::string::npos);
+  CHECK(t.output.find("Try 'xasmap --help'.") != std::string::npos);
+  // A known subcommand's usage error points at that subcommand's own help.
+  const Run e = run(kTool + " estimate --modle m.xasm x.csv");
+  CHECK(e.status == 64);
+  CHECK(e.output ==
+        "xasmap: unknown option '--modle' (did you mean '--model'?)\nTry 'xasmap estimate "
+        "--help'.\n");
+  const Run none = run(kTool + " estimate");
+  CHECK(none.status == 64);
+  CHECK(none.output.find("Try 'xasmap estimate --help'.") != std::string::npos);
 }
 
 TEST_CASE("version and help", "[integration][cli]") {
@@ -177,6 +188,11 @@ TEST_CASE("xasmap simulate refuses bad options with the reason", "[integration][
   const Run bad_ion = run(kTool + " simulate --ion Zn2+");
   CHECK(bad_ion.status == 1);
   CHECK(bad_ion.output.find("Ti..Cu") != std::string::npos);
+  const Run unsigned_ion = run(kTool + " simulate --ion Mn2 --tendq 1");
+  CHECK(unsigned_ion.status == 1);
+  CHECK(unsigned_ion.output.find("ion 'Mn2': write the charge with its sign, e.g. Mn2+") !=
+        std::string::npos);
+  CHECK(unsigned_ion.output.find("energy_eV") == std::string::npos);  // no spectrum
   const Run oh_ds = run(kTool + " simulate --ion Mn3+ --ds 0.1 --symmetry Oh");
   CHECK(oh_ds.status == 64);
   CHECK(oh_ds.output.find("need --symmetry D4h") != std::string::npos);
@@ -247,12 +263,161 @@ TEST_CASE("xasmap embed writes a model that xasmap estimate uses", "[integration
   CHECK(table.output.find("charge") != std::string::npos);
   CHECK(table.output.find("4 (") != std::string::npos);
 
+  // A folder and a missing file among the inputs are reported; the other files still get their row.
+  const auto folder = dir / "xasmap_cli_scans";
+  std::filesystem::create_directories(folder);
+  const Run mixed = run(kTool + " estimate --model " + model + " " + folder.string() + " " + data +
+                        "/experimental/xinhuolin_MnEdgeNet/Data2_SrMnO3.csv " +
+                        (dir / "xasmap_none.csv").string());
+  INFO(mixed.output);
+  CHECK(mixed.status == 1);
+  CHECK(mixed.output.find("xasmap estimate: " + folder.string() +
+                          ": is a directory; give the spectrum files in it") != std::string::npos);
+  CHECK(mixed.output.find("xasmap_none.csv: no such file") != std::string::npos);
+  CHECK(mixed.output.find("Data2_SrMnO3.csv") != std::string::npos);
+  CHECK(mixed.output.find("4 (") != std::string::npos);
+  CHECK(mixed.output.find("basic_filebuf") == std::string::npos);
+  std::filesystem::remove_all(folder);
+
+  // Energy, I0 and TEY columns: TEY / I0 is the spectrum, and it is the one the two columns hold.
+  {
+    std::ifstream in(data + "/experimental/xinhuolin_MnEdgeNet/Data2_SrMnO3.csv");
+    std::string line, three = "energy_kev;i0;tey\n";
+    std::getline(in, line);
+    for (int row = 0; std::getline(in, line); ++row) {
+      const auto comma = line.find(',');
+      if (comma == std::string::npos) continue;
+      const double i0 = 1.0 + 0.01 * (row % 7);
+      std::ostringstream out;
+      out.precision(12);
+      out << std::stod(line.substr(0, comma)) / 1000.0 << ";" << i0 << ";"
+          << std::stod(line.substr(comma + 1)) * i0 << "\n";
+      three += out.str();
+    }
+    const std::string file = write_temp("xasmap_cli_three.csv", three);
+    const Run columns =
+        run(kTool + " estimate --model " + model + " --energy-unit keV --intensity-column tey " +
+            "--normalize-by 2 " + file);
+    INFO(columns.output);
+    CHECK(columns.status == 0);
+    CHECK(columns.output.find("4 (") != std::string::npos);
+    const Run unknown =
+        run(kTool + " estimate --model " + model + " --intensity-column it " + file);
+    CHECK(unknown.status == 1);
+    CHECK(unknown.output.find("no intensity column 'it' among 3 columns (energy_kev, i0, tey)") !=
+          std::string::npos);
+    std::filesystem::remove(file);
+  }
+
   const Run missing = run(kTool + " estimate --model " + (dir / "xasmap_none.xasm").string() + " x.csv");
   CHECK(missing.status == 1);
   CHECK(missing.output.find("cannot read the model file") != std::string::npos);
   std::filesystem::remove(model);
   std::filesystem::remove(config);
   std::filesystem::remove(broken);
+}
+
+TEST_CASE("xasmap feed reads its files with the column and unit options",
+          "[integration][cli][feed]") {
+  const Run help = run(kTool + " feed --help");
+  CHECK(help.output.find("--energy-unit eV|keV") != std::string::npos);
+  CHECK(help.output.find("--normalize-by COL") != std::string::npos);
+  const std::string file =
+      write_temp("xasmap_cli_feed_three.dat", "energy i0 tey\n640 1 2\n641 1 3\n");
+  // The files are read before any socket is opened: these fail on the reading alone.
+  const Run unknown =
+      run(kTool + " feed --endpoint ipc:///nonexistent/x --intensity-column it " + file);
+  CHECK(unknown.status == 1);
+  CHECK(unknown.output.find("no intensity column 'it' among 3 columns (energy, i0, tey)") !=
+        std::string::npos);
+  const Run unit = run(kTool + " feed --energy-unit mev " + file);
+  CHECK(unit.status == 64);
+  CHECK(unit.output.find("--energy-unit must be eV or keV") != std::string::npos);
+  std::filesystem::remove(file);
+}
+
+TEST_CASE("xasmap status prints a table, and the reply's JSON with --json",
+          "[integration][cli][status]") {
+  const auto dir = std::filesystem::temp_directory_path() / "xasmap_cli_status";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string tiny =
+      write_temp("xasmap_cli_status_lib.yaml",
+                 "library:\n  simulate:\n    ions: [Mn2+, Mn4+]\n    tendq_ev: [0.5, 1.5]\n"
+                 "embedding: {landmarks: 16, estimate_dims: 3}\n");
+  REQUIRE(run(kTool + " embed --config " + tiny + " --out " + (dir / "m.xasm").string()).status ==
+          0);
+  const std::string control = "ipc://" + (dir / "control.ipc").string();
+  std::ofstream(dir / "d.yaml") << "library:\n  source: model\n  model_file: m.xasm\n"
+                                << "input:\n  endpoint: ipc://" << (dir / "in.ipc").string() << "\n"
+                                << "output:\n  endpoint: ipc://" << (dir / "out.ipc").string()
+                                << "\n"
+                                << "control:\n  endpoint: " << control << "\n";
+  // The daemon in the background; the table once it is ready, then the JSON, then shut it down.
+  Run r = run(kDaemon + " --config " + (dir / "d.yaml").string() + " > " + (dir / "log").string() +
+              " 2>&1 & pid=$!; " + kTool + " status --control " + control +
+              " --wait 60 && echo '--- json' && " + kTool + " status --json --control " + control +
+              "; echo \"--- status $?\"; " + kTool + " status --cmd shutdown --control " + control +
+              " > /dev/null || kill $pid; wait $pid");
+  INFO(r.output);
+  REQUIRE(r.status == 0);  // the daemon's, which stopped cleanly
+  CHECK(r.output.find("--- status 0\n") != std::string::npos);
+  r.output.resize(r.output.find("--- status"));
+  const auto split = r.output.find("--- json\n");
+  REQUIRE(split != std::string::npos);
+  const std::string table = r.output.substr(0, split), json = r.output.substr(split + 9);
+  // One "key  value" line per field, values in one column; nested maps as dotted keys.
+  std::istringstream lines(table);
+  std::string line;
+  std::size_t column = std::string::npos;
+  int rows = 0;
+  while (std::getline(lines, line)) {
+    ++rows;
+    const auto gap = line.find("  ");
+    REQUIRE(gap != std::string::npos);
+    const auto value_at = line.find_first_not_of(' ', gap);
+    if (column == std::string::npos) column = value_at;
+    CHECK(value_at == column);
+  }
+  CHECK(rows >= 20);
+  CHECK(table.rfind("ready ", 0) == 0);  // "ok: true" is implied and left out
+  CHECK(table.find("\nready") == std::string::npos);
+  CHECK(table.find("yes\n") != std::string::npos);
+  CHECK(table.find("\nendpoints.control") != std::string::npos);
+  CHECK(table.find(control + "\n") != std::string::npos);
+  CHECK(table.find('{') == std::string::npos);
+  CHECK(json.rfind("{\"ok\":true,", 0) == 0);
+  CHECK(json.find("\"ready\":true") != std::string::npos);
+  CHECK(std::count(json.begin(), json.end(), '\n') == 1);
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove(tiny);
+}
+
+TEST_CASE("xasmap feed reports its rate to 3 significant digits", "[integration][cli][feed]") {
+  // PUB connecting to an endpoint nobody binds: the messages are dropped, not queued, and feed
+  // ends.
+  const std::string data = XASMAP_TEST_DATA_DIR;
+  const auto endpoint =
+      "ipc://" + (std::filesystem::temp_directory_path() / "xasmap_cli_nobody").string();
+  const Run r =
+      run(kTool + " feed --connect --pattern pub --endpoint " + endpoint + " --rate 7 --count 3 " +
+          data + "/experimental/xinhuolin_MnEdgeNet/Data2_SrMnO3.csv");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  const auto at = r.output.find("xasmap feed: sent 3 file messages to " + endpoint + " in ");
+  REQUIRE(at != std::string::npos);
+  // "in 0.29 s (10.5 /s)": two decimals of seconds; the rate (3 messages in 2/7 s and a little) to
+  // 3 digits.
+  double seconds = 0, rate = 0;
+  char unit[8] = {};
+  REQUIRE(std::sscanf(r.output.c_str() + r.output.find(" in ", at) + 4, "%lf s (%lf %7s", &seconds,
+                      &rate, unit) == 3);
+  CHECK(std::string(unit) == "/s)");
+  const std::string text = r.output.substr(r.output.find('(', at) + 1);
+  const std::string digits = text.substr(0, text.find(' '));
+  CHECK(digits.size() <= 4);  // e.g. 10.5
+  CHECK(rate == Approx(3 / seconds).epsilon(0.05));
+  CHECK(rate < 12);
 }
 
 TEST_CASE("xasmap estimate refuses spectra outside the library's domain, naming why", "[integration][cli][estimate]") {
@@ -290,9 +455,36 @@ TEST_CASE("xasmap estimate refuses spectra outside the library's domain, naming 
   CHECK(r.output.find("times its noise") != std::string::npos);
   CHECK(r.output.find("xasmap_cli_fe.csv: no absorption edge") != std::string::npos);
   CHECK(r.output.find("near Fe L3 (706.8 eV)") != std::string::npos);
-  CHECK(r.output.find("xasmap_cli_kev.csv: the energies (0.6350-0.6600) look like keV") != std::string::npos);
+  CHECK(r.output.find(
+            "xasmap_cli_kev.csv: the energies (0.6350-0.6600) look like keV; the library's grid is "
+            "635.0-660.0 eV; use --energy-unit keV\n") != std::string::npos);
   // None of them got an estimate row.
   CHECK(r.output.find("xasmap_cli_noise.csv   ") == std::string::npos);
+  // Told the unit, the keV file is read in eV and estimated.
+  const Run in_kev = run(kTool + " estimate --json --energy-unit keV --model " + model + " " +
+                         write_temp("xasmap_cli_kev.csv", kev.str()));
+  INFO(in_kev.output);
+  CHECK(in_kev.status == 0);
+  CHECK(in_kev.output.find("\"params\":{\"charge\":") != std::string::npos);
+  const Run bad_unit = run(kTool + " estimate --energy-unit meV --model " + model + files);
+  CHECK(bad_unit.status == 64);
+  CHECK(bad_unit.output.find("--energy-unit must be eV or keV, not 'meV'") != std::string::npos);
+  // A scan wholly on the Fe L edge (700-747 eV) misses the grid: the reason names the edge it is
+  // on.
+  std::ostringstream fe_only;
+  fe_only << "energy,intensity\n";
+  for (int i = 0; i <= 470; ++i) {
+    const double e = 700.0 + 0.1 * i, x3 = (e - 708.8) / 0.5, x2 = (e - 721.6) / 0.8;
+    fe_only << e << "," << 2.0 / (1 + x3 * x3) + 1.0 / (1 + x2 * x2) << "\n";
+  }
+  const Run other_edge = run(kTool + " estimate --model " + model + " " +
+                             write_temp("xasmap_cli_fe_only.csv", fe_only.str()));
+  INFO(other_edge.output);
+  CHECK(other_edge.status == 1);
+  CHECK(other_edge.output.find(
+            "xasmap_cli_fe_only.csv: the spectrum (700.0-747.0 eV) covers 0% of the library's grid "
+            "635.0-660.0 eV; at least") != std::string::npos);
+  CHECK(other_edge.output.find("near Fe L3 (706.8 eV)") != std::string::npos);
   std::filesystem::remove(model);
   std::filesystem::remove(config);
 }

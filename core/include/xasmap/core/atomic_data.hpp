@@ -21,7 +21,8 @@ struct Ion {
   std::string name() const { return element + std::to_string(charge) + "+"; }
 };
 
-// Parses "Mn3+" (also "Mn3"), Ti..Cu. Throws xasmap::Error naming the text when it is not one.
+// Parses "Mn3+", Ti..Cu. Throws xasmap::Error naming the text when it is not one ("Mn3" without
+// the sign is refused, suggesting "Mn3+").
 Ion parse_ion(const std::string& text);
 
 // Raw Hartree-Fock values in eV, before any scaling.
