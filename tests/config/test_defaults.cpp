@@ -95,6 +95,7 @@ TEST_CASE("to_yaml writes each number as the shortest decimal that reads back ex
   c.library.simulate.ds_ev.start = -0.1;
   c.library.simulate.ds_ev.stop = 0.1;
   c.library.simulate.ds_ev.step = 0.05;
+  c.library.simulate.slater_scale = Sweep::single(0.8);  // separate dd/pd scales need one value
   c.library.simulate.slater_scale_dd = 0.7;
   c.estimation.novelty_threshold = 1e-7;
   const std::string yaml = to_yaml(c);

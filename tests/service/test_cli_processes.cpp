@@ -210,6 +210,7 @@ TEST_CASE("xasmap library writes one CSV per spectrum and a manifest", "[integra
   const std::string config = write_temp(
       "xasmap_cli_library.yaml",
       "library:\n  simulate:\n    ions: [Mn2+, Mn4+]\n    tendq_ev: [0.5, 1.5]\n"
+      "    slater_scale: 0.8\n    temperature_k: 300\n    gauss_fwhm_ev: 0.3\n"
       "  grid: {emin_ev: 636, emax_ev: 658, step_ev: 0.2}\n");
   const Run r = run(kTool + " library --config " + config + " --out " + dir.string());
   INFO(r.output);
@@ -231,6 +232,7 @@ TEST_CASE("xasmap embed writes a model that xasmap estimate uses", "[integration
   const std::string config = write_temp(
       "xasmap_cli_embed.yaml",
       "library:\n  simulate:\n    ions: [Mn2+, Mn4+]\n    tendq_ev: [0.5, 1.0, 1.5]\n"
+      "    slater_scale: 0.8\n    temperature_k: 300\n    gauss_fwhm_ev: 0.3\n"
       "embedding: {landmarks: 32, estimate_dims: 6}\n");
   const std::string model = (dir / "xasmap_cli.xasm").string();
   const Run embed = run(kTool + " embed --config " + config + " --out " + model);
@@ -344,6 +346,7 @@ TEST_CASE("xasmap status prints a table, and the reply's JSON with --json",
   const std::string tiny =
       write_temp("xasmap_cli_status_lib.yaml",
                  "library:\n  simulate:\n    ions: [Mn2+, Mn4+]\n    tendq_ev: [0.5, 1.5]\n"
+      "    slater_scale: 0.8\n    temperature_k: 300\n    gauss_fwhm_ev: 0.3\n"
                  "embedding: {landmarks: 16, estimate_dims: 3}\n");
   REQUIRE(run(kTool + " embed --config " + tiny + " --out " + (dir / "m.xasm").string()).status ==
           0);
@@ -425,6 +428,7 @@ TEST_CASE("xasmap estimate refuses spectra outside the library's domain, naming 
   const std::string config = write_temp(
       "xasmap_cli_domain.yaml",
       "library:\n  simulate:\n    ions: [Mn2+, Mn4+]\n    tendq_ev: [0.5, 1.0, 1.5]\n"
+      "    slater_scale: 0.8\n    temperature_k: 300\n    gauss_fwhm_ev: 0.3\n"
       "embedding: {landmarks: 32, estimate_dims: 6}\n");
   const std::string model = (dir / "xasmap_cli_domain.xasm").string();
   REQUIRE(run(kTool + " embed --config " + config + " --out " + model).status == 0);
@@ -568,6 +572,7 @@ TEST_CASE("xasmap calibrate finds a session offset from a standard, and estimate
   const std::string config = write_temp(
       "xasmap_cli_calibrate.yaml",
       "library:\n  simulate:\n    ions: [Mn2+, Mn3+, Mn4+]\n    tendq_ev: [0.5, 1.0, 1.5]\n"
+      "    slater_scale: 0.8\n    temperature_k: 300\n    gauss_fwhm_ev: 0.3\n"
       "embedding: {landmarks: 32, estimate_dims: 6}\n");
   const std::string model = (dir / "xasmap_cli_calibrate.xasm").string();
   REQUIRE(run(kTool + " embed --config " + config + " --out " + model).status == 0);
@@ -647,7 +652,7 @@ TEST_CASE("a damaged model file fails --check-config and start-up with 65, which
   // A model file's header announcing 1000 bytes of payload, with 10 bytes of garbage behind it.
   {
     std::ofstream f(dir / "bad.xasm", std::ios::binary);
-    const std::uint32_t version = 2;
+    const std::uint32_t version = 3;  // the current format (model_io.cpp)
     const std::uint64_t length = 1000;
     f.write("XASMAPMD", 8);
     f.write(reinterpret_cast<const char*>(&version), 4);
