@@ -1,6 +1,6 @@
 // Speed of the multiplet simulator: one spectrum per Mn ion (with the 2Jz-blocked solver and,
 // as the in-run baseline, the whole-matrix solver), broadening, and the seed's 78-spectrum library
-// on one and on two threads.
+// on one and on two threads; a temperature sweep from one diagonalisation against two.
 
 #include <benchmark/benchmark.h>
 
@@ -42,6 +42,25 @@ BENCHMARK(BM_Spectrum)
     ->Args({1, 0})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// A nuisance library's temperature sweep: Mn3+ at 20 and 300 K, as two calculations (the in-run
+// baseline) or from one diagonalisation (what simulate_library does for same_hamiltonian_as).
+void BM_Temperatures(benchmark::State& state) {
+  MultipletParameters p = params("Mn3+", 1.2);
+  const bool shared = state.range(0) != 0;
+  for (auto _ : state) {
+    if (shared) {
+      benchmark::DoNotOptimize(compute_sticks(p, {20.0, 300.0}));
+    } else {
+      p.temperature_k = 20.0;
+      benchmark::DoNotOptimize(compute_sticks(p));
+      p.temperature_k = 300.0;
+      benchmark::DoNotOptimize(compute_sticks(p));
+    }
+  }
+  state.SetLabel(shared ? "Mn3+ at 20 and 300 K, one diagonalisation" : "Mn3+ at 20 and 300 K, two calculations");
+}
+BENCHMARK(BM_Temperatures)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_Broaden(benchmark::State& state) {
   const StickSpectrum s = compute_sticks(params("Mn3+", 1.2));

@@ -483,15 +483,22 @@ MultipletParameters make_parameters(const Ion& ion, const HartreeFockValues& hf,
 }
 
 StickSpectrum compute_sticks(const MultipletParameters& p, const SolverOptions& options) {
+  return std::move(compute_sticks(p, {p.temperature_k}, options).front());
+}
+
+std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const std::vector<double>& temperatures_k,
+                                          const SolverOptions& options) {
   if (p.n3d < 0 || p.n3d > 9) {
     throw Error("multiplet: n3d = " + std::to_string(p.n3d) + " is outside 0..9");
   }
-  if (!(p.temperature_k >= 0.0) || !std::isfinite(p.temperature_k)) {
-    throw Error("multiplet: temperature " + std::to_string(p.temperature_k) + " K is not >= 0");
+  if (temperatures_k.empty()) throw Error("multiplet: no temperature given");
+  for (const double t : temperatures_k) {
+    if (!(t >= 0.0) || !std::isfinite(t)) {
+      throw Error("multiplet: temperature " + std::to_string(t) + " K is not >= 0");
+    }
   }
-  StickSpectrum result;
-  result.zeta2p = p.zeta2p;
-  MultipletDiagnostics& diag = result.diagnostics;
+  const double hottest = *std::max_element(temperatures_k.begin(), temperatures_k.end());
+  MultipletDiagnostics diag;
 
   const bool blocked = options.use_symmetry_blocks;
   const Space initial = make_space(6, p.n3d, blocked);
@@ -514,13 +521,6 @@ StickSpectrum compute_sticks(const MultipletParameters& p, const SolverOptions& 
         solve_block(build_block(dets, initial, ti, vi), "initial", b, diag);
   }
 
-  // Boltzmann weights over every initial eigenstate.
-  struct Weighted {
-    int block;
-    Eigen::Index column;
-    double energy;
-    double weight;
-  };
   double e0 = std::numeric_limits<double>::infinity();
   for (const auto& blk : initial_blocks) {
     if (blk.energies.size() > 0) e0 = std::min(e0, blk.energies.minCoeff());
@@ -535,8 +535,18 @@ StickSpectrum compute_sticks(const MultipletParameters& p, const SolverOptions& 
   // that small (e.g. the cubic splitting of Mn2+ 6A1, 0.03 meV at 10Dq 2.5 eV) are below any
   // measurement temperature, so these levels always share the full weight.
   constexpr double kDegenerate = 1e-4;  // eV
+  const auto boltzmann = [&](double excess, double temperature_k) {
+    if (excess < kDegenerate) return 1.0;
+    return temperature_k == 0.0 ? 0.0 : std::exp(-excess / (kBoltzmannEvPerK * temperature_k));
+  };
+  // The initial eigenstates with a weight above 1e-8 at the hottest temperature asked for: at any
+  // cooler one the weighted states are a subset of these (the weight grows with temperature).
+  struct Weighted {
+    int block;
+    Eigen::Index column;
+    double energy;
+  };
   std::vector<Weighted> weighted;
-  double total_weight = 0.0;
   double spin2_sum = 0.0;
   for (int b = 0; b < kNumBlocks; ++b) {
     const auto& blk = initial_blocks[static_cast<std::size_t>(b)];
@@ -546,21 +556,10 @@ StickSpectrum compute_sticks(const MultipletParameters& p, const SolverOptions& 
         ++diag.ground_degeneracy;
         spin2_sum += spin_squared(blk.vectors.col(i), initial.blocks[static_cast<std::size_t>(b)]);
       }
-      double w = 0.0;
-      if (p.temperature_k == 0.0) {
-        w = excess < kDegenerate ? 1.0 : 0.0;
-      } else {
-        w = std::exp(-excess / (kBoltzmannEvPerK * p.temperature_k));
-        if (excess < kDegenerate) w = 1.0;
-      }
-      if (w > 1e-8) {
-        weighted.push_back({b, i, blk.energies[i], w});
-        total_weight += w;
-      }
+      if (boltzmann(excess, hottest) > 1e-8) weighted.push_back({b, i, blk.energies[i]});
     }
   }
   diag.ground_spin_squared = spin2_sum / diag.ground_degeneracy;
-  diag.weighted_initial_states = static_cast<int>(weighted.size());
 
   // Final blocks reached from the weighted initial blocks.
   std::array<bool, kNumBlocks> needed{};
@@ -620,42 +619,73 @@ StickSpectrum compute_sticks(const MultipletParameters& p, const SolverOptions& 
                              p.polarization == BeamPolarization::kY)
                               ? 0.5
                               : 1.0;
-  std::vector<Stick> sticks;
-  for (const auto& w : weighted) {
+  // Transition amplitudes from every weighted initial state, once for all temperatures.
+  std::vector<std::vector<Eigen::VectorXd>> amplitudes(weighted.size());
+  for (std::size_t k = 0; k < weighted.size(); ++k) {
+    const Weighted& w = weighted[k];
     const auto& initial_dets = initial.blocks[static_cast<std::size_t>(w.block)];
-    const Eigen::VectorXd g =
-        initial_blocks[static_cast<std::size_t>(w.block)].vectors.col(w.column);
+    const Eigen::VectorXd g = initial_blocks[static_cast<std::size_t>(w.block)].vectors.col(w.column);
     for (int q : qs) {
       const int fb = final_block_of(w.block, q);
       const SolvedBlock& fblk = final_blocks[static_cast<std::size_t>(fb)];
-      if (fblk.energies.size() == 0) continue;
+      if (fblk.energies.size() == 0) {
+        amplitudes[k].emplace_back();
+        continue;
+      }
       const Eigen::VectorXd t = apply_dipole(q, g, initial_dets, final_space, fb);
-      const Eigen::VectorXd amplitudes = fblk.vectors.transpose() * t;
-      const double scale = q_weight * w.weight / total_weight;
-      const Eigen::VectorXd& j32 = final_j32[static_cast<std::size_t>(fb)];
-      for (Eigen::Index f = 0; f < amplitudes.size(); ++f) {
-        const double intensity = scale * amplitudes[f] * amplitudes[f];
-        if (intensity > 0.0) sticks.push_back({fblk.energies[f] - w.energy, intensity, j32[f]});
+      amplitudes[k].push_back(fblk.vectors.transpose() * t);
+    }
+  }
+
+  std::vector<StickSpectrum> results;
+  for (const double temperature : temperatures_k) {
+    StickSpectrum& result = results.emplace_back();
+    result.zeta2p = p.zeta2p;
+    result.diagnostics = diag;
+    std::vector<double> weight(weighted.size(), 0.0);
+    double total_weight = 0.0;
+    for (std::size_t k = 0; k < weighted.size(); ++k) {
+      const double w = boltzmann(weighted[k].energy - e0, temperature);
+      if (w > 1e-8) {
+        weight[k] = w;
+        total_weight += w;
+        ++result.diagnostics.weighted_initial_states;
+      }
+    }
+    std::vector<Stick> sticks;
+    for (std::size_t k = 0; k < weighted.size(); ++k) {
+      if (weight[k] == 0.0) continue;
+      for (std::size_t iq = 0; iq < qs.size(); ++iq) {
+        const Eigen::VectorXd& a = amplitudes[k][iq];
+        if (a.size() == 0) continue;
+        const int fb = final_block_of(weighted[k].block, qs[iq]);
+        const SolvedBlock& fblk = final_blocks[static_cast<std::size_t>(fb)];
+        const Eigen::VectorXd& j32 = final_j32[static_cast<std::size_t>(fb)];
+        const double scale = q_weight * weight[k] / total_weight;
+        for (Eigen::Index f = 0; f < a.size(); ++f) {
+          const double intensity = scale * a[f] * a[f];
+          if (intensity > 0.0) sticks.push_back({fblk.energies[f] - weighted[k].energy, intensity, j32[f]});
+        }
+      }
+    }
+    std::sort(sticks.begin(), sticks.end(),
+              [](const Stick& a, const Stick& b) { return a.energy_ev < b.energy_ev; });
+    double max_intensity = 0.0;
+    for (const auto& s : sticks) max_intensity = std::max(max_intensity, s.intensity);
+    for (const auto& s : sticks) {
+      if (s.intensity < 1e-14 * max_intensity) continue;
+      if (!result.sticks.empty() && s.energy_ev - result.sticks.back().energy_ev < 1e-7) {
+        Stick& last = result.sticks.back();
+        const double total = last.intensity + s.intensity;
+        last.energy_ev = (last.energy_ev * last.intensity + s.energy_ev * s.intensity) / total;
+        last.j32_weight = (last.j32_weight * last.intensity + s.j32_weight * s.intensity) / total;
+        last.intensity = total;
+      } else {
+        result.sticks.push_back(s);
       }
     }
   }
-  std::sort(sticks.begin(), sticks.end(),
-            [](const Stick& a, const Stick& b) { return a.energy_ev < b.energy_ev; });
-  double max_intensity = 0.0;
-  for (const auto& s : sticks) max_intensity = std::max(max_intensity, s.intensity);
-  for (const auto& s : sticks) {
-    if (s.intensity < 1e-14 * max_intensity) continue;
-    if (!result.sticks.empty() && s.energy_ev - result.sticks.back().energy_ev < 1e-7) {
-      Stick& last = result.sticks.back();
-      const double total = last.intensity + s.intensity;
-      last.energy_ev = (last.energy_ev * last.intensity + s.energy_ev * s.intensity) / total;
-      last.j32_weight = (last.j32_weight * last.intensity + s.j32_weight * s.intensity) / total;
-      last.intensity = total;
-    } else {
-      result.sticks.push_back(s);
-    }
-  }
-  return result;
+  return results;
 }
 
 }  // namespace xasmap

@@ -4,7 +4,10 @@
 #include <atomic>
 #include <exception>
 #include <mutex>
+#include <string>
 #include <thread>
+
+#include "xasmap/core/error.hpp"
 
 namespace xasmap {
 
@@ -14,14 +17,26 @@ std::vector<SimulatedSpectrum> simulate_library(const std::vector<SimulationJob>
                                                 const ProgressCallback& progress) {
   std::vector<SimulatedSpectrum> out(jobs.size());
   const int total = static_cast<int>(jobs.size());
-  // Groups of jobs that share one set of sticks: a job and the run of jobs after it marked
-  // same_sticks_as_previous. Each worker takes whole groups.
-  std::vector<std::size_t> group_start;
+  // Groups of jobs that share one diagonalisation: a job and every later job naming it in
+  // same_hamiltonian_as. Each worker takes whole groups.
+  std::vector<std::vector<std::size_t>> group;
+  std::vector<int> group_of(jobs.size(), -1);
   for (std::size_t i = 0; i < jobs.size(); ++i) {
-    if (i == 0 || !jobs[i].same_sticks_as_previous) group_start.push_back(i);
+    const int root = jobs[i].same_hamiltonian_as;
+    if (root < 0) {
+      group_of[i] = static_cast<int>(group.size());
+      group.push_back({i});
+      continue;
+    }
+    if (static_cast<std::size_t>(root) >= i || jobs[static_cast<std::size_t>(root)].same_hamiltonian_as >= 0) {
+      throw Error("simulate_library: job " + std::to_string(i) + " (" + jobs[i].label +
+                  ") shares the Hamiltonian of job " + std::to_string(root) +
+                  ", which is not an earlier job with its own");
+    }
+    group_of[i] = group_of[static_cast<std::size_t>(root)];
+    group[static_cast<std::size_t>(group_of[i])].push_back(i);
   }
-  const int groups = static_cast<int>(group_start.size());
-  group_start.push_back(jobs.size());
+  const int groups = static_cast<int>(group.size());
   int workers = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
   workers = std::clamp(workers, 1, std::max(1, groups));
 
@@ -36,10 +51,18 @@ std::vector<SimulatedSpectrum> simulate_library(const std::vector<SimulationJob>
       const int g = next.fetch_add(1);
       if (g >= groups) break;
       try {
-        const std::size_t first = group_start[static_cast<std::size_t>(g)];
-        const std::size_t last = group_start[static_cast<std::size_t>(g) + 1];
-        const StickSpectrum sticks = compute_sticks(jobs[first].parameters);
-        for (std::size_t i = first; i < last; ++i) {
+        const std::vector<std::size_t>& members = group[static_cast<std::size_t>(g)];
+        // One diagonalisation for every temperature the group asks for.
+        std::vector<double> temperatures;
+        for (const std::size_t i : members) {
+          const double t = jobs[i].parameters.temperature_k;
+          if (std::find(temperatures.begin(), temperatures.end(), t) == temperatures.end()) temperatures.push_back(t);
+        }
+        const std::vector<StickSpectrum> sticks_at = compute_sticks(jobs[members.front()].parameters, temperatures);
+        for (const std::size_t i : members) {
+          const StickSpectrum& sticks = sticks_at[static_cast<std::size_t>(
+              std::find(temperatures.begin(), temperatures.end(), jobs[i].parameters.temperature_k) -
+              temperatures.begin())];
           const SimulationJob& job = jobs[i];
           SimulatedSpectrum& s = out[i];
           s.label = job.label;

@@ -1,8 +1,10 @@
 #include "library_builder.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
+#include <map>
 
 #include "xasmap/core/error.hpp"
 
@@ -98,6 +100,9 @@ std::vector<SimulationJob> make_jobs(const config::SimulateConfig& s, const Atom
     if (offset == s.energy_offset_ev.end()) {
       throw Error("library.simulate.energy_offset_ev has no entry for " + ion_name);
     }
+    // The first job of each Hamiltonian (Slater scale, 10Dq, Ds, Dt): its temperature and width
+    // variants share its diagonalisation.
+    std::map<std::array<double, 4>, int> hamiltonian;
     for (const double slater : s.slater_scale.values()) {
       const MultipletParameters base = make_parameters(ion, table.lookup(ion), scaling_of(s, slater));
       for (const double temperature : s.temperature_k.values()) {
@@ -126,14 +131,14 @@ std::vector<SimulationJob> make_jobs(const config::SimulateConfig& s, const Atom
               label(with_dt, "dt", "dt", dt);
               label(with_slater, "slater_scale", "slater", slater);
               label(with_temperature, "temperature_k", "T", temperature);
-              // Width variants reuse one diagonalisation: they differ only in broadening.
-              bool first_width = true;
+              const auto [root, fresh] =
+                  hamiltonian.try_emplace({slater, tendq, ds, dt}, static_cast<int>(jobs.size()));
               for (const double gauss : s.gauss_fwhm_ev.values()) {
                 for (const double lorentz : s.lorentz_scale.values()) {
                   SimulationJob variant = job;
                   variant.broadening = broadening_of(s, gauss, lorentz);
-                  variant.same_sticks_as_previous = !first_width;
-                  first_width = false;
+                  const bool own = fresh && static_cast<int>(jobs.size()) == root->second;
+                  variant.same_hamiltonian_as = own ? -1 : root->second;
                   if (with_gauss) {
                     variant.labels["gauss_fwhm_ev"] = gauss;
                     variant.label += "_gauss" + format_value(gauss);

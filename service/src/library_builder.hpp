@@ -25,7 +25,8 @@ BeamPolarization polarization_of(config::Polarization p);
 
 // One job per ion x Slater scale x temperature x 10Dq x Ds x Dt x Gaussian width x lifetime scale,
 // labelled with charge and tendq and with each other setting that is swept (more than one
-// value). Width variants of one spectrum share its diagonalisation (same_sticks_as_previous).
+// value). Temperature and width variants of one spectrum share its diagonalisation
+// (SimulationJob::same_hamiltonian_as).
 // Throws xasmap::Error when the atomic table lacks an ion.
 std::vector<SimulationJob> make_jobs(const config::SimulateConfig& s, const AtomicTable& table);
 

@@ -12,6 +12,7 @@
 #include "xasmap/core/atomic_data.hpp"
 #include "xasmap/core/error.hpp"
 #include "xasmap/core/multiplet.hpp"
+#include "xasmap/core/simulated_library.hpp"
 
 using namespace xasmap;
 
@@ -463,4 +464,68 @@ TEST_CASE("the 2Jz mod 8 blocks give the same spectrum as the whole matrix", "[c
     const Eigen::VectorXd b = broaden(whole, {0.4, 0.8, 0.3}, grid);
     CHECK((a - b).cwiseAbs().maxCoeff() < 1e-9 * a.maxCoeff());
   }
+}
+
+TEST_CASE("one diagonalisation serves several temperatures exactly", "[core][multiplet]") {
+  // Mn3+ (5E, spin-orbit sublevels meV apart) is where temperature matters most.
+  MultipletParameters p = mn("Mn3+", 1.3);
+  const std::vector<double> temperatures{300.0, 0.0, 20.0};
+  const std::vector<StickSpectrum> together = compute_sticks(p, temperatures);
+  REQUIRE(together.size() == temperatures.size());
+  std::vector<int> weighted;
+  for (std::size_t k = 0; k < temperatures.size(); ++k) {
+    INFO("T = " << temperatures[k] << " K");
+    p.temperature_k = temperatures[k];
+    const StickSpectrum alone = compute_sticks(p);
+    REQUIRE(together[k].sticks.size() == alone.sticks.size());
+    for (std::size_t i = 0; i < alone.sticks.size(); ++i) {
+      CHECK(together[k].sticks[i].energy_ev == alone.sticks[i].energy_ev);
+      CHECK(together[k].sticks[i].intensity == alone.sticks[i].intensity);
+      CHECK(together[k].sticks[i].j32_weight == alone.sticks[i].j32_weight);
+    }
+    CHECK(together[k].diagnostics.weighted_initial_states == alone.diagnostics.weighted_initial_states);
+    CHECK(together[k].diagnostics.ground_energy_ev == alone.diagnostics.ground_energy_ev);
+    weighted.push_back(alone.diagnostics.weighted_initial_states);
+  }
+  // The three are different spectra, so the check above compared three calculations: 0 K weights
+  // the ground level alone, 20 K and 300 K the spin-orbit sublevels of 5E, with other weights.
+  CHECK(weighted[0] >= weighted[2]);
+  CHECK(weighted[2] > weighted[1]);
+  REQUIRE(together[0].sticks.size() == together[2].sticks.size());
+  double largest = 0, change = 0;
+  for (std::size_t i = 0; i < together[0].sticks.size(); ++i) {
+    largest = std::max(largest, together[0].sticks[i].intensity);
+    change = std::max(change, std::abs(together[0].sticks[i].intensity - together[2].sticks[i].intensity));
+  }
+  CHECK(change > 1e-3 * largest);
+  CHECK_THROWS_WITH(compute_sticks(p, {300.0, -1.0}), Catch::Contains("temperature"));
+  CHECK_THROWS_WITH(compute_sticks(p, std::vector<double>{}), Catch::Contains("no temperature"));
+}
+
+TEST_CASE("library jobs sharing a Hamiltonian give what they give alone", "[core][multiplet]") {
+  std::vector<SimulationJob> jobs(4);
+  jobs[0].parameters = mn("Mn3+", 1.3);
+  jobs[0].parameters.temperature_k = 300;
+  jobs[1].parameters = jobs[0].parameters;
+  jobs[1].parameters.temperature_k = 20;
+  jobs[2].parameters = mn("Mn2+", 0.9);
+  jobs[3].parameters = jobs[0].parameters;
+  jobs[3].broadening = Broadening{0.3, 0.6, 0.5};
+  for (std::size_t i = 0; i < jobs.size(); ++i) jobs[i].label = "job" + std::to_string(i);
+  Eigen::VectorXd grid = Eigen::VectorXd::LinSpaced(301, -10.0, 20.0);
+  const Broadening b;
+  const auto alone = simulate_library(jobs, b, grid, 2);
+  jobs[1].same_hamiltonian_as = 0;
+  jobs[3].same_hamiltonian_as = 0;
+  const auto shared = simulate_library(jobs, b, grid, 2);
+  REQUIRE(shared.size() == jobs.size());
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    INFO(jobs[i].label);
+    CHECK(shared[i].label == jobs[i].label);
+    CHECK((shared[i].intensity.array() == alone[i].intensity.array()).all());
+  }
+  // The 20 K spectrum differs from the 300 K one, so sharing did not hand the same sticks to both.
+  CHECK((shared[1].intensity - shared[0].intensity).cwiseAbs().maxCoeff() > 1e-3 * shared[0].intensity.maxCoeff());
+  jobs[0].same_hamiltonian_as = 1;  // a later job
+  CHECK_THROWS_WITH(simulate_library(jobs, b, grid, 1), Catch::Contains("not an earlier job"));
 }

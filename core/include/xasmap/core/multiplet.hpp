@@ -114,6 +114,12 @@ struct SolverOptions {
 // its domain (n3d, temperature) or when an eigen-solver fails or returns a residual above 1e-8.
 StickSpectrum compute_sticks(const MultipletParameters& p, const SolverOptions& options = {});
 
+// The same at several temperatures from one diagonalisation (p.temperature_k is not used): the
+// sticks at each of `temperatures_k`, in that order, each as compute_sticks() gives them at that
+// temperature, bit for bit. Nuisance libraries sweep temperature this way.
+std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const std::vector<double>& temperatures_k,
+                                          const SolverOptions& options = {});
+
 // How each stick's Lorentzian width is chosen between the L3 and the L2 lifetime widths.
 enum class LifetimeRule {
   // From the final state's core hole: FWHM = w lorentz_l3 + (1 - w) lorentz_l2 with w the stick's

@@ -22,9 +22,9 @@ struct SimulationJob {
   std::map<std::string, double> labels;     // e.g. {"charge": 3, "tendq": 1.2}
   // Broadened with this instead of simulate_library()'s `broadening` (a nuisance width variant).
   std::optional<Broadening> broadening;
-  // True: `parameters` equal the previous job's, whose sticks are broadened again instead of
-  // diagonalising twice (width variants of one spectrum).
-  bool same_sticks_as_previous = false;
+  // The index of an earlier job whose `parameters` equal this one's but for temperature_k: both
+  // come from one diagonalisation (temperature and width variants of one spectrum). -1: none.
+  int same_hamiltonian_as = -1;
 };
 
 struct SimulatedSpectrum {
@@ -37,8 +37,8 @@ struct SimulatedSpectrum {
 // Called after each finished spectrum with (done, total); from worker threads, one call at a time.
 using ProgressCallback = std::function<void(int done, int total)>;
 
-// Simulates every job, broadened and placed on `energy_ev`; a run of jobs marked
-// same_sticks_as_previous shares one diagonalisation. `threads` <= 0 uses every hardware
+// Simulates every job, broadened and placed on `energy_ev`; a job and those naming it in
+// same_hamiltonian_as share one diagonalisation. `threads` <= 0 uses every hardware
 // thread. Results keep the order of `jobs`. Rethrows the first failure after all threads stop.
 std::vector<SimulatedSpectrum> simulate_library(const std::vector<SimulationJob>& jobs,
                                                 const Broadening& broadening,
