@@ -75,6 +75,12 @@ struct Model::Index {
   // Per value of the class parameter: its rows' leading coordinates, and their library rows.
   std::vector<OrderedTree<IndexTree>> by_class;
   std::vector<std::vector<std::int32_t>> class_rows;
+  // For the exact ranking of narrow windows: the rows whose shift is a multiple of
+  // kCoarseShiftSteps steps, and every spectrum's rows (CSR: spectrum i's rows are
+  // spectrum_rows[spectrum_start[i] .. spectrum_start[i + 1])).
+  std::vector<std::int32_t> coarse_rows;
+  std::vector<std::int32_t> spectrum_start, spectrum_rows;
+  std::vector<std::uint8_t> row_is_coarse;
 };
 
 namespace {
@@ -106,6 +112,10 @@ void build_tree(const Matrix& m, OrderedTree<Tree>& t, Eigen::Index cols = 0) {
 
 // Shifted copies searched per wanted spectrum when a spectrum covers the whole grid.
 constexpr std::size_t kFullWindowCopies = 5;
+// The exact ranking of a narrow window first ranks every library spectrum at every third shifted
+// copy (0, +-0.15, +-0.3, +-0.45 eV with the default 0.05 eV step), then every copy of the best
+// spectra: a third of the rows (docs/estimation.md, step 2).
+constexpr int kCoarseShiftSteps = 3;
 
 // Approximate search: every candidate is re-ranked by its exact feature distance afterwards, so a
 // neighbour within (1 + eps) of the true k-th nearest in the embedding serves as well, and lets
@@ -184,6 +194,11 @@ struct EstimateScratch {
     double distance = 0, shift_ev = 0, ranked = 0;
   };
   std::vector<Candidate> all;
+  // The exact ranking of narrow windows: (best ranked, spectrum) of the coarse pass, and which
+  // spectra and how many of each class its fine pass took.
+  std::vector<double> spectrum_min;
+  std::vector<std::pair<double, int>> spectrum_best;
+  std::vector<int> class_taken;
   std::vector<std::size_t> order, chosen;  // chosen: indices into `all`
   std::vector<double> weight;
   std::vector<std::pair<double, double>> votes;
@@ -635,6 +650,28 @@ void Model::build_indexes() {
       grid_step_[p] = gaps[gaps.size() / 2];
     }
   }
+  // Coarse rows and each spectrum's rows.
+  {
+    const std::size_t rows = row_spectrum_.size();
+    const double step = std::max(options_.shift_step_ev, 1e-9);
+    index_->row_is_coarse.assign(rows, 0);
+    index_->spectrum_start.assign(labels_.size() + 1, 0);
+    for (std::size_t r = 0; r < rows; ++r) {
+      const long m = std::lround(static_cast<double>(row_shift_[r]) / step);
+      if (m % kCoarseShiftSteps == 0) {
+        index_->row_is_coarse[r] = 1;
+        index_->coarse_rows.push_back(static_cast<std::int32_t>(r));
+      }
+      ++index_->spectrum_start[static_cast<std::size_t>(row_spectrum_[r]) + 1];
+    }
+    for (std::size_t i = 0; i < labels_.size(); ++i) index_->spectrum_start[i + 1] += index_->spectrum_start[i];
+    index_->spectrum_rows.resize(rows);
+    std::vector<std::int32_t> fill(index_->spectrum_start.begin(), index_->spectrum_start.end() - 1);
+    for (std::size_t r = 0; r < rows; ++r) {
+      index_->spectrum_rows[static_cast<std::size_t>(fill[static_cast<std::size_t>(row_spectrum_[r])]++)] =
+          static_cast<std::int32_t>(r);
+    }
+  }
   if (class_parameter_ >= 0) {
     const std::size_t nc = class_values_.size();
     index_->class_rows.assign(nc, {});
@@ -875,9 +912,18 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
     for (Eigen::Index i = w.first; i <= w.last; i += 16) __builtin_prefetch(row + i);
   }
   const double penalty_scale = o.shift_penalty * median_nn_ / std::max(o.shift_step_ev, 1e-9);
-  const auto rank_candidates = [&] {
-    sc.all.clear();
-    for (const auto& [r, d] : sc.cand) {
+  const auto rank_candidates = [&](bool append) {
+    if (!append) sc.all.clear();
+    // Long lists (the exact ranking of narrow windows) read rows from memory: ask for the window
+    // of the row a few candidates ahead while this one is ranked.
+    constexpr std::size_t kAhead = 4;
+    const bool long_list = sc.cand.size() > 64;
+    for (std::size_t j = 0; j < sc.cand.size(); ++j) {
+      const int r = sc.cand[j].first;
+      if (long_list && j + kAhead < sc.cand.size()) {
+        const float* ahead = prepared_.row(sc.cand[j + kAhead].first).data();
+        for (Eigen::Index i = w.first; i <= w.last; i += 16) __builtin_prefetch(ahead + i);
+      }
       EstimateScratch::Candidate c;
       c.row = r;
       c.spectrum = row_spectrum_[static_cast<std::size_t>(r)];
@@ -888,7 +934,7 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
       sc.all.push_back(c);
     }
   };
-  rank_candidates();
+  rank_candidates(false);
   // What the spectrum's own noise adds to a squared distance on its window (for the novelty, the
   // weights and the probabilities below).
   const double noise2 = noise_distance2(prep.values, w, step, prep.noise_sigma, o.distance);
@@ -905,9 +951,46 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
     for (const auto& c : sc.all) nearest2 = std::min(nearest2, c.distance * c.distance);
     const double novelty = std::sqrt(std::max(0.0, rescale * (nearest2 - noise2))) / novelty_scale_;
     if (novelty > o.exact_partial_novelty) {
+      // Every library spectrum at its coarse shifts (every third copy) ...
       sc.cand.clear();
-      for (Eigen::Index r = 0; r < prepared_.rows(); ++r) sc.cand.emplace_back(static_cast<int>(r), 0.0f);
-      rank_candidates();
+      for (const std::int32_t r : index_->coarse_rows) sc.cand.emplace_back(r, 0.0f);
+      rank_candidates(false);
+      // ... then every copy of the best: twice the spectra the embedding's net holds, and the
+      // best two of each class (whose best distance gives that class's probability).
+      sc.spectrum_min.assign(labels_.size(), std::numeric_limits<double>::infinity());
+      for (const auto& c : sc.all) {
+        double& best = sc.spectrum_min[static_cast<std::size_t>(c.spectrum)];
+        best = std::min(best, c.ranked);
+      }
+      sc.spectrum_best.clear();
+      for (std::size_t i = 0; i < labels_.size(); ++i) {
+        if (std::isfinite(sc.spectrum_min[i])) sc.spectrum_best.emplace_back(sc.spectrum_min[i], static_cast<int>(i));
+      }
+      std::sort(sc.spectrum_best.begin(), sc.spectrum_best.end());
+      const std::size_t refine = 2 * spectra;
+      const std::size_t np = parameters_.size();
+      sc.class_taken.assign(class_values_.size(), 0);
+      std::size_t taken = 0;
+      sc.cand.clear();
+      for (const auto& [ranked, spectrum] : sc.spectrum_best) {
+        bool take = taken < refine;
+        if (class_parameter_ >= 0) {
+          const double v = flat_values_[static_cast<std::size_t>(spectrum) * np + static_cast<std::size_t>(class_parameter_)];
+          auto& in_class = sc.class_taken[static_cast<std::size_t>(
+              std::lower_bound(class_values_.begin(), class_values_.end(), v) - class_values_.begin())];
+          if (in_class < 2) take = true;
+          if (take) ++in_class;
+        }
+        if (!take) continue;
+        ++taken;
+        const auto first = static_cast<std::size_t>(index_->spectrum_start[static_cast<std::size_t>(spectrum)]);
+        const auto last = static_cast<std::size_t>(index_->spectrum_start[static_cast<std::size_t>(spectrum) + 1]);
+        for (std::size_t i = first; i < last; ++i) {
+          const std::int32_t r = index_->spectrum_rows[i];
+          if (!index_->row_is_coarse[static_cast<std::size_t>(r)]) sc.cand.emplace_back(r, 0.0f);
+        }
+      }
+      rank_candidates(true);
     }
   }
   sc.order.resize(sc.all.size());
