@@ -48,8 +48,20 @@ const config::Config& default_config() {
   return c;
 }
 
+// Fitted here, or, when ctest's default_model fixture has written it (XASMAP_DEFAULT_MODEL, the
+// default configuration's model saved by `xasmap embed`), loaded: one simulation of the default
+// library for all the cases instead of one per case.
 const Model& default_model() {
-  static const Model m = service::build_model(default_config());
+  static const Model m = [] {
+    config::Config c = default_config();
+    const char* config_file = std::getenv("XASMAP_HELDOUT_CONFIG");
+    const char* model_file = std::getenv("XASMAP_DEFAULT_MODEL");
+    if ((config_file == nullptr || *config_file == 0) && model_file != nullptr && *model_file != 0) {
+      c.library.source = config::LibrarySource::kModel;
+      c.library.model_file = model_file;
+    }
+    return service::build_model(c);
+  }();
   return m;
 }
 
