@@ -631,6 +631,7 @@ void Model::build_indexes() {
   class_parameter_ = -1;
   class_values_.clear();
   grid_step_.assign(np, std::numeric_limits<double>::quiet_NaN());
+  span_.assign(np, std::numeric_limits<double>::quiet_NaN());
   for (std::size_t p = 0; p < np; ++p) {
     std::vector<double> distinct;
     for (const auto& v : values_) distinct.push_back(v[p]);
@@ -643,6 +644,7 @@ void Model::build_indexes() {
       }
       continue;
     }
+    if (!distinct.empty()) span_[p] = distinct.back() - distinct.front();
     std::vector<double> gaps;
     for (std::size_t i = 1; i < distinct.size(); ++i) gaps.push_back(distinct[i] - distinct[i - 1]);
     if (!gaps.empty()) {
@@ -1245,6 +1247,10 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
     e.grid_step[p] = g;
     e.uncertainty[p] = std::sqrt(u * u + g * g * (o.interval_spacing * o.interval_spacing +
                                                   o.interval_residual * o.interval_residual * e.novelty * e.novelty));
+    // No wider than the library's own range: an interval of half its span around any value in it
+    // already says "anywhere in the library". (A setting swept over two values, e.g. 20 and 300 K,
+    // has a grid step as wide as its range, and novelty would otherwise widen it far beyond.)
+    if (std::isfinite(span_[p]) && span_[p] > 0.0) e.uncertainty[p] = std::min(e.uncertainty[p], 0.5 * span_[p]);
   }
   if (o.max_shift_ev > 0.0) {
     double shift = 0;

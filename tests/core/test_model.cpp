@@ -427,3 +427,30 @@ TEST_CASE("a fit asked to stop gives up with FitCancelled at its next check", "[
                     FitCancelled);
   }
 }
+
+TEST_CASE("an interval is never wider than the library's range of its parameter", "[core][model]") {
+  // "setting" takes two values whose spectra are identical: nothing in a spectrum tells them apart.
+  Library lib;
+  lib.parameters = {{"centre", false, {}}, {"setting", false, {}}};
+  for (int c = 0; c <= 20; ++c) {
+    for (const double setting : {20.0, 300.0}) {
+      lib.spectra.push_back(line_spectrum(640.0 + 0.5 * c, 1.2, 0));
+      lib.values.push_back({640.0 + 0.5 * c, setting});
+      lib.labels.push_back("c" + std::to_string(c) + "_s" + std::to_string(static_cast<int>(setting)));
+    }
+  }
+  ModelOptions o = options();
+  o.landmarks = 16;  // 21 distinct spectra
+  const Model m = Model::fit(lib, o);
+  // A spectrum between the library's centres and broader than its lines.
+  const Estimate e = m.estimate(line_spectrum(645.25, 2.5, 0));
+  REQUIRE(e.values.size() == 2);
+  // The setting's interval, widened by its grid step (280, as wide as the range) and the novelty,
+  // would exceed half the range; it stops there, which spans the library's settings from the middle.
+  const double r = m.options().interval_residual;
+  CHECK(e.grid_step[1] == Approx(280.0));
+  CHECK(e.spread[1] * e.spread[1] + e.grid_step[1] * e.grid_step[1] * r * r * e.novelty * e.novelty > 140.0 * 140.0);
+  CHECK(e.uncertainty[1] == Approx(140.0).epsilon(1e-12));
+  // The centre's interval is set by its neighbours, far inside its range of 10 eV.
+  CHECK(e.uncertainty[0] < 2.0);
+}

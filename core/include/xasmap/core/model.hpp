@@ -271,6 +271,7 @@ class Model {
   int class_parameter_ = -1;
   std::vector<double> class_values_;
   std::vector<double> grid_step_;
+  std::vector<double> span_;  // per continuous parameter: the library's largest value minus its smallest
   std::unique_ptr<Index> index_;
 };
 
