@@ -72,6 +72,12 @@ std::string fmt(const char* f, double v) {
   return b;
 }
 
+std::string fixed(double v, int decimals) {
+  char b[64];
+  std::snprintf(b, sizeof b, "%.*f", decimals, v);
+  return b;
+}
+
 const protocol::ParamValue* param(const protocol::ParamMap& m, const std::string& name) {
   for (const auto& [n, v] : m) {
     if (n == name) return &v;
@@ -150,15 +156,22 @@ Placed placed_of(const protocol::EstimateMessage& m) {
   return p;
 }
 
-// "charge 2 (100%), tendq 0.85 +- 0.11"
+// "charge 2 (100%), tendq 0.85 +- 0.11, temperature_k 160 +- 140": a value with an interval is
+// written to the interval's two significant digits (at least none, at most two decimals), whether
+// the wire carried it as an integer or not.
 std::string estimate_text(const Placed& p) {
   std::string s;
   for (const auto& [name, v] : p.params) {
-    s += (s.empty() ? "" : ", ") + name + " " + value_text(v);
     const double c = number_of(p.confidence, name);
     const double u = number_of(p.uncertainty, name);
+    s += (s.empty() ? "" : ", ") + name + " ";
+    if (std::isfinite(u) && v.text.empty()) {
+      const int decimals = u > 0 ? std::clamp(1 - static_cast<int>(std::floor(std::log10(u))), 0, 2) : 2;
+      s += fixed(v.number, decimals) + " \u00b1 " + fixed(u, decimals);
+    } else {
+      s += value_text(v);
+    }
     if (std::isfinite(c)) s += " (" + fmt("%.0f", 100 * c) + "%)";
-    if (std::isfinite(u)) s += " \u00b1 " + fmt("%.2f", u);
   }
   return s;
 }
