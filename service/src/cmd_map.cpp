@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <iostream>
 #include <map>
+#include <tuple>
 #include <set>
 
 #include "client.hpp"
@@ -221,21 +222,56 @@ void draw_map(const LibraryView& lib, const std::vector<Placed>& placed, const s
     if (p.measured || p.map.size() < 2) continue;
     svg.circle(ax.px(p.map[0]), ax.py(p.map[1]), 2.2, colour(p.params), "none");
   }
-  for (const auto& p : lib.points) {
-    if (p.map.size() < 2) continue;
-    const double x = ax.px(p.map[0]), y = ax.py(p.map[1]);
-    svg.circle(x, y, 5, colour(p.params), "#222", 0.6);
-    if (const auto* v = cont.empty() ? nullptr : param(p.params, cont)) {
-      svg.text(x + 6, y - 5, fmt("%.0f", v->number * 10), 10, "start", "#333");
-    }
-  }
-  // Measured spectra: stars, and labels placed greedily where they overlap no other label (with a
-  // leader line when they had to move away from their star).
   struct Box {
     double x0, y0, x1, y1;
     bool hits(const Box& o) const { return x0 < o.x1 && o.x0 < x1 && y0 < o.y1 && o.y0 < y1; }
   };
   std::vector<Box> taken;
+  // Library points, and one label per (category, labelled value): on a nuisance library, which
+  // holds each spectrum at several settings (Slater reduction, temperature, resolution: the other
+  // continuous parameters), on the variant nearest the library's median settings, so that the
+  // labels follow one strand. A label goes where it overlaps no label placed before it, or is left
+  // out.
+  std::vector<std::pair<std::string, std::pair<double, double>>> settings;  // name, (median, span)
+  for (const auto& info : lib.parameters) {
+    if (info.categorical || info.name == cont) continue;
+    std::vector<double> v;
+    for (const auto& p : lib.points) {
+      if (const auto* x = param(p.params, info.name); x && x->text.empty()) v.push_back(x->number);
+    }
+    if (v.empty()) continue;
+    std::sort(v.begin(), v.end());
+    settings.push_back({info.name, {v[v.size() / 2], std::max(v.back() - v.front(), 1e-12)}});
+  }
+  std::map<std::pair<std::string, long long>, std::pair<double, const LibraryPoint*>> label_point;
+  for (const auto& p : lib.points) {
+    if (p.map.size() < 2) continue;
+    svg.circle(ax.px(p.map[0]), ax.py(p.map[1]), lib.points.size() > 200 ? 3.5 : 5, colour(p.params), "#222", 0.6);
+    const auto* v = cont.empty() ? nullptr : param(p.params, cont);
+    if (v == nullptr) continue;
+    double off = 0;
+    for (const auto& [name, ms] : settings) {
+      if (const auto* x = param(p.params, name)) off += std::abs(x->number - ms.first) / ms.second;
+    }
+    const auto* c = cat.empty() ? nullptr : param(p.params, cat);
+    auto [it, fresh] = label_point.try_emplace({c ? value_text(*c) : "", std::llround(v->number * 10)}, off, &p);
+    if (!fresh && off < it->second.first) it->second = {off, &p};
+  }
+  for (const auto& [key, chosen] : label_point) {
+    const double x = ax.px(chosen.second->map[0]), y = ax.py(chosen.second->map[1]);
+    const std::string label = std::to_string(key.second);
+    const double w = 6.0 * static_cast<double>(label.size()), h = 10;
+    for (const auto& [dx, dy] : {std::pair{6.0, -5.0}, std::pair{-6.0 - w, -5.0}, std::pair{6.0, 12.0},
+                                 std::pair{-6.0 - w, 12.0}}) {
+      const Box b{x + dx, y + dy - h + 1, x + dx + w, y + dy + 2};
+      if (std::any_of(taken.begin(), taken.end(), [&](const Box& t) { return t.hits(b); })) continue;
+      svg.text(x + dx, y + dy, label, 10, "start", "#333");
+      taken.push_back(b);
+      break;
+    }
+  }
+  // Measured spectra: stars, and labels placed greedily where they overlap no other label (with a
+  // leader line when they had to move away from their star).
   int n = 0;
   for (const auto& p : placed) {
     if (!p.measured || p.map.size() < 2) continue;
@@ -326,7 +362,26 @@ void draw_compare(const Spectrum& measured, const Spectrum& library, const Place
   const double lo = measured.energy_ev[0], hi = measured.energy_ev[measured.energy_ev.size() - 1];
   const auto [mx, my] = normalised(measured, 0.0, lo, hi);
   const auto [lx, ly] = normalised(library, p.shift_ev, lo, hi);
-  Svg svg(900, 600);
+  // The estimate under the legend, wrapped between its parameters (a nuisance library reports
+  // several), then the novelty.
+  std::vector<std::string> estimate_lines{"estimate:"};
+  {
+    const std::string text = estimate_text(p);
+    std::size_t start = 0;
+    while (start < text.size()) {
+      std::size_t end = text.find(", ", start);
+      const std::string item = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      std::string& line = estimate_lines.back();
+      if (line.size() + item.size() > 90) {
+        estimate_lines.push_back(item);
+      } else {
+        line += (line == "estimate:" ? " " : ", ") + item;
+      }
+      start = end == std::string::npos ? text.size() : end + 2;
+    }
+  }
+  const double estimate_y = 608;
+  Svg svg(900, estimate_y + 22.0 * static_cast<double>(estimate_lines.size()) + 18);
   Axes ax(svg, 90, 70, 760, 420, lo, hi, -0.05, 1.12);
   ax.draw("Photon energy (eV)", "Normalised intensity");
   svg.text(470, 36, "Measured spectrum and its best-matching library spectrum", 19, "middle", "#000", true);
@@ -349,8 +404,12 @@ void draw_compare(const Spectrum& measured, const Spectrum& library, const Place
   svg.line(100, y - 5, 130, y - 5, "#d62728", 2.5);
   svg.text(138, y,
            "library: " + p.best_label + (p.shift_ev != 0 ? " (shifted " + fmt("%+.2f", p.shift_ev) + " eV)" : ""), 14);
-  svg.text(500, 552, "estimate: " + estimate_text(p), 14, "start", "#000", true);
-  svg.text(500, 574, "novelty " + fmt("%.2f", p.novelty) + (p.in_library ? " (in library)" : " (outside the library)"),
+  y = estimate_y;
+  for (const std::string& line : estimate_lines) {
+    svg.text(100, y, line, 14, "start", "#000", true);
+    y += 22;
+  }
+  svg.text(100, y, "novelty " + fmt("%.2f", p.novelty) + (p.in_library ? " (in library)" : " (outside the library)"),
            13, "start", "#333");
   svg.save(file);
 }
