@@ -75,12 +75,11 @@ struct Model::Index {
   // Per value of the class parameter: its rows' leading coordinates, and their library rows.
   std::vector<OrderedTree<IndexTree>> by_class;
   std::vector<std::vector<std::int32_t>> class_rows;
-  // For the exact ranking of narrow windows: the rows whose shift is a multiple of
-  // kCoarseShiftSteps steps, and every spectrum's rows (CSR: spectrum i's rows are
-  // spectrum_rows[spectrum_start[i] .. spectrum_start[i + 1])).
+  // For the exact ranking of narrow windows: the rows at a coarse shift (is_coarse_shift), and
+  // every spectrum's rows (CSR: spectrum i's rows are spectrum_rows[spectrum_start[i] ..
+  // spectrum_start[i + 1])).
   std::vector<std::int32_t> coarse_rows;
   std::vector<std::int32_t> spectrum_start, spectrum_rows;
-  std::vector<std::uint8_t> row_is_coarse;
 };
 
 namespace {
@@ -116,6 +115,10 @@ constexpr std::size_t kFullWindowCopies = 5;
 // copy (0, +-0.15, +-0.3, +-0.45 eV with the default 0.05 eV step), then every copy of the best
 // spectra: a third of the rows (docs/estimation.md, step 2).
 constexpr int kCoarseShiftSteps = 3;
+
+bool is_coarse_shift(float shift_ev, double step_ev) {
+  return std::lround(static_cast<double>(shift_ev) / std::max(step_ev, 1e-9)) % kCoarseShiftSteps == 0;
+}
 
 // Approximate search: every candidate is re-ranked by its exact feature distance afterwards, so a
 // neighbour within (1 + eps) of the true k-th nearest in the embedding serves as well, and lets
@@ -655,15 +658,9 @@ void Model::build_indexes() {
   // Coarse rows and each spectrum's rows.
   {
     const std::size_t rows = row_spectrum_.size();
-    const double step = std::max(options_.shift_step_ev, 1e-9);
-    index_->row_is_coarse.assign(rows, 0);
     index_->spectrum_start.assign(labels_.size() + 1, 0);
     for (std::size_t r = 0; r < rows; ++r) {
-      const long m = std::lround(static_cast<double>(row_shift_[r]) / step);
-      if (m % kCoarseShiftSteps == 0) {
-        index_->row_is_coarse[r] = 1;
-        index_->coarse_rows.push_back(static_cast<std::int32_t>(r));
-      }
+      if (is_coarse_shift(row_shift_[r], options_.shift_step_ev)) index_->coarse_rows.push_back(static_cast<std::int32_t>(r));
       ++index_->spectrum_start[static_cast<std::size_t>(row_spectrum_[r]) + 1];
     }
     for (std::size_t i = 0; i < labels_.size(); ++i) index_->spectrum_start[i + 1] += index_->spectrum_start[i];
@@ -989,7 +986,7 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
         const auto last = static_cast<std::size_t>(index_->spectrum_start[static_cast<std::size_t>(spectrum) + 1]);
         for (std::size_t i = first; i < last; ++i) {
           const std::int32_t r = index_->spectrum_rows[i];
-          if (!index_->row_is_coarse[static_cast<std::size_t>(r)]) sc.cand.emplace_back(r, 0.0f);
+          if (!is_coarse_shift(row_shift_[static_cast<std::size_t>(r)], o.shift_step_ev)) sc.cand.emplace_back(r, 0.0f);
         }
       }
       rank_candidates(true);

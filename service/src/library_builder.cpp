@@ -131,14 +131,14 @@ std::vector<SimulationJob> make_jobs(const config::SimulateConfig& s, const Atom
               label(with_dt, "dt", "dt", dt);
               label(with_slater, "slater_scale", "slater", slater);
               label(with_temperature, "temperature_k", "T", temperature);
-              const auto [root, fresh] =
-                  hamiltonian.try_emplace({slater, tendq, ds, dt}, static_cast<int>(jobs.size()));
+              // The job diagonalising this Hamiltonian: this one's first width variant, or an
+              // earlier job at another temperature.
+              const int root = hamiltonian.try_emplace({slater, tendq, ds, dt}, static_cast<int>(jobs.size())).first->second;
               for (const double gauss : s.gauss_fwhm_ev.values()) {
                 for (const double lorentz : s.lorentz_scale.values()) {
                   SimulationJob variant = job;
                   variant.broadening = broadening_of(s, gauss, lorentz);
-                  const bool own = fresh && static_cast<int>(jobs.size()) == root->second;
-                  variant.same_hamiltonian_as = own ? -1 : root->second;
+                  variant.same_hamiltonian_as = static_cast<int>(jobs.size()) == root ? -1 : root;
                   if (with_gauss) {
                     variant.labels["gauss_fwhm_ev"] = gauss;
                     variant.label += "_gauss" + format_value(gauss);

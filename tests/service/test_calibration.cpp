@@ -15,6 +15,7 @@
 #include <map>
 #include <string>
 
+#include "default_settings.hpp"
 #include "library_builder.hpp"
 #include "xasmap/config/config.hpp"
 #include "xasmap/core/atomic_data.hpp"
@@ -57,10 +58,7 @@ struct Library {
 
 const Library& default_library() {
   static const Library lib = [] {
-    config::Config cfg;
-    cfg.library.simulate.slater_scale = config::Sweep::single(0.8);
-    cfg.library.simulate.temperature_k = config::Sweep::single(300.0);
-    cfg.library.simulate.gauss_fwhm_ev = config::Sweep::single(0.3);
+    const config::Config cfg = test::single_setting();
     const AtomicTable table = AtomicTable::load(std::string(XASMAP_SOURCE_DIR) + "/data/atomic");
     Library l;
     l.fine_energy = Eigen::VectorXd::LinSpaced(3801, 630.0, 668.0);

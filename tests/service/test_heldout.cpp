@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "default_settings.hpp"
 #include "model_builder.hpp"
 #include "xasmap/config/config.hpp"
 #include "xasmap/core/heldout.hpp"
@@ -53,14 +54,9 @@ const config::Config& default_config() {
 // library for all the cases instead of one per case.
 const Model& default_model() {
   static const Model m = [] {
-    config::Config c = default_config();
     const char* config_file = std::getenv("XASMAP_HELDOUT_CONFIG");
-    const char* model_file = std::getenv("XASMAP_DEFAULT_MODEL");
-    if ((config_file == nullptr || *config_file == 0) && model_file != nullptr && *model_file != 0) {
-      c.library.source = config::LibrarySource::kModel;
-      c.library.model_file = model_file;
-    }
-    return service::build_model(c);
+    const bool other_config = config_file != nullptr && *config_file != 0;
+    return service::build_model(other_config ? default_config() : test::with_default_model_file(default_config()));
   }();
   return m;
 }

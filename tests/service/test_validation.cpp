@@ -6,13 +6,13 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <random>
 #include <string>
 
+#include "default_settings.hpp"
 #include "model_builder.hpp"
 #include "xasmap/config/config.hpp"
 #include "xasmap/core/model.hpp"
@@ -22,20 +22,12 @@ using namespace xasmap;
 
 namespace {
 
-// The default configuration at one model setting (Slater 0.8, 300 K, Gaussian 0.3 eV): the checks
-// on the library's own spectra (leave-one-out, noisy copies, the distance, narrow windows) need
-// a library without nuisance variants, where a left-out spectrum would find its twin at the
-// other temperature (Mn2+ 6A1 and Mn4+ 4A2 do not depend on it).
-config::Config single_setting() {
-  config::Config c;
-  c.library.simulate.slater_scale = config::Sweep::single(0.8);
-  c.library.simulate.temperature_k = config::Sweep::single(300.0);
-  c.library.simulate.gauss_fwhm_ev = config::Sweep::single(0.3);
-  return c;
-}
-
+// The checks on the library's own spectra (leave-one-out, noisy copies, the distance, narrow
+// windows) use the library of one setting (test::single_setting): with nuisance variants a
+// left-out spectrum would find its twin at the other temperature (Mn2+ 6A1 and Mn4+ 4A2 do not
+// depend on it).
 const Library& mn_library() {
-  static const Library lib = service::build_library(single_setting());
+  static const Library lib = service::build_library(test::single_setting());
   return lib;
 }
 
@@ -43,13 +35,7 @@ const Library& mn_library() {
 // here, or loaded from what ctest's default_model fixture saved (XASMAP_DEFAULT_MODEL: the default
 // configuration's model as `xasmap embed` writes it).
 Model default_model() {
-  config::Config c;
-  const char* model_file = std::getenv("XASMAP_DEFAULT_MODEL");
-  if (model_file != nullptr && *model_file != 0) {
-    c.library.source = config::LibrarySource::kModel;
-    c.library.model_file = model_file;
-  }
-  return service::build_model(c);
+  return service::build_model(test::with_default_model_file(config::Config{}));
 }
 
 struct Score {
