@@ -50,7 +50,8 @@ case "$seconds" in ''|*[!0-9]*) echo "demo.sh: --seconds needs a whole number" >
 library_rate=$(( (library_count + 1) / (seconds > 7 ? seconds - 6 : 1) + 1 ))
 
 [ "$install" -eq 1 ] && deploy/install-deps.sh
-[ "$do_build" -eq 1 ] && deploy/build.sh "$build"
+# Only the two programs the demo runs (the tests and benchmarks are deploy/test.sh's).
+[ "$do_build" -eq 1 ] && XASMAP_TARGETS="xasmap xasmapd" deploy/build.sh "$build"
 bin="$build/service"
 python=/usr/bin/python3
 mkdir -p "$out"

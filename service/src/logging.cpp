@@ -5,6 +5,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <cstdio>
 
 #include "xasmap/core/error.hpp"
@@ -107,8 +108,12 @@ std::shared_ptr<spdlog::logger> setup_logging(const config::LoggingConfig& cfg,
     logger->set_pattern(cfg.pattern);
   }
   logger->set_level(to_spdlog(cfg.level));
+  // Warnings and errors reach the file at once; everything else within a second, so that whoever
+  // tails the log sees progress (a reload's) while it happens. The periodic flusher serves the
+  // registered loggers, which the default logger is.
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(logger);
+  spdlog::flush_every(std::chrono::seconds(1));
   return logger;
 }
 

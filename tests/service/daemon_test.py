@@ -974,8 +974,10 @@ def scenario_reload_cancel(args):
     d.wait_ready()
     with open(d.config) as f:
         text = f.read()
+    # One model setting on a 0.005 eV 10Dq grid: 3 x 501 spectra, with a progress line every 75.
     big = text.replace("library:\n  source: model\n  model_file: %s\n" % args.model,
-                       "library:\n  source: simulate\n  simulate:\n    tendq_ev: {start: 0.0, stop: 2.5, step: 0.005}\n", 1)
+                       "library:\n  source: simulate\n  simulate:\n    tendq_ev: {start: 0.0, stop: 2.5, step: 0.005}\n"
+                       "    slater_scale: 0.8\n    temperature_k: 300\n    gauss_fwhm_ev: 0.3\n", 1)
     with open(d.config, "w") as f:
         f.write(big)
     reply = d.request("reload")
@@ -986,9 +988,12 @@ def scenario_reload_cancel(args):
     check("library spectra simulated" in d.log_text(), "the reload reports its progress")
     code, elapsed = d.stop(signal.SIGTERM, timeout=20)
     log = d.log_text()
-    counts = [int(line.split("reload: ")[1].split(" of ")[0]) for line in log.splitlines()
-              if "library spectra simulated" in line]
-    print("SIGTERM during a reload: exit %s after %.2f s; simulated %s of 1503" % (code, elapsed, counts[-1:] or "?"))
+    progress = [line.split("reload: ")[1].split(" library")[0].split(" of ") for line in log.splitlines()
+                if "library spectra simulated" in line]
+    counts = [int(done) for done, _ in progress]
+    totals = {int(total) for _, total in progress}
+    print("SIGTERM during a reload: exit %s after %.2f s; simulated %s of %s" % (code, elapsed, counts[-1:] or "?", totals))
+    check(totals == {1503}, "the reload simulates 1503 spectra (%s)" % totals)
     check(code == 0, "exit 0 within the 20 s bound (got %s)" % code)
     check(counts and max(counts) < 1503, "the daemon exits before the rebuild completes (%s of 1503)" % counts[-1:])
     check("reload cancelled" in log, "the log says the reload was cancelled")
@@ -1191,8 +1196,10 @@ def scenario_reload_fit_cancel(args):
     d.wait_ready()
     with open(d.config) as f:
         text = f.read()
+    # One model setting (78 spectra): the scenario is about the fit, not the library.
     simulated = text.replace("library:\n  source: model\n  model_file: %s\n" % args.model,
-                             "library:\n  source: simulate\n", 1)
+                             "library:\n  source: simulate\n  simulate:\n    slater_scale: 0.8\n"
+                             "    temperature_k: 300\n    gauss_fwhm_ev: 0.3\n", 1)
     with open(d.config, "w") as f:
         f.write(simulated)
     reply = d.request("reload")

@@ -56,6 +56,8 @@ struct Library {
   std::vector<SimulatedSpectrum> spectra;
 };
 
+// Simulated once per process: ctest runs the three cases, all tagged [calibration], in one process
+// (tests/CMakeLists.txt).
 const Library& default_library() {
   static const Library lib = [] {
     const config::Config cfg = test::single_setting();

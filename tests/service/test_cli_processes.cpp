@@ -626,7 +626,13 @@ TEST_CASE("a model write killed midway leaves the old model file loadable", "[in
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   const std::string model = (dir / "model.xasm").string();
-  const Run first = run(kTool + " embed --out " + model);
+  // A small library (6 spectra, a model of about 160 kB) so that the two writes take a second.
+  const std::string config =
+      write_temp("xasmap_cli_model_write.yaml",
+                 "library:\n  simulate:\n    ions: [Mn2+, Mn4+]\n    tendq_ev: [0.5, 1.0, 1.5]\n"
+                 "    slater_scale: 0.8\n    temperature_k: 300\n    gauss_fwhm_ev: 0.3\n"
+                 "embedding: {landmarks: 16, estimate_dims: 3}\n");
+  const Run first = run(kTool + " embed --config " + config + " --out " + model);
   INFO(first.output);
   REQUIRE(first.status == 0);
   const auto read_all = [](const std::string& file) {
@@ -634,14 +640,17 @@ TEST_CASE("a model write killed midway leaves the old model file loadable", "[in
     return std::string(std::istreambuf_iterator<char>(in), {});
   };
   const std::string before = read_all(model);
-  // The second writer aborts (SIGABRT) after 100,000 bytes of the new model, a crash mid-write.
-  const Run killed = run("XASMAP_TEST_ABORT_MODEL_WRITE_AFTER_BYTES=100000 " + kTool + " embed --out " + model);
+  REQUIRE(before.size() > 100000);
+  // The second writer aborts (SIGABRT) after 50,000 bytes of the new model, a crash mid-write.
+  const Run killed = run("XASMAP_TEST_ABORT_MODEL_WRITE_AFTER_BYTES=50000 " + kTool + " embed --config " +
+                         config + " --out " + model);
   INFO(killed.output);
   CHECK(killed.status != 0);
   CHECK(read_all(model) == before);
   CHECK_NOTHROW(xasmap::Model::load(model));
   CHECK(xasmap::Model::check_file(model).payload_bytes + 28 == before.size());
   std::filesystem::remove_all(dir);
+  std::filesystem::remove(config);
 }
 
 TEST_CASE("a damaged model file fails --check-config and start-up with 65, which systemd does not retry",

@@ -70,7 +70,8 @@ std::vector<double> midpoints(int every) {
 
 HeldOutPhysics physics(int every);
 
-// The library's own model at every midpoint: simulated once, measured by several sets.
+// The library's own model at every midpoint: simulated once, measured by several sets (the cases
+// tagged [base-set], which ctest runs in one process: tests/CMakeLists.txt).
 const HeldOutClean& base_clean() {
   static const HeldOutClean c = simulate_heldout(physics(1), table());
   return c;
@@ -397,7 +398,7 @@ TEST_CASE("calibration: the shipped probability and interval constants fit the c
   CHECK(interval_nll(c, ours_interval) <= interval_nll(c, interval) + 0.01);
 }
 
-TEST_CASE("held-out: 10Dq midway between grid points, the library's own model", "[heldout]") {
+TEST_CASE("held-out: 10Dq midway between grid points, the library's own model", "[heldout][base-set]") {
   HeldOutMeasurement m;
   m.seed = 101;
   const Outcome o = report("10Dq midway, same model", measure_heldout(base_clean(), m));
@@ -468,7 +469,7 @@ TEST_CASE("held-out: tetragonal distortion", "[heldout]") {
   report("D4h Ds 0.05, Dt 0.01 eV", make_heldout(p, m, table()));
 }
 
-TEST_CASE("held-out: an L3/L2 edge step", "[heldout]") {
+TEST_CASE("held-out: an L3/L2 edge step", "[heldout][base-set]") {
   HeldOutMeasurement m;
   m.seed = 106;
   m.edge_step_min = 0.05;
@@ -478,7 +479,7 @@ TEST_CASE("held-out: an L3/L2 edge step", "[heldout]") {
   CHECK(o.charge_ok == o.count);
 }
 
-TEST_CASE("held-out: a session offset of up to 1 eV", "[heldout]") {
+TEST_CASE("held-out: a session offset of up to 1 eV", "[heldout][base-set]") {
   for (const double session : {0.6, 1.0}) {
     HeldOutMeasurement m;
     m.seed = 107;
@@ -535,7 +536,7 @@ TEST_CASE("held-out: a session offset of up to 1 eV", "[heldout]") {
   }
 }
 
-TEST_CASE("held-out: part-range windows", "[heldout]") {
+TEST_CASE("held-out: part-range windows", "[heldout][base-set]") {
   HeldOutMeasurement m;
   m.seed = 108;
   m.start_min_ev = 635.0;
@@ -553,7 +554,7 @@ TEST_CASE("held-out: part-range windows", "[heldout]") {
   CHECK(std::abs(o.tendq_signed / std::max(1, o.charge_ok)) <= 0.03);
 }
 
-TEST_CASE("held-out: SNR 30", "[heldout]") {
+TEST_CASE("held-out: SNR 30", "[heldout][base-set]") {
   HeldOutMeasurement m;
   m.seed = 109;
   m.snr_min = m.snr_max = 30;

@@ -25,7 +25,8 @@ namespace {
 // The checks on the library's own spectra (leave-one-out, noisy copies, the distance, narrow
 // windows) use the library of one setting (test::single_setting): with nuisance variants a
 // left-out spectrum would find its twin at the other temperature (Mn2+ 6A1 and Mn4+ 4A2 do not
-// depend on it).
+// depend on it). Simulated once per process: ctest runs the cases that use it, tagged
+// [library-set], in one process (tests/CMakeLists.txt).
 const Library& mn_library() {
   static const Library lib = service::build_library(test::single_setting());
   return lib;
@@ -120,7 +121,7 @@ std::string pct(int ok, int n) {
 
 }  // namespace
 
-TEST_CASE("leave-one-out on the default Mn library", "[validation]") {
+TEST_CASE("leave-one-out on the default Mn library", "[validation][library-set]") {
   const ModelOptions o = service::model_options(config::Config{});
   REQUIRE(mn_library().size() == 78);
   const Score s = leave_one_out(o);
@@ -136,7 +137,7 @@ TEST_CASE("leave-one-out on the default Mn library", "[validation]") {
       << "| mean abs(d10Dq) | " << s.abs_error / s.count << " eV | <= 0.03 eV |\n";
 }
 
-TEST_CASE("a noisy, miscalibrated, resampled library", "[validation]") {
+TEST_CASE("a noisy, miscalibrated, resampled library", "[validation][library-set]") {
   const ModelOptions o = service::model_options(config::Config{});
   double novelty = 0;
   const Score s = noisy(o, &novelty);
@@ -189,7 +190,7 @@ TEST_CASE("measured Mn L2,3 spectra", "[validation]") {
   }
 }
 
-TEST_CASE("the default distance is the best of the four", "[validation]") {
+TEST_CASE("the default distance is the best of the four", "[validation][library-set]") {
   // Each distance with the default settings otherwise: leave-one-out and the noisy library.
   std::ofstream table("validation_distances.md");
   table << "| distance | LOO charge | LOO abs(d10Dq) <= 0.1 | noisy charge | noisy 10Dq MAE (eV) |\n"
@@ -223,7 +224,7 @@ TEST_CASE("the default distance is the best of the four", "[validation]") {
 // library spectra of 10Dq 1.2-1.8 eV came back up to 0.9 eV low. Each library spectrum itself, cut
 // to that window, must come back at its own parameters; and with the embedding's candidates alone
 // (exact_partial_rows 0) it does not, so the check can fail.
-TEST_CASE("library spectra on the poster's window (638-655 eV) come back at their own parameters", "[validation]") {
+TEST_CASE("library spectra on the poster's window (638-655 eV) come back at their own parameters", "[validation][library-set]") {
   const Library& lib = mn_library();
   const int charge = lib.parameter_index("charge");
   const int tendq = lib.parameter_index("tendq");
