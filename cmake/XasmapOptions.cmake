@@ -22,6 +22,21 @@ if(XASMAP_SANITIZE)
   target_link_options(xasmap_options INTERFACE -fsanitize=address,undefined)
 endif()
 
+# A network daemon is hardened as Debian's hardening=+all builds are: fortified libc calls,
+# stack protector, position-independent executable, full RELRO (read-only relocations, bound at
+# start). _FORTIFY_SOURCE needs optimisation and would shadow AddressSanitizer's own checks, so it
+# is left out of sanitizer builds and builds without optimisation (tests/service/hardening_check.sh
+# checks the installed binaries).
+option(XASMAP_HARDEN "Hardening flags: _FORTIFY_SOURCE=2, stack protector, PIE, full RELRO" ON)
+if(XASMAP_HARDEN)
+  target_compile_options(xasmap_options INTERFACE -fstack-protector-strong -fPIE)
+  target_link_options(xasmap_options INTERFACE -pie -Wl,-z,relro -Wl,-z,now)
+  if(NOT XASMAP_SANITIZE)
+    target_compile_options(xasmap_options INTERFACE
+      $<$<NOT:$<CONFIG:Debug>>:-U_FORTIFY_SOURCE> $<$<NOT:$<CONFIG:Debug>>:-D_FORTIFY_SOURCE=2>)
+  endif()
+endif()
+
 if(XASMAP_CLANG_TIDY)
   find_program(XASMAP_CLANG_TIDY_EXE NAMES clang-tidy clang-tidy-14 REQUIRED)
   set(CMAKE_CXX_CLANG_TIDY "${XASMAP_CLANG_TIDY_EXE}")

@@ -108,10 +108,10 @@ sleep 1
 
 # The acquisition side: measured spectra one by one, noisy library spectra, then a stack.
 (
-  "$bin/xasmap" feed --endpoint "$input" --rate 4 "${measured[@]}"
-  "$bin/xasmap" feed --endpoint "$input" --library "$out/library" --count "$library_count" --rate "$library_rate" \
+  "$bin/xasmap" feed --input "$input" --rate 4 "${measured[@]}"
+  "$bin/xasmap" feed --input "$input" --library "$out/library" --count "$library_count" --rate "$library_rate" \
     --id-prefix demo-
-  "$bin/xasmap" feed --endpoint "$input" --library "$out/library" --stack "$stack"
+  "$bin/xasmap" feed --input "$input" --library "$out/library" --stack "$stack"
 ) 2> "$work/feed.log" &
 feed_pid=$!
 pids+=("$feed_pid")

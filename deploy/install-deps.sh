@@ -16,6 +16,8 @@ packages=(
   python3-sklearn
   # systemd-analyze, which checks deploy/xasmapd.service; rsvg-convert, for PNG copies of the figures
   systemd librsvg2-bin
+  # readelf, which checks the installed binaries' hardening; groff, which checks the man pages
+  binutils groff-base
 )
 
 missing=()

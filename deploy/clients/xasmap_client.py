@@ -502,8 +502,8 @@ def build_parser():
                        "and send each as one protocol v1 'spectrum' message. The id is the file "
                        "name without extension, after --id-prefix.")
     p.add_argument("files", nargs="+", metavar="FILE", help="spectrum files to send")
-    p.add_argument("--endpoint", default=DEFAULT_INPUT,
-                   help="the daemon's input endpoint (default %(default)s)")
+    p.add_argument("--input", "--endpoint", dest="endpoint", default=DEFAULT_INPUT, metavar="EP",
+                   help="the daemon's input endpoint, as xasmap feed --input (default %(default)s)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--bind", dest="bind", action="store_true", default=True,
                       help="bind the endpoint; the daemon connects (default, as xasmapd expects)")
@@ -538,8 +538,8 @@ def build_parser():
     s = sub.add_parser("subscribe", help="print the daemon's estimates, errors and metrics",
                        description="Subscribe to the daemon's output and print one line per "
                        "message (or one JSON object per line with --json).")
-    s.add_argument("--endpoint", default=DEFAULT_OUTPUT,
-                   help="the daemon's output endpoint (default %(default)s)")
+    s.add_argument("--output", "--endpoint", dest="endpoint", default=DEFAULT_OUTPUT, metavar="EP",
+                   help="the daemon's output endpoint, as xasmap watch --output (default %(default)s)")
     s.add_argument("--topics", type=_topics, default=list(OUTPUT_TOPICS), metavar="LIST",
                    help="comma-separated topics (default %s)" % ",".join(OUTPUT_TOPICS))
     s.add_argument("--count", type=_positive(int), default=0, metavar="N",
@@ -559,8 +559,9 @@ def build_parser():
                        ("status", "print the daemon's status as JSON")):
         c = sub.add_parser(name, help=what, description=what[0].upper() + what[1:] + ", asked "
                            "on the control socket.")
-        c.add_argument("--endpoint", default=DEFAULT_CONTROL,
-                       help="the daemon's control endpoint (default %(default)s)")
+        c.add_argument("--control", "--endpoint", dest="endpoint", default=DEFAULT_CONTROL, metavar="EP",
+                       help="the daemon's control endpoint, as xasmap status --control (default "
+                       "%(default)s)")
         c.add_argument("--timeout", type=_positive(float), default=5.0, metavar="SECONDS",
                        help="how long to wait for the reply (default %(default)s)")
         if name == "library":

@@ -99,4 +99,33 @@ std::string describe_options(const std::vector<OptionSpec>& specs) {
   return out;
 }
 
+std::string roff_escape(std::string_view text) {
+  std::string out;
+  bool line_start = true;
+  for (const char c : text) {
+    if (c == '\\') {
+      out += "\\e";
+    } else if (c == '-') {
+      out += "\\-";
+    } else if (line_start && (c == '.' || c == '\'')) {
+      out += "\\&";
+      out += c;
+    } else {
+      out += c;
+    }
+    line_start = c == '\n';
+  }
+  return out;
+}
+
+std::string describe_options_roff(const std::vector<OptionSpec>& specs) {
+  std::string out;
+  for (const auto& s : specs) {
+    out += ".TP\n\\fB" + roff_escape("--" + s.name) + "\\fR";
+    if (s.takes_value) out += " \\fI" + roff_escape(s.value_name) + "\\fR";
+    out += "\n" + roff_escape(s.help) + "\n";
+  }
+  return out;
+}
+
 }  // namespace xasmap::service

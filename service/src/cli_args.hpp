@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "xasmap/core/error.hpp"
@@ -41,5 +42,11 @@ class CliArgs {
 
 // "  --name VALUE   help" lines for a usage message.
 std::string describe_options(const std::vector<OptionSpec>& specs);
+
+// The same options as a roff (man(7)) tagged list: ".TP", "\fB\-\-name\fR \fIVALUE\fR", help.
+std::string describe_options_roff(const std::vector<OptionSpec>& specs);
+
+// Text made safe for roff: hyphens as \-, backslashes as \e, a leading '.' or '\'' guarded by \&.
+std::string roff_escape(std::string_view text);
 
 }  // namespace xasmap::service

@@ -26,7 +26,8 @@
 namespace xasmap::service {
 
 const std::vector<OptionSpec> kFeedOptions = with_spectrum_file_options({
-    {"endpoint", true, "EP", "where to publish (default: input.endpoint of the config)"},
+    {"input", true, "EP", "the daemon's input endpoint, where to publish (default: input.endpoint of the config)"},
+    {"endpoint", true, "EP", "the same as --input (its older name)"},
     {"config", true, "FILE",
      "configuration whose input endpoint, pattern and topic to use (default config)"},
     {"connect", false, "",
@@ -78,7 +79,8 @@ std::vector<std::uint8_t> meta_bytes(const Source& s, const std::string& source)
 
 int run_feed(const CliArgs& args) {
   const config::Config cfg = config_from_args(args);
-  const std::string endpoint = args.value("endpoint").value_or(cfg.input.endpoint);
+  if (args.has("input") && args.has("endpoint")) throw UsageError("give --input or --endpoint, not both");
+  const std::string endpoint = args.value("input").value_or(args.value("endpoint").value_or(cfg.input.endpoint));
   const bool bind = !args.has("connect");
   const std::string pattern =
       args.value("pattern").value_or(cfg.input.pattern == config::InputPattern::kPull ? "push" : "pub");

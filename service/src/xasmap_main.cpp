@@ -97,7 +97,7 @@ const std::map<std::string, Command>& commands() {
       {"feed",
        {"publish spectra to xasmapd as an acquisition system would (library, files or a stack)",
         xasmap::service::kFeedOptions,
-        "xasmap feed [--endpoint EP] [--rate HZ] [--count N] (--library DIR | --stack RxC | FILE...)",
+        "xasmap feed [--input EP] [--rate HZ] [--count N] (--library DIR | --stack RxC | FILE...)",
         xasmap::service::run_feed}},
       {"watch",
        {"live terminal dashboard of xasmapd's estimates, errors and metrics",
@@ -130,7 +130,35 @@ void print_help() {
     head.resize(18, ' ');
     std::cout << head << c.summary << "\n";
   }
-  std::cout << "\nRun 'xasmap COMMAND --help' for a command's options.\n";
+  std::cout << "\nRun 'xasmap COMMAND --help' for a command's options; 'xasmap --man' prints them all\n"
+               "as a manual page (roff).\n";
+}
+
+// The manual page: every command's usage, summary and options as its --help gives them, as man(7)
+// roff. The build installs it as share/man/man1/xasmap.1.
+void print_man() {
+  using xasmap::service::roff_escape;
+  std::cout << ".TH XASMAP 1 \"\" \"xasmap " << xasmap::kVersion << "\" \"User Commands\"\n"
+            << ".SH NAME\nxasmap \\- the offline tool of xasmap\n"
+            << ".SH SYNOPSIS\n.B xasmap\n\\fICOMMAND\\fR [\\fIOPTIONS\\fR]\n"
+            << ".SH DESCRIPTION\n"
+            << roff_escape(
+                   "On-the-fly estimation of physical parameters from X-ray absorption spectra: the "
+                   "offline side of the xasmapd daemon. It simulates spectra and libraries, fits and "
+                   "saves models, estimates spectrum files as the daemon does, calibrates a session's "
+                   "energy offset, and drives a running daemon (feed, watch, map, bench, status).")
+            << "\n.SH COMMANDS\n";
+  for (const auto& [name, c] : commands()) {
+    std::vector<OptionSpec> options = c.options;
+    options.push_back({"help", false, "", "print this help and exit"});
+    std::cout << ".SS " << roff_escape(name) << "\n" << roff_escape(c.usage) << "\n.PP\n"
+              << roff_escape(c.summary) << "\n" << xasmap::service::describe_options_roff(options);
+  }
+  std::cout << ".SH EXIT STATUS\n.TP\n0\nsuccess\n.TP\n1\nfailure, with the reason on standard error\n"
+            << ".TP\n64\nusage error\n.TP\n78\nbad configuration, named in one line\n"
+            << ".SH ENVIRONMENT\n.TP\nXASMAP_CONFIG\nthe configuration file when none is given\n"
+            << ".TP\nXASMAP_DATA_DIR\nthe data folder (atomic parameters)\n"
+            << ".SH SEE ALSO\n.BR xasmapd (1)\n";
 }
 
 }  // namespace
@@ -146,6 +174,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (name == "--version") return run_version(CliArgs(argc, argv, 2, {}));
+  if (name == "--man") {
+    print_man();
+    return 0;
+  }
   const auto it = commands().find(name);
   try {
     if (it == commands().end()) {

@@ -29,6 +29,7 @@ const std::vector<OptionSpec> kOptions = {
     {"control", true, "ENDPOINT", "override control.endpoint"},
     {"version", false, "", "print the version and exit"},
     {"help", false, "", "print this help and exit"},
+    {"man", false, "", "print this help as a manual page (roff, for man(1)) and exit"},
 };
 
 constexpr int kExitOk = 0;
@@ -50,12 +51,53 @@ void print_help() {
                "69 service unavailable.\n";
 }
 
+// The manual page: the same options and texts as --help, as man(7) roff. The build installs it as
+// share/man/man1/xasmapd.1.
+void print_man() {
+  using xasmap::service::roff_escape;
+  std::cout << ".TH XASMAPD 1 \"\" \"xasmap " << xasmap::kVersion << "\" \"User Commands\"\n"
+            << ".SH NAME\nxasmapd \\- the xasmap streaming daemon\n"
+            << ".SH SYNOPSIS\n"
+               ".B xasmapd\n[\\fB\\-\\-config\\fR \\fIFILE\\fR] [\\fB\\-\\-input\\fR \\fIEP\\fR] "
+               "[\\fB\\-\\-output\\fR \\fIEP\\fR] [\\fB\\-\\-control\\fR \\fIEP\\fR]\n.br\n"
+               ".B xasmapd \\-\\-check\\-config\n\\fIFILE\\fR\n.br\n"
+               ".B xasmapd \\-\\-print\\-config\n[\\fB\\-\\-config\\fR \\fIFILE\\fR]\n"
+            << ".SH DESCRIPTION\n"
+            << roff_escape(
+                   "The xasmap streaming daemon estimates physical parameters of X-ray absorption "
+                   "spectra (charge, crystal field 10Dq and more, with probabilities and intervals) as "
+                   "they arrive on a ZeroMQ feed, and publishes each estimate on its output socket. It "
+                   "builds its library and embedding at start-up (or loads a model file), answers "
+                   "status, library, config, reload and shutdown on its control socket, rebuilds the "
+                   "model on SIGHUP and stops in order on SIGTERM or SIGINT. The protocol is described "
+                   "in docs/protocol.md, operation in docs/operations.md.")
+            << "\n.SH OPTIONS\n"
+            << xasmap::service::describe_options_roff(kOptions) << ".SH FILES\n"
+            << roff_escape("Without --config the first of these that exists is read ($XASMAP_CONFIG overrides):")
+            << "\n";
+  for (const auto& p : xasmap::service::config_file_candidates()) {
+    std::cout << ".TP\n" << roff_escape(p.string()) << "\n";
+  }
+  std::cout << ".SH EXIT STATUS\n"
+            << ".TP\n0\nstopped in order\n.TP\n64\nusage error\n.TP\n65\n"
+            << roff_escape("damaged model file (library.model_file); restarting cannot help") << "\n"
+            << ".TP\n69\nservice unavailable (the daemon could not start or run)\n"
+            << ".TP\n78\nbad configuration, named in one line\n"
+            << ".SH ENVIRONMENT\n.TP\nXASMAP_CONFIG\nthe configuration file when \\fB\\-\\-config\\fR is not given\n"
+            << ".TP\nXASMAP_DATA_DIR\nthe data folder (atomic parameters)\n"
+            << ".SH SEE ALSO\n.BR xasmap (1)\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace xasmap;
   try {
     const service::CliArgs args(argc, argv, 1, kOptions);
+    if (args.has("man")) {
+      print_man();
+      return kExitOk;
+    }
     if (args.has("help")) {
       print_help();
       return kExitOk;

@@ -1,8 +1,7 @@
 // The daemon's hot path does not allocate once warm: preprocessing, estimation, filling the
-// `estimate` message and encoding it reuse their storage. This executable counts every malloc of the process, so it has its
-// own main and is not built under the sanitizers (which replace malloc themselves).
+// `estimate` message and encoding it reuse their storage. This executable counts every malloc of
+// the process, so it is not built under the sanitizers (which replace malloc themselves).
 
-#define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
 
 #include <atomic>
@@ -32,8 +31,6 @@ extern "C" void* realloc(void* p, std::size_t n) {
   ++g_allocations;
   return __libc_realloc(p, n);
 }
-
-int main(int argc, char** argv) { return Catch::Session().run(argc, argv); }
 
 using namespace xasmap;
 

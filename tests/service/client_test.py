@@ -145,6 +145,7 @@ def wait_ready(client, control, proc, timeout=60):
     deadline = time.time() + timeout
     status = None
     while time.time() < deadline and proc.poll() is None:
+        # --endpoint: the older name of --control, still accepted.
         r = client.run("status", "--endpoint", control, "--timeout", 1, timeout=10)
         if r is not None and r.returncode == 0:
             status = json.loads(r.stdout)
@@ -238,7 +239,7 @@ def run(args):
           "--help lists the subcommands")
 
     # Before any daemon: a bounded, clear failure.
-    r = client.run("status", "--endpoint", endpoint["control"], "--timeout", 0.5, timeout=20)
+    r = client.run("status", "--control", endpoint["control"], "--timeout", 0.5, timeout=20)
     check(r is not None and r.returncode == 1 and "no reply" in r.stderr,
           "status without a daemon fails after --timeout with a message (%r)" % (r and r.stderr))
 
@@ -253,9 +254,9 @@ def run(args):
     # Two dashboards: JSON and text. Each prints metrics from the start, which proves that its
     # subscription has reached the daemon before anything is published.
     subs = {
-        "json": client.background("subscribe", "--endpoint", endpoint["output"], "--json",
+        "json": client.background("subscribe", "--output", endpoint["output"], "--json",
                                   "--count", n_answers, "--seconds", 120),
-        "text": client.background("subscribe", "--endpoint", endpoint["output"],
+        "text": client.background("subscribe", "--output", endpoint["output"],
                                   "--count", n_answers, "--seconds", 120),
     }
     check(subs["json"].wait_line(lambda l: l.startswith('{"topic": "metrics"'), 20),
@@ -265,7 +266,7 @@ def run(args):
 
     files = sorted(FILES)
     for prefix, extra in zip(PREFIXES, ([], ["--raw", "f4"])):
-        r = client.run("publish", "--endpoint", endpoint["input"], "--id-prefix", prefix,
+        r = client.run("publish", "--input", endpoint["input"], "--id-prefix", prefix,
                        "--wait-subscriber", 20, *extra, *files, timeout=60)
         ok = r is not None and r.returncode == 0
         check(ok, "publish %s exits 0 (%s)" % (" ".join(extra) or "as arrays",
@@ -334,7 +335,7 @@ def run(args):
     print("\n".join("    " + l for l in samples + metrics_lines[-1:]))
 
     # The library map as CSV.
-    r = client.run("library", "--endpoint", endpoint["control"], timeout=30)
+    r = client.run("library", "--control", endpoint["control"], timeout=30)
     if check(r is not None and r.returncode == 0, "library exits 0"):
         rows = list(csv.reader(io.StringIO(r.stdout)))
         check(rows[0] == ["label", "charge", "tendq", "x", "y"], "library header %s" % rows[0])
@@ -346,7 +347,7 @@ def run(args):
               "library rows hold finite 10Dq and map coordinates")
         print("    " + "\n    ".join(",".join(row) for row in rows[:3]) + "\n    ...")
 
-    status = json.loads(client.run("status", "--endpoint", endpoint["control"]).stdout)
+    status = json.loads(client.run("status", "--control", endpoint["control"]).stdout)
     check(status["received"] == n_answers and status["published"] == n_answers,
           "status counts %d received and published (%d, %d)" %
           (n_answers, status["received"], status["published"]))

@@ -403,7 +403,7 @@ TEST_CASE("xasmap feed reports its rate to 3 significant digits", "[integration]
   const auto endpoint =
       "ipc://" + (std::filesystem::temp_directory_path() / "xasmap_cli_nobody").string();
   const Run r =
-      run(kTool + " feed --connect --pattern pub --endpoint " + endpoint + " --rate 7 --count 3 " +
+      run(kTool + " feed --connect --pattern pub --input " + endpoint + " --rate 7 --count 3 " +
           data + "/experimental/xinhuolin_MnEdgeNet/Data2_SrMnO3.csv");
   INFO(r.output);
   REQUIRE(r.status == 0);
