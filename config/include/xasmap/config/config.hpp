@@ -140,8 +140,8 @@ struct EstimationConfig {
   double probability_noise = 280.0;
   double probability_residual = 0.5;
   double probability_spacing = 0.0;
-  double interval_spacing = 0.28;
-  double interval_residual = 0.7;
+  double interval_spacing = 0.09;
+  double interval_residual = 0.66;
   long long exact_partial_rows = 20000;   // narrow windows: rank every row when the library is this small
   double exact_partial_novelty = 2.0;     // ... when the best candidate's novelty exceeds this
   bool operator==(const EstimationConfig&) const = default;

@@ -68,8 +68,8 @@ struct ModelOptions {
   // 68 % intervals of continuous parameters: sigma^2 = u^2 + g^2 (interval_spacing^2 +
   // interval_residual^2 novelty^2), u the neighbours' weighted spread (or the local-linear fit's
   // residual), g the parameter's library grid step. Calibrated on held-out spectra.
-  double interval_spacing = 0.28;
-  double interval_residual = 0.7;
+  double interval_spacing = 0.09;
+  double interval_residual = 0.66;
   // A spectrum on a partial window whose best embedding candidate lies more than
   // exact_partial_novelty median neighbour distances beyond its noise (its novelty) is ranked
   // against every library row exactly, when the library holds at most exact_partial_rows rows
