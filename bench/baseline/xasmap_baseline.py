@@ -26,8 +26,10 @@ What it does as xasmapd does (with xasmapd's default configuration):
 * Preprocessing (docs/estimation.md, core/src/preprocess.cpp): linear interpolation onto the grid
   points the spectrum covers (its window; 635-660 eV in 0.1 eV steps), the coverage check (at least
   8 points and 60 % of the grid), the line through the means of the first and last 1.5 eV of the
-  window subtracted, unit area over the window, and the noise estimate 1.4826 * median |second
-  difference| / sqrt(6).
+  window subtracted, unit area over the window, and the noise estimate from the measured samples
+  under the window: 1.4826 * median |second difference| (each scaled to unit variance under white
+  noise), times the root mean share (1-t)^2 + t^2 of a sample's variance the interpolated grid
+  points hold, over the normalising area (below 5 samples: the grid values' own, / sqrt(6)).
 * Distance: the correlation distance, Euclidean between features (p - mean) / |p - mean| on the
   window, i.e. 2 (1 - Pearson r).
 * Energy calibration as a nuisance parameter: the library holds copies of every spectrum shifted by
@@ -222,8 +224,22 @@ def preprocess(energy, intensity, o):
         raise Rejected("flat_spectrum", "intensity", "nothing to normalise on the window %f-%f eV (flat spectrum)"
                        % (o.grid[first], o.grid[last]))
     p = p[0]
-    second = np.abs(p[:-2] - 2.0 * p[1:-1] + p[2:])
-    sigma = 1.4826 * np.partition(second, second.size // 2)[second.size // 2] / math.sqrt(6.0)
+    grid = o.grid[first:last + 1]
+    inside = np.nonzero((energy[1:-1] >= grid[0]) & (energy[1:-1] <= grid[-1]))[0] + 1
+    if inside.size >= 5:
+        a = 1.0 / (energy[inside] - energy[inside - 1])
+        c = 1.0 / (energy[inside + 1] - energy[inside])
+        b = a + c
+        second = np.abs(a * intensity[inside - 1] - b * intensity[inside] + c * intensity[inside + 1]) / np.sqrt(
+            a * a + b * b + c * c)
+        sample_sigma = 1.4826 * np.partition(second, second.size // 2)[second.size // 2]
+        j = np.clip(np.searchsorted(energy, grid, side="left") - 1, 0, energy.size - 2)
+        t = np.clip((grid - energy[j]) / (energy[j + 1] - energy[j]), 0.0, 1.0)
+        share = np.mean((1.0 - t) ** 2 + t ** 2)
+        sigma = sample_sigma * math.sqrt(share) / abs(area[0])
+    else:
+        second = np.abs(p[:-2] - 2.0 * p[1:-1] + p[2:])
+        sigma = 1.4826 * np.partition(second, second.size // 2)[second.size // 2] / math.sqrt(6.0)
     return p, first, coverage, sigma
 
 

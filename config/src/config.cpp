@@ -512,6 +512,7 @@ std::vector<Problem> Config::validate() const {
   }
   c.range("estimation.interval_spacing", estimation.interval_spacing, 0.0, 100.0);
   c.range("estimation.interval_residual", estimation.interval_residual, 0.0, 100.0);
+  c.range("estimation.interval_noise", estimation.interval_noise, 0.0, 100.0);
   c.count("estimation.exact_partial_rows", estimation.exact_partial_rows, 0, 1000000000LL);
   c.range("estimation.exact_partial_novelty", estimation.exact_partial_novelty, 0.0, 1e6);
 
@@ -669,6 +670,7 @@ void read_document(detail::Context& ctx, const YAML::Node& root, Config& c) {
     r.number("probability_spacing", e.probability_spacing);
     r.number("interval_spacing", e.interval_spacing);
     r.number("interval_residual", e.interval_residual);
+    r.number("interval_noise", e.interval_noise);
     r.integer("exact_partial_rows", e.exact_partial_rows);
     r.number("exact_partial_novelty", e.exact_partial_novelty);
     r.finish();
@@ -925,6 +927,7 @@ std::string to_yaml(const Config& c) {
   kv("probability_spacing", c.estimation.probability_spacing);
   kv("interval_spacing", c.estimation.interval_spacing);
   kv("interval_residual", c.estimation.interval_residual);
+  kv("interval_noise", c.estimation.interval_noise);
   kv("exact_partial_rows", c.estimation.exact_partial_rows);
   kv("exact_partial_novelty", c.estimation.exact_partial_novelty);
   out << YAML::EndMap;

@@ -710,6 +710,7 @@ void Model::set_estimation_options(const ModelOptions& from) {
   options_.probability_spacing = from.probability_spacing;
   options_.interval_spacing = from.interval_spacing;
   options_.interval_residual = from.interval_residual;
+  options_.interval_noise = from.interval_noise;
   options_.exact_partial_rows = from.exact_partial_rows;
   options_.exact_partial_novelty = from.exact_partial_novelty;
   options_.threads = from.threads;
@@ -1022,6 +1023,7 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
   // distance to the nearest library spectrum beyond that, over the library's median neighbour
   // distance (both on the full grid's scale).
   e.noise_distance2 = noise2;
+  e.noise_spacings = std::sqrt(std::max(0.0, rescale * noise2)) / novelty_scale_;
   e.window_points = w.size();
   if (!sc.chosen.empty()) {
     const double nearest = sc.all[sc.chosen.front()].distance;
@@ -1243,7 +1245,8 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
     e.spread[p] = u;
     e.grid_step[p] = g;
     e.uncertainty[p] = std::sqrt(u * u + g * g * (o.interval_spacing * o.interval_spacing +
-                                                  o.interval_residual * o.interval_residual * e.novelty * e.novelty));
+                                                  o.interval_residual * o.interval_residual * e.novelty * e.novelty +
+                                                  o.interval_noise * o.interval_noise * e.noise_spacings * e.noise_spacings));
     // No wider than the library's own range: an interval of half its span around any value in it
     // already says "anywhere in the library". (A setting swept over two values, e.g. 20 and 300 K,
     // has a grid step as wide as its range, and novelty would otherwise widen it far beyond.)

@@ -63,8 +63,8 @@ EndRegion mean_region(const std::vector<double>& y, int a, int b, const EnergyGr
 
 }  // namespace
 
-void apply_window_into(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
-                       const PreprocessOptions& o, RowVectorXf& out) {
+double apply_window_into(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
+                         const PreprocessOptions& o, RowVectorXf& out) {
   const EnergyGrid& g = o.grid;
   const int n = window.size();
   // Scratch kept by the thread: after the first call, no allocation.
@@ -157,6 +157,7 @@ void apply_window_into(const Eigen::Ref<const RowVectorXf>& values, const Window
   for (int i = 0; i < n; ++i) {
     out[window.first + i] = static_cast<float>(y[static_cast<std::size_t>(i)] / scale);
   }
+  return scale;
 }
 
 RowVectorXf apply_window(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
@@ -266,6 +267,65 @@ void require_edge(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen::
 
 }  // namespace
 
+namespace {
+
+// The noise of the grid values before normalisation (Prepared::noise_sigma).
+double values_noise(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen::Ref<const Eigen::VectorXd>& intensity,
+                    const EnergyGrid& read_at, const RowVectorXf& raw, const Window& window,
+                    const PreprocessOptions& o) {
+  static thread_local std::vector<double> second;
+  second.clear();
+  const double lo = read_at.at(window.first), hi = read_at.at(window.last);
+  const Eigen::Index n = energy.size();
+  double sigma = 0;
+  for (Eigen::Index k = 1; k + 1 < n; ++k) {
+    if (energy[k] < lo || energy[k] > hi) continue;
+    // y[k-1]/h1 - y[k](1/h1 + 1/h2) + y[k+1]/h2, over its white-noise standard deviation.
+    const double a = 1.0 / (energy[k] - energy[k - 1]), c = 1.0 / (energy[k + 1] - energy[k]), b = a + c;
+    second.push_back(std::abs(a * intensity[k - 1] - b * intensity[k] + c * intensity[k + 1]) /
+                     std::sqrt(a * a + b * b + c * c));
+  }
+  if (second.size() >= 5) {
+    std::nth_element(second.begin(), second.begin() + static_cast<long>(second.size() / 2), second.end());
+    const double sample_sigma = 1.4826 * second[second.size() / 2];
+    // The mean share of a sample's variance a grid point holds after linear interpolation.
+    double share = 0;
+    Eigen::Index j = 0;
+    for (int i = window.first; i <= window.last; ++i) {
+      const double e = read_at.at(i);
+      while (j + 2 < n && energy[j + 1] < e) ++j;
+      const double t = std::clamp((e - energy[j]) / (energy[j + 1] - energy[j]), 0.0, 1.0);
+      share += (1.0 - t) * (1.0 - t) + t * t;
+    }
+    sigma = sample_sigma * std::sqrt(share / window.size());
+  } else {
+    // Too few samples under the window: the grid values' own second differences.
+    second.clear();
+    for (int i = window.first + 1; i < window.last; ++i) {
+      second.push_back(std::abs(static_cast<double>(raw[i - 1]) - 2.0 * raw[i] + raw[i + 1]));
+    }
+    if (second.empty()) return 0.0;
+    std::nth_element(second.begin(), second.begin() + static_cast<long>(second.size() / 2), second.end());
+    sigma = 1.4826 * second[second.size() / 2] / std::sqrt(6.0);
+  }
+  if (o.smooth_fwhm_ev > 0.0) {
+    // A Gaussian kernel of standard deviation s grid steps keeps sum(w^2) / (sum w)^2 of white
+    // noise's variance, 1 / (2 sqrt(pi) s) for a kernel wide against the step.
+    const double s = o.smooth_fwhm_ev / (2.0 * std::sqrt(2.0 * std::log(2.0))) / o.grid.step_ev;
+    const int half = static_cast<int>(std::ceil(4.0 * s));
+    double w1 = 0, w2 = 0;
+    for (int k = -half; k <= half; ++k) {
+      const double w = std::exp(-0.5 * (k / s) * (k / s));
+      w1 += w;
+      w2 += w * w;
+    }
+    sigma *= std::sqrt(w2) / w1;
+  }
+  return sigma;
+}
+
+}  // namespace
+
 std::string nearest_edge(double energy_ev) {
   const KnownEdge* best = nullptr;
   for (const KnownEdge& k : kKnownEdges) {
@@ -322,15 +382,8 @@ void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eige
     throw PreprocessError(RejectReason::kTooLittleOverlap, message);
   }
   if (o.require_edge) require_edge(energy, intensity, raw, p.window, o);
-  apply_window_into(raw, p.window, o, p.values);
-
-  static thread_local std::vector<double> second;
-  second.clear();
-  for (int i = p.window.first + 1; i < p.window.last; ++i) {
-    second.push_back(std::abs(static_cast<double>(p.values[i - 1]) - 2.0 * p.values[i] + p.values[i + 1]));
-  }
-  std::nth_element(second.begin(), second.begin() + static_cast<long>(second.size() / 2), second.end());
-  p.noise_sigma = 1.4826 * second[second.size() / 2] / std::sqrt(6.0);
+  const double scale = apply_window_into(raw, p.window, o, p.values);
+  p.noise_sigma = values_noise(energy, intensity, read_at, raw, p.window, o) / std::abs(scale);
 }
 
 Prepared preprocess(const Spectrum& s, const PreprocessOptions& o, double energy_offset_ev) {

@@ -96,6 +96,7 @@ ModelOptions model_options(const config::Config& cfg) {
   o.probability_spacing = est.probability_spacing;
   o.interval_spacing = est.interval_spacing;
   o.interval_residual = est.interval_residual;
+  o.interval_noise = est.interval_noise;
   o.exact_partial_rows = est.exact_partial_rows;
   o.exact_partial_novelty = est.exact_partial_novelty;
   // The simulator's nuisance settings, under the names they are reported (and written to a

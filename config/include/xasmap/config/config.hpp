@@ -137,11 +137,12 @@ struct EstimationConfig {
   double novelty_threshold = 4.0;
   // Temperature of the charge probabilities and widths of the 68 % intervals
   // (xasmap::ModelOptions; fitted on the held-out calibration set, docs/validation.md).
-  double probability_noise = 280.0;
-  double probability_residual = 0.5;
+  double probability_noise = 120.0;
+  double probability_residual = 0.46;
   double probability_spacing = 0.0;
-  double interval_spacing = 0.09;
-  double interval_residual = 0.66;
+  double interval_spacing = 0.39;
+  double interval_residual = 0.58;
+  double interval_noise = 0.2;
   long long exact_partial_rows = 20000;   // narrow windows: rank every row when the library is this small
   double exact_partial_novelty = 2.0;     // ... when the best candidate's novelty exceeds this
   bool operator==(const EstimationConfig&) const = default;

@@ -62,14 +62,17 @@ struct ModelOptions {
   // would be probability_noise = 1 and the rest 0; fitted on held-out spectra of other model
   // settings (docs/validation.md), the noise term is 470 times that and the unexplained residual
   // counts too: neighbouring library spectra differ by less than the model's own error.
-  double probability_noise = 280.0;
-  double probability_residual = 0.5;
+  double probability_noise = 120.0;
+  double probability_residual = 0.46;
   double probability_spacing = 0.0;
   // 68 % intervals of continuous parameters: sigma^2 = u^2 + g^2 (interval_spacing^2 +
-  // interval_residual^2 novelty^2), u the neighbours' weighted spread (or the local-linear fit's
-  // residual), g the parameter's library grid step. Calibrated on held-out spectra.
-  double interval_spacing = 0.09;
-  double interval_residual = 0.66;
+  // interval_residual^2 novelty^2 + interval_noise^2 noise_spacings^2), u the neighbours' weighted
+  // spread (or the local-linear fit's residual), g the parameter's library grid step: a floor, how
+  // poorly the library describes the spectrum, and how far its noise alone moves it, each in
+  // library spacings. Calibrated on held-out spectra.
+  double interval_spacing = 0.39;
+  double interval_residual = 0.58;
+  double interval_noise = 0.2;
   // A spectrum on a partial window whose best embedding candidate lies more than
   // exact_partial_novelty median neighbour distances beyond its noise (its novelty) is ranked
   // against every library row exactly, when the library holds at most exact_partial_rows rows
@@ -122,6 +125,7 @@ struct Estimate {
   std::vector<double> class_distance2;
   std::vector<double> class_probability;
   double noise_distance2 = 0;        // the squared distance the spectrum's noise is expected to add
+  double noise_spacings = 0;         // that distance in the novelty's unit (library spacings)
   int window_points = 0;             // grid points compared
   std::vector<double> spread;        // continuous: u before the interval terms; else NaN
   std::vector<double> grid_step;     // continuous: the parameter's library grid step g; else NaN

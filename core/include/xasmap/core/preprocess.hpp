@@ -91,8 +91,14 @@ struct Prepared {
 // lightly smoothed, must stand 8 noise sigmas above the line and hold at least a quarter of the
 // window's whole range: noise, a background or the tail of another edge does not), or nothing
 // left to normalise (a flat spectrum).
-// noise_sigma: 1.4826 * median |second difference| / sqrt(6), which is the standard deviation of
-// white noise on the processed values and nearly blind to the smooth spectrum itself.
+// noise_sigma: the standard deviation of white noise on the processed values, estimated from the
+// measured samples themselves: 1.4826 x the median |second difference| of the samples under the
+// window (each scaled to unit variance under white noise, for unequal spacing too), carried
+// through the linear interpolation onto the grid (a grid point at fraction t between two samples
+// holds (1-t)^2 + t^2 of a sample's variance; the mean over the window is taken), any smoothing
+// and the normalisation. Second differences of the grid values themselves would miss half the
+// noise of a measurement coarser than the grid, whose interpolated points lie on straight lines.
+// With fewer than 5 samples under the window, the grid values' own second differences are used.
 Prepared preprocess(const Spectrum& s, const PreprocessOptions& options, double energy_offset_ev = 0.0);
 // The same into `out`, on any two arrays (the daemon passes its decoded message's), reusing out's
 // storage and per-thread scratch: once warm it does not allocate.
@@ -106,8 +112,9 @@ void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy_ev,
 // and normalisation restricted to the window, zero outside. Throws PreprocessError(kFlat).
 RowVectorXf apply_window(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
                          const PreprocessOptions& options);
-void apply_window_into(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
-                       const PreprocessOptions& options, RowVectorXf& out);  // out must not alias values
+// apply_window_into returns the normalisation's divisor (1 without normalisation).
+double apply_window_into(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
+                         const PreprocessOptions& options, RowVectorXf& out);  // out must not alias values
 
 // Linear interpolation of `s` onto the grid points it covers; zero elsewhere. Sets `window`.
 RowVectorXf resample(const Spectrum& s, const EnergyGrid& grid, Window& window);
