@@ -67,6 +67,17 @@ struct LibraryView {
   std::string method;
 };
 
+// How a parameter is named on a figure: the physics' name with its unit ("10Dq (eV)" for tendq).
+std::string display_name(const std::string& name) {
+  static const std::map<std::string, std::string> kNames = {
+      {"tendq", "10Dq (eV)"},          {"charge", "charge"},
+      {"slater_scale", "Slater scale"}, {"temperature_k", "temperature (K)"},
+      {"gauss_fwhm_ev", "Gaussian FWHM (eV)"}, {"lorentz_scale", "lifetime width scale"},
+      {"ds", "Ds (eV)"},               {"dt", "Dt (eV)"}};
+  const auto it = kNames.find(name);
+  return it == kNames.end() ? name : it->second;
+}
+
 std::string fmt(const char* f, double v) {
   char b[64];
   std::snprintf(b, sizeof b, f, v);
@@ -178,7 +189,9 @@ std::string estimate_text(const Placed& p) {
 }
 
 // Fig. 1.
-void draw_map(const LibraryView& lib, const std::vector<Placed>& placed, const std::string& title,
+// Each draw_* writes its SVG and, with rsvg-convert at hand, a PNG beside it, whose path it returns
+// (empty without one).
+std::filesystem::path draw_map(const LibraryView& lib, const std::vector<Placed>& placed, const std::string& title,
               const std::filesystem::path& file) {
   const auto [cat, cont] = roles(lib.parameters);
   Svg svg(980, 760);
@@ -222,11 +235,22 @@ void draw_map(const LibraryView& lib, const std::vector<Placed>& placed, const s
     if (p.measured || p.map.size() < 2) continue;
     svg.circle(ax.px(p.map[0]), ax.py(p.map[1]), 2.2, colour(p.params), "none");
   }
+  // Label and star boxes; two never come closer than 2 px, so that neighbouring labels ("1" and "0")
+  // do not read as one ("10"). tests/service/figure_check.py checks the drawn map for it.
   struct Box {
     double x0, y0, x1, y1;
-    bool hits(const Box& o) const { return x0 < o.x1 && o.x0 < x1 && y0 < o.y1 && o.y0 < y1; }
+    bool hits(const Box& o) const {
+      constexpr double gap = 2.0;
+      return x0 < o.x1 + gap && o.x0 < x1 + gap && y0 < o.y1 + gap && o.y0 < y1 + gap;
+    }
   };
   std::vector<Box> taken;
+  // The measured spectra's stars are placed first: no label may hide one.
+  for (const auto& p : placed) {
+    if (!p.measured || p.map.size() < 2) continue;
+    const double x = ax.px(p.map[0]), y = ax.py(p.map[1]);
+    taken.push_back({x - 11, y - 11, x + 11, y + 11});  // a size-15 star reaches 10.5 px out (Svg::marker)
+  }
   // Library points, and one label per (category, labelled value): on a nuisance library, which
   // holds each spectrum at several settings (Slater reduction, temperature, resolution: the other
   // continuous parameters), on the variant nearest the library's median settings, so that the
@@ -270,15 +294,20 @@ void draw_map(const LibraryView& lib, const std::vector<Placed>& placed, const s
       break;
     }
   }
-  // Measured spectra: stars, and labels placed greedily where they overlap no other label (with a
-  // leader line when they had to move away from their star).
-  int n = 0;
+  // Measured spectra: stars (gold inside the library, white with a red rim outside it), and labels
+  // placed greedily where they overlap no other label or star (with a leader line when they had to
+  // move away from their star).
+  int inside = 0, outside = 0;
   for (const auto& p : placed) {
     if (!p.measured || p.map.size() < 2) continue;
     const double x = ax.px(p.map[0]), y = ax.py(p.map[1]);
-    svg.marker("star", x, y, 15, "#ffd700", "#000", 1.2);
-    taken.push_back({x - 8, y - 8, x + 8, y + 8});
-    ++n;
+    if (p.in_library) {
+      svg.marker("star", x, y, 15, "#ffd700", "#000", 1.2);
+      ++inside;
+    } else {
+      svg.marker("star", x, y, 15, "#ffffff", "#d62728", 1.8);
+      ++outside;
+    }
   }
   for (const auto& p : placed) {
     if (!p.measured || p.map.size() < 2) continue;
@@ -289,7 +318,7 @@ void draw_map(const LibraryView& lib, const std::vector<Placed>& placed, const s
     double tx = 0, ty = 0;
     bool found = false;
     for (int ring = 0; ring < 12 && !found; ++ring) {
-      const double d = 10 + 16 * ring;
+      const double d = 13 + 16 * ring;
       for (const auto& [dx, dy] : {std::pair{d, 5.0}, std::pair{-d - w, 5.0}, std::pair{-w / 2, -d},
                                    std::pair{-w / 2, d + h}}) {
         const Box b{x + dx, y + dy - h + 2, x + dx + w, y + dy + 3};
@@ -324,12 +353,19 @@ void draw_map(const LibraryView& lib, const std::vector<Placed>& placed, const s
   }
   if (!cont.empty()) {
     ly += 28;
-    svg.text(770, ly, "labels: " + cont + " \u00d7 10", 13, "start", "#333");
+    svg.text(770, ly, "labels: " + display_name(cont) + " \u00d7 10", 13, "start", "#333");
   }
-  if (n > 0) {
+  if (inside > 0) {
     ly += 30;
     svg.marker("star", 782, ly - 5, 15, "#ffd700", "#000", 1.2);
     svg.text(796, ly, "measured spectrum", 14);
+  }
+  if (outside > 0) {
+    ly += 24;
+    svg.marker("star", 782, ly - 5, 15, "#ffffff", "#d62728", 1.8);
+    svg.text(796, ly, "measured, outside", 14);
+    ly += 18;
+    svg.text(796, ly, "the library", 14);
   }
   if (std::any_of(placed.begin(), placed.end(), [](const Placed& p) { return !p.measured; })) {
     ly += 24;
@@ -338,7 +374,7 @@ void draw_map(const LibraryView& lib, const std::vector<Placed>& placed, const s
   }
   ly += 30;
   svg.text(770, ly, std::to_string(lib.points.size()) + " library spectra", 13, "start", "#333");
-  svg.save(file);
+  return svg.save(file);
 }
 
 std::pair<std::vector<double>, std::vector<double>> normalised(const Spectrum& s, double shift, double lo, double hi) {
@@ -357,7 +393,7 @@ std::pair<std::vector<double>, std::vector<double>> normalised(const Spectrum& s
 }
 
 // Fig. 2.
-void draw_compare(const Spectrum& measured, const Spectrum& library, const Placed& p, const std::string& file_name,
+std::filesystem::path draw_compare(const Spectrum& measured, const Spectrum& library, const Placed& p, const std::string& file_name,
                   const std::filesystem::path& file) {
   const double lo = measured.energy_ev[0], hi = measured.energy_ev[measured.energy_ev.size() - 1];
   const auto [mx, my] = normalised(measured, 0.0, lo, hi);
@@ -411,11 +447,11 @@ void draw_compare(const Spectrum& measured, const Spectrum& library, const Place
   }
   svg.text(100, y, "novelty " + fmt("%.2f", p.novelty) + (p.in_library ? " (in library)" : " (outside the library)"),
            13, "start", "#333");
-  svg.save(file);
+  return svg.save(file);
 }
 
 // Per-pixel parameter maps of a stack.
-void draw_stack(const protocol::EstimateMapMessage& m, const LibraryView& lib, const std::filesystem::path& file) {
+std::filesystem::path draw_stack(const protocol::EstimateMapMessage& m, const LibraryView& lib, const std::filesystem::path& file) {
   const std::vector<ParameterInfo>& info = lib.parameters;
   std::int64_t pixels = 1;
   for (std::size_t i = 0; i + 1 < m.shape.size(); ++i) pixels *= m.shape[i];
@@ -435,7 +471,7 @@ void draw_stack(const protocol::EstimateMapMessage& m, const LibraryView& lib, c
                              std::any_of(m.confidence.begin(), m.confidence.end(),
                                          [&](const auto& c) { return c.first == name; });
     const double left = 40 + static_cast<double>(k) * (panel + gap), top = 70;
-    svg.text(left + panel / 2, top - 10, name, 16, "middle", "#000", true);
+    svg.text(left + panel / 2, top - 10, display_name(name), 16, "middle", "#000", true);
     std::vector<float> sorted;
     for (float v : values) {
       if (std::isfinite(v)) sorted.push_back(v);
@@ -484,7 +520,7 @@ void draw_stack(const protocol::EstimateMapMessage& m, const LibraryView& lib, c
   }
   svg.text(40, panel + 140, "grey: pixels that could not be judged (" + std::to_string(m.rejected_pixels) + ")", 13,
            "start", "#333");
-  svg.save(file);
+  return svg.save(file);
 }
 
 std::string safe_name(std::string s) {
@@ -580,8 +616,8 @@ int run_map(const CliArgs& args) {
   const std::string title = args.value("title").value_or(
       "Library map (" + std::string(lib.method == "isomap" ? "landmark Isomap" : lib.method == "mds" ? "MDS" : "Landmark MDS") +
       ")" + (placed.empty() ? "" : " with measured spectra"));
-  draw_map(lib, placed, title, out_dir / "map.svg");
   std::vector<std::filesystem::path> written{out_dir / "map.svg"};
+  if (auto png = draw_map(lib, placed, title, out_dir / "map.svg"); !png.empty()) written.push_back(png);
 
   // Fig. 2 for every measured file that was placed, when the library spectra are at hand.
   if (!args.positionals().empty()) {
@@ -602,16 +638,18 @@ int run_map(const CliArgs& args) {
           continue;
         }
         const auto file = out_dir / ("compare_" + safe_name(id) + ".svg");
-        draw_compare(read_spectrum(f), library.spectra[static_cast<std::size_t>(li - library.labels.begin())], *it,
-                     std::filesystem::path(f).filename().string(), file);
+        const auto png = draw_compare(read_spectrum(f), library.spectra[static_cast<std::size_t>(li - library.labels.begin())],
+                                      *it, std::filesystem::path(f).filename().string(), file);
         written.push_back(file);
+        if (!png.empty()) written.push_back(png);
       }
     }
   }
   for (const auto& m : stacks) {
     const auto file = out_dir / ("stack_" + safe_name(m.id) + ".svg");
-    draw_stack(m, lib, file);
+    const auto png = draw_stack(m, lib, file);
     written.push_back(file);
+    if (!png.empty()) written.push_back(png);
   }
 
   for (const auto& f : written) std::cerr << "xasmap map: wrote " << f.string() << "\n";
