@@ -18,7 +18,8 @@ EnergyGrid EnergyGrid::from_range(double emin_ev, double emax_ev, double step_ev
 }
 
 void resample_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen::Ref<const Eigen::VectorXd>& intensity,
-                   const EnergyGrid& grid, Window& window, RowVectorXf& out) {
+                   const EnergyGrid& grid, Window& window, RowVectorXf& out, double* variance_share) {
+  double share = 0;
   out.setZero(grid.size);
   const Eigen::Index n = energy.size();
   const double lo = energy[0];
@@ -33,7 +34,9 @@ void resample_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen:
     while (j + 2 < n && energy[j + 1] < e) ++j;
     const double t = std::clamp((e - energy[j]) / (energy[j + 1] - energy[j]), 0.0, 1.0);
     out[i] = static_cast<float>((1.0 - t) * intensity[j] + t * intensity[j + 1]);
+    share += (1.0 - t) * (1.0 - t) + t * t;
   }
+  if (variance_share != nullptr) *variance_share = window.size() > 0 ? share / window.size() : 0.0;
 }
 
 RowVectorXf resample(const Spectrum& s, const EnergyGrid& grid, Window& window) {
@@ -265,13 +268,10 @@ void require_edge(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen::
   throw PreprocessError(RejectReason::kNoEdge, message);
 }
 
-}  // namespace
-
-namespace {
-
-// The noise of the grid values before normalisation (Prepared::noise_sigma).
+// The noise of the grid values before normalisation (Prepared::noise_sigma); `share`: the mean
+// share of a sample's variance a grid point holds after the linear interpolation (resample_into).
 double values_noise(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen::Ref<const Eigen::VectorXd>& intensity,
-                    const EnergyGrid& read_at, const RowVectorXf& raw, const Window& window,
+                    const EnergyGrid& read_at, const RowVectorXf& raw, const Window& window, double share,
                     const PreprocessOptions& o) {
   static thread_local std::vector<double> second;
   second.clear();
@@ -287,17 +287,7 @@ double values_noise(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen
   }
   if (second.size() >= 5) {
     std::nth_element(second.begin(), second.begin() + static_cast<long>(second.size() / 2), second.end());
-    const double sample_sigma = 1.4826 * second[second.size() / 2];
-    // The mean share of a sample's variance a grid point holds after linear interpolation.
-    double share = 0;
-    Eigen::Index j = 0;
-    for (int i = window.first; i <= window.last; ++i) {
-      const double e = read_at.at(i);
-      while (j + 2 < n && energy[j + 1] < e) ++j;
-      const double t = std::clamp((e - energy[j]) / (energy[j + 1] - energy[j]), 0.0, 1.0);
-      share += (1.0 - t) * (1.0 - t) + t * t;
-    }
-    sigma = sample_sigma * std::sqrt(share / window.size());
+    sigma = 1.4826 * second[second.size() / 2] * std::sqrt(share);
   } else {
     // Too few samples under the window: the grid values' own second differences.
     second.clear();
@@ -349,7 +339,8 @@ void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eige
   static thread_local RowVectorXf raw;
   EnergyGrid read_at = o.grid;  // where the spectrum is read: the grid on the measured scale
   read_at.emin_ev += energy_offset_ev;
-  resample_into(energy, intensity, read_at, p.window, raw);
+  double share = 0;
+  resample_into(energy, intensity, read_at, p.window, raw, &share);
   const double grid_width = o.grid.emax_ev() - o.grid.emin_ev;
   p.coverage = p.window.size() > 1 ? (p.window.size() - 1) * o.grid.step_ev / grid_width : 0.0;
   if (p.window.size() < 8 || p.coverage < o.min_coverage) {
@@ -383,7 +374,7 @@ void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eige
   }
   if (o.require_edge) require_edge(energy, intensity, raw, p.window, o);
   const double scale = apply_window_into(raw, p.window, o, p.values);
-  p.noise_sigma = values_noise(energy, intensity, read_at, raw, p.window, o) / std::abs(scale);
+  p.noise_sigma = values_noise(energy, intensity, read_at, raw, p.window, share, o) / std::abs(scale);
 }
 
 Prepared preprocess(const Spectrum& s, const PreprocessOptions& o, double energy_offset_ev) {

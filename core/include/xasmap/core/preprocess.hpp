@@ -117,8 +117,10 @@ double apply_window_into(const Eigen::Ref<const RowVectorXf>& values, const Wind
                          const PreprocessOptions& options, RowVectorXf& out);  // out must not alias values
 
 // Linear interpolation of `s` onto the grid points it covers; zero elsewhere. Sets `window`.
+// variance_share (optional): the mean over the window of (1-t)^2 + t^2, the share of a sample's
+// white-noise variance a grid point interpolated at fraction t between two samples holds.
 RowVectorXf resample(const Spectrum& s, const EnergyGrid& grid, Window& window);
 void resample_into(const Eigen::Ref<const Eigen::VectorXd>& energy_ev, const Eigen::Ref<const Eigen::VectorXd>& intensity,
-                   const EnergyGrid& grid, Window& window, RowVectorXf& out);
+                   const EnergyGrid& grid, Window& window, RowVectorXf& out, double* variance_share = nullptr);
 
 }  // namespace xasmap
