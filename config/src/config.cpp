@@ -539,6 +539,7 @@ std::vector<Problem> Config::validate() const {
           "at most calibration.track_window (" + std::to_string(cal.track_window) + ")");
   }
   c.range("calibration.track_min_confidence", cal.track_min_confidence, 0.0, 1.0);
+  c.range("calibration.search_ev", cal.search_ev, 0.0, 3.0);
 
   const InputConfig& in = input;
   c.endpoint("input.endpoint", in.endpoint, in.bind);
@@ -685,6 +686,7 @@ void read_document(detail::Context& ctx, const YAML::Node& root, Config& c) {
     r.integer("track_window", cal.track_window);
     r.integer("track_min_samples", cal.track_min_samples);
     r.number("track_min_confidence", cal.track_min_confidence);
+    r.number("search_ev", cal.search_ev);
     r.finish();
   }
   {
@@ -942,6 +944,7 @@ std::string to_yaml(const Config& c) {
   kv("track_window", c.calibration.track_window);
   kv("track_min_samples", c.calibration.track_min_samples);
   kv("track_min_confidence", c.calibration.track_min_confidence);
+  kv("search_ev", c.calibration.search_ev);
   out << YAML::EndMap;
 
   out << YAML::Key << "input" << YAML::Value << YAML::BeginMap;

@@ -868,7 +868,43 @@ void Model::project_into(const Prepared& prep, Eigen::VectorXd& coordinates) con
   project_into(sc.z, w, w == full_window(o.preprocess.grid), coordinates);
 }
 
-void Model::estimate_into(const Prepared& prep, Estimate& e) const {
+// P(c) ~ exp(-(D2_c - D2_min) / 2T) over the class distances, with the temperature of
+// ModelOptions: the spectrum's own noise per feature, the squared distance its best match leaves
+// unexplained beyond that noise, and the library's spacing. The most probable value (a tie goes to
+// the smaller) becomes the class parameter's value and its probability the confidence.
+void Model::class_probabilities(Estimate& e) const {
+  if (class_parameter_ < 0 || e.class_distance2.empty()) return;
+  const ModelOptions& o = options_;
+  const std::size_t nc = e.class_distance2.size();
+  double best = std::numeric_limits<double>::infinity();
+  for (const double d2 : e.class_distance2) best = std::min(best, d2);
+  const double s2 = e.noise_distance2 / std::max(1, e.window_points);
+  const double r2 = std::max(0.0, best - e.noise_distance2);
+  const double m2 = median_nn_ * median_nn_;
+  const double temperature =
+      std::max(o.probability_noise * s2 + o.probability_residual * r2 + o.probability_spacing * m2, 1e-300);
+  e.class_probability.assign(nc, 0.0);
+  double sum = 0;
+  for (std::size_t k = 0; k < nc; ++k) {
+    const double d2 = e.class_distance2[k];
+    e.class_probability[k] = std::isfinite(d2) ? std::exp(-(d2 - best) / (2.0 * temperature)) : 0.0;
+    sum += e.class_probability[k];
+  }
+  std::size_t chosen = 0;
+  for (std::size_t k = 0; k < nc; ++k) {
+    e.class_probability[k] /= sum;
+    if (e.class_probability[k] > e.class_probability[chosen]) chosen = k;
+  }
+  const auto cp = static_cast<std::size_t>(class_parameter_);
+  if (e.values.size() > cp && e.confidence.size() > cp) {
+    e.values[cp] = class_values_[chosen];
+    e.confidence[cp] = e.class_probability[chosen];
+  }
+}
+
+void Model::estimate_into(const Prepared& prep, Estimate& e) const { estimate_into(prep, e, true); }
+
+void Model::estimate_into(const Prepared& prep, Estimate& e, bool exact_partial) const {
   const ModelOptions& o = options_;
   const double step = o.preprocess.grid.step_ev;
   const Window& w = prep.window;
@@ -946,7 +982,7 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
   // instead of its own 1.8 eV). When the best candidate lies farther than exact_partial_novelty
   // median neighbour distances beyond the noise, and the library is small enough, every row is
   // ranked exactly instead.
-  if (!full && !sc.all.empty() && prepared_.rows() <= static_cast<Eigen::Index>(o.exact_partial_rows)) {
+  if (exact_partial && !full && !sc.all.empty() && prepared_.rows() <= static_cast<Eigen::Index>(o.exact_partial_rows)) {
     double nearest2 = std::numeric_limits<double>::infinity();
     for (const auto& c : sc.all) nearest2 = std::min(nearest2, c.distance * c.distance);
     const double novelty = std::sqrt(std::max(0.0, rescale * (nearest2 - noise2))) / novelty_scale_;
@@ -1062,21 +1098,6 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
         e.class_distance2[k] = std::min(e.class_distance2[k], dist2 + penalty * penalty);
       }
     }
-    double best = std::numeric_limits<double>::infinity();
-    for (const double d2 : e.class_distance2) best = std::min(best, d2);
-    const double s2 = noise2 / std::max(1, w.size());
-    const double r2 = std::max(0.0, best - noise2);
-    const double m2 = median_nn_ * median_nn_;
-    const double temperature = std::max(
-        o.probability_noise * s2 + o.probability_residual * r2 + o.probability_spacing * m2, 1e-300);
-    e.class_probability.assign(nc, 0.0);
-    double sum = 0;
-    for (std::size_t k = 0; k < nc; ++k) {
-      const double d2 = e.class_distance2[k];
-      e.class_probability[k] = std::isfinite(d2) ? std::exp(-(d2 - best) / (2.0 * temperature)) : 0.0;
-      sum += e.class_probability[k];
-    }
-    for (double& q : e.class_probability) q /= sum;
   } else {
     e.class_values.clear();
     e.class_distance2.clear();
@@ -1173,16 +1194,7 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
   e.spread.assign(np, std::numeric_limits<double>::quiet_NaN());
   e.grid_step.assign(np, std::numeric_limits<double>::quiet_NaN());
   for (std::size_t p = 0; p < np; ++p) {
-    if (static_cast<int>(p) == class_parameter_) {
-      // The most probable value; a tie goes to the smaller value.
-      std::size_t best = 0;
-      for (std::size_t k = 1; k < e.class_probability.size(); ++k) {
-        if (e.class_probability[k] > e.class_probability[best]) best = k;
-      }
-      e.values[p] = class_values_[best];
-      e.confidence[p] = e.class_probability[best];
-      continue;
-    }
+    if (static_cast<int>(p) == class_parameter_) continue;  // class_probabilities() below
     if (parameters_[p].categorical) {
       // Weighted vote; a tie goes to the smaller value.
       sc.votes.clear();
@@ -1252,6 +1264,7 @@ void Model::estimate_into(const Prepared& prep, Estimate& e) const {
     // has a grid step as wide as its range, and novelty would otherwise widen it far beyond.)
     if (std::isfinite(span_[p]) && span_[p] > 0.0) e.uncertainty[p] = std::min(e.uncertainty[p], 0.5 * span_[p]);
   }
+  class_probabilities(e);
   if (o.max_shift_ev > 0.0) {
     double shift = 0;
     for (std::size_t i = 0; i < used; ++i) shift += weight[i] * sc.all[sc.chosen[i]].shift_ev;

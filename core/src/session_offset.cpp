@@ -64,6 +64,100 @@ OffsetCalibration calibrate_offset(const Model& model, const Spectrum& reference
   return best;
 }
 
+namespace {
+
+// The squared distance of an estimate's best match (with its shift prior): the smallest class
+// distance, or without a class parameter the nearest neighbour's.
+double best_distance2(const Estimate& e) {
+  double best = std::numeric_limits<double>::infinity();
+  for (const double d2 : e.class_distance2) best = std::min(best, d2);
+  if (e.class_distance2.empty() && !e.neighbors.empty()) best = e.neighbors.front().distance * e.neighbors.front().distance;
+  return best;
+}
+
+}  // namespace
+
+void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::VectorXd>& energy_ev,
+                           const Eigen::Ref<const Eigen::VectorXd>& intensity, double centre_ev, double range_ev,
+                           OffsetSearchScratch& scratch, Estimate& out) {
+  const double spacing = model.options().max_shift_ev;
+  const int reach = spacing > 0.0 && range_ev > 0.0 ? static_cast<int>(std::floor(range_ev / spacing + 1e-9)) : 0;
+  std::optional<PreprocessError> centre_failure;
+  bool have = false;
+  double have_best = std::numeric_limits<double>::infinity();
+  double have_offset = centre_ev;
+  // Every offset is tried on the embedding's candidates alone: a spectrum read 1 eV from where it
+  // lies covers only part of the grid and matches nothing, which would send each such try to the
+  // exact ranking of partial windows (about 1 ms on the default library). The offset kept is
+  // estimated again below with it, as any spectrum is.
+  const bool searching = reach > 0;
+  // The centre first, then outwards: ties keep the offset nearer the centre.
+  for (int j = 0; j <= 2 * reach; ++j) {
+    const int k = (j % 2 == 1 ? 1 : -1) * ((j + 1) / 2);
+    const double offset = centre_ev + k * spacing;
+    Estimate& e = have ? scratch.trial : out;
+    try {
+      preprocess_into(energy_ev, intensity, model.options().preprocess, scratch.prepared, offset);
+      model.estimate_into(scratch.prepared, e, !searching);
+    } catch (const PreprocessError& err) {
+      if (k == 0) centre_failure = err;
+      continue;
+    }
+    e.energy_shift_ev += offset;
+    const double best = best_distance2(e);
+    if (!have) {
+      have = true;
+      have_best = best;
+      have_offset = offset;
+      scratch.class_distance2.assign(e.class_distance2.begin(), e.class_distance2.end());
+      continue;
+    }
+    for (std::size_t c = 0; c < scratch.class_distance2.size() && c < e.class_distance2.size(); ++c) {
+      scratch.class_distance2[c] = std::min(scratch.class_distance2[c], e.class_distance2[c]);
+    }
+    if (best < have_best) {
+      have_best = best;
+      have_offset = offset;
+      std::swap(out, scratch.trial);
+    }
+  }
+  if (!have) throw *centre_failure;  // the centre is tried first, so its reason is there
+  if (!searching) return;
+  // The offset kept and the centre, estimated as any spectrum is (with the exact ranking of a
+  // partial window that the embedding misplaces: without it, a part-range spectrum misplaced at
+  // its own offset can lose to another), the nearer of the two kept; their class distances join
+  // the others'.
+  const auto exactly = [&](double offset, Estimate& e) {
+    preprocess_into(energy_ev, intensity, model.options().preprocess, scratch.prepared, offset);
+    model.estimate_into(scratch.prepared, e);
+    e.energy_shift_ev += offset;
+    for (std::size_t c = 0; c < scratch.class_distance2.size() && c < e.class_distance2.size(); ++c) {
+      scratch.class_distance2[c] = std::min(scratch.class_distance2[c], e.class_distance2[c]);
+    }
+  };
+  if (out.coverage < 1.0) exactly(have_offset, out);
+  if (have_offset != centre_ev && centre_failure == std::nullopt) {
+    try {
+      exactly(centre_ev, scratch.trial);
+      if (scratch.trial.coverage < 1.0 && best_distance2(scratch.trial) < best_distance2(out)) std::swap(out, scratch.trial);
+    } catch (const PreprocessError&) {
+    }
+  }
+  if (out.class_distance2.size() == scratch.class_distance2.size()) {
+    for (std::size_t c = 0; c < out.class_distance2.size(); ++c) {
+      out.class_distance2[c] = std::min(out.class_distance2[c], scratch.class_distance2[c]);
+    }
+    model.class_probabilities(out);
+  }
+}
+
+Estimate estimate_over_offsets(const Model& model, const Spectrum& spectrum, double centre_ev, double range_ev) {
+  OffsetSearchScratch scratch;
+  Estimate e;
+  estimate_over_offsets(model, spectrum.energy_ev, spectrum.intensity, centre_ev, range_ev, scratch, e);
+  return e;
+}
+
 SessionOffsetTracker::SessionOffsetTracker(double start_ev, SessionTrackerOptions options)
     : options_(options), start_ev_(start_ev), tracked_ev_(start_ev) {
   options_.window = std::max(1, options_.window);
@@ -106,6 +200,11 @@ void SessionOffsetTracker::update_locked() {
   for (double& x : scratch_) x = std::abs(x - m);
   spread_ev_ = 1.4826 * median(scratch_);
   if (window_.size() >= static_cast<std::size_t>(options_.min_samples)) tracked_ev_ = m;
+}
+
+bool SessionOffsetTracker::settled() const {
+  const std::lock_guard<std::mutex> lock(mutex_);
+  return window_.size() >= static_cast<std::size_t>(options_.min_samples);
 }
 
 double SessionOffsetTracker::tracked_ev() const {

@@ -523,7 +523,7 @@ std::vector<std::uint8_t> encode(const MetricsMessage& m) {
   pk.pack("model_generation");
   pk.pack(m.model_generation);
   pk.pack("session_offset");
-  pk.pack_map(7);
+  pk.pack_map(8);
   pk.pack("mode");
   pk.pack(m.session_offset.mode);
   pk.pack("start_ev");
@@ -538,6 +538,8 @@ std::vector<std::uint8_t> encode(const MetricsMessage& m) {
   pk.pack(m.session_offset.samples);
   pk.pack("counted");
   pk.pack(m.session_offset.counted);
+  pk.pack("search_ev");
+  pk.pack_double(m.session_offset.search_ev);
   pk.pack("protocol");
   pk.pack(kProtocolVersion);
   return bytes;
@@ -647,7 +649,8 @@ MetricsMessage decode_metrics(const std::uint8_t* data, std::size_t size) {
   m.model_generation = v.count("model_generation");
   const MapView so = v.map("session_offset");
   m.session_offset = {so.str("mode"),       so.num("start_ev"),  so.num("tracked_ev"), so.num("applied_ev"),
-                      so.num("spread_ev"),  so.count("samples"), so.count("counted")};
+                      so.num("spread_ev"),  so.count("samples"), so.count("counted"),
+                      so.find("search_ev") != nullptr ? so.num("search_ev") : 0.0};  // since 2026-12-06
   return m;
 }
 

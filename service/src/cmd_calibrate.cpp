@@ -60,7 +60,8 @@ int run_calibrate(const CliArgs& args) {
     if (!params[p].categorical) std::printf(", %s %.2f +- %.2f", params[p].name.c_str(), e.values[p], e.uncertainty[p]);
   }
   std::printf("%s\n", e.in_library ? "" : " (outside the library: is it the standard it is said to be?)");
-  std::printf("In the daemon's config:\ncalibration:\n  session_offset_ev: %.2f\n", cal.offset_ev);
+  // The offset is now known: no search around it (calibration.search_ev) is needed.
+  std::printf("In the daemon's config:\ncalibration:\n  session_offset_ev: %.2f\n  search_ev: 0\n", cal.offset_ev);
   return 0;
 }
 

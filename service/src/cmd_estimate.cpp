@@ -18,6 +18,7 @@
 #include "xasmap/core/error.hpp"
 #include "xasmap/core/model.hpp"
 #include "xasmap/core/preprocess.hpp"
+#include "xasmap/core/session_offset.hpp"
 
 namespace xasmap::service {
 
@@ -30,7 +31,10 @@ const std::vector<OptionSpec> kEstimateOptions = with_spectrum_file_options({
     {"model", true, "FILE", "a model written by 'xasmap embed'"},
     {"config", true, "FILE", "fit the model this config describes (when --model is not given)"},
     {"session-offset", true, "EV",
-     "the session's energy offset (default: the config's calibration section)"},
+     "the session's energy offset, known (default: the config's calibration section)"},
+    {"search", true, "EV",
+     "while the session offset is not known, search it within +-EV of that (default: "
+     "calibration.search_ev, 1; 0 with --session-offset or a calibration.reference_file)"},
     {"json", false, "", "one JSON object per spectrum instead of a table"},
 });
 
@@ -133,23 +137,38 @@ int run_estimate(const CliArgs& args) {
   Model model;
   double offset = 0.0;
   std::string offset_from = "none";
+  // Until the session offset is known it is searched (estimate_over_offsets), as the daemon does
+  // until it has calibrated or tracked it; estimate has no tracker, so every file is searched.
+  double search = config::CalibrationConfig{}.search_ev;
+  const auto from_config = [&](const config::Config& cfg) {
+    offset = session_offset(cfg, model, &offset_from);
+    search = cfg.calibration.reference_file.empty() ? cfg.calibration.search_ev : 0.0;
+  };
   if (const auto file = args.value("model")) {
     model = Model::load(*file);
     if (args.has("config")) {
       const config::Config cfg = config_from_args(args);
       model.set_estimation_options(model_options(cfg));
-      offset = session_offset(cfg, model, &offset_from);
+      from_config(cfg);
     }
   } else {
     const config::Config cfg = config_from_args(args);
     model = build_model(cfg);
-    offset = session_offset(cfg, model, &offset_from);
+    from_config(cfg);
   }
   if (args.value("session-offset")) {
     offset = args.number("session-offset", 0.0);
     offset_from = "--session-offset";
+    search = 0.0;
   }
-  if (offset != 0.0) std::fprintf(stderr, "xasmap estimate: session offset %+.2f eV (%s)\n", offset, offset_from.c_str());
+  if (args.value("search")) {
+    search = args.number("search", 0.0);
+    if (!(search >= 0.0 && search <= 3.0)) throw UsageError("--search must be within 0-3 eV");
+  }
+  if (offset != 0.0) {
+    std::fprintf(stderr, "xasmap estimate: session offset %+.2f eV (%s)%s\n", offset, offset_from.c_str(),
+                 search > 0.0 ? (", searched within +-" + number(search) + " eV").c_str() : "");
+  }
   const SpectrumReadOptions reading = spectrum_read_options(args);
   const bool json = args.has("json");
   const auto& params = model.parameters();
@@ -161,7 +180,9 @@ int run_estimate(const CliArgs& args) {
   int failures = 0;
   for (const std::string& file : args.positionals()) {
     try {
-      const Estimate e = model.estimate(read_spectrum(file, reading), offset);
+      const Spectrum spectrum = read_spectrum(file, reading);
+      const Estimate e = search > 0.0 ? estimate_over_offsets(model, spectrum, offset, search)
+                                      : model.estimate(spectrum, offset);
       if (json) {
         std::printf("%s\n", estimate_json(file, model, e).c_str());
         continue;

@@ -119,6 +119,15 @@ struct ModelState {
   double applied_offset_ev() const {
     return config.calibration.track == config::OffsetTracking::kApply ? tracker->tracked_ev() : session_start_ev;
   }
+  // How far around it the session offset is searched: calibration.search_ev until the offset is
+  // known (calibrated on a reference at start-up, or tracked and applied from enough confident
+  // estimates), then 0.
+  double search_ev() const {
+    const config::CalibrationConfig& c = config.calibration;
+    if (c.search_ev <= 0.0 || !c.reference_file.empty()) return 0.0;
+    if (c.track == config::OffsetTracking::kApply && tracker->settled()) return 0.0;
+    return c.search_ev;
+  }
 };
 
 OverflowPolicy policy_of(config::Overflow o) {
@@ -577,6 +586,7 @@ struct Daemon::Impl {
   struct WorkerScratch {
     Prepared prepared;
     Estimate estimate;
+    OffsetSearchScratch search;
     protocol::EstimateMessage message;
   };
 
@@ -586,12 +596,17 @@ struct Daemon::Impl {
     const Model& model = state.model;
     const auto n = static_cast<Eigen::Index>(m.energy.size());
     const double session = state.applied_offset_ev();
+    const double search = state.search_ev();
     try {
-      preprocess_into(Eigen::Map<const Eigen::VectorXd>(m.energy.data(), n),
-                      Eigen::Map<const Eigen::VectorXd>(m.intensity.data(), n), model.options().preprocess,
-                      w.prepared, session);
-      model.estimate_into(w.prepared, w.estimate);
-      w.estimate.energy_shift_ev += session;  // the whole offset: the session's and the spectrum's own
+      const Eigen::Map<const Eigen::VectorXd> energy(m.energy.data(), n), intensity(m.intensity.data(), n);
+      if (search > 0.0) {
+        // The session offset is not known yet: search it (energy_shift_ev is the whole offset).
+        estimate_over_offsets(model, energy, intensity, session, search, w.search, w.estimate);
+      } else {
+        preprocess_into(energy, intensity, model.options().preprocess, w.prepared, session);
+        model.estimate_into(w.prepared, w.estimate);
+        w.estimate.energy_shift_ev += session;  // the whole offset: the session's and the spectrum's own
+      }
       if (state.config.calibration.track != config::OffsetTracking::kOff) state.tracker->observe(w.estimate);
     } catch (const PreprocessError& err) {
       std::string text = err.what();
@@ -618,6 +633,47 @@ struct Daemon::Impl {
     send(std::move(out));
   }
 
+  // The offset a stack is estimated on: the applied session offset, or while that is not known
+  // (ModelState::search_ev), the median whole offset of up to 16 pixels spread over the stack,
+  // each searched (estimate_over_offsets), over those whose estimates are confident
+  // (track_min_confidence) and inside the library; at least 3 must be, else the applied offset
+  // stands. Pixels, not the mean spectrum: a stack of several phases has a mean that none of them
+  // is. Stacks do not feed the tracker: a session of stacks alone searches each one.
+  double stack_offset_ev(const protocol::SpectrumMessage& m, const ModelState& state, const Eigen::VectorXd& energy,
+                         bool f4) {
+    const double session = state.applied_offset_ev();
+    const double search = state.search_ev();
+    if (search <= 0.0) return session;
+    constexpr std::size_t kSampled = 16;
+    const std::size_t pixels = m.pixels();
+    const auto n = energy.size();
+    OffsetSearchScratch scratch;
+    Estimate e;
+    Eigen::VectorXd pixel(n);
+    std::vector<double> found;
+    for (std::size_t k = 0; k < std::min(kSampled, pixels); ++k) {
+      const auto px = static_cast<Eigen::Index>((2 * k + 1) * pixels / (2 * std::min(kSampled, pixels)));
+      if (f4) {
+        pixel = Eigen::Map<const Eigen::VectorXf>(m.intensity_f4.data() + px * n, n).cast<double>();
+      } else {
+        pixel = Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + px * n, n);
+      }
+      try {
+        estimate_over_offsets(state.model, energy, pixel, session, search, scratch, e);
+      } catch (const PreprocessError&) {
+        continue;  // the pixel's own estimate will say why
+      }
+      const double p = e.class_probability.empty()
+                           ? 1.0
+                           : *std::max_element(e.class_probability.begin(), e.class_probability.end());
+      if (e.in_library && p >= state.config.calibration.track_min_confidence) found.push_back(e.energy_shift_ev);
+    }
+    if (found.size() < 3) return session;
+    const auto mid = found.begin() + static_cast<std::ptrdiff_t>(found.size() / 2);
+    std::nth_element(found.begin(), mid, found.end());
+    return *mid;
+  }
+
   void process_stack(protocol::SpectrumMessage& m, const ModelState& state, Clock::time_point received_at,
                      Clock::time_point t1, protocol::Latency latency) {
     const Model& model = state.model;
@@ -635,8 +691,8 @@ struct Daemon::Impl {
     mm.novelty.assign(pixels, nan);
     std::atomic<std::uint64_t> rejected_pixels{0};
     const Eigen::VectorXd energy = Eigen::Map<const Eigen::VectorXd>(m.energy.data(), n_energy);
-    const double session = state.applied_offset_ev();  // one offset for the whole stack
     const bool f4 = !m.intensity_f4.empty();  // float storage: each pixel is widened on its own
+    const double session = stack_offset_ev(m, state, energy, f4);  // one offset for the whole stack
 
     // Chunks of about a quarter of a worker's share (at least 16 pixels), so that every worker can
     // help and none is left with a long tail.
@@ -810,8 +866,14 @@ struct Daemon::Impl {
     m.model_generation = generation.load();
     if (const auto state = current_model()) {
       const auto t = state->tracker->snapshot();
-      m.session_offset = {config::to_string(state->config.calibration.track), state->session_start_ev, t.tracked_ev,
-                          state->applied_offset_ev(), t.spread_ev, static_cast<std::uint64_t>(t.samples), t.counted};
+      m.session_offset = {config::to_string(state->config.calibration.track),
+                          state->session_start_ev,
+                          t.tracked_ev,
+                          state->applied_offset_ev(),
+                          t.spread_ev,
+                          static_cast<std::uint64_t>(t.samples),
+                          t.counted,
+                          state->search_ev()};
     }
     const auto bytes = protocol::encode(m);
     zmq::socket_t& sock = *output;
@@ -1221,8 +1283,13 @@ struct Daemon::Impl {
     log->info("  embedding  {}, {} distance, {} landmarks, {} estimation dims, {} map dims",
               to_string(m.options().method), config::to_string(c.embedding.distance), m.landmark_count(),
               m.options().estimate_dims, m.options().map_dims);
-    log->info("  session    energy offset {:+.2f} eV ({}), tracking {}", s.session_start_ev, s.session_from,
-              config::to_string(c.calibration.track));
+    if (s.search_ev() > 0.0) {
+      log->info("  session    energy offset {:+.2f} eV ({}), tracking {}, searched within +-{:.2f} eV until known",
+                s.session_start_ev, s.session_from, config::to_string(c.calibration.track), s.search_ev());
+    } else {
+      log->info("  session    energy offset {:+.2f} eV ({}), tracking {}", s.session_start_ev, s.session_from,
+                config::to_string(c.calibration.track));
+    }
     log->info("  start-up   library {:.2f} s, model file {:.2f} s, preprocess {:.2f} s, landmarks {:.2f} s, "
               "embedding {:.2f} s, index {:.2f} s, sockets {:.3f} s",
               r.library_s, r.load_s, r.fit.preprocess_s, r.fit.landmarks_s, r.fit.embed_s, r.fit.index_s,

@@ -156,7 +156,7 @@ TEST_CASE("metrics round-trip", "[protocol]") {
   m.latency_us = {40.0, 80.0, 150.0, 900.0, 1000};
   m.library = {78, 64, 12, "lmds"};
   m.model_generation = 2;
-  m.session_offset = {"apply", 0.25, 0.61, 0.61, 0.12, 64, 900};
+  m.session_offset = {"apply", 0.25, 0.61, 0.61, 0.12, 64, 900, 1.0};
   const auto bytes = encode(m);
   CHECK(decode_metrics(bytes.data(), bytes.size()) == m);
 }

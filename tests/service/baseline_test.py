@@ -141,8 +141,8 @@ def main():
                 "input:\n  endpoint: %s\n" % endpoint + "output:\n  endpoint: %s\n" % out_d +
                 "control:\n  endpoint: ipc://%s/control.ipc\n" % args.workdir +
                 "metrics:\n  interval_s: 0.2\nlogging:\n  level: warn\n" +
-                # The baseline has no session offset: xasmapd must not track one either.
-                "calibration:\n  track: off\n")
+                # The baseline has no session offset: xasmapd must not track or search one either.
+                "calibration:\n  track: off\n  search_ev: 0\n")
     daemon = start([args.xasmapd, "--config", config], os.path.join(args.workdir, "xasmapd.log"))
     baseline = start(["/usr/bin/python3", args.baseline, "--library", args.library, "--input", endpoint,
                       "--output", out_b, "--metrics-interval", "0.2"], os.path.join(args.workdir, "baseline.log"))

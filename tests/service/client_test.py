@@ -133,7 +133,11 @@ def start_daemon(args, ports):
                 "input:\n  endpoint: tcp://127.0.0.1:%d\n  pattern: sub\n  bind: false\n" % ports["input"] +
                 "output:\n  endpoint: tcp://127.0.0.1:%d\n" % ports["output"] +
                 "control:\n  endpoint: tcp://127.0.0.1:%d\n" % ports["control"] +
-                "metrics:\n  interval_s: 0.2\n")
+                "metrics:\n  interval_s: 0.2\n" +
+                # The measured references are on the energy scale the library was calibrated on:
+                # the session offset is known (0). Searched, the Mn4+ oxides, which the crystal-field
+                # library does not describe, read as Mn3+ 1 eV up (docs/validation.md).
+                "calibration:\n  search_ev: 0\n")
     log = open(os.path.join(args.workdir, "xasmapd.log"), "w")
     proc = subprocess.Popen([args.xasmapd, "--config", config], stdout=log, stderr=log)
     PROCS.append(proc)

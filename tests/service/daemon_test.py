@@ -490,6 +490,27 @@ def scenario_stack(args):
         check(novelty.size == rows * cols and unc.size == rows * cols and conf.size == rows * cols,
               "per-pixel arrays of 4096 float32")
         check("end_to_end" in m["latency_us"], "end-to-end latency reported")
+
+    # The same two phases measured 1.2 eV up, on a daemon that has seen no single spectrum: the
+    # stack's offset is searched on a sample of its pixels (calibration.search_ev), not assumed 0.
+    small = 16
+    far = np.empty((small, small, energy.size))
+    for r in range(small):
+        for c in range(small):
+            e = left if c < small // 2 else right
+            y = np.interp(energy - 1.2, e["energy"], e["intensity"])
+            far[r, c] = y + rng.normal(0.0, y.max() / 30.0, energy.size)
+    feed.send(msgpack.packb({"id": "stack-far", "kind": "stack", "shape": [small, small, energy.size], "dtype": "f4",
+                             "energy": energy.astype("<f4").tobytes(), "intensity": far.astype("<f4").tobytes()},
+                            use_bin_type=True))
+    d.wait_answers(2, timeout=120)
+    maps = [m for m in d.of("estimate_map") if m["id"] == "stack-far"]
+    check(len(maps) == 1, "one estimate_map for the stack 1.2 eV up (errors %s)" % d.of("error"))
+    if maps:
+        charge = np.frombuffer(maps[0]["params"]["charge"], "<f4").reshape(small, small)
+        left_ok, right_ok = np.mean(charge[:, :small // 2] == 2), np.mean(charge[:, small // 2:] == 4)
+        print("stack 1.2 eV up: left Mn2+ %.1f %%, right Mn4+ %.1f %%" % (100 * left_ok, 100 * right_ok))
+        check(left_ok >= 0.99 and right_ok >= 0.99, "1.2 eV up, the charges still separate (>= 99 % each)")
     code, _ = d.stop()
     check(code == 0, "exit status 0")
 
@@ -1007,7 +1028,7 @@ def scenario_session_offset(args):
     rng = np.random.default_rng(11)
     session = 0.8
 
-    def measured(entry):
+    def measured(entry, session=session):
         grid = np.arange(rng.uniform(633.0, 634.0), rng.uniform(660.0, 661.0), 0.1)
         offset = session + rng.uniform(-0.1, 0.1)
         peak = entry["intensity"].max()
@@ -1015,18 +1036,23 @@ def scenario_session_offset(args):
         y += peak * rng.uniform(0.0, 0.2) + rng.normal(0.0, peak / 50.0, grid.size)
         return grid, y
 
+    def send(feed, count, prefix, pause, session=session):
+        """Sends `count` random library spectra measured in the session; their (charge, 10Dq) by id."""
+        truth = {}
+        for i in range(count):
+            entry = lib.entries[rng.integers(len(lib.entries))]
+            ident = "%s%04d" % (prefix, i)
+            truth[ident] = (entry["charge"], entry["tendq"])
+            feed.send(spectrum_message(ident, *measured(entry, session)))
+            time.sleep(pause)
+        return truth
+
     feed = Feed()
     d = Daemon(args, "session", feed.endpoint,
                extra_yaml="calibration:\n  track: apply\n  track_window: 32\n  track_min_samples: 8\n")
     d.wait_ready()
     feed.wait_subscribers()
-    truth = {}
-    for i in range(400):
-        entry = lib.entries[rng.integers(len(lib.entries))]
-        ident = "o%04d" % i
-        truth[ident] = (entry["charge"], entry["tendq"])
-        feed.send(spectrum_message(ident, *measured(entry)))
-        time.sleep(0.002)
+    truth = send(feed, 400, "o", 0.002)
     d.wait_answers(400)
     time.sleep(0.5)  # a metrics message after the last estimate
     estimates = sorted(d.of("estimate"), key=lambda e: int(e["id"][1:]))
@@ -1061,6 +1087,36 @@ def scenario_session_offset(args):
           "the standard's offset %.3f is applied (session %.1f +- 0.1)" % (m["start_ev"], session))
     check("calibrated on %s as charge 2" % standard in d2.log_text(), "the start-up log names the standard")
     code, _ = d2.stop()
+    check(code == 0, "exit 0")
+
+    # A session 1.3 eV off, beyond the per-spectrum search (+-0.5 eV), and nothing told: until the
+    # tracker has settled, each spectrum is estimated with the session offset searched within
+    # calibration.search_ev (default 1 eV) of the start, so the first spectra get their charges
+    # too; metrics say whether the offset is still being searched.
+    far = 1.3
+    feed = Feed()  # a fresh feed: the old one's XPUB has seen this topic subscribed already
+    d3 = Daemon(args, "session_far", feed.endpoint, extra_yaml="calibration:\n  track_min_samples: 8\n")
+    d3.wait_ready()
+    first = d3.of("metrics")[-1]["session_offset"]
+    check(first["search_ev"] == 1.0 and first["applied_ev"] == 0.0,
+          "before any spectrum the session offset is searched within 1 eV of 0: %s" % first)
+    check("searched within +-1.00 eV until known" in d3.log_text(), "the start-up log says the offset is searched")
+    feed.wait_subscribers()
+    truth = send(feed, 60, "f", 0.01, far)
+    d3.wait_answers(60)
+    time.sleep(0.5)
+    estimates = sorted(d3.of("estimate"), key=lambda e: int(e["id"][1:]))
+    check(len(estimates) == 60, "every spectrum answered (got %d)" % len(estimates))
+    check_estimates(estimates[:8], truth, "session offset +1.3 eV, the first 8 (searched)")
+    check_estimates(estimates, truth, "session offset +1.3 eV, all 60")
+    wrong_confident = [e["id"] for e in estimates
+                       if e["params"]["charge"] != truth[e["id"]][0] and e["confidence"]["charge"] >= 0.9]
+    check(not wrong_confident, "no wrong charge at confidence >= 0.9 (%s)" % wrong_confident)
+    last = d3.of("metrics")[-1]["session_offset"]
+    print("session offset after 60 spectra: %s" % last)
+    check(last["search_ev"] == 0.0 and abs(last["applied_ev"] - far) <= 0.15,
+          "settled: no longer searched, the tracked offset %.3f within 0.15 eV of %.1f" % (last["applied_ev"], far))
+    code, _ = d3.stop()
     check(code == 0, "exit 0")
 
 

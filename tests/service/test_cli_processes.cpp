@@ -599,6 +599,17 @@ TEST_CASE("xasmap calibrate finds a session offset from a standard, and estimate
   CHECK(e.output.find("(calibrated on " + moved) != std::string::npos);
   CHECK(e.output.find("2 (") != std::string::npos);
 
+  // Not calibrated, the session offset is searched (--search; calibration.search_ev, 1 eV): the
+  // standard moved 0.9 eV up is found there, beyond the per-spectrum search's 0.5 eV.
+  const Run searched = run(kTool + " estimate --json --model " + model + " " + moved);
+  INFO(searched.output);
+  CHECK(searched.status == 0);
+  CHECK(searched.output.find("\"charge\":2,") != std::string::npos);
+  CHECK(std::abs(json_number(searched.output, "energy_shift_ev") - o1) <= 0.15);
+  const Run bad_search = run(kTool + " estimate --search 5 --model " + model + " " + moved);
+  CHECK(bad_search.status == 64);
+  CHECK(bad_search.output.find("--search must be within 0-3 eV") != std::string::npos);
+
   const Run no_charge = run(kTool + " calibrate --model " + model + " " + mno);
   CHECK(no_charge.status == 64);
   CHECK(no_charge.output.find("--charge") != std::string::npos);

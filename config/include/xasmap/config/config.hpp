@@ -157,6 +157,11 @@ struct CalibrationConfig {
   int track_window = 64;                   // confident estimates the tracked median is taken over
   int track_min_samples = 8;               // before this many, the start offset holds
   double track_min_confidence = 0.9;       // charge probability an estimate needs to count
+  // Until the offset is known (calibrated on reference_file, or tracked with track: apply from
+  // track_min_samples estimates), the session offset is searched within +-search_ev of the start
+  // (estimate_over_offsets: 1 + 2 floor(search_ev / max_shift_ev) estimates a spectrum). 0: the
+  // configured session_offset_ev is known, e.g. from `xasmap calibrate`.
+  double search_ev = 1.0;
   bool operator==(const CalibrationConfig&) const = default;
 };
 

@@ -185,6 +185,15 @@ class Model {
   // The same into `out`, reusing its storage and per-thread scratch: once warm, it does not
   // allocate (the daemon's hot path). Throws as estimate() does.
   void estimate_into(const Prepared& prepared, Estimate& out) const;
+  // The same, with the exact ranking of partial windows (ModelOptions::exact_partial_rows) only
+  // when `exact_partial`: without it, a partial window is ranked on the embedding's candidates
+  // alone (estimate_over_offsets tries offsets that way, then ranks the one it keeps exactly).
+  void estimate_into(const Prepared& prepared, Estimate& out, bool exact_partial) const;
+  // Sets e.class_probability from e.class_distance2 (with e.noise_distance2 and e.window_points),
+  // and the class parameter's value and confidence to the most probable class: the last step of
+  // estimate_into, for callers that combine the class distances of several estimates of one
+  // spectrum (estimate_over_offsets).
+  void class_probabilities(Estimate& e) const;
   // The projection alone: the spectrum's coordinates in the estimation embedding (the first
   // step of estimate_into; for benchmarks and diagnostics). Does not allocate once warm.
   void project_into(const Prepared& prepared, Eigen::VectorXd& coordinates) const;

@@ -35,6 +35,27 @@ struct OffsetCalibration {
 OffsetCalibration calibrate_offset(const Model& model, const Spectrum& reference, double charge_value,
                                    double range_ev = 2.0, double step_ev = 0.05);
 
+// Until the session offset is known (given, calibrated on a standard or tracked from the stream), a
+// spectrum may be off by more than the per-spectrum search reaches (max_shift_ev either side), and
+// a charge read at the wrong offset can fit well enough to be confidently wrong (a Mn2+ spectrum
+// 1 eV up reads as Mn3+). estimate_over_offsets() estimates the spectrum on the session offsets
+// centre_ev + k * max_shift_ev within +-range_ev, so that together they search +-(range_ev +
+// max_shift_ev), each with its own shift prior. It keeps the estimate whose best match is nearest
+// (its parameters, novelty and neighbours) and gives each class the best distance it reaches at any
+// of the offsets, so a charge that fits as well elsewhere shares the probability. energy_shift_ev
+// is the whole offset. It costs 1 + 2 * floor(range_ev / max_shift_ev) estimates (5 at the defaults);
+// with range_ev 0, or a model without shifted copies, it is one estimate at centre_ev. Throws the
+// PreprocessError of the offset centre_ev when the spectrum cannot be judged at any offset.
+struct OffsetSearchScratch {
+  Prepared prepared;
+  Estimate trial;
+  std::vector<double> class_distance2;
+};
+void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::VectorXd>& energy_ev,
+                           const Eigen::Ref<const Eigen::VectorXd>& intensity, double centre_ev, double range_ev,
+                           OffsetSearchScratch& scratch, Estimate& out);
+Estimate estimate_over_offsets(const Model& model, const Spectrum& spectrum, double centre_ev, double range_ev);
+
 struct SessionTrackerOptions {
   int window = 64;              // the last `window` confident estimates count
   int min_samples = 8;          // until this many have counted, the tracked offset is the start
@@ -52,6 +73,9 @@ class SessionOffsetTracker {
   // Offers an estimate; returns true when it counted.
   bool observe(const Estimate& e);
   double tracked_ev() const;
+  // Whether min_samples estimates have counted, so that tracked_ev() is the stream's and not the
+  // start's (a reload starts afresh).
+  bool settled() const;
 
   struct Snapshot {
     double start_ev = 0, tracked_ev = 0;

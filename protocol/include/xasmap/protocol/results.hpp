@@ -132,6 +132,8 @@ struct SessionOffsetSummary {
   double spread_ev = 0;        // 1.4826 x median absolute deviation of the tracked window
   std::uint64_t samples = 0;   // estimates in the tracked window
   std::uint64_t counted = 0;   // confident estimates counted since the model was installed
+  double search_ev = 0;        // the session offset is searched within +-search_ev of applied_ev
+                               // (0: it is known; calibration.search_ev until it is)
   bool operator==(const SessionOffsetSummary&) const = default;
 };
 
