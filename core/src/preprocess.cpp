@@ -18,12 +18,14 @@ EnergyGrid EnergyGrid::from_range(double emin_ev, double emax_ev, double step_ev
 }
 
 void resample_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen::Ref<const Eigen::VectorXd>& intensity,
-                   const EnergyGrid& grid, Window& window, RowVectorXf& out, double* variance_share) {
+                   const EnergyGrid& grid, Window& window, RowVectorXf& out, double* variance_share,
+                   double extend_below_ev, double extend_above_ev) {
   double share = 0;
   out.setZero(grid.size);
   const Eigen::Index n = energy.size();
-  const double lo = energy[0];
-  const double hi = energy[n - 1];
+  // Grid points within the extensions take the end values (the clamped t below).
+  const double lo = energy[0] - std::max(0.0, extend_below_ev);
+  const double hi = energy[n - 1] + std::max(0.0, extend_above_ev);
   // Clamped in double before the conversion, so that energies far outside the grid stay defined.
   const double grid_last = grid.size - 1;
   window.first = static_cast<int>(std::clamp(std::ceil((lo - grid.emin_ev) / grid.step_ev - 1e-9), 0.0, grid_last + 1));
@@ -340,7 +342,12 @@ void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eige
   EnergyGrid read_at = o.grid;  // where the spectrum is read: the grid on the measured scale
   read_at.emin_ev += energy_offset_ev;
   double share = 0;
-  resample_into(energy, intensity, read_at, p.window, raw, &share);
+  // The offset must not cost a spectrum the coverage it has on its own scale: a scan that ends at
+  // the grid's end, read 0.1 eV up, would otherwise lose the last point and take the slower
+  // partial-window path (every whole-range spectrum of a session whose tracked offset is not 0).
+  // The end the grid moves towards is extended flat by the offset, at most.
+  resample_into(energy, intensity, read_at, p.window, raw, &share, std::max(0.0, -energy_offset_ev),
+                std::max(0.0, energy_offset_ev));
   const double grid_width = o.grid.emax_ev() - o.grid.emin_ev;
   p.coverage = p.window.size() > 1 ? (p.window.size() - 1) * o.grid.step_ev / grid_width : 0.0;
   if (p.window.size() < 8 || p.coverage < o.min_coverage) {

@@ -82,7 +82,6 @@ void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::Vec
                            OffsetSearchScratch& scratch, Estimate& out) {
   const double spacing = model.options().max_shift_ev;
   const int reach = spacing > 0.0 && range_ev > 0.0 ? static_cast<int>(std::floor(range_ev / spacing + 1e-9)) : 0;
-  std::optional<PreprocessError> centre_failure;
   bool have = false;
   double have_best = std::numeric_limits<double>::infinity();
   double have_offset = centre_ev;
@@ -100,7 +99,10 @@ void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::Vec
       preprocess_into(energy_ev, intensity, model.options().preprocess, scratch.prepared, offset);
       model.estimate_into(scratch.prepared, e, !searching);
     } catch (const PreprocessError& err) {
-      if (k == 0) centre_failure = err;
+      // A spectrum that cannot be judged where the session is assumed (too little of the grid,
+      // no edge) is refused for that reason: another offset, whose extended ends would cover
+      // more of the grid, does not make it judgeable.
+      if (k == 0) throw;
       continue;
     }
     e.energy_shift_ev += offset;
@@ -121,7 +123,6 @@ void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::Vec
       std::swap(out, scratch.trial);
     }
   }
-  if (!have) throw *centre_failure;  // the centre is tried first, so its reason is there
   if (!searching) return;
   // The offset kept and the centre, estimated as any spectrum is (with the exact ranking of a
   // partial window that the embedding misplaces: without it, a part-range spectrum misplaced at
@@ -136,12 +137,9 @@ void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::Vec
     }
   };
   if (out.coverage < 1.0) exactly(have_offset, out);
-  if (have_offset != centre_ev && centre_failure == std::nullopt) {
-    try {
-      exactly(centre_ev, scratch.trial);
-      if (scratch.trial.coverage < 1.0 && best_distance2(scratch.trial) < best_distance2(out)) std::swap(out, scratch.trial);
-    } catch (const PreprocessError&) {
-    }
+  if (have_offset != centre_ev) {  // the centre was judged in the loop, so it is judged again
+    exactly(centre_ev, scratch.trial);
+    if (scratch.trial.coverage < 1.0 && best_distance2(scratch.trial) < best_distance2(out)) std::swap(out, scratch.trial);
   }
   if (out.class_distance2.size() == scratch.class_distance2.size()) {
     for (std::size_t c = 0; c < out.class_distance2.size(); ++c) {

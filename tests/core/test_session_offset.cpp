@@ -51,6 +51,42 @@ TEST_CASE("preprocessing on a session offset reads the spectrum on the library's
   CHECK((uncorrected.values - reference.values).cwiseAbs().maxCoeff() >= 0.1f * scale);
 }
 
+TEST_CASE("a session offset does not cost a scan the grid it covers on its own scale", "[session]") {
+  PreprocessOptions o;
+  o.grid = EnergyGrid::from_range(635.0, 660.0, 0.1);
+  // A scan over exactly the grid, read 0.3 eV up and 0.3 eV down: the grid point at 660 (at 635)
+  // lies 0.3 eV beyond its last (first) sample, and is given that sample's value.
+  Spectrum scan;
+  const int n = 251;
+  scan.energy_ev.resize(n);
+  scan.intensity.resize(n);
+  for (int i = 0; i < n; ++i) {
+    scan.energy_ev[i] = 635.0 + 0.1 * i;
+    scan.intensity[i] = 0.2 + 0.01 * i + 1.0 / (1.0 + std::pow((scan.energy_ev[i] - 641.0) / 0.5, 2));
+  }
+  for (const double offset : {0.3, -0.3}) {
+    Window w;
+    RowVectorXf raw;
+    EnergyGrid read_at = o.grid;
+    read_at.emin_ev += offset;
+    resample_into(scan.energy_ev, scan.intensity, read_at, w, raw, nullptr, std::max(0.0, -offset), std::max(0.0, offset));
+    CHECK(w.first == 0);
+    CHECK(w.last == o.grid.size - 1);
+    const int end = offset > 0 ? o.grid.size - 1 : 0;
+    CHECK(raw[end] == Approx(scan.intensity[offset > 0 ? n - 1 : 0]).epsilon(1e-6));
+    const Prepared p = preprocess(scan, o, offset);
+    CHECK(p.coverage == Approx(1.0));
+    // Without the extension the same reading covers 3 points fewer.
+    resample_into(scan.energy_ev, scan.intensity, read_at, w, raw);
+    CHECK(w.size() == o.grid.size - 3);
+  }
+  // Only by the offset: a scan that stops 0.5 eV short of the grid, read 0.3 eV up, stays partial.
+  Spectrum short_scan = scan;
+  short_scan.energy_ev.conservativeResize(n - 5);
+  short_scan.intensity.conservativeResize(n - 5);
+  CHECK(preprocess(short_scan, o, 0.3).coverage == Approx(0.98));  // 635-659.5 eV of 635-660
+}
+
 TEST_CASE("the session tracker keeps the start until enough confident estimates counted", "[session]") {
   SessionTrackerOptions o;
   o.window = 16;

@@ -119,8 +119,11 @@ double apply_window_into(const Eigen::Ref<const RowVectorXf>& values, const Wind
 // Linear interpolation of `s` onto the grid points it covers; zero elsewhere. Sets `window`.
 // variance_share (optional): the mean over the window of (1-t)^2 + t^2, the share of a sample's
 // white-noise variance a grid point interpolated at fraction t between two samples holds.
+// extend_below_ev / extend_above_ev: grid points up to that far beyond the first / last sample
+// count as covered and take its value (preprocess_into extends by the session offset).
 RowVectorXf resample(const Spectrum& s, const EnergyGrid& grid, Window& window);
 void resample_into(const Eigen::Ref<const Eigen::VectorXd>& energy_ev, const Eigen::Ref<const Eigen::VectorXd>& intensity,
-                   const EnergyGrid& grid, Window& window, RowVectorXf& out, double* variance_share = nullptr);
+                   const EnergyGrid& grid, Window& window, RowVectorXf& out, double* variance_share = nullptr,
+                   double extend_below_ev = 0.0, double extend_above_ev = 0.0);
 
 }  // namespace xasmap

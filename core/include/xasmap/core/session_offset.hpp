@@ -45,7 +45,7 @@ OffsetCalibration calibrate_offset(const Model& model, const Spectrum& reference
 // of the offsets, so a charge that fits as well elsewhere shares the probability. energy_shift_ev
 // is the whole offset. It costs 1 + 2 * floor(range_ev / max_shift_ev) estimates (5 at the defaults);
 // with range_ev 0, or a model without shifted copies, it is one estimate at centre_ev. Throws the
-// PreprocessError of the offset centre_ev when the spectrum cannot be judged at any offset.
+// PreprocessError of the offset centre_ev when the spectrum cannot be judged there.
 struct OffsetSearchScratch {
   Prepared prepared;
   Estimate trial;
