@@ -18,6 +18,8 @@ packages=(
   systemd librsvg2-bin
   # readelf, which checks the installed binaries' hardening; groff, which checks the man pages
   binutils groff-base
+  # clang and its libFuzzer runtime, for the protocol decoders' fuzz target (deploy/fuzz.sh)
+  clang-14 libclang-rt-14-dev
 )
 
 missing=()

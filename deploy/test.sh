@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: installs the dependencies, builds, runs the unit tests once under
-# AddressSanitizer + UndefinedBehaviorSanitizer, builds the daemon once more under ThreadSanitizer,
+# AddressSanitizer + UndefinedBehaviorSanitizer, fuzzes the protocol decoders for 30 s (libFuzzer,
+# deploy/fuzz.sh), builds the daemon once more under ThreadSanitizer,
 # then runs the whole suite (with the daemon scenarios against both daemons) through ctest and ends
 # with ctest's summary. Exits non-zero on any failure. Needs no state from an earlier run.
 set -euo pipefail
@@ -15,13 +16,16 @@ deploy/install-deps.sh
 # recommends; it halves the compile time of the Eigen-heavy files against -O2).
 echo "== sanitizer build (ASan + UBSan) and unit tests"
 unit_executables="test_core test_protocol test_config test_service"
-XASMAP_TARGETS="$unit_executables" deploy/build.sh "$root/build-sanitize" -DXASMAP_SANITIZE=ON \
+XASMAP_TARGETS="$unit_executables fuzz_corpus" deploy/build.sh "$root/build-sanitize" -DXASMAP_SANITIZE=ON \
   "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O1 -g1 -DNDEBUG"
 (
   cd "$root/build-sanitize"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest -L unit -R "^(${unit_executables// /|}):" --output-on-failure -j "$jobs"
+    ctest -L unit -R "^(${unit_executables// /|}):|^fuzz_corpus$" --output-on-failure -j "$jobs"
 )
+
+echo "== libFuzzer on the protocol decoders (bounded: \$XASMAP_FUZZ_SECONDS, default 30 s)"
+deploy/fuzz.sh
 
 echo "== ThreadSanitizer build of the daemon (its scenarios run in the suite below)"
 XASMAP_TARGETS=xasmapd deploy/build.sh "$root/build-tsan" -DXASMAP_BUILD_TESTS=OFF \
