@@ -85,11 +85,12 @@ void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::Vec
   bool have = false;
   double have_best = std::numeric_limits<double>::infinity();
   double have_offset = centre_ev;
-  // Every offset is tried on the embedding's candidates alone: a spectrum read 1 eV from where it
-  // lies covers only part of the grid and matches nothing, which would send each such try to the
-  // exact ranking of partial windows (about 1 ms on the default library). The offset kept is
+  // Every offset is tried on the embedding's candidates alone: a part-range spectrum read 1 eV
+  // from where it lies matches nothing, which would send each such try to the exact ranking of
+  // partial windows (about 1 ms on the default library). The offset kept, and the centre, are
   // estimated again below with it, as any spectrum is.
   const bool searching = reach > 0;
+  double centre_coverage = 1.0;
   // The centre first, then outwards: ties keep the offset nearer the centre.
   for (int j = 0; j <= 2 * reach; ++j) {
     const int k = (j % 2 == 1 ? 1 : -1) * ((j + 1) / 2);
@@ -106,6 +107,7 @@ void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::Vec
       continue;
     }
     e.energy_shift_ev += offset;
+    if (k == 0) centre_coverage = e.coverage;
     const double best = best_distance2(e);
     if (!have) {
       have = true;
@@ -136,10 +138,11 @@ void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::Vec
       scratch.class_distance2[c] = std::min(scratch.class_distance2[c], e.class_distance2[c]);
     }
   };
+  // (On the whole grid the tries were exact already.)
   if (out.coverage < 1.0) exactly(have_offset, out);
-  if (have_offset != centre_ev) {  // the centre was judged in the loop, so it is judged again
+  if (have_offset != centre_ev && centre_coverage < 1.0) {  // judged in the loop, so judged again
     exactly(centre_ev, scratch.trial);
-    if (scratch.trial.coverage < 1.0 && best_distance2(scratch.trial) < best_distance2(out)) std::swap(out, scratch.trial);
+    if (best_distance2(scratch.trial) < best_distance2(out)) std::swap(out, scratch.trial);
   }
   if (out.class_distance2.size() == scratch.class_distance2.size()) {
     for (std::size_t c = 0; c < out.class_distance2.size(); ++c) {
