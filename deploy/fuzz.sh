@@ -2,7 +2,7 @@
 # Fuzzes every protocol decoder that faces the network (tests/fuzz/fuzz_decoders.cpp) with
 # libFuzzer under AddressSanitizer and UndefinedBehaviorSanitizer, for a bounded time:
 #   deploy/fuzz.sh [SECONDS]        (default $XASMAP_FUZZ_SECONDS or 30; deploy/test.sh runs it)
-# Builds with Debian's clang-14 into build-fuzz/ (no CMake: four protocol sources and the target),
+# Builds with Debian's clang-14 into build-fuzz/ (no CMake: the protocol sources and the target),
 # starts from the committed seed corpus and the regressions, with the schema's dictionary, and
 # keeps what it learns in build-fuzz/corpus (the committed corpus is not touched). Exits non-zero
 # when the fuzzer finds a crash, a leak, a sanitizer report or an out-of-memory input; the input is
@@ -15,7 +15,7 @@ mkdir -p "$out/corpus"
 cxx="${XASMAP_FUZZ_CXX:-clang++-14}"
 command -v "$cxx" >/dev/null || { echo "fuzz: $cxx not found (deploy/install-deps.sh installs clang-14)" >&2; exit 1; }
 
-sources=(protocol/src/messages.cpp protocol/src/spectrum_message.cpp protocol/src/results.cpp core/src/error.cpp
+sources=(protocol/src/messages.cpp protocol/src/spectrum_message.cpp protocol/src/results.cpp protocol/src/control.cpp core/src/error.cpp
          tests/fuzz/fuzz_decoders.cpp)
 binary="$out/fuzz_decoders"
 stamp="$out/fuzz_decoders.sources"

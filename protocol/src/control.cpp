@@ -2,9 +2,64 @@
 
 #include <msgpack.hpp>
 
+#include <algorithm>
+#include <optional>
+#include <stdexcept>
+#include <string_view>
+
+#include "xasmap/protocol/messages.hpp"
+
 #include "msgpack_detail.hpp"
 
 namespace xasmap::protocol {
+
+namespace {
+constexpr std::size_t kMaxControlElements = 1024;  // arrays and maps of a request
+constexpr std::size_t kMaxControlDepth = 32;       // nesting levels of a request
+}  // namespace
+
+ControlRequest decode_control_request(const std::uint8_t* data, std::size_t size, std::size_t max_bytes) {
+  if (size > max_bytes) {
+    throw ControlRequestError("the request is " + std::to_string(size) +
+                              " bytes; the limit (control.max_request_bytes) is " + std::to_string(max_bytes));
+  }
+  const auto wire = std::min<std::size_t>(size, 0xffffffffu);
+  const msgpack::unpack_limit bounds(kMaxControlElements, kMaxControlElements, wire, wire, wire, kMaxControlDepth);
+  msgpack::object_handle handle;
+  try {
+    std::size_t offset = 0;
+    handle = msgpack::unpack(reinterpret_cast<const char*>(data), size, offset, nullptr, nullptr, bounds);
+    if (offset != size) throw std::runtime_error("trailing bytes");
+  } catch (const msgpack::depth_size_overflow&) {
+    throw ControlRequestError("the request is nested more than " + std::to_string(kMaxControlDepth) +
+                              " levels deep");
+  } catch (const msgpack::size_overflow&) {
+    throw ControlRequestError("the request holds an array or map of more than " +
+                              std::to_string(kMaxControlElements) + " elements");
+  } catch (const std::exception& e) {
+    throw ControlRequestError(std::string("the request is not msgpack: ") + e.what());
+  }
+  const msgpack::object& root = handle.get();
+  if (root.type != msgpack::type::MAP) {
+    throw ControlRequestError("the request must be a msgpack map like {\"cmd\": \"status\"}");
+  }
+  std::optional<std::string> cmd;
+  std::vector<std::string_view> keys;
+  for (const auto& kv : root.via.map) {
+    if (kv.key.type != msgpack::type::STR) throw ControlRequestError("every key of the request must be a string");
+    const std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
+    if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
+      throw ControlRequestError("key '" + quote_text(key) + "' appears more than once in the request");
+    }
+    keys.push_back(key);
+    if (key == "cmd") {
+      if (kv.val.type != msgpack::type::STR) throw ControlRequestError("field 'cmd' must be a string");
+      cmd = std::string(kv.val.via.str.ptr, kv.val.via.str.size);
+    }
+  }
+  if (!cmd) throw ControlRequestError("field 'cmd' is missing; commands: status, library, config, reload, shutdown");
+  return ControlRequest{*cmd};
+}
 
 std::vector<std::uint8_t> encode_library_reply(const std::vector<ParameterInfo>& parameters,
                                                const std::vector<std::string>& labels,

@@ -37,7 +37,6 @@ using Clock = std::chrono::steady_clock;
 using protocol::ErrorCode;
 
 constexpr auto kPollPeriod = std::chrono::milliseconds(50);
-constexpr std::size_t kMaxControlDepth = 32;  // nesting levels of a control request
 
 double micros(Clock::time_point from, Clock::time_point to) {
   return std::chrono::duration<double, std::micro>(to - from).count();
@@ -955,54 +954,14 @@ struct Daemon::Impl {
     if (!request) {
       return control_error(reply, "a control request is one frame holding a msgpack map");
     }
-    const auto max_bytes = static_cast<std::size_t>(config.control.max_request_bytes);
-    if (request->size() > max_bytes) {
-      return control_error(reply, "the request is " + std::to_string(request->size()) +
-                                      " bytes; the limit (control.max_request_bytes) is " +
-                                      std::to_string(max_bytes));
-    }
-    // Requests are small flat maps: arrays, maps, strings and nesting are bounded while unpacking,
-    // before any of it is built.
-    constexpr std::size_t kMaxElements = 1024;
-    const msgpack::unpack_limit bounds(kMaxElements, kMaxElements, max_bytes, max_bytes, max_bytes,
-                                       kMaxControlDepth);
-    msgpack::object_handle handle;
-    try {
-      std::size_t offset = 0;
-      handle = msgpack::unpack(static_cast<const char*>(request->data()), request->size(), offset, nullptr,
-                               nullptr, bounds);
-      if (offset != request->size()) throw std::runtime_error("trailing bytes");
-    } catch (const msgpack::depth_size_overflow&) {
-      return control_error(reply, "the request is nested more than " + std::to_string(kMaxControlDepth) +
-                                      " levels deep");
-    } catch (const msgpack::size_overflow&) {
-      return control_error(reply, "the request holds an array or map of more than " +
-                                      std::to_string(kMaxElements) + " elements");
-    } catch (const std::exception& e) {
-      return control_error(reply, std::string("the request is not msgpack: ") + e.what());
-    }
-    const msgpack::object& root = handle.get();
-    if (root.type != msgpack::type::MAP) {
-      return control_error(reply, "the request must be a msgpack map like {\"cmd\": \"status\"}");
-    }
     std::optional<std::string> cmd;
-    std::vector<std::string_view> keys;
-    for (const auto& kv : root.via.map) {
-      if (kv.key.type != msgpack::type::STR) {
-        return control_error(reply, "every key of the request must be a string");
-      }
-      const std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
-      // A repeated key would let one reader see {"cmd": "bogus"} and another {"cmd": "status"}.
-      if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
-        return control_error(reply, "key '" + protocol::quote_text(key) + "' appears more than once in the request");
-      }
-      keys.push_back(key);
-      if (key == "cmd") {
-        if (kv.val.type != msgpack::type::STR) return control_error(reply, "field 'cmd' must be a string");
-        cmd = kv.val.as<std::string>();
-      }
+    try {
+      cmd = protocol::decode_control_request(static_cast<const std::uint8_t*>(request->data()), request->size(),
+                                             static_cast<std::size_t>(config.control.max_request_bytes))
+                .cmd;
+    } catch (const protocol::ControlRequestError& e) {
+      return control_error(reply, e.what());
     }
-    if (!cmd) return control_error(reply, "field 'cmd' is missing; commands: status, library, config, reload, shutdown");
     Packer pk(reply);
     if (*cmd == "status") return status_reply(pk);
     if (*cmd == "library") return library_reply(reply, pk);

@@ -1,7 +1,8 @@
 // Every decoder that faces the network, in one libFuzzer target: the daemon's spectrum decoder
-// (with small limits, so that the fuzzer explores them rather than memory) and what a client
-// decodes: error, estimate, estimate_map and metrics messages, and peek_id. The first byte of an
-// input chooses the decoder. A decoder may refuse its input only with ProtocolError; any other
+// (with small limits, so that the fuzzer explores them rather than memory), its control request
+// decoder, and what a client decodes: error, estimate, estimate_map and metrics messages, and
+// peek_id. The first byte of an input chooses the decoder. A decoder may refuse its input only
+// with ProtocolError (ControlRequestError for a control request); any other
 // exception, a crash or a sanitizer report is a finding.
 //
 // Built two ways: with clang's -fsanitize=fuzzer (deploy/fuzz.sh, run from deploy/test.sh for a
@@ -11,13 +12,14 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "xasmap/protocol/control.hpp"
 #include "xasmap/protocol/messages.hpp"
 #include "xasmap/protocol/results.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace xasmap::protocol;
   if (size == 0) return 0;
-  const std::uint8_t which = data[0] % 6;
+  const std::uint8_t which = data[0] % 7;
   ++data;
   --size;
   try {
@@ -42,11 +44,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       case 4:
         (void)decode_metrics(data, size);
         break;
-      default:
+      case 5:
         (void)peek_id(data, size);
+        break;
+      default:
+        (void)decode_control_request(data, size, 65536);
         break;
     }
   } catch (const ProtocolError&) {
+    // refused, as it should be
+  } catch (const ControlRequestError&) {
     // refused, as it should be
   }
   return 0;
