@@ -118,3 +118,85 @@ TEST_CASE("the session tracker is the median of its window: outliers do not move
   for (int i = 0; i < 9; ++i) t.observe(confident(-0.4));
   CHECK(t.tracked_ev() == Approx(-0.4).margin(1e-9));
 }
+
+namespace {
+
+// Two lines, an "L3" and an "L2" 11 eV above it, of width w, at `offset_ev` above where `kind`
+// puts them: kind 0 at 641 eV with 2:1 intensities, kind 1 1.5 eV higher with 1:1 (a charge state
+// whose lines sit higher and whose shape differs). The grid is 635-660 eV.
+Spectrum two_kinds(int kind, double width, double offset_ev, double lo = 628.0, double hi = 667.0) {
+  const int n = static_cast<int>(std::round((hi - lo) / 0.05)) + 1;
+  Spectrum s;
+  s.energy_ev.resize(n);
+  s.intensity.resize(n);
+  const double l3 = (kind == 0 ? 641.0 : 642.5) + offset_ev, ratio = kind == 0 ? 0.5 : 1.0;
+  for (int i = 0; i < n; ++i) {
+    const double e = lo + 0.05 * i;
+    s.energy_ev[i] = e;
+    s.intensity[i] = 1.0 / (1.0 + std::pow((e - l3) / width, 2)) + ratio / (1.0 + std::pow((e - l3 - 11.0) / width, 2));
+  }
+  return s;
+}
+
+const Model& two_kind_model() {
+  static const Model m = [] {
+    Library lib;
+    lib.parameters = {{"kind", true, {}}, {"width", false, {}}};
+    for (int kind = 0; kind < 2; ++kind) {
+      for (int w = 0; w <= 8; ++w) {
+        const double width = 0.6 + 0.1 * w;
+        lib.spectra.push_back(two_kinds(kind, width, 0.0));
+        lib.values.push_back({static_cast<double>(kind), width});
+        lib.labels.push_back("k" + std::to_string(kind) + "_w" + std::to_string(w));
+      }
+    }
+    ModelOptions o;
+    o.preprocess.grid = EnergyGrid::from_range(635, 660, 0.1);
+    o.landmarks = 20;
+    o.estimate_dims = 6;
+    o.threads = 1;
+    o.max_shift_ev = 0.5;
+    o.shift_step_ev = 0.05;
+    return Model::fit(lib, o);
+  }();
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("the session offset search finds a spectrum beyond the per-spectrum search", "[session]") {
+  const Model& m = two_kind_model();
+  // Kind 0 measured 1.0 eV up: the per-spectrum search (+-0.5 eV) cannot reach it, and kind 1
+  // 0.5 eV down puts its lines where kind 0's are.
+  const Spectrum up = two_kinds(0, 1.0, 1.0);
+  const Estimate plain = m.estimate(up, 0.0);
+  const Estimate searched = estimate_over_offsets(m, up, 0.0, 1.0);
+  CHECK(searched.values[0] == 0.0);
+  CHECK(searched.confidence[0] >= 0.9);
+  CHECK(searched.energy_shift_ev == Approx(1.0).margin(0.1));
+  CHECK(searched.values[1] == Approx(1.0).margin(0.1));
+  // Each class keeps its best distance over every offset tried, the start's included.
+  REQUIRE(searched.class_distance2.size() == plain.class_distance2.size());
+  for (std::size_t c = 0; c < plain.class_distance2.size(); ++c) {
+    CHECK(searched.class_distance2[c] <= plain.class_distance2[c] + 1e-12);
+  }
+  // Not searched, the same spectrum is read as the other kind, 0.5 eV down, and matches worse.
+  CHECK(plain.values[0] == 1.0);
+  CHECK(plain.novelty > searched.novelty + 1.0);
+
+  // Without a range it is the plain estimate on the session offset.
+  const Estimate none = estimate_over_offsets(m, up, 0.4, 0.0);
+  const Estimate at = m.estimate(up, 0.4);
+  CHECK(none.class_probability == at.class_probability);
+  CHECK(none.values == at.values);
+  CHECK(none.energy_shift_ev == Approx(at.energy_shift_ev));
+
+  // A spectrum the start refuses is refused for that reason, whatever another offset would cover.
+  const Spectrum short_scan = two_kinds(0, 1.0, 0.0, 650.0, 660.0);
+  try {
+    (void)estimate_over_offsets(m, short_scan, 0.0, 1.0);
+    FAIL("accepted");
+  } catch (const PreprocessError& e) {
+    CHECK(e.reason() == RejectReason::kTooLittleOverlap);
+  }
+}
