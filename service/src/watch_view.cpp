@@ -517,10 +517,15 @@ std::vector<std::string> WatchState::render(const ScreenInfo& info, std::size_t 
 
   if (metrics_) {
     const auto& m = *metrics_;
+    // The session's energy offset, and whether it is still searched (docs/estimation.md).
+    const auto& so = m.session_offset;
+    const std::string offset = so.search_ev > 0.0
+                                   ? printf_string("offset searched ±%.1f eV around %+.2f", so.search_ev, so.applied_ev)
+                                   : printf_string("offset %+.2f eV", so.applied_ev);
     lines.push_back(join_fitting({printf_string("rate %.1f/s", m.rate_hz),
                                   "latency p50 " + format_latency_us(m.latency_us.p50),
                                   "p99 " + format_latency_us(m.latency_us.p99),
-                                  "over " + format_duration_s(m.interval_s)},
+                                  "over " + format_duration_s(m.interval_s), offset},
                                  width));
     lines.push_back(join_fitting(
         {"daemon: received " + std::to_string(m.received), "published " + std::to_string(m.published),

@@ -180,6 +180,7 @@ TEST_CASE("the screen fits the terminal", "[service][watch]") {
   metrics.interval_s = 1;
   metrics.rate_hz = 12.5;
   metrics.model_generation = 1;
+  metrics.session_offset.search_ev = 1.0;  // not yet known: searched
   state.add(metrics, 1000.0);
   for (int i = 1; i <= 50; ++i) state.add(estimate("s" + std::to_string(i), static_cast<std::uint64_t>(i)));
   state.add_malformed("estimate", "bad_msgpack: undecodable msgpack");
@@ -194,6 +195,13 @@ TEST_CASE("the screen fits the terminal", "[service][watch]") {
   CHECK(contains(lines[0], "daemon up 2m06s"));
   CHECK(contains(lines[0], "model gen 1"));
   CHECK(contains(lines[1], "rate 12.5/s"));
+  CHECK(contains(lines[1], "offset searched ±1.0 eV around +0.00"));
+  // Once the offset is known, its value.
+  protocol::MetricsMessage settled = metrics;
+  settled.session_offset = {"apply", 0.0, 0.62, 0.62, 0.1, 32, 40, 0.0};
+  WatchState known(100);
+  known.add(settled, 1000.0);
+  CHECK(contains(known.render(info, 100, 24)[1], "offset +0.62 eV"));
   CHECK(contains(lines[2], "daemon: received 0  published 0  rejected 0  dropped 0  queue 0"));
   CHECK(contains(lines[3], "seen: 50 estimates  0 maps  0 errors  1 malformed"));
   CHECK(contains(lines[4], "errors by code: none"));
