@@ -82,20 +82,23 @@ void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::Vec
                            OffsetSearchScratch& scratch, Estimate& out) {
   const double spacing = model.options().max_shift_ev;
   const int reach = spacing > 0.0 && range_ev > 0.0 ? static_cast<int>(std::floor(range_ev / spacing + 1e-9)) : 0;
-  bool have = false;
-  double have_best = std::numeric_limits<double>::infinity();
-  double have_offset = centre_ev;
   // Every offset is tried on the embedding's candidates alone: a part-range spectrum read 1 eV
   // from where it lies matches nothing, which would send each such try to the exact ranking of
   // partial windows (about 1 ms on the default library). The offset kept, and the centre, are
   // estimated again below with it, as any spectrum is.
   const bool searching = reach > 0;
-  double centre_coverage = 1.0;
+  // Each class's best distance over every estimate made (the centre's first).
+  const auto keep_class_distances = [&](const Estimate& e) {
+    for (std::size_t c = 0; c < scratch.class_distance2.size() && c < e.class_distance2.size(); ++c) {
+      scratch.class_distance2[c] = std::min(scratch.class_distance2[c], e.class_distance2[c]);
+    }
+  };
+  double kept_best = std::numeric_limits<double>::infinity(), kept_offset = centre_ev, centre_coverage = 1.0;
   // The centre first, then outwards: ties keep the offset nearer the centre.
   for (int j = 0; j <= 2 * reach; ++j) {
     const int k = (j % 2 == 1 ? 1 : -1) * ((j + 1) / 2);
     const double offset = centre_ev + k * spacing;
-    Estimate& e = have ? scratch.trial : out;
+    Estimate& e = k == 0 ? out : scratch.trial;
     try {
       preprocess_into(energy_ev, intensity, model.options().preprocess, scratch.prepared, offset);
       model.estimate_into(scratch.prepared, e, !searching);
@@ -107,21 +110,17 @@ void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::Vec
       continue;
     }
     e.energy_shift_ev += offset;
-    if (k == 0) centre_coverage = e.coverage;
     const double best = best_distance2(e);
-    if (!have) {
-      have = true;
-      have_best = best;
-      have_offset = offset;
+    if (k == 0) {  // always judged, or thrown above
+      centre_coverage = e.coverage;
+      kept_best = best;
       scratch.class_distance2.assign(e.class_distance2.begin(), e.class_distance2.end());
       continue;
     }
-    for (std::size_t c = 0; c < scratch.class_distance2.size() && c < e.class_distance2.size(); ++c) {
-      scratch.class_distance2[c] = std::min(scratch.class_distance2[c], e.class_distance2[c]);
-    }
-    if (best < have_best) {
-      have_best = best;
-      have_offset = offset;
+    keep_class_distances(e);
+    if (best < kept_best) {
+      kept_best = best;
+      kept_offset = offset;
       std::swap(out, scratch.trial);
     }
   }
@@ -129,25 +128,21 @@ void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::Vec
   // The offset kept and the centre, estimated as any spectrum is (with the exact ranking of a
   // partial window that the embedding misplaces: without it, a part-range spectrum misplaced at
   // its own offset can lose to another), the nearer of the two kept; their class distances join
-  // the others'.
+  // the others'. (On the whole grid the tries were exact already.)
   const auto exactly = [&](double offset, Estimate& e) {
     preprocess_into(energy_ev, intensity, model.options().preprocess, scratch.prepared, offset);
     model.estimate_into(scratch.prepared, e);
     e.energy_shift_ev += offset;
-    for (std::size_t c = 0; c < scratch.class_distance2.size() && c < e.class_distance2.size(); ++c) {
-      scratch.class_distance2[c] = std::min(scratch.class_distance2[c], e.class_distance2[c]);
-    }
+    keep_class_distances(e);
   };
-  // (On the whole grid the tries were exact already.)
-  if (out.coverage < 1.0) exactly(have_offset, out);
-  if (have_offset != centre_ev && centre_coverage < 1.0) {  // judged in the loop, so judged again
+  if (out.coverage < 1.0) exactly(kept_offset, out);
+  if (kept_offset != centre_ev && centre_coverage < 1.0) {  // judged in the loop, so judged again
     exactly(centre_ev, scratch.trial);
     if (best_distance2(scratch.trial) < best_distance2(out)) std::swap(out, scratch.trial);
   }
+  // Every estimate made has been kept in scratch.class_distance2, the one in `out` too.
   if (out.class_distance2.size() == scratch.class_distance2.size()) {
-    for (std::size_t c = 0; c < out.class_distance2.size(); ++c) {
-      out.class_distance2[c] = std::min(out.class_distance2[c], scratch.class_distance2[c]);
-    }
+    out.class_distance2.assign(scratch.class_distance2.begin(), scratch.class_distance2.end());
     model.class_probabilities(out);
   }
 }

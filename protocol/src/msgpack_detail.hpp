@@ -3,13 +3,12 @@
 
 #include <msgpack.hpp>
 
-#include <algorithm>
-
 #include <cmath>
 #include <cstdint>
 #include <string>
 
 #include "xasmap/protocol/messages.hpp"
+#include "xasmap/protocol/msgpack_limits.hpp"
 #include "xasmap/protocol/results.hpp"
 
 namespace xasmap::protocol::detail {
@@ -58,21 +57,12 @@ inline double number(const msgpack::object& o) {
   }
 }
 
-// What a frame of `size` bytes can hold, checked on each header before anything is allocated: an
-// array element takes at least a byte on the wire and a map entry two, so a header that declares
-// more cannot be honest (without these bounds, the 6 bytes 0xdd 0xdd 0xdd 0xdd 0xdd made msgpack
-// allocate 3.7 billion elements; found by tests/fuzz). Nesting stops at 64 levels.
-inline msgpack::unpack_limit frame_limits(std::size_t size) {
-  const auto n = std::min<std::size_t>(size, 0xffffffffu);
-  return msgpack::unpack_limit(n, n / 2, n, n, n, 64);
-}
-
 // Unpacks one frame that must hold exactly one msgpack value; ProtocolError(bad_msgpack) otherwise.
 inline msgpack::object_handle unpack_frame(const std::uint8_t* data, std::size_t size) {
   std::size_t offset = 0;
   msgpack::object_handle handle;
   try {
-    handle = msgpack::unpack(reinterpret_cast<const char*>(data), size, offset, nullptr, nullptr, frame_limits(size));
+    handle = msgpack::unpack(reinterpret_cast<const char*>(data), size, offset, nullptr, nullptr, protocol::frame_limits(size));
   } catch (const std::exception& e) {  // msgpack's own errors, its size_overflow and depth_size_overflow, bad_alloc
     throw ProtocolError(ErrorCode::kBadMsgpack, "", std::string("undecodable msgpack: ") + e.what());
   }

@@ -8,6 +8,7 @@
 
 #include "logging.hpp"
 #include "xasmap/core/error.hpp"
+#include "xasmap/protocol/msgpack_limits.hpp"
 
 namespace xasmap::service {
 
@@ -45,12 +46,11 @@ std::optional<msgpack::object_handle> control_request(zmq::context_t& context, c
   req.send(zmq::buffer(request.data(), request.size()), zmq::send_flags::none);
   zmq::message_t reply;
   if (!req.recv(reply)) return std::nullopt;
-  // Bounded by the reply's size, as the protocol's decoders are: a header cannot declare more
-  // elements than the bytes that follow could hold, so a corrupt reply cannot make it allocate more.
-  const auto n = std::min<std::size_t>(reply.size(), 0xffffffffu);
+  // Bounded by the reply's size, as the protocol's decoders are, so a corrupt reply cannot make it
+  // allocate more than the bytes that follow could hold.
   std::size_t offset = 0;
   return msgpack::unpack(static_cast<const char*>(reply.data()), reply.size(), offset, nullptr, nullptr,
-                         msgpack::unpack_limit(n, n / 2, n, n, n, 64));
+                         protocol::frame_limits(reply.size()));
 }
 
 bool wait_readable(zmq::socket_t& socket, std::chrono::milliseconds timeout) {
