@@ -272,11 +272,17 @@ bool is_wildcard_endpoint(const std::string& endpoint) {
 
 std::vector<std::string> Config::warnings() const {
   std::vector<std::string> out;
-  if (is_wildcard_endpoint(control.endpoint)) {
+  if (is_wildcard_endpoint(control.endpoint) && !control.curve.enabled()) {
     out.push_back("control.endpoint '" + control.endpoint +
                   "' listens on every network interface, and the control socket has no "
-                  "authentication: anyone who can reach it can reload or shut down the daemon; bind "
-                  "it to 127.0.0.1 or an ipc:// path, or firewall the port (docs/operations.md)");
+                  "authentication: anyone who can reach it can reload or shut down the daemon; set "
+                  "control.curve, bind it to 127.0.0.1 or an ipc:// path, or firewall the port "
+                  "(docs/operations.md)");
+  }
+  if (input.bind && is_wildcard_endpoint(input.endpoint) && !input.curve.enabled()) {
+    out.push_back("input.endpoint '" + input.endpoint +
+                  "' listens on every network interface without authentication: anyone who can reach it "
+                  "can feed spectra; set input.curve or bind it to a specific interface (docs/operations.md)");
   }
   return out;
 }
@@ -575,6 +581,37 @@ std::vector<Problem> Config::validate() const {
           "an endpoint of its own");
   }
 
+  // CURVE: the key files must exist (their contents are read, and checked, by the daemon and by
+  // --check-config); control admits only listed clients, and input trusts only a listed publisher.
+  const auto curve = [&](const std::string& section, const CurveConfig& k, bool authorized_required) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    if (!k.enabled()) {
+      if (!k.authorized_keys_file.empty()) {
+        c.add(section + ".curve.secret_key_file", "nothing",
+              "this side's key file (xasmap keygen), since " + section + ".curve.authorized_keys_file is set");
+      }
+      return;
+    }
+    if (!fs::is_regular_file(k.secret_key_file, ec)) {
+      c.add(section + ".curve.secret_key_file", "'" + k.secret_key_file.string() + "' (no such file)",
+            "a secret key file written by xasmap keygen");
+    }
+    if (k.authorized_keys_file.empty()) {
+      if (authorized_required) {
+        c.add(section + ".curve.authorized_keys_file", "nothing",
+              section == "control" ? "the public keys of the clients that may send commands"
+                                   : "the public key of the publisher the input trusts");
+      }
+    } else if (!fs::is_regular_file(k.authorized_keys_file, ec)) {
+      c.add(section + ".curve.authorized_keys_file", "'" + k.authorized_keys_file.string() + "' (no such file)",
+            "a file of Z85 public keys, one a line");
+    }
+  };
+  curve("input", in.curve, true);
+  curve("output", output.curve, !output.bind);
+  curve("control", control.curve, true);
+
   c.range("metrics.interval_s", metrics.interval_s, 0.01, 3600.0);
   if (logging.format == LogFormat::kText && logging.pattern.empty()) {
     c.add("logging.pattern", "an empty pattern", "an spdlog pattern such as '[%l] %v'");
@@ -588,6 +625,12 @@ std::vector<Problem> Config::validate() const {
 namespace {
 
 using detail::MapReader;
+
+void read_curve(MapReader r, CurveConfig& curve) {
+  r.path("secret_key_file", curve.secret_key_file);
+  r.path("authorized_keys_file", curve.authorized_keys_file);
+  r.finish();
+}
 
 void read_simulate(MapReader r, SimulateConfig& s) {
   r.string_list("ions", s.ions);
@@ -703,6 +746,7 @@ void read_document(detail::Context& ctx, const YAML::Node& root, Config& c) {
     r.integer("max_stack_pixels", in.max_stack_pixels);
     r.integer("workers", in.workers);
     r.integer("memory_budget_bytes", in.memory_budget_bytes);
+    read_curve(r.section("curve"), in.curve);
     r.finish();
   }
   {
@@ -710,12 +754,14 @@ void read_document(detail::Context& ctx, const YAML::Node& root, Config& c) {
     r.string("endpoint", c.output.endpoint);
     r.boolean("bind", c.output.bind);
     r.integer("send_hwm", c.output.send_hwm);
+    read_curve(r.section("curve"), c.output.curve);
     r.finish();
   }
   {
     MapReader r = top.section("control");
     r.string("endpoint", c.control.endpoint);
     r.integer("max_request_bytes", c.control.max_request_bytes);
+    read_curve(r.section("curve"), c.control.curve);
     r.finish();
   }
   {
@@ -845,6 +891,12 @@ std::string to_yaml(const Config& c) {
       out << value;
     }
   };
+  const auto curve_yaml = [&out, &kv](const CurveConfig& curve) {
+    out << YAML::Key << "curve" << YAML::Value << YAML::BeginMap;
+    kv("secret_key_file", curve.secret_key_file.string());
+    kv("authorized_keys_file", curve.authorized_keys_file.string());
+    out << YAML::EndMap;
+  };
   const auto null_or = [&out](const char* key, const std::optional<double>& v) {
     out << YAML::Key << key << YAML::Value;
     if (v) {
@@ -959,17 +1011,20 @@ std::string to_yaml(const Config& c) {
   kv("max_stack_pixels", c.input.max_stack_pixels);
   kv("workers", c.input.workers);
   kv("memory_budget_bytes", c.input.memory_budget_bytes);
+  curve_yaml(c.input.curve);
   out << YAML::EndMap;
 
   out << YAML::Key << "output" << YAML::Value << YAML::BeginMap;
   kv("endpoint", c.output.endpoint);
   kv("bind", c.output.bind);
   kv("send_hwm", c.output.send_hwm);
+  curve_yaml(c.output.curve);
   out << YAML::EndMap;
 
   out << YAML::Key << "control" << YAML::Value << YAML::BeginMap;
   kv("endpoint", c.control.endpoint);
   kv("max_request_bytes", c.control.max_request_bytes);
+  curve_yaml(c.control.curve);
   out << YAML::EndMap;
 
   out << YAML::Key << "metrics" << YAML::Value << YAML::BeginMap;

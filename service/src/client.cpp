@@ -31,11 +31,50 @@ double wall_seconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
+std::vector<OptionSpec> with_client_curve_options(std::vector<OptionSpec> options) {
+  options.push_back({"curve-key", true, "FILE",
+                     "CURVE: this tool's secret key file (xasmap keygen), for daemon sockets with curve on"});
+  options.push_back({"server-key", true, "FILE",
+                     "CURVE: the public key file of the daemon's sockets (alone: encryption only)"});
+  return options;
+}
+
+void ClientCurve::apply(zmq::socket_t& socket, bool binds) const {
+  if (!own) return;
+  if (binds) {
+    socket.set(zmq::sockopt::curve_server, true);
+    socket.set(zmq::sockopt::curve_secretkey, own->secret_z85);
+  } else {
+    if (server_public.empty()) throw UsageError("--curve-key needs --server-key, the public key of the daemon's socket");
+    make_curve_client(socket, *own, server_public);
+  }
+}
+
+ClientCurve client_curve(const CliArgs& args) {
+  ClientCurve c;
+  try {
+    if (const auto f = args.value("server-key")) {
+      const std::vector<std::string> keys = read_public_keys_file(*f);
+      if (keys.size() != 1) throw CurveKeyError(*f + ": holds " + std::to_string(keys.size()) + " keys, not one");
+      c.server_public = keys.front();
+    }
+    if (const auto f = args.value("curve-key")) {
+      c.own = read_secret_key_file(*f);
+    } else if (!c.server_public.empty()) {
+      c.own = generate_curve_keys();  // encryption only: for a socket that admits any client key
+    }
+  } catch (const CurveKeyError& e) {
+    throw UsageError(std::string("--curve-key/--server-key: ") + e.what());
+  }
+  return c;
+}
+
 std::optional<msgpack::object_handle> control_request(zmq::context_t& context, const std::string& endpoint,
                                                       const std::string& cmd,
-                                                      std::chrono::milliseconds timeout) {
+                                                      std::chrono::milliseconds timeout, const ClientCurve& curve) {
   zmq::socket_t req(context, zmq::socket_type::req);
   req.set(zmq::sockopt::linger, 0);
+  curve.apply(req, false);
   req.set(zmq::sockopt::rcvtimeo, static_cast<int>(timeout.count()));
   req.connect(endpoint);
   msgpack::sbuffer request;

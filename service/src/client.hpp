@@ -11,16 +11,36 @@
 #include <string>
 #include <vector>
 
+#include "cli_args.hpp"
+#include "curve.hpp"
 #include "xasmap/config/config.hpp"
 #include "xasmap/protocol/results.hpp"
 
 namespace xasmap::service {
 
+// The CURVE keys a tool uses towards a daemon whose sockets have CURVE on (--curve-key,
+// --server-key; docs/operations.md). Off when neither option is given.
+struct ClientCurve {
+  std::optional<CurveKeyPair> own;  // --curve-key; a throw-away pair when only --server-key is given
+  std::string server_public;        // --server-key
+  bool enabled() const { return own.has_value(); }
+  // Before `socket` connects (a CURVE client of server_public) or binds (a CURVE server with
+  // `own`, as xasmap feed's publisher is for a daemon whose input connects).
+  void apply(zmq::socket_t& socket, bool binds) const;
+};
+// `options` with the two options (--curve-key, --server-key) of the tools that open sockets
+// towards a daemon.
+std::vector<OptionSpec> with_client_curve_options(std::vector<OptionSpec> options);
+// Reads --curve-key and --server-key; throws UsageError naming the option when a file is unusable.
+ClientCurve client_curve(const CliArgs& args);
+
 // Sends {"cmd": cmd} to the control endpoint and returns the reply, or nullopt when nothing
-// answers within `timeout` (the REQ socket is then discarded, as ZeroMQ requires).
+// answers within `timeout` (the REQ socket is then discarded, as ZeroMQ requires). A daemon with
+// control.curve on answers only a client whose key it lists (`curve`).
 std::optional<msgpack::object_handle> control_request(zmq::context_t& context, const std::string& endpoint,
                                                       const std::string& cmd,
-                                                      std::chrono::milliseconds timeout);
+                                                      std::chrono::milliseconds timeout,
+                                                      const ClientCurve& curve = {});
 
 // Waits up to `timeout` for `socket` to have a message. False on a timeout, and also when a
 // signal (Ctrl-C, SIGTERM, a terminal resize) cut the wait short, so that the caller's loop

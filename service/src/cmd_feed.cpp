@@ -25,7 +25,7 @@
 
 namespace xasmap::service {
 
-const std::vector<OptionSpec> kFeedOptions = with_spectrum_file_options({
+const std::vector<OptionSpec> kFeedOptions = with_client_curve_options(with_spectrum_file_options({
     {"input", true, "EP", "the daemon's input endpoint, where to publish (default: input.endpoint of the config)"},
     {"endpoint", true, "EP", "the same as --input (its older name)"},
     {"config", true, "FILE",
@@ -58,7 +58,7 @@ const std::vector<OptionSpec> kFeedOptions = with_spectrum_file_options({
     {"seed", true, "N", "random seed (default 1)"},
     {"wait-subscriber", true, "S",
      "pub + bind: wait up to S s for a subscriber before sending (default 10)"},
-});
+}));
 
 namespace {
 
@@ -165,6 +165,7 @@ int run_feed(const CliArgs& args) {
                                                  : zmq::socket_type::pub);
   sock.set(zmq::sockopt::sndhwm, 0);
   sock.set(zmq::sockopt::linger, 5000);
+  client_curve(args).apply(sock, bind);  // a publisher the daemon's input.curve trusts
   if (bind) {
     sock.bind(endpoint);
   } else {

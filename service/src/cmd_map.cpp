@@ -33,7 +33,7 @@
 
 namespace xasmap::service {
 
-const std::vector<OptionSpec> kMapOptions = {
+const std::vector<OptionSpec> kMapOptions = with_client_curve_options({
     {"model", true, "FILE", "offline: a model written by 'xasmap embed'"},
     {"config", true, "FILE", "offline: fit the model this config describes (also the default endpoints)"},
     {"control", true, "EP", "live: take the library map from the daemon at this control endpoint"},
@@ -43,7 +43,7 @@ const std::vector<OptionSpec> kMapOptions = {
     {"out-dir", true, "DIR", "where the figures go (default out)"},
     {"summary", false, "", "print a summary of the measured spectra, latency and errors"},
     {"title", true, "TEXT", "title of the map figure"},
-};
+});
 
 namespace {
 
@@ -553,13 +553,15 @@ int run_map(const CliArgs& args) {
     const std::string control = args.value("control").value_or(cfg.control.endpoint);
     const std::string output = args.value("output").value_or(cfg.output.endpoint);
     const double seconds = args.number("live", 10.0);
+    const ClientCurve curve = client_curve(args);
     zmq::context_t context(1);
-    auto reply = control_request(context, control, "library", std::chrono::milliseconds(10000));
+    auto reply = control_request(context, control, "library", std::chrono::milliseconds(10000), curve);
     if (!reply) throw Error("no reply from the daemon's control socket " + control);
     lib = view_of(reply->get());
     zmq::socket_t sub(context, zmq::socket_type::sub);
     sub.set(zmq::sockopt::rcvhwm, 0);
     for (const char* t : {"estimate", "error"}) sub.set(zmq::sockopt::subscribe, t);  // estimate also matches estimate_map
+    curve.apply(sub, false);
     sub.connect(output);
     install_interrupt_handler();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);

@@ -9,7 +9,7 @@
 
 namespace xasmap::service {
 
-const std::vector<OptionSpec> kStatusOptions = {
+const std::vector<OptionSpec> kStatusOptions = with_client_curve_options({
     {"control", true, "EP",
      "the daemon's control endpoint (default: control.endpoint of the config)"},
     {"config", true, "FILE", "configuration whose control.endpoint to use (default config)"},
@@ -17,7 +17,7 @@ const std::vector<OptionSpec> kStatusOptions = {
     {"wait", true, "SECONDS", "status only: retry until the daemon is ready, for at most SECONDS"},
     {"timeout", true, "SECONDS", "how long to wait for one reply (default 2)"},
     {"json", false, "", "print the reply as one line of JSON instead of a table"},
-};
+});
 
 int run_status(const CliArgs& args) {
   const std::string endpoint = args.value("control") ? *args.value("control") : config_from_args(args).control.endpoint;
@@ -29,12 +29,13 @@ int run_status(const CliArgs& args) {
   if (wait_s > 0 && cmd != "status") throw UsageError("--wait goes with --cmd status only");
   const auto timeout = std::chrono::milliseconds(static_cast<long>(timeout_s * 1000));
 
+  const ClientCurve curve = client_curve(args);
   zmq::context_t context(1);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_s);
   for (;;) {
     // While waiting for start-up, short tries; otherwise one try of the full timeout.
     const auto attempt = wait_s > 0 ? std::min(timeout, std::chrono::milliseconds(500)) : timeout;
-    auto reply = control_request(context, endpoint, cmd, attempt);
+    auto reply = control_request(context, endpoint, cmd, attempt, curve);
     const bool last_try = std::chrono::steady_clock::now() >= deadline;
     if (reply) {
       const msgpack::object& r = reply->get();

@@ -18,7 +18,7 @@
 
 namespace xasmap::service {
 
-const std::vector<OptionSpec> kWatchOptions = {
+const std::vector<OptionSpec> kWatchOptions = with_client_curve_options({
     {"output", true, "EP", "the daemon's output endpoint (default: output.endpoint of the config)"},
     {"config", true, "FILE", "configuration whose output.endpoint to use (default config)"},
     {"seconds", true, "S", "stop after S seconds (default: run until Ctrl-C)"},
@@ -26,7 +26,7 @@ const std::vector<OptionSpec> kWatchOptions = {
     {"plain", false, "", "one line per message, no screen control (also when stdout is not a terminal)"},
     {"rows", true, "N", "rows of the estimates table (default: as many as fit the terminal)"},
     {"refresh", true, "S", "redraw the screen at most every S seconds (default 0.25)"},
-};
+});
 
 namespace {
 
@@ -163,6 +163,7 @@ int run_watch(const CliArgs& args) {
                                        protocol::kTopicError, protocol::kTopicMetrics}) {
     sub.set(zmq::sockopt::subscribe, topic);
   }
+  client_curve(args).apply(sub, false);
   try {
     sub.connect(endpoint);
   } catch (const zmq::error_t& e) {

@@ -45,4 +45,8 @@ int run_status(const CliArgs& args);
 extern const std::vector<OptionSpec> kBenchOptions;
 int run_bench(const CliArgs& args);
 
+// CURVE key pairs (cmd_keygen.cpp).
+extern const std::vector<OptionSpec> kKeygenOptions;
+int run_keygen(const CliArgs& args);
+
 }  // namespace xasmap::service

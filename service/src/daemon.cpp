@@ -16,6 +16,7 @@
 
 #include "bounded_queue.hpp"
 #include "client.hpp"
+#include "curve.hpp"
 #include "latency_histogram.hpp"
 #include "memory_budget.hpp"
 #include "model_builder.hpp"
@@ -227,6 +228,10 @@ struct Daemon::Impl {
   const Clock::time_point started = Clock::now();
 
   zmq::context_t context{1};
+  // CURVE (docs/operations.md): each socket's keys, read at start-up, and the ZAP handler that
+  // admits the clients of the sockets that bind; created before them, closed after them.
+  CurveSide input_curve, output_curve, control_curve;
+  std::optional<CurveAuthenticator> authenticator;
   std::optional<zmq::socket_t> input, output, control;
   std::string output_endpoint, control_endpoint;  // set before the threads start
   mutable std::mutex input_endpoint_mutex;
@@ -347,6 +352,7 @@ struct Daemon::Impl {
     if (publisher.joinable()) publisher.join();
     stop_control = true;
     if (controller.joinable()) controller.join();
+    if (authenticator) authenticator->stop();
     std::jthread pending;
     {
       std::lock_guard lock(reload_mutex);
@@ -362,6 +368,7 @@ struct Daemon::Impl {
     input.reset();
     output.reset();
     control.reset();
+    authenticator.reset();
     context.close();
   }
 
@@ -1011,7 +1018,7 @@ struct Daemon::Impl {
       reload_error = last_reload_error;
       reload_result = last_reload_result;
     }
-    pk.pack_map(21);
+    pk.pack_map(22);
     pk.pack("ok");
     pk.pack(true);
     pk.pack("ready");
@@ -1063,6 +1070,25 @@ struct Daemon::Impl {
     pk.pack(output_endpoint);
     pk.pack("control");
     pk.pack(control_endpoint);
+    // CURVE per socket: whether it is on, and what the ZAP handler admitted and refused (sockets
+    // that bind; one that connects checks its server's key itself).
+    pk.pack("curve");
+    pk.pack_map(3);
+    const auto side = [&](const char* name, const CurveSide& keys) {
+      pk.pack(name);
+      const CurveAuthenticator::Counts n =
+          authenticator ? authenticator->counts(std::string("xasmap.") + name) : CurveAuthenticator::Counts{};
+      pk.pack_map(3);
+      pk.pack("enabled");
+      pk.pack(keys.enabled());
+      pk.pack("accepted");
+      pk.pack(n.accepted);
+      pk.pack("refused");
+      pk.pack(n.refused);
+    };
+    side("input", input_curve);
+    side("output", output_curve);
+    side("control", control_curve);
   }
 
   void library_reply(msgpack::sbuffer& reply, Packer& pk) {
@@ -1253,19 +1279,64 @@ struct Daemon::Impl {
               "embedding {:.2f} s, index {:.2f} s, sockets {:.3f} s",
               r.library_s, r.load_s, r.fit.preprocess_s, r.fit.landmarks_s, r.fit.embed_s, r.fit.index_s,
               sockets_s);
-    log->info("  input      {} {} {} topic '{}', queue {} ({}), memory budget {} MiB, {} workers",
+    log->info("  input      {} {} {} topic '{}', queue {} ({}), memory budget {} MiB, {} workers{}",
               config::to_string(config.input.pattern), config.input.bind ? "bind" : "connect", input_endpoint,
               config.input.topic, config.input.queue_capacity, config::to_string(config.input.overflow),
-              config.input.memory_budget_bytes >> 20, workers_count);
-    log->info("  output     pub {} {}, metrics every {} s", config.output.bind ? "bind" : "connect", output_endpoint,
-              config.metrics.interval_s);
-    log->info("  control    rep bind {}", control_endpoint);
+              config.input.memory_budget_bytes >> 20, workers_count, curve_note(input_curve, config.input.bind));
+    log->info("  output     pub {} {}, metrics every {} s{}", config.output.bind ? "bind" : "connect", output_endpoint,
+              config.metrics.interval_s, curve_note(output_curve, config.output.bind));
+    log->info("  control    rep bind {}{}", control_endpoint, curve_note(control_curve, true));
+  }
+
+  // Reads the CURVE keys of every socket that has them and starts the ZAP handler when a socket
+  // that binds has them. False (logged) when a key file cannot be used.
+  bool set_up_curve() {
+    try {
+      input_curve = load_curve_side(config, "input", config.input.curve, config.input.bind);
+      output_curve = load_curve_side(config, "output", config.output.curve, config.output.bind);
+      control_curve = load_curve_side(config, "control", config.control.curve, true);
+    } catch (const config::ConfigError& e) {
+      log->error("{}", e.what());
+      return false;
+    }
+    for (const auto* c : {&config.input.curve, &config.output.curve, &config.control.curve}) {
+      if (!c->enabled()) continue;
+      if (const std::string w = secret_key_permission_warning(c->secret_key_file); !w.empty()) log->warn("{}", w);
+    }
+    const bool zap_needed = control_curve.enabled() || (input_curve.enabled() && config.input.bind) ||
+                            (output_curve.enabled() && config.output.bind);
+    if (!zap_needed) return true;
+    authenticator.emplace(context, log);
+    authenticator->allow("xasmap.control", control_curve.authorized);
+    if (config.input.bind) authenticator->allow("xasmap.input", input_curve.authorized);
+    if (config.output.bind) authenticator->allow("xasmap.output", output_curve.authorized);
+    authenticator->start();
+    return true;
+  }
+
+  // Applies `side` to `socket` before it binds or connects: CURVE server under ZAP domain
+  // xasmap.NAME when it binds, CURVE client trusting the one listed server key when it connects.
+  static void apply_curve(zmq::socket_t& socket, const CurveSide& side, const char* name, bool binds) {
+    if (!side.enabled()) return;
+    if (binds) {
+      make_curve_server(socket, *side.own, std::string("xasmap.") + name);
+    } else {
+      make_curve_client(socket, *side.own, side.authorized.front());
+    }
+  }
+
+  static const char* curve_note(const CurveSide& side, bool binds) {
+    if (!side.enabled()) return "";
+    if (!binds) return ", CURVE (known server)";
+    return side.authorized.empty() ? ", CURVE (encrypted, any client)" : ", CURVE (listed clients)";
   }
 
   int run() {
     const auto t_start = Clock::now();
+    if (!set_up_curve()) return 78;
     try {
       control.emplace(context, zmq::socket_type::rep);
+      apply_curve(*control, control_curve, "control", true);
       control->set(zmq::sockopt::linger, 0);
       // A request far over control.max_request_bytes is cut off by ZeroMQ (the peer is
       // disconnected) instead of being held whole in memory; one up to 16 times the limit still
@@ -1282,6 +1353,7 @@ struct Daemon::Impl {
       output.emplace(context, zmq::socket_type::pub);
       output->set(zmq::sockopt::sndhwm, config.output.send_hwm);
       output->set(zmq::sockopt::linger, 1000);
+      apply_curve(*output, output_curve, "output", config.output.bind);
       if (config.output.bind) {
         output->bind(config.output.endpoint);
       } else {
@@ -1351,6 +1423,7 @@ struct Daemon::Impl {
                                              : std::min(config.input.queue_capacity, kDropReceiveHwm));
         input->set(zmq::sockopt::linger, 0);
         if (sub) input->set(zmq::sockopt::subscribe, config.input.topic);
+        apply_curve(*input, input_curve, "input", config.input.bind);
         if (config.input.bind) {
           input->bind(config.input.endpoint);
         } else {

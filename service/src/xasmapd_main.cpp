@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "cli_args.hpp"
+#include "curve.hpp"
 #include "daemon.hpp"
 #include "logging.hpp"
 #include "paths.hpp"
@@ -117,6 +118,10 @@ int main(int argc, char** argv) {
     if (const auto file = args.value("check-config")) {
       const config::Config cfg = config::load_config(*file, overrides);
       for (const std::string& w : cfg.warnings()) std::cerr << "xasmapd: warning: " << w << "\n";
+      // The CURVE key files are read as start-up reads them (ConfigError naming the key).
+      (void)service::load_curve_side(cfg, "input", cfg.input.curve, cfg.input.bind);
+      (void)service::load_curve_side(cfg, "output", cfg.output.curve, cfg.output.bind);
+      (void)service::load_curve_side(cfg, "control", cfg.control.curve, true);
       if (cfg.library.source == config::LibrarySource::kModel) {
         // The header and checksum, as start-up checks them first: a damaged model fails here, not
         // in a restart loop.
@@ -161,7 +166,7 @@ int main(int argc, char** argv) {
       status = daemon.run();
     }
     spdlog::shutdown();
-    return status == 0 || status == kExitDataError ? status : kExitUnavailable;
+    return status == 0 || status == kExitDataError || status == kExitConfig ? status : kExitUnavailable;
   } catch (const service::UsageError& e) {
     std::cerr << "xasmapd: " << e.what() << "\nTry 'xasmapd --help'.\n";
     return kExitUsage;

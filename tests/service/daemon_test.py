@@ -91,26 +91,40 @@ def spectrum_message(ident, energy, intensity, dtype=None, meta=None, stamp=True
 
 # ---- the daemon -----------------------------------------------------------------------------------
 
+def curve_client(sock, curve):
+    """Makes `sock` a CURVE client: curve = (server public key, own public key, own secret key)."""
+    if curve:
+        sock.curve_serverkey, sock.curve_publickey, sock.curve_secretkey = curve
+
+
 class Daemon:
     """An xasmapd process on its own config; its output is collected by a background thread."""
 
     def __init__(self, args, name, feed_endpoint, pattern="sub", input_yaml="", simulate=False, env=None,
-                 extra_yaml="", library_yaml=""):
+                 extra_yaml="", library_yaml="", output_yaml="", control_yaml="", curve=None, bind=False):
         """`input_yaml`: extra lines for the config's input section. `simulate`: build the default
         simulated library at start-up instead of loading the model file. `env`: extra environment
         variables (test hooks). `extra_yaml`: more top-level sections, appended as they are.
-        `library_yaml`: extra lines for the library section (model source only)."""
+        `library_yaml`: extra lines for the library section (model source only); `output_yaml`
+        and `control_yaml` likewise for output and control. `curve`: (server public key, client
+        public key, client secret key) that the collector and control requests use. `bind`: the
+        input binds `feed_endpoint` (else it connects to it)."""
         self.name = name
+        self.curve = curve
         self.output = "tcp://127.0.0.1:%d" % free_port()
         self.control = "ipc://%s/%s-control.ipc" % (args.workdir, name)
         self.config = os.path.join(args.workdir, name + ".yaml")
         self.log = os.path.join(args.workdir, name + ".log")
         text = (("" if simulate else "library:\n  source: model\n  model_file: %s\n" % args.model +
                  "".join("  %s\n" % line for line in library_yaml.splitlines() if line.strip())) +
-                "input:\n  endpoint: %s\n  pattern: %s\n  bind: false\n" % (feed_endpoint, pattern) +
+                "input:\n  endpoint: %s\n  pattern: %s\n  bind: %s\n" %
+                (feed_endpoint, pattern, "true" if bind else "false") +
                 "".join("  %s\n" % line for line in input_yaml.splitlines() if line.strip()) +
-                "output:\n  endpoint: %s\ncontrol:\n  endpoint: %s\nmetrics:\n  interval_s: 0.2\n" %
-                (self.output, self.control)) + extra_yaml
+                "output:\n  endpoint: %s\n" % self.output +
+                "".join("  %s\n" % line for line in output_yaml.splitlines() if line.strip()) +
+                "control:\n  endpoint: %s\n" % self.control +
+                "".join("  %s\n" % line for line in control_yaml.splitlines() if line.strip()) +
+                "metrics:\n  interval_s: 0.2\n") + extra_yaml
         with open(self.config, "w") as f:
             f.write(text)
         self.messages = []  # (topic, decoded map, arrival time)
@@ -127,6 +141,7 @@ class Daemon:
         sub = CTX.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
+        curve_client(sub, self.curve)
         sub.connect(self.output)
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
@@ -143,12 +158,14 @@ class Daemon:
         with self.lock:
             return [m for t, m, _ in self.messages if t == topic]
 
-    def request(self, cmd, timeout=5.0):
+    def request(self, cmd, timeout=5.0, curve="default"):
         """Sends a control request (a command name, a map, or msgpack bytes as they are) and
-        returns the decoded reply, or None after `timeout` without one."""
+        returns the decoded reply, or None after `timeout` without one. `curve`: the keys to
+        use instead of the daemon's (None: no CURVE)."""
         req = CTX.socket(zmq.REQ)
         req.setsockopt(zmq.RCVTIMEO, int(timeout * 1000))
         req.setsockopt(zmq.LINGER, 0)
+        curve_client(req, self.curve if curve == "default" else curve)
         req.connect(self.control)
         try:
             if isinstance(cmd, bytes):
@@ -1300,6 +1317,150 @@ def scenario_bench(args):
     check(code == 0, "exit 0")
 
 
+def keygen(args, name):
+    """`xasmap keygen --out WORKDIR/NAME`; returns (public, secret) read back with pyzmq's own
+    certificate reader, so the files are checked to be what ZeroMQ's tools read."""
+    import zmq.auth
+    base = os.path.join(args.workdir, name)
+    run = subprocess.run([args.xasmap, "keygen", "--out", base], capture_output=True, text=True, timeout=30)
+    check(run.returncode == 0, "xasmap keygen --out %s exits 0 (%s)" % (name, run.stderr.strip()))
+    check(os.stat(base + ".key").st_mode & 0o077 == 0, "%s.key is readable by its owner only" % name)
+    public, secret = zmq.auth.load_certificate(base + ".key")
+    public_only, none = zmq.auth.load_certificate(base + ".pub")
+    check(public_only == public and none is None, "%s.pub holds the public key only" % name)
+    return public, secret
+
+
+def scenario_curve(args):
+    """CURVE on every socket, over real tcp: control admits listed client keys only, and counts
+    the refused ones; the output is encrypted (a plain subscriber gets nothing); the input takes
+    spectra from the known publisher only; the xasmap tools talk to it with --curve-key and
+    --server-key; a damaged key file fails --check-config with EX_CONFIG naming the key."""
+    if not args.xasmap:
+        raise SystemExit("the curve scenario needs --xasmap")
+    server = keygen(args, "server")
+    operator = keygen(args, "operator")
+    stranger = keygen(args, "stranger")
+    acquisition = keygen(args, "acquisition")
+    w = args.workdir
+    # The acquisition publishes as a CURVE server; the daemon's input connects and trusts its key.
+    feed_endpoint = "tcp://127.0.0.1:%d" % free_port()
+    pub = CTX.socket(zmq.XPUB)
+    pub.curve_server = True
+    pub.curve_secretkey = acquisition[1]
+    pub.bind(feed_endpoint)
+    d = Daemon(args, "curve", feed_endpoint,
+               input_yaml="curve:\n  secret_key_file: server.key\n  authorized_keys_file: acquisition.pub",
+               output_yaml="curve:\n  secret_key_file: server.key",
+               control_yaml="curve:\n  secret_key_file: server.key\n  authorized_keys_file: operator.pub",
+               curve=(server[0], operator[0], operator[1]))
+    d.wait_ready()
+    check("CURVE (listed clients)" in d.log_text() and "CURVE (known server)" in d.log_text(),
+          "the start-up log says which sockets have CURVE")
+    # Control: the operator's key works; a stranger's and a plain client get no answer.
+    check(d.request("status", 3.0, curve=(server[0], stranger[0], stranger[1])) is None,
+          "a client with an unknown key gets no reply from control")
+    check(d.request("status", 2.0, curve=None) is None, "a client without CURVE gets no reply from control")
+    status = d.request("status")
+    check(status is not None and status["ok"], "the operator's key is answered: %s" % status)
+    if status:
+        c = status["curve"]
+        check(c["control"]["enabled"] and c["control"]["refused"] >= 1 and c["control"]["accepted"] >= 1,
+              "status counts the refused and accepted control clients: %s" % c)
+        check(c["output"]["enabled"] and c["input"]["enabled"], "status: CURVE on output and input: %s" % c)
+    check("CURVE: refused a client of the control socket" in d.log_text() and stranger[0].decode() in d.log_text(),
+          "the refusal is logged with the client's key")
+    # The tools: xasmap status with the operator's key works, with the stranger's it times out.
+    base = [args.xasmap, "status", "--control", d.control, "--server-key", os.path.join(w, "server.pub"), "--json"]
+    ok = subprocess.run(base + ["--curve-key", os.path.join(w, "operator.key")], capture_output=True, text=True,
+                        timeout=30)
+    check(ok.returncode == 0 and '"ok":true' in ok.stdout, "xasmap status --curve-key operator.key: %s %s" %
+          (ok.stdout.strip()[:200], ok.stderr.strip()))
+    bad = subprocess.run(base + ["--curve-key", os.path.join(w, "stranger.key"), "--timeout", "1"],
+                         capture_output=True, text=True, timeout=30)
+    check(bad.returncode == 69, "xasmap status with an unknown key gets no reply (exit %d)" % bad.returncode)
+    # The output is encrypted: a plain subscriber receives nothing while the keyed one does.
+    plain = CTX.socket(zmq.SUB)
+    plain.setsockopt(zmq.SUBSCRIBE, b"")
+    plain.setsockopt(zmq.RCVTIMEO, 200)
+    plain.connect(d.output)
+    # The input: the known publisher's spectra are estimated.
+    deadline = time.time() + 20
+    pub.setsockopt(zmq.RCVTIMEO, 20000)
+    check(pub.recv() == b"\x01spectrum", "the daemon subscribes over CURVE to the known publisher")
+    lib = Library(args.library)
+    rng = np.random.default_rng(7)
+    n = 20
+    for i in range(n):
+        e = lib.entries[(37 * i) % len(lib.entries)]
+        energy, intensity = lib.measured(rng, e)
+        pub.send_multipart([b"spectrum", spectrum_message("curve-%d" % i, energy, intensity)])
+    got = d.wait_answers(n, 30)
+    check(got == n, "the known publisher's %d spectra are answered over the encrypted output (%d)" % (n, got))
+    plain_got = 0
+    while time.time() < deadline:
+        try:
+            plain.recv()
+            plain_got += 1
+        except zmq.Again:
+            break
+    check(plain_got == 0, "a subscriber without CURVE receives nothing (%d messages)" % plain_got)
+    plain.close(linger=0)
+    pub.close(linger=0)
+    # A publisher with another key: the daemon's input does not take its spectra.
+    impostor = CTX.socket(zmq.XPUB)
+    impostor.curve_server = True
+    impostor.curve_secretkey = stranger[1]
+    for _ in range(100):  # the closed publisher's listener goes in ZeroMQ's I/O thread, shortly
+        try:
+            impostor.bind(feed_endpoint)
+            break
+        except zmq.ZMQError:
+            time.sleep(0.05)
+    impostor.setsockopt(zmq.RCVTIMEO, 3000)
+    try:
+        sub_frame = impostor.recv()
+    except zmq.Again:
+        sub_frame = None
+    check(sub_frame is None, "the daemon does not subscribe to a publisher with an unknown key (%r)" % sub_frame)
+    for i in range(5):
+        impostor.send_multipart([b"spectrum", spectrum_message("impostor-%d" % i, lib.entries[0]["energy"],
+                                                               lib.entries[0]["intensity"])])
+    time.sleep(1.0)
+    check(not any(str(m.get("id", "")).startswith("impostor") for m in d.of("estimate") + d.of("error")),
+          "no spectrum of the impostor is answered")
+    impostor.close(linger=0)
+    # xasmap feed as the known publisher (a CURVE server with the acquisition's key).
+    time.sleep(0.3)
+    before = len(d.of("estimate"))
+    run = subprocess.run([args.xasmap, "feed", "--input", feed_endpoint, "--library", args.library, "--count", "6",
+                          "--rate", "50", "--curve-key", os.path.join(w, "acquisition.key")],
+                         capture_output=True, text=True, timeout=60)
+    check(run.returncode == 0, "xasmap feed --curve-key acquisition.key exits 0 (%s)" % run.stderr.strip())
+    d.wait_answers(n + 6, 20)
+    check(len(d.of("estimate")) - before == 6, "the 6 spectra of xasmap feed --curve-key are estimated (%d)" %
+          (len(d.of("estimate")) - before))
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+    # A damaged key file: --check-config fails with EX_CONFIG (78), naming the key.
+    with open(os.path.join(w, "broken.key"), "w") as f:
+        f.write('curve\n    secret-key = "not a key"\n')
+    os.chmod(os.path.join(w, "broken.key"), 0o600)
+    text = open(d.config).read().replace("secret_key_file: server.key\n    authorized_keys_file: operator.pub",
+                                         "secret_key_file: broken.key\n    authorized_keys_file: operator.pub")
+    check("broken.key" in text, "the broken config names broken.key")
+    broken = os.path.join(w, "broken.yaml")
+    with open(broken, "w") as f:
+        f.write(text)
+    run = subprocess.run([args.xasmapd, "--check-config", broken], capture_output=True, text=True, timeout=30)
+    check(run.returncode == 78 and "control.curve.secret_key_file" in run.stderr,
+          "--check-config refuses a damaged key file naming control.curve.secret_key_file (exit %d: %s)" %
+          (run.returncode, run.stderr.strip()))
+    run = subprocess.run([args.xasmapd, "--config", broken], capture_output=True, text=True, timeout=30)
+    check(run.returncode == 78, "start-up with a damaged key file exits 78, which the unit does not retry (%d)" %
+          run.returncode)
+
+
 SCENARIOS = {
     "stream": scenario_stream,
     "stack": scenario_stack,
@@ -1320,6 +1481,7 @@ SCENARIOS = {
     "session_offset": scenario_session_offset,
     "memory": scenario_memory,
     "reload_fit_cancel": scenario_reload_fit_cancel,
+    "curve": scenario_curve,
 }
 
 

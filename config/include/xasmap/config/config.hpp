@@ -165,6 +165,19 @@ struct CalibrationConfig {
   bool operator==(const CalibrationConfig&) const = default;
 };
 
+// CURVE authentication and encryption of one socket (docs/operations.md). Keys live in files,
+// written by `xasmap keygen`, never in the YAML. Off while secret_key_file is empty.
+//   secret_key_file: this side's key pair (a ZeroMQ certificate, NAME.key).
+//   authorized_keys_file: one Z85 public key a line (a NAME.pub file also does). A socket that
+//     binds admits only the clients listed (empty: any client that knows our public key, i.e.
+//     encryption only); a socket that connects takes the one key listed as its server's key.
+struct CurveConfig {
+  std::filesystem::path secret_key_file;
+  std::filesystem::path authorized_keys_file;
+  bool enabled() const { return !secret_key_file.empty(); }
+  bool operator==(const CurveConfig&) const = default;
+};
+
 struct InputConfig {
   std::string endpoint = "tcp://127.0.0.1:5555";
   InputPattern pattern = InputPattern::kSub;
@@ -180,6 +193,7 @@ struct InputConfig {
   // computed, results in the outbox and in ZeroMQ's send queue. 1 GiB: four stacks at the default
   // max_message_bytes. When it is full, input.overflow decides (docs/operations.md).
   long long memory_budget_bytes = 1LL << 30;
+  CurveConfig curve;  // the publisher's key is the authorized one
   bool operator==(const InputConfig&) const = default;
 };
 
@@ -187,6 +201,7 @@ struct OutputConfig {
   std::string endpoint = "tcp://127.0.0.1:5556";
   bool bind = true;
   int send_hwm = 100000;
+  CurveConfig curve;  // encrypts the results; authorized keys, if any, name the subscribers
   bool operator==(const OutputConfig&) const = default;
 };
 
@@ -195,6 +210,7 @@ struct ControlConfig {
   // A request longer than this is refused with an error naming the key; a request is a small map
   // such as {"cmd": "status"}, so 64 KiB leaves ample room.
   long long max_request_bytes = 65536;
+  CurveConfig curve;  // authorized_keys_file is required: the clients that may reload or stop
   bool operator==(const ControlConfig&) const = default;
 };
 
@@ -234,7 +250,8 @@ struct Config {
   std::vector<Problem> validate() const;
   // Settings that are valid but risky, as one line each naming the key (for the start-up log and
   // --check-config): a control endpoint bound to every interface (tcp://*, 0.0.0.0, [::]), where
-  // anyone who reaches the port can reload or stop the daemon, since control has no authentication.
+  // anyone who reaches the port can reload or stop the daemon, when control has no CURVE
+  // authentication; likewise input or output on every interface without it.
   std::vector<std::string> warnings() const;
   bool operator==(const Config&) const = default;
 };
