@@ -110,9 +110,10 @@ constexpr std::array<Spelling<OffsetTracking>, 3> kOffsetTrackings{{
     {OffsetTracking::kReport, "report"},
     {OffsetTracking::kApply, "apply"},
 }};
-constexpr std::array<Spelling<InputPattern>, 2> kInputPatterns{{
+constexpr std::array<Spelling<InputPattern>, 3> kInputPatterns{{
     {InputPattern::kSub, "sub"},
     {InputPattern::kPull, "pull"},
+    {InputPattern::kRouter, "router"},
 }};
 constexpr std::array<Spelling<Overflow>, 3> kOverflows{{
     {Overflow::kDropOldest, "drop_oldest"},
@@ -558,6 +559,10 @@ std::vector<Problem> Config::validate() const {
   c.count("input.max_stack_pixels", in.max_stack_pixels, 1, 100'000'000);
   c.count("input.workers", in.workers, 0, 256);
   c.count("input.memory_budget_bytes", in.memory_budget_bytes, 1LL << 20, 1LL << 40);
+  c.count("input.dedup_ids", in.dedup_ids, 0, 100'000'000);
+  if (in.pattern == InputPattern::kRouter && !in.bind) {
+    c.add("input.bind", "false", "true with pattern router: the daemon's ROUTER binds, and senders' DEALERs connect");
+  }
   if (in.memory_budget_bytes < in.max_message_bytes) {
     c.add("input.memory_budget_bytes", std::to_string(in.memory_budget_bytes),
           "at least input.max_message_bytes (" + std::to_string(in.max_message_bytes) +
@@ -746,6 +751,7 @@ void read_document(detail::Context& ctx, const YAML::Node& root, Config& c) {
     r.integer("max_stack_pixels", in.max_stack_pixels);
     r.integer("workers", in.workers);
     r.integer("memory_budget_bytes", in.memory_budget_bytes);
+    r.integer("dedup_ids", in.dedup_ids);
     read_curve(r.section("curve"), in.curve);
     r.finish();
   }
@@ -1011,6 +1017,7 @@ std::string to_yaml(const Config& c) {
   kv("max_stack_pixels", c.input.max_stack_pixels);
   kv("workers", c.input.workers);
   kv("memory_budget_bytes", c.input.memory_budget_bytes);
+  kv("dedup_ids", c.input.dedup_ids);
   curve_yaml(c.input.curve);
   out << YAML::EndMap;
 

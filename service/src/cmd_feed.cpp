@@ -10,6 +10,8 @@
 #include <iostream>
 #include <msgpack.hpp>
 #include <random>
+#include <set>
+#include <unordered_map>
 #include <sstream>
 #include <thread>
 #include <zmq.hpp>
@@ -22,6 +24,7 @@
 #include "xasmap/core/library.hpp"
 #include "xasmap/core/spectrum.hpp"
 #include "xasmap/protocol/messages.hpp"
+#include "xasmap/protocol/results.hpp"
 
 namespace xasmap::service {
 
@@ -32,8 +35,12 @@ const std::vector<OptionSpec> kFeedOptions = with_client_curve_options(with_spec
      "configuration whose input endpoint, pattern and topic to use (default config)"},
     {"connect", false, "",
      "connect to the endpoint instead of binding it (binding is the default)"},
-    {"pattern", true, "pub|push",
-     "socket pattern (default: pub, or push when the config's input is pull)"},
+    {"pattern", true, "pub|push|dealer",
+     "socket pattern (default: pub; push when the config's input is pull; dealer, acknowledged, when it is router)"},
+    {"ack-timeout", true, "S",
+     "dealer: resend a message not answered within S s (default 5); answers are matched by id"},
+    {"ack-wait", true, "S", "dealer: after the last message, wait at most S s for the answers (default 60)"},
+    {"window", true, "N", "dealer: at most N messages sent and not yet answered (default 1000)"},
     {"topic", true, "TOPIC", "frame-0 topic (default: input.topic of the config)"},
     {"library", true, "DIR", "send noisy copies of the spectra of a library folder (manifest.csv)"},
     {"stack", true, "RxC[xE]",
@@ -75,16 +82,171 @@ std::vector<std::uint8_t> meta_bytes(const Source& s, const std::string& source)
   return {b.data(), b.data() + b.size()};
 }
 
+protocol::SpectrumMessage message_of(const Source& s, const std::string& kind) {
+  protocol::SpectrumMessage m;
+  m.id = s.id;
+  m.energy = s.energy;
+  m.intensity = s.intensity;
+  m.time = wall_seconds();
+  m.meta = meta_bytes(s, kind);
+  m.stack = !s.shape.empty();
+  m.shape = s.shape;
+  return m;
+}
+
+// A rate to 3 significant digits (4.57 /s), whole numbers from 100 on (27537 /s).
+std::string rate_text(std::size_t n, double elapsed) {
+  const double per_second = elapsed > 0 ? static_cast<double>(n) / elapsed : 0.0;
+  char text[64];
+  std::snprintf(text, sizeof text, per_second >= 100 ? "%.2f s (%.0f /s)" : "%.2f s (%.3g /s)", elapsed, per_second);
+  return text;
+}
+
+// The acknowledged feed (--pattern dealer, to a daemon whose input is `router`): each message is
+// answered to this sender once its estimate (or error) is published. What is not answered within
+// --ack-timeout is sent again, whichever daemon is then listening (a restarted one, say); the
+// daemon answers a resent id it has already answered with `duplicate`, and passes over one still
+// in flight. Every answer is counted as it arrives, so 'answered twice' reports any id answered
+// more than once. An `overloaded` error (dropped by the daemon's overflow policy) is no answer:
+// the message is sent again. Exit 0 when every message was answered.
+int feed_acknowledged(const CliArgs& args, const std::string& endpoint, const std::string& topic,
+                      const std::string& raw, double rate, double seconds, const std::vector<Source>& sources,
+                      const std::string& kind) {
+  using Clock = std::chrono::steady_clock;
+  const double ack_timeout_s = args.number("ack-timeout", 5.0);
+  const double ack_wait_s = args.number("ack-wait", 60.0);
+  const long long window = args.integer("window", 1000);
+  if (!(ack_timeout_s > 0 && ack_timeout_s <= 3600)) throw UsageError("--ack-timeout must be in (0, 3600] seconds");
+  if (!(ack_wait_s >= 0 && ack_wait_s <= 86400)) throw UsageError("--ack-wait must be in [0, 86400] seconds");
+  if (window < 1) throw UsageError("--window must be at least 1");
+  {
+    std::set<std::string> ids;
+    for (const Source& s : sources) {
+      if (!ids.insert(s.id).second) throw UsageError("acknowledged sending matches answers by id, and '" + s.id + "' repeats");
+    }
+  }
+  const auto ack_timeout = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(ack_timeout_s));
+
+  zmq::context_t context(1);
+  zmq::socket_t sock(context, zmq::socket_type::dealer);
+  // Immediate: nothing is queued for a daemon that is not connected (it would be lost with the
+  // connection); a send then waits, and what was lost is sent again after --ack-timeout.
+  sock.set(zmq::sockopt::immediate, true);
+  sock.set(zmq::sockopt::rcvhwm, 0);
+  sock.set(zmq::sockopt::linger, 0);
+  sock.set(zmq::sockopt::reconnect_ivl, 100);
+  client_curve(args).apply(sock, false);
+  sock.connect(endpoint);
+  install_interrupt_handler();
+
+  struct Pending {
+    std::vector<std::uint8_t> body;
+    Clock::time_point sent;
+  };
+  std::unordered_map<std::string, Pending> pending;  // sent, not answered
+  std::unordered_map<std::string, int> answers;      // answers received per id
+  std::size_t next = 0, estimates = 0, errors = 0, resent = 0, twice = 0, duplicate_replies = 0, overloaded = 0;
+  const auto t0 = Clock::now();
+  Clock::time_point last_sent = t0, last_resend_scan = t0;
+  bool stopped_early = false;
+  const auto try_send = [&](const std::vector<std::uint8_t>& body) {
+    if (!sock.send(zmq::buffer(topic), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) return false;
+    sock.send(zmq::buffer(body), zmq::send_flags::none);  // the rest of a started message never waits
+    return true;
+  };
+  for (;;) {
+    if (interrupted()) break;
+    const auto now = Clock::now();
+    if (seconds > 0 && now - t0 > std::chrono::duration<double>(seconds) && next < sources.size()) {
+      stopped_early = true;  // no new messages; what was sent is still awaited
+    }
+    bool busy = false;
+    // A new message, when the rate, the window and the connection allow.
+    if (!stopped_early && next < sources.size() && pending.size() < static_cast<std::size_t>(window) &&
+        (rate <= 0 || now >= t0 + std::chrono::duration<double>(static_cast<double>(next) / rate))) {
+      auto body = protocol::encode(message_of(sources[next], kind), raw);
+      if (try_send(body)) {
+        pending[sources[next].id] = Pending{std::move(body), now};
+        ++next;
+        last_sent = now;
+        busy = true;
+      }
+    }
+    // Resends of what has not been answered in time (scanned every 100 ms).
+    if (now - last_resend_scan > std::chrono::milliseconds(100)) {
+      last_resend_scan = now;
+      for (auto& [id, p] : pending) {
+        if (now - p.sent < ack_timeout) continue;
+        if (!try_send(p.body)) break;  // not connected: later
+        p.sent = now;
+        ++resent;
+      }
+    }
+    // Answers.
+    zmq::pollitem_t item{sock.handle(), 0, ZMQ_POLLIN, 0};
+    const bool more_to_send = !stopped_early && next < sources.size() && pending.size() < static_cast<std::size_t>(window);
+    zmq::poll(&item, 1, std::chrono::milliseconds(busy || more_to_send ? 0 : 20));
+    while (true) {
+      zmq::message_t answer_topic, body;
+      if (!sock.recv(answer_topic, zmq::recv_flags::dontwait)) break;
+      if (!answer_topic.more()) continue;
+      (void)sock.recv(body);
+      while (body.more()) {  // not ours: read and passed over
+        zmq::message_t extra;
+        (void)sock.recv(extra);
+        if (!extra.more()) break;
+      }
+      const auto id = protocol::peek_id(static_cast<const std::uint8_t*>(body.data()), body.size());
+      if (!id) continue;
+      const std::string_view t = answer_topic.to_string_view();
+      if (t == protocol::kTopicDuplicate) {
+        ++duplicate_replies;  // answered before (its answer was lost with a connection)
+        pending.erase(*id);
+        continue;
+      }
+      if (t == protocol::kTopicError) {
+        try {
+          const auto e = protocol::decode_error_message(static_cast<const std::uint8_t*>(body.data()), body.size());
+          if (e.code == protocol::ErrorCode::kOverloaded) {
+            ++overloaded;  // dropped, not answered: sent again after --ack-timeout
+            continue;
+          }
+        } catch (const protocol::ProtocolError&) {
+        }
+      }
+      if (++answers[*id] > 1) ++twice;
+      (t == protocol::kTopicError ? errors : estimates) += 1;
+      pending.erase(*id);
+    }
+    if (next >= sources.size() || stopped_early) {
+      if (pending.empty()) break;
+      if (Clock::now() - last_sent > std::chrono::duration<double>(ack_wait_s) + ack_timeout) break;
+    }
+  }
+  const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::cerr << "xasmap feed: sent " << next << " " << kind << (next == 1 ? " message" : " messages") << " to "
+            << endpoint << " in " << rate_text(next, elapsed) << ", acknowledged: answered "
+            << (next - pending.size()) << " (" << estimates << " estimates, " << errors << " errors, "
+            << duplicate_replies << " answered before), resent " << resent << ", overloaded " << overloaded
+            << ", answered twice " << twice << ", unanswered " << pending.size() << "\n";
+  if (interrupted()) return 130;
+  return pending.empty() ? 0 : 1;
+}
+
 }  // namespace
 
 int run_feed(const CliArgs& args) {
   const config::Config cfg = config_from_args(args);
   if (args.has("input") && args.has("endpoint")) throw UsageError("give --input or --endpoint, not both");
   const std::string endpoint = args.value("input").value_or(args.value("endpoint").value_or(cfg.input.endpoint));
-  const bool bind = !args.has("connect");
   const std::string pattern =
-      args.value("pattern").value_or(cfg.input.pattern == config::InputPattern::kPull ? "push" : "pub");
-  if (pattern != "pub" && pattern != "push") throw UsageError("--pattern must be pub or push");
+      args.value("pattern").value_or(cfg.input.pattern == config::InputPattern::kPull     ? "push"
+                                     : cfg.input.pattern == config::InputPattern::kRouter ? "dealer"
+                                                                                           : "pub");
+  if (pattern != "pub" && pattern != "push" && pattern != "dealer") {
+    throw UsageError("--pattern must be pub, push or dealer");
+  }
+  const bool bind = pattern != "dealer" && !args.has("connect");  // a DEALER connects to the daemon's ROUTER
   const std::string topic = args.value("topic").value_or(cfg.input.topic);
   const std::string raw = args.value("raw").value_or("");
   if (!raw.empty() && raw != "f4" && raw != "f8") throw UsageError("--raw must be f4 or f8");
@@ -159,6 +321,8 @@ int run_feed(const CliArgs& args) {
     kind = "file";
   }
 
+  if (pattern == "dealer") return feed_acknowledged(args, endpoint, topic, raw, rate, seconds, sources, kind);
+
   zmq::context_t context(1);
   zmq::socket_t sock(context, pattern == "push" ? zmq::socket_type::push
                               : bind             ? zmq::socket_type::xpub
@@ -201,15 +365,7 @@ int run_feed(const CliArgs& args) {
     if (interrupted()) break;
     if (rate > 0) std::this_thread::sleep_until(t0 + std::chrono::duration<double>(static_cast<double>(sent) / rate));
     if (seconds > 0 && std::chrono::steady_clock::now() - t0 > std::chrono::duration<double>(seconds)) break;
-    protocol::SpectrumMessage m;
-    m.id = s.id;
-    m.energy = s.energy;
-    m.intensity = s.intensity;
-    m.time = wall_seconds();
-    m.meta = meta_bytes(s, kind);
-    m.stack = !s.shape.empty();
-    m.shape = s.shape;
-    const auto body = protocol::encode(m, raw);
+    const auto body = protocol::encode(message_of(s, kind), raw);
     try {
       sock.send(zmq::buffer(topic), zmq::send_flags::sndmore);
       sock.send(zmq::buffer(body), zmq::send_flags::none);
@@ -220,13 +376,8 @@ int run_feed(const CliArgs& args) {
     ++sent;
   }
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  // A rate to 3 significant digits (4.57 /s), whole numbers from 100 on (27537 /s).
-  const double per_second = elapsed > 0 ? static_cast<double>(sent) / elapsed : 0.0;
-  char summary[64];
-  std::snprintf(summary, sizeof summary,
-                per_second >= 100 ? "%.2f s (%.0f /s)" : "%.2f s (%.3g /s)", elapsed, per_second);
   std::cerr << "xasmap feed: sent " << sent << " " << kind << (sent == 1 ? " message" : " messages")
-            << " to " << endpoint << " in " << summary << "\n";
+            << " to " << endpoint << " in " << rate_text(sent, elapsed) << "\n";
   return interrupted() ? 130 : 0;
 }
 

@@ -9,9 +9,11 @@
 #include <cstdlib>
 #include <chrono>
 #include <cmath>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "bounded_queue.hpp"
@@ -73,10 +75,19 @@ constexpr int kDropReceiveHwm = 1000;
 // ZeroMQ's receive batch (ZMQ_IN_BATCH_SIZE, 8 KiB by default): smaller messages share one.
 constexpr std::size_t kReceiveBatchBytes = 8192;
 
+// The sender of a message on the acknowledged input (pattern router): its answer goes back to it
+// once published (docs/protocol.md, Delivery guarantees).
+struct Peer {
+  std::string routing_id;  // empty: the input is not acknowledged (sub, pull)
+  bool delimiter = false;  // the sender put an empty frame before the topic (a REQ-style envelope)
+  std::string id;          // the message's id as the receiver read it, for de-duplication
+};
+
 struct Job {
   zmq::message_t payload;
   Clock::time_point received;
   BudgetCharge charge;  // payload.size() + kMessageOverhead, until the message is answered
+  Peer peer;
 };
 
 enum class Outcome { kPublished, kRejected, kDropped };
@@ -101,6 +112,7 @@ struct Outgoing {
   // memory budget; otherwise it is counted (status 'unannounced') and not sent.
   bool announce = true;
   BudgetCharge charge;  // the encoded bytes, until ZeroMQ has freed them
+  Peer peer;            // acknowledged input: who is answered once this is published
 };
 
 struct ModelState {
@@ -233,6 +245,16 @@ struct Daemon::Impl {
   CurveSide input_curve, output_curve, control_curve;
   std::optional<CurveAuthenticator> authenticator;
   std::optional<zmq::socket_t> input, output, control;
+  // Acknowledged input (pattern router): the publisher hands each answer to the receiver, which
+  // owns the ROUTER, through this inproc pipe (PUSH acks_out -> PULL acks_in).
+  const bool acknowledged = config.input.pattern == config::InputPattern::kRouter;
+  std::optional<zmq::socket_t> acks_in, acks_out;
+  std::atomic<bool> reading_done{false};  // the receiver reads no more input
+  std::atomic<bool> acks_done{false};     // the publisher has handed over its last answer
+  // The receiver's own (no lock): ids accepted and not yet answered, and the last
+  // input.dedup_ids ids answered, oldest first.
+  std::unordered_set<std::string> ids_in_flight, ids_answered;
+  std::deque<std::string> ids_answered_order;
   std::string output_endpoint, control_endpoint;  // set before the threads start
   mutable std::mutex input_endpoint_mutex;
   std::string input_endpoint;  // guarded by input_endpoint_mutex: known only once the model is built
@@ -280,6 +302,7 @@ struct Daemon::Impl {
   std::atomic<std::uint64_t> generation{0};
 
   std::atomic<std::uint64_t> received{0}, published{0}, rejected{0}, dropped{0};
+  std::atomic<std::uint64_t> duplicates{0};  // acknowledged input: resends of ids in flight or answered
   std::atomic<std::uint64_t> unannounced{0};  // errors and drop notices counted but not sent (budget full)
   std::atomic<bool> ready{false}, stop_receiving{false}, stop_control{false};
   std::atomic<bool> shutdown_requested{false}, reloading{false};
@@ -343,13 +366,17 @@ struct Daemon::Impl {
       reload_thread.request_stop();  // a reload still building gives up (ReloadCancelled)
     }
     shutdown_requested = true;
-    if (receiver.joinable()) receiver.join();
+    // The receiver stops reading; on the acknowledged input it goes on answering senders until
+    // the publisher has handed over its last answer, so it is joined after the publisher.
+    while (receiver.joinable() && !reading_done.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     queue.close();
     for (auto& w : workers) {
       if (w.joinable()) w.join();
     }
     outbox.close();
     if (publisher.joinable()) publisher.join();
+    acks_done = true;
+    if (receiver.joinable()) receiver.join();
     stop_control = true;
     if (controller.joinable()) controller.join();
     if (authenticator) authenticator->stop();
@@ -368,6 +395,8 @@ struct Daemon::Impl {
     input.reset();
     output.reset();
     control.reset();
+    acks_in.reset();
+    acks_out.reset();
     authenticator.reset();
     context.close();
   }
@@ -379,7 +408,7 @@ struct Daemon::Impl {
 
   // ---- results ----
   void reject(ErrorCode code, std::optional<std::string> id, std::string field, std::string message,
-              Clock::time_point t_received, Outcome outcome = Outcome::kRejected) {
+              Clock::time_point t_received, Peer peer = {}) {
     protocol::ErrorMessage e;
     e.id = std::move(id);
     e.code = code;
@@ -390,9 +419,10 @@ struct Daemon::Impl {
                protocol::to_string(code), e.message);
     Outgoing out;
     out.topic = protocol::kTopicError;
-    out.outcome = outcome;
+    out.outcome = Outcome::kRejected;
     out.encoded.bytes = protocol::encode(e);
     out.received = t_received;
+    out.peer = std::move(peer);
     send(std::move(out));
   }
 
@@ -426,6 +456,7 @@ struct Daemon::Impl {
     } else {
       out.announce = false;
     }
+    out.peer = std::move(job.peer);
     job = Job{};  // the payload and its charge are given back now
     outbox.push(std::move(out), OverflowPolicy::kBlock, [] { return true; });
   }
@@ -457,43 +488,60 @@ struct Daemon::Impl {
     zmq::socket_t& sock = *input;
     const std::string& topic = config.input.topic;
     const auto max_bytes = static_cast<std::size_t>(config.input.max_message_bytes);
+    std::vector<zmq::message_t> frames;
     while (!stop_receiving.load()) {
       inject_fault("receiver");
-      zmq::pollitem_t item{sock.handle(), 0, ZMQ_POLLIN, 0};
-      zmq::poll(&item, 1, kPollPeriod);
-      if (!(item.revents & ZMQ_POLLIN)) continue;
+      zmq::pollitem_t items[2] = {{sock.handle(), 0, ZMQ_POLLIN, 0},
+                                  {acknowledged ? acks_in->handle() : nullptr, 0, ZMQ_POLLIN, 0}};
+      zmq::poll(items, acknowledged ? 2 : 1, kPollPeriod);
+      if (acknowledged) answer_senders();
+      if (!(items[0].revents & ZMQ_POLLIN)) continue;
       for (int burst = 0; burst < 4096 && !stop_receiving.load(); ++burst) {
         zmq::message_t first;
         if (!sock.recv(first, zmq::recv_flags::dontwait)) break;
         const Clock::time_point t = Clock::now();
         ++received;
-        int frames = 1;
-        zmq::message_t payload;
+        // Up to 4 frames are kept (a routing id, an empty delimiter, the topic, the payload); the
+        // rest of a longer message is read and counted only. A multipart message arrives whole.
+        frames.clear();
+        int count = 1;
         bool more = first.more();
-        if (more) {
-          (void)sock.recv(payload);
-          ++frames;
-          more = payload.more();
-        }
-        while (more) {  // a multipart message arrives whole: these do not block
+        frames.push_back(std::move(first));
+        while (more) {
           zmq::message_t extra;
           (void)sock.recv(extra);
-          ++frames;
+          ++count;
           more = extra.more();
+          if (frames.size() < 4) frames.push_back(std::move(extra));
         }
-        if (frames != 2) {
+        Peer peer;
+        std::size_t at = 0;  // the first frame of the message proper
+        if (acknowledged) {
+          peer.routing_id = frames[0].to_string();
+          at = 1;
+          if (frames.size() >= 4 && frames[1].size() == 0) {
+            peer.delimiter = true;
+            at = 2;
+          }
+          count -= static_cast<int>(at);
+        }
+        if (count != 2) {
           reject(ErrorCode::kBadFrames, std::nullopt, "",
-                 "the message has " + std::to_string(frames) +
-                     (frames == 1 ? " frame" : " frames") +
+                 "the message has " + std::to_string(count) + (count == 1 ? " frame" : " frames") +
                      "; protocol v1 messages have exactly 2: the topic and a msgpack map",
-                 t);
+                 t, std::move(peer));
           continue;
         }
-        if (first.to_string_view() != topic) {
+        zmq::message_t& head = frames[at];
+        zmq::message_t payload = std::move(frames[at + 1]);
+        if (head.to_string_view() != topic) {
           reject(ErrorCode::kBadFrames, std::nullopt, "topic",
-                 "topic '" + printable(first.to_string_view()) + "' is not the input topic '" +
-                     topic + "'",
-                 t);
+                 "topic '" + printable(head.to_string_view()) + "' is not the input topic '" + topic + "'", t,
+                 std::move(peer));
+          continue;
+        }
+        if (acknowledged && !accept_once(sock, peer, payload)) {
+          ++duplicates;
           continue;
         }
         if (payload.size() > max_bytes) {
@@ -501,7 +549,7 @@ struct Daemon::Impl {
                  protocol::peek_id(static_cast<const std::uint8_t*>(payload.data()), payload.size()),
                  "", "the message is " + std::to_string(payload.size()) +
                          " bytes; the limit (input.max_message_bytes) is " + std::to_string(max_bytes),
-                 t);
+                 t, std::move(peer));
           continue;
         }
         if (payload.size() < kReceiveBatchBytes) {
@@ -511,15 +559,90 @@ struct Daemon::Impl {
         }
         const std::size_t cost = payload.size() + kMessageOverhead;
         if (!admit(cost)) {
-          drop(Job{std::move(payload), t, {}}, true);
+          drop(Job{std::move(payload), t, {}, std::move(peer)}, true);
           continue;
         }
-        auto r = queue.push(Job{std::move(payload), t, BudgetCharge(&budget, cost)}, policy,
+        auto r = queue.push(Job{std::move(payload), t, BudgetCharge(&budget, cost), std::move(peer)}, policy,
                             [this] { return !stop_receiving.load(); });
         if (r.dropped) drop(std::move(*r.dropped), false);
       }
     }
+    reading_done = true;
+    if (acknowledged) {
+      // What was accepted is still being answered: its answers go to their senders until the
+      // publisher has handed over the last one.
+      for (;;) {
+        const bool last = acks_done.load();
+        answer_senders();
+        if (last) break;
+        zmq::pollitem_t item{acks_in->handle(), 0, ZMQ_POLLIN, 0};
+        zmq::poll(&item, 1, kPollPeriod);
+      }
+    }
     sock.close();
+  }
+
+  // Acknowledged input: whether a message is new. A message whose id is in flight is passed over
+  // (its answer is coming); one whose id was answered lately gets a `duplicate` reply instead of
+  // a second estimate; a new id is in flight from here until its answer is handed to its sender.
+  // A message without an id cannot be matched, and is always new.
+  bool accept_once(zmq::socket_t& sock, Peer& peer, const zmq::message_t& payload) {
+    peer.id = protocol::peek_id(static_cast<const std::uint8_t*>(payload.data()), payload.size()).value_or("");
+    if (peer.id.empty()) return true;
+    if (ids_in_flight.count(peer.id)) return false;
+    if (ids_answered.count(peer.id)) {
+      msgpack::sbuffer b;
+      Packer pk(b);
+      pk.pack_map(3);
+      pk.pack("type");
+      pk.pack(protocol::kTopicDuplicate);
+      pk.pack("id");
+      pk.pack(peer.id);
+      pk.pack("message");
+      pk.pack(std::string("already answered; its estimate was published then, and is not made again"));
+      sock.send(zmq::buffer(peer.routing_id), zmq::send_flags::sndmore);
+      if (peer.delimiter) sock.send(zmq::message_t(), zmq::send_flags::sndmore);
+      sock.send(zmq::buffer(protocol::kTopicDuplicate), zmq::send_flags::sndmore);
+      sock.send(zmq::message_t(b.data(), b.size()), zmq::send_flags::none);
+      return false;
+    }
+    ids_in_flight.insert(peer.id);
+    return true;
+  }
+
+  // Flags of an answer on its way from the publisher to the receiver.
+  static constexpr std::uint8_t kAnswerDelimiter = 1;  // the sender's envelope had an empty frame
+  static constexpr std::uint8_t kAnswerRemember = 2;   // the id is answered for good (not a drop)
+
+  // Acknowledged input: sends the answers the publisher handed over to their senders (routing id,
+  // [empty frame,] topic, the message as published), and moves their ids from in flight to
+  // answered. A sender that has gone is passed over by ZeroMQ (it resends to the next daemon).
+  void answer_senders() {
+    zmq::socket_t& sock = *input;
+    for (int n = 0; n < 4096; ++n) {
+      zmq::message_t routing_id;
+      if (!acks_in->recv(routing_id, zmq::recv_flags::dontwait)) return;
+      zmq::message_t flags, answer_topic, body, id;
+      (void)acks_in->recv(flags);
+      (void)acks_in->recv(answer_topic);
+      (void)acks_in->recv(body);
+      (void)acks_in->recv(id);
+      const std::uint8_t f = flags.size() == 1 ? *static_cast<const std::uint8_t*>(flags.data()) : 0;
+      sock.send(routing_id, zmq::send_flags::sndmore);
+      if (f & kAnswerDelimiter) sock.send(zmq::message_t(), zmq::send_flags::sndmore);
+      sock.send(answer_topic, zmq::send_flags::sndmore);
+      sock.send(body, zmq::send_flags::none);
+      if (id.size() == 0) continue;
+      std::string key = id.to_string();
+      ids_in_flight.erase(key);
+      if ((f & kAnswerRemember) && config.input.dedup_ids > 0 && ids_answered.insert(key).second) {
+        ids_answered_order.push_back(std::move(key));
+        if (ids_answered_order.size() > static_cast<std::size_t>(config.input.dedup_ids)) {
+          ids_answered.erase(ids_answered_order.front());
+          ids_answered_order.pop_front();
+        }
+      }
+    }
   }
 
   // ---- workers ----
@@ -548,7 +671,7 @@ struct Daemon::Impl {
         log->error("internal error on a message: {}", e.what());
         reject(ErrorCode::kInternal,
                protocol::peek_id(static_cast<const std::uint8_t*>(job->payload.data()), job->payload.size()),
-               "", std::string("internal error: ") + e.what(), job->received);
+               "", std::string("internal error: ") + e.what(), job->received, std::move(job->peer));
       }
     }
   }
@@ -560,7 +683,7 @@ struct Daemon::Impl {
       m = protocol::decode_spectrum(static_cast<const std::uint8_t*>(job.payload.data()),
                                     job.payload.size(), limits);
     } catch (const protocol::ProtocolError& e) {
-      reject(e.code(), e.id(), e.field(), e.detail(), job.received);
+      reject(e.code(), e.id(), e.field(), e.detail(), job.received, std::move(job.peer));
       return;
     }
     if (!m.stack && !m.intensity_f4.empty()) {
@@ -581,9 +704,9 @@ struct Daemon::Impl {
       const std::size_t maps = m.pixels() * sizeof(float) * (2 * state.model.parameters().size() + 1);
       budget.force_acquire(decoded + maps);
       const BudgetCharge in_flight(&budget, decoded + maps);
-      process_stack(m, state, job.received, t1, latency);
+      process_stack(m, state, job.received, t1, latency, std::move(job.peer));
     } else {
-      process_single(m, state, job.received, t1, latency);
+      process_single(m, state, job.received, t1, latency, std::move(job.peer));
     }
   }
 
@@ -597,7 +720,7 @@ struct Daemon::Impl {
   };
 
   void process_single(protocol::SpectrumMessage& m, const ModelState& state, Clock::time_point received_at,
-                      Clock::time_point t1, protocol::Latency latency) {
+                      Clock::time_point t1, protocol::Latency latency, Peer peer) {
     static thread_local WorkerScratch w;
     const Model& model = state.model;
     const auto n = static_cast<Eigen::Index>(m.energy.size());
@@ -618,7 +741,7 @@ struct Daemon::Impl {
       std::string text = err.what();
       // The sender chooses the unit; xasmap feed converts files with --energy-unit keV.
       if (err.reason() == RejectReason::kEnergyUnit) text += "; send energies in eV";
-      reject(code_of(err.reason()), m.id, field_of(err.reason()), text, received_at);
+      reject(code_of(err.reason()), m.id, field_of(err.reason()), text, received_at, std::move(peer));
       return;
     }
     latency.compute = micros(t1, Clock::now());
@@ -636,6 +759,7 @@ struct Daemon::Impl {
     out.stamp = true;
     out.received = received_at;
     out.acquisition_time = m.time;
+    out.peer = std::move(peer);
     send(std::move(out));
   }
 
@@ -681,7 +805,7 @@ struct Daemon::Impl {
   }
 
   void process_stack(protocol::SpectrumMessage& m, const ModelState& state, Clock::time_point received_at,
-                     Clock::time_point t1, protocol::Latency latency) {
+                     Clock::time_point t1, protocol::Latency latency, Peer peer) {
     const Model& model = state.model;
     const auto& params = model.parameters();
     const std::size_t pixels = m.pixels();
@@ -751,6 +875,7 @@ struct Daemon::Impl {
     out.stamp = true;
     out.received = received_at;
     out.acquisition_time = m.time;
+    out.peer = std::move(peer);
     send(std::move(out));
   }
 
@@ -776,6 +901,7 @@ struct Daemon::Impl {
     if (!o.announce) {  // a notice that did not fit in the budget: counted only
       ++unannounced;
       count(o.outcome);
+      answer_sender(o, nullptr);
       return;
     }
     if (o.dropped) {
@@ -801,6 +927,10 @@ struct Daemon::Impl {
       protocol::stamp(o.encoded, ++seq, wall, service, end_to_end);
       interval_latency.record(service);
     }
+    // Acknowledged input: the sender's answer is the message as published (a copy: the published
+    // bytes go to ZeroMQ without one).
+    std::optional<zmq::message_t> answer;
+    if (!o.peer.routing_id.empty()) answer.emplace(o.encoded.bytes.data(), o.encoded.bytes.size());
     zmq::socket_t& sock = *output;
     sock.send(zmq::buffer(o.topic), zmq::send_flags::sndmore);
     // Zero-copy: ZeroMQ frees the buffer (and its charge) when no subscriber's queue holds it.
@@ -815,6 +945,31 @@ struct Daemon::Impl {
     }, held);
     sock.send(body, zmq::send_flags::none);
     count(o.outcome);
+    if (answer) answer_sender(o, &*answer);
+  }
+
+  // Hands the answer of an acknowledged message to the receiver, after it was published: `body`,
+  // or for a notice that did not fit in the budget, a short error saying so.
+  void answer_sender(Outgoing& o, zmq::message_t* body) {
+    if (o.peer.routing_id.empty()) return;
+    zmq::message_t fallback;
+    if (!body) {
+      protocol::ErrorMessage e;
+      if (!o.peer.id.empty()) e.id = o.peer.id;
+      e.code = o.outcome == Outcome::kDropped ? ErrorCode::kOverloaded : ErrorCode::kInternal;
+      e.message = "answered without details: the memory budget (input.memory_budget_bytes) was full";
+      e.time = wall_seconds();
+      const auto bytes = protocol::encode(e);
+      fallback = zmq::message_t(bytes.data(), bytes.size());
+      body = &fallback;
+    }
+    const std::uint8_t flags = static_cast<std::uint8_t>((o.peer.delimiter ? kAnswerDelimiter : 0) |
+                                                         (o.outcome == Outcome::kDropped ? 0 : kAnswerRemember));
+    acks_out->send(zmq::buffer(o.peer.routing_id), zmq::send_flags::sndmore);
+    acks_out->send(zmq::buffer(&flags, 1), zmq::send_flags::sndmore);
+    acks_out->send(zmq::buffer(o.topic), zmq::send_flags::sndmore);
+    acks_out->send(*body, zmq::send_flags::sndmore);
+    acks_out->send(zmq::buffer(o.peer.id), zmq::send_flags::none);
   }
 
   void count(Outcome outcome) {
@@ -837,15 +992,16 @@ struct Daemon::Impl {
   // Counters read in an order that keeps queue_depth >= 0 while messages flow: the outcomes first,
   // then `received`, which is counted before any outcome of the same message.
   struct Counters {
-    std::uint64_t received, published, rejected, dropped, queue_depth;
+    std::uint64_t received, published, rejected, dropped, duplicates, queue_depth;
   };
   Counters counters() const {
     Counters c{};
     c.published = published.load();
     c.rejected = rejected.load();
     c.dropped = dropped.load();
+    c.duplicates = duplicates.load();
     c.received = received.load();
-    c.queue_depth = c.received - c.published - c.rejected - c.dropped;
+    c.queue_depth = c.received - c.published - c.rejected - c.dropped - c.duplicates;
     return c;
   }
 
@@ -916,6 +1072,7 @@ struct Daemon::Impl {
     // The last word: counters that account for every message received.
     publish_metrics(std::chrono::duration<double>(Clock::now() - last_metrics).count());
     output->close();
+    acks_done = true;  // every answer is in the pipe to the receiver
   }
 
   // ---- control ----
@@ -1018,7 +1175,7 @@ struct Daemon::Impl {
       reload_error = last_reload_error;
       reload_result = last_reload_result;
     }
-    pk.pack_map(22);
+    pk.pack_map(23);
     pk.pack("ok");
     pk.pack(true);
     pk.pack("ready");
@@ -1031,6 +1188,8 @@ struct Daemon::Impl {
     pk.pack(c.rejected);
     pk.pack("dropped");
     pk.pack(c.dropped);
+    pk.pack("duplicates");
+    pk.pack(c.duplicates);
     pk.pack("queue_depth");
     pk.pack(c.queue_depth);
     pk.pack("queued");
@@ -1411,7 +1570,9 @@ struct Daemon::Impl {
       const auto t_sockets = Clock::now();
       try {
         const bool sub = config.input.pattern == config::InputPattern::kSub;
-        input.emplace(context, sub ? zmq::socket_type::sub : zmq::socket_type::pull);
+        input.emplace(context, sub            ? zmq::socket_type::sub
+                               : acknowledged ? zmq::socket_type::router
+                                              : zmq::socket_type::pull);
         // With a drop policy the receiver drains ZeroMQ's buffer at once and every drop happens, counted
         // and answered, in the daemon's queue. ZeroMQ's buffer is still bounded (kDropReceiveHwm
         // messages), outside the memory budget: a feed faster than the receiver itself then waits
@@ -1421,8 +1582,17 @@ struct Daemon::Impl {
         input->set(zmq::sockopt::rcvhwm, config.input.overflow == config::Overflow::kBlock
                                              ? config.input.queue_capacity
                                              : std::min(config.input.queue_capacity, kDropReceiveHwm));
-        input->set(zmq::sockopt::linger, 0);
+        // Acknowledged: the last answers are flushed to their senders at a stop (up to 2 s).
+        input->set(zmq::sockopt::linger, acknowledged ? 2000 : 0);
         if (sub) input->set(zmq::sockopt::subscribe, config.input.topic);
+        if (acknowledged) {
+          acks_in.emplace(context, zmq::socket_type::pull);
+          acks_in->set(zmq::sockopt::rcvhwm, 0);
+          acks_in->bind("inproc://xasmapd-answers");
+          acks_out.emplace(context, zmq::socket_type::push);
+          acks_out->set(zmq::sockopt::sndhwm, 0);
+          acks_out->connect("inproc://xasmapd-answers");
+        }
         apply_curve(*input, input_curve, "input", config.input.bind);
         if (config.input.bind) {
           input->bind(config.input.endpoint);
@@ -1492,9 +1662,9 @@ struct Daemon::Impl {
     // at its end; its model is not used.
     stop_threads();
     const Counters c = counters();
-    log->info("xasmapd stopped in {:.3f} s: received {}, published {}, rejected {}, dropped {}",
+    log->info("xasmapd stopped in {:.3f} s: received {}, published {}, rejected {}, dropped {}{}",
               std::chrono::duration<double>(Clock::now() - t0).count(), c.received, c.published, c.rejected,
-              c.dropped);
+              c.dropped, acknowledged ? ", duplicates " + std::to_string(c.duplicates) : std::string());
   }
 };
 

@@ -122,6 +122,10 @@ TEST_CASE("cross-field rules are checked and located", "[config][reject]") {
   // Every swept setting multiplies the library: 5001 10Dq values x 3 ions x 12 nuisance variants.
   check(rejection("library:\n  simulate:\n    tendq_ev: {start: 0, stop: 2.5, step: 0.0005}\n"),
         {"library.simulate", 3, 5, "180036 spectra", "at most 100000 spectra"});
+  // The acknowledged input's ROUTER binds; senders' DEALERs connect.
+  check(rejection("input:\n  pattern: router\n"), {"input.bind", 2, 3, "false", "true with pattern router"});
+  check(rejection("input:\n  pattern: router\n  bind: true\n  dedup_ids: -1\n"),
+        {"input.dedup_ids", 4, 14, "-1", "an integer in [0, 100000000]"});
   // A key left at its default is located at its section's first key.
   check(rejection("embedding:\n  estimate_dims: 64\n"),
         {"embedding.landmarks", 2, 3, "64", "more landmarks than embedding.estimate_dims"});

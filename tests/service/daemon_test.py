@@ -248,11 +248,12 @@ class Feed:
 
 
 def check_counters(status, what):
-    total = status["published"] + status["rejected"] + status["dropped"] + status["queue_depth"]
+    total = (status["published"] + status["rejected"] + status["dropped"] + status.get("duplicates", 0) +
+             status["queue_depth"])
     check(status["received"] == total,
-          "%s: received %d = published %d + rejected %d + dropped %d + queue_depth %d" %
+          "%s: received %d = published %d + rejected %d + dropped %d + duplicates %d + queue_depth %d" %
           (what, status["received"], status["published"], status["rejected"], status["dropped"],
-           status["queue_depth"]))
+           status.get("duplicates", 0), status["queue_depth"]))
 
 
 def check_estimates(estimates, truth, what):
@@ -1461,6 +1462,120 @@ def scenario_curve(args):
           run.returncode)
 
 
+def scenario_acknowledged(args):
+    """The acknowledged input (pattern router): a Python DEALER gets each message answered once
+    (with and without a REQ-style empty frame), a resend of an answered id gets 'duplicate', a
+    malformed message its error. Then xasmap feed --pattern dealer sends flat out; the daemon is
+    killed (SIGKILL) under load and restarted, later stopped with SIGTERM and restarted: every
+    spectrum is answered to the sender exactly once, and every id reaches a subscriber."""
+    if not args.xasmap:
+        raise SystemExit("the acknowledged scenario needs --xasmap")
+    endpoint = "tcp://127.0.0.1:%d" % free_port()
+    yaml = "overflow: block"
+
+    def start(name):
+        d = Daemon(args, name, endpoint, pattern="router", bind=True, input_yaml=yaml)
+        d.wait_ready()
+        return d
+
+    a = start("ack_a")
+    lib = Library(args.library)
+    rng = np.random.default_rng(11)
+    dealer = CTX.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.RCVTIMEO, 10000)
+    dealer.connect(endpoint)
+    n = 40
+    for i in range(n):
+        energy, intensity = lib.measured(rng, lib.entries[(13 * i) % len(lib.entries)])
+        frames = [b"spectrum", spectrum_message("py-%d" % i, energy, intensity)]
+        dealer.send_multipart(([b""] if i % 2 else []) + frames)  # odd ones REQ-style
+    answers = {}
+    for _ in range(n):
+        try:
+            frames = dealer.recv_multipart()
+        except zmq.Again:
+            break
+        delimited = len(frames) == 3 and frames[0] == b""
+        topic, body = frames[-2], msgpack.unpackb(frames[-1], raw=False)
+        answers.setdefault(body["id"], []).append((topic, delimited))
+    check(sorted(answers) == sorted("py-%d" % i for i in range(n)) and
+          all(len(v) == 1 and v[0][0] == b"estimate" for v in answers.values()),
+          "each of %d messages is answered once, with its estimate (%d answered)" % (n, len(answers)))
+    check(all(v[0][1] == (int(k.split("-")[1]) % 2 == 1) for k, v in answers.items()),
+          "an answer keeps the sender's envelope (an empty frame when the sender put one)")
+    a.wait_answers(n, 10)
+    published = {m["id"] for m in a.of("estimate")}
+    check(all(k in published for k in answers), "every answered estimate was also published")
+    # A resend of answered ids: 'duplicate', and nothing estimated again.
+    for i in range(5):
+        dealer.send_multipart([b"spectrum", spectrum_message("py-%d" % i, lib.entries[0]["energy"],
+                                                             lib.entries[0]["intensity"])])
+    dups = [dealer.recv_multipart() for _ in range(5)]
+    check(all(f[0] == b"duplicate" and msgpack.unpackb(f[1], raw=False)["id"] == "py-%d" % i
+              for i, f in enumerate(dups)), "a resent answered id gets 'duplicate': %s" % dups[:1])
+    dealer.send_multipart([b"spectrum", b"\x81\xa2id\xa5bad-1"])  # a map without arrays
+    bad = dealer.recv_multipart()
+    check(bad[0] == b"error" and msgpack.unpackb(bad[1], raw=False)["id"] == "bad-1",
+          "a malformed message is answered with its error: %s" % bad)
+    dealer.close(linger=0)
+    status = a.request("status")
+    check(status["duplicates"] == 5 and status["published"] == n, "status counts 5 duplicates: %s" % status)
+    check_counters(status, "after the Python client")
+
+    # xasmap feed, flat out; SIGKILL under load, restart; SIGTERM, restart.
+    count = 15000
+    feed = subprocess.Popen([args.xasmap, "feed", "--input", endpoint, "--pattern", "dealer", "--library",
+                             args.library, "--count", str(count), "--rate", "0", "--window", "2000",
+                             "--ack-timeout", "2", "--id-prefix", "ack-"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait_published(d, k, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline and len(d.of("estimate")) < k:
+            time.sleep(0.01)
+        return len(d.of("estimate"))
+
+    seen_a = wait_published(a, n + 3000)
+    a.proc.kill()
+    a.proc.wait()
+    time.sleep(0.5)  # what reached the collector's socket before the kill is still read
+    a.stop_collecting.set()
+    check(seen_a >= n + 3000, "the first daemon answered 3000 before it was killed (%d)" % (seen_a - n))
+    b = start("ack_b")
+    seen_b = wait_published(b, 3000)
+    check(seen_b >= 3000, "the restarted daemon goes on (%d)" % seen_b)
+    code, _ = b.stop()
+    check(code == 0, "the second daemon stops with SIGTERM, exit 0 (%d)" % code)
+    c = start("ack_c")
+    try:
+        out, err = feed.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        feed.kill()
+        out, err = feed.communicate()
+    print(err.strip())
+    check(feed.returncode == 0, "xasmap feed --pattern dealer exits 0 (%s)" % feed.returncode)
+    import re
+    m = re.search(r"answered (\d+) \((\d+) estimates, (\d+) errors, (\d+) answered before\), resent (\d+), "
+                  r"overloaded (\d+), answered twice (\d+), unanswered (\d+)", err)
+    check(m is not None, "the feed reports its answers")
+    if m:
+        answered, estimates, errors, before, resent, overloaded, twice, unanswered = map(int, m.groups())
+        check(answered == count and estimates == count and twice == 0 and unanswered == 0,
+              "every one of %d spectra answered exactly once to the sender across a SIGKILL and a SIGTERM "
+              "(answered %d, estimates %d, twice %d, unanswered %d)" % (count, answered, estimates, twice, unanswered))
+        check(resent > 0, "the kill left messages unanswered that were sent again (%d)" % resent)
+    time.sleep(0.5)
+    ids = [m["id"] for d in (a, b, c) for m in d.of("estimate") if m["id"].startswith("ack-")]
+    check(set(ids) == {"ack-lib-%06d" % (i + 1) for i in range(count)},
+          "every id reached a subscriber of one of the daemons (%d distinct of %d)" % (len(set(ids)), count))
+    print("acknowledged: %d published across the daemons for %d spectra (a crash between publishing and "
+          "answering publishes one twice)" % (len(ids), count))
+    status = c.request("status")
+    check_counters(status, "the third daemon")
+    code, _ = c.stop()
+    check(code == 0, "exit 0")
+
+
 SCENARIOS = {
     "stream": scenario_stream,
     "stack": scenario_stack,
@@ -1482,6 +1597,7 @@ SCENARIOS = {
     "memory": scenario_memory,
     "reload_fit_cancel": scenario_reload_fit_cancel,
     "curve": scenario_curve,
+    "acknowledged": scenario_acknowledged,
 }
 
 

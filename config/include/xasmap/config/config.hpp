@@ -40,7 +40,7 @@ enum class EmbeddingMethod { kMds, kLmds, kIsomap };
 enum class DistanceKind { kEuclidean, kCorrelation, kDerivative, kWasserstein };
 enum class LandmarkSelection { kMaxMin, kRandom };
 enum class Weighting { kInverseDistance, kLocalLinear };
-enum class InputPattern { kSub, kPull };
+enum class InputPattern { kSub, kPull, kRouter };
 enum class Overflow { kDropOldest, kDropNewest, kBlock };
 enum class OffsetTracking { kOff, kReport, kApply };
 enum class LogFormat { kText, kJson };
@@ -193,6 +193,9 @@ struct InputConfig {
   // computed, results in the outbox and in ZeroMQ's send queue. 1 GiB: four stacks at the default
   // max_message_bytes. When it is full, input.overflow decides (docs/operations.md).
   long long memory_budget_bytes = 1LL << 30;
+  // pattern router (acknowledged input): the ids of this many answered messages are remembered,
+  // so that a sender's resend of one already answered is not estimated again (docs/protocol.md).
+  long long dedup_ids = 100000;
   CurveConfig curve;  // the publisher's key is the authorized one
   bool operator==(const InputConfig&) const = default;
 };

@@ -22,6 +22,8 @@ inline constexpr std::string_view kTopicEstimate = "estimate";
 inline constexpr std::string_view kTopicEstimateMap = "estimate_map";
 inline constexpr std::string_view kTopicError = "error";
 inline constexpr std::string_view kTopicMetrics = "metrics";
+// The acknowledged input's reply to a resent message already answered (docs/protocol.md).
+inline constexpr std::string_view kTopicDuplicate = "duplicate";
 
 // Stable identifiers of the `error` message's `code`. Clients match on the string, never on the
 // enum's numeric value, so new codes may be added anywhere.
