@@ -585,9 +585,12 @@ struct Daemon::Impl {
   // Acknowledged input: whether a message is new. A message whose id is in flight is passed over
   // (its answer is coming); one whose id was answered lately gets a `duplicate` reply instead of
   // a second estimate; a new id is in flight from here until its answer is handed to its sender.
-  // A message without an id cannot be matched, and is always new.
+  // A message without an id cannot be matched, and is always new; so is one whose id is longer
+  // than kMaxDedupIdBytes, so that the remembered ids stay small (at most input.dedup_ids of them).
+  static constexpr std::size_t kMaxDedupIdBytes = 256;
   bool accept_once(zmq::socket_t& sock, Peer& peer, const zmq::message_t& payload) {
     peer.id = protocol::peek_id(static_cast<const std::uint8_t*>(payload.data()), payload.size()).value_or("");
+    if (peer.id.size() > kMaxDedupIdBytes) peer.id.clear();
     if (peer.id.empty()) return true;
     if (ids_in_flight.count(peer.id)) return false;
     if (ids_answered.count(peer.id)) {
