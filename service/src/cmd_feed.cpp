@@ -160,8 +160,9 @@ int feed_acknowledged(const CliArgs& args, const std::string& endpoint, const st
     if (seconds > 0 && now - t0 > std::chrono::duration<double>(seconds) && next < sources.size()) {
       stopped_early = true;  // no new messages; what was sent is still awaited
     }
-    bool busy = false;
-    // A new message, when the rate, the window and the connection allow.
+    bool sent_one = false;
+    // A new message, when the rate, the window and the connection allow (not connected: the
+    // send is refused at once, and tried again after the wait for answers below).
     if (!stopped_early && next < sources.size() && pending.size() < static_cast<std::size_t>(window) &&
         (rate <= 0 || now >= t0 + std::chrono::duration<double>(static_cast<double>(next) / rate))) {
       auto body = protocol::encode(message_of(sources[next], kind), raw);
@@ -169,7 +170,7 @@ int feed_acknowledged(const CliArgs& args, const std::string& endpoint, const st
         pending[sources[next].id] = Pending{std::move(body), now};
         ++next;
         last_sent = now;
-        busy = true;
+        sent_one = true;
       }
     }
     // Resends of what has not been answered in time (scanned every 100 ms).
@@ -184,8 +185,7 @@ int feed_acknowledged(const CliArgs& args, const std::string& endpoint, const st
     }
     // Answers.
     zmq::pollitem_t item{sock.handle(), 0, ZMQ_POLLIN, 0};
-    const bool more_to_send = !stopped_early && next < sources.size() && pending.size() < static_cast<std::size_t>(window);
-    zmq::poll(&item, 1, std::chrono::milliseconds(busy || more_to_send ? 0 : 20));
+    zmq::poll(&item, 1, std::chrono::milliseconds(sent_one ? 0 : 2));
     while (true) {
       zmq::message_t answer_topic, body;
       if (!sock.recv(answer_topic, zmq::recv_flags::dontwait)) break;

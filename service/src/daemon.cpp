@@ -679,6 +679,8 @@ struct Daemon::Impl {
     }
   }
 
+  // The job's peer is moved into its answer only when that is sent, so that an exception before
+  // (caught in work_loop) still answers the sender.
   void process(Job& job, const ModelState& state) {
     const Clock::time_point t0 = Clock::now();
     protocol::SpectrumMessage m;
@@ -707,9 +709,9 @@ struct Daemon::Impl {
       const std::size_t maps = m.pixels() * sizeof(float) * (2 * state.model.parameters().size() + 1);
       budget.force_acquire(decoded + maps);
       const BudgetCharge in_flight(&budget, decoded + maps);
-      process_stack(m, state, job.received, t1, latency, std::move(job.peer));
+      process_stack(m, state, job.received, t1, latency, job.peer);
     } else {
-      process_single(m, state, job.received, t1, latency, std::move(job.peer));
+      process_single(m, state, job.received, t1, latency, job.peer);
     }
   }
 
@@ -723,7 +725,7 @@ struct Daemon::Impl {
   };
 
   void process_single(protocol::SpectrumMessage& m, const ModelState& state, Clock::time_point received_at,
-                      Clock::time_point t1, protocol::Latency latency, Peer peer) {
+                      Clock::time_point t1, protocol::Latency latency, Peer& peer) {
     static thread_local WorkerScratch w;
     const Model& model = state.model;
     const auto n = static_cast<Eigen::Index>(m.energy.size());
@@ -808,7 +810,7 @@ struct Daemon::Impl {
   }
 
   void process_stack(protocol::SpectrumMessage& m, const ModelState& state, Clock::time_point received_at,
-                     Clock::time_point t1, protocol::Latency latency, Peer peer) {
+                     Clock::time_point t1, protocol::Latency latency, Peer& peer) {
     const Model& model = state.model;
     const auto& params = model.parameters();
     const std::size_t pixels = m.pixels();
