@@ -22,6 +22,7 @@
 #include "xasmap/core/embedding.hpp"
 #include "xasmap/core/error.hpp"
 #include "xasmap/core/library.hpp"
+#include "xasmap/core/mixture.hpp"
 #include "xasmap/core/preprocess.hpp"
 
 namespace xasmap {
@@ -194,6 +195,10 @@ class Model {
   // estimate_into, for callers that combine the class distances of several estimates of one
   // spectrum (estimate_over_offsets).
   void class_probabilities(Estimate& e) const;
+  // Mixed valence (mixture.hpp): `prepared` as two library spectra of different classes, read at
+  // the shift of `e`, its estimate by estimate_into() on the same `prepared` (before any session
+  // offset is added to it). Without a class parameter of two or more values: single phase, from e.
+  Mixture mixture(const Prepared& prepared, const Estimate& e, const MixtureOptions& options) const;
   // The projection alone: the spectrum's coordinates in the estimation embedding (the first
   // step of estimate_into; for benchmarks and diagnostics). Does not allocate once warm.
   void project_into(const Prepared& prepared, Eigen::VectorXd& coordinates) const;

@@ -1,0 +1,67 @@
+#pragma once
+// Mixed valence: a measured spectrum as a non-negative combination of two library spectra of
+// different classes (charges), with atom fractions (docs/estimation.md, Mixtures).
+//
+// Both components are read at the spectrum's own energy shift (the estimate's) and on its window,
+// preprocessed as the spectrum is (line background, unit area on the window), so the weights w
+// of q ~ w_a y_a + w_b y_b are the components' shares of the window's area. A charge's L2,3
+// intensity per atom is proportional to its number of 3d holes h (the sum rule the simulator
+// satisfies), and a component's window holds the share a of its whole edge's area; the atom
+// fractions are therefore f_c ~ w_c / (h_c a_c), normalised to 1.
+//
+// Each component is chosen from its class by an alternating search: seeded with the
+// `candidates` best single fits of each class, then, with one component held, the other is the
+// best of its whole class, `refinements` times. The mixture is kept (single_phase false) only when
+// it explains at least `min_gain` of the best single fit's residual and its minor component holds
+// at least `min_fraction` of the atoms: pure spectra stay pure. Fractions' standard deviations come
+// from the fit's residual variance through the weights' covariance, scaled by `interval_scale`.
+
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace xasmap {
+
+struct MixtureOptions {
+  // 3d holes per class value; a missing value counts as 1 (then the fractions are area shares).
+  std::map<double, double> holes;
+  int candidates = 6;
+  int refinements = 3;
+  int per_class = 3;          // library spectra per component in the final fit
+  // The components share one energy shift, searched within this range of none (the library's
+  // shifted copies); a mixture's best single match sits at a compromise shift, no guide to it.
+  double shift_search_ev = 0.5;
+  // Parameters the components share (the instrument's widths and the sample's temperature):
+  // only library spectra with equal values of these are combined. Names not in the model are
+  // passed over.
+  std::vector<std::string> shared_parameters{"gauss_fwhm_ev", "lorentz_scale", "temperature_k"};
+  double min_gain = 0.3;
+  double min_fraction = 0.05;
+  double interval_scale = 3.5;  // fitted on held-out mixtures (docs/validation.md)
+};
+
+struct MixtureComponent {
+  double class_value = 0;   // e.g. the charge
+  double fraction = 0;      // atom fraction
+  double fraction_sd = 0;
+  std::int32_t spectrum = -1;  // the library spectrum chosen (-1: the estimate's own, single phase)
+  double area_weight = 0;   // w: its share of the window's area
+};
+
+struct Mixture {
+  bool single_phase = true;
+  double mean_value = std::numeric_limits<double>::quiet_NaN();     // sum of f_c x class value
+  double mean_value_sd = std::numeric_limits<double>::quiet_NaN();
+  std::vector<MixtureComponent> components;  // one (single phase) or two, largest fraction first
+  double rss_single = 0;    // the best single library spectrum's residual (window, unit area)
+  double rss_mixture = 0;   // the best pair's
+  double gain = 0;          // 1 - rss_mixture / rss_single
+  double shift_ev = 0;      // the components' common shift (the library copy's)
+};
+
+// 3d holes of an ion such as "Mn2+": 10 minus its 3d electrons (Ti-Cu); 0 when not a 3d ion.
+double holes_of_ion(const std::string& ion);
+
+}  // namespace xasmap

@@ -1,0 +1,133 @@
+// Mixed valence (core/mixture.hpp): two-component fits with atom fractions, on a small library
+// of simulated Mn2+/3+/4+ spectra, where the components' own spectra are in the library and the
+// answer is known exactly.
+
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "xasmap/core/atomic_data.hpp"
+#include "xasmap/core/heldout.hpp"
+#include "xasmap/core/mixture.hpp"
+#include "xasmap/core/model.hpp"
+
+using namespace xasmap;
+
+namespace {
+
+const AtomicTable& table() {
+  static const AtomicTable t = AtomicTable::load(std::string(XASMAP_SOURCE_DIR) + "/data/atomic");
+  return t;
+}
+
+// Mn2+/3+/4+ at 10Dq 0-2.4 eV in 0.4 eV steps, on their raw (sum-rule) intensity scale.
+const HeldOutClean& clean() {
+  static const HeldOutClean c = [] {
+    HeldOutPhysics p;
+    for (int k = 0; k <= 6; ++k) p.tendq_ev.push_back(0.4 * k);
+    p.energy_offset_ev = {{"Mn2+", 645.05}, {"Mn3+", 646.35}, {"Mn4+", 647.10}};
+    return simulate_heldout(p, table(), 2);
+  }();
+  return c;
+}
+
+const Model& model() {
+  static const Model m = [] {
+    Library lib;
+    lib.parameters = {{"charge", true, {}}, {"tendq", false, {}}};
+    for (const auto& e : clean().entries) {
+      lib.spectra.push_back(Spectrum{clean().energy_ev, e.intensity});
+      lib.values.push_back({static_cast<double>(e.charge), e.tendq_ev});
+      lib.labels.push_back("Mn" + std::to_string(e.charge) + "_" + std::to_string(e.tendq_ev));
+    }
+    ModelOptions o;
+    o.preprocess.grid = EnergyGrid::from_range(635, 660, 0.1);
+    o.landmarks = 12;
+    o.estimate_dims = 6;
+    o.threads = 1;
+    return Model::fit(lib, o);
+  }();
+  return m;
+}
+
+const HeldOutClean::Entry& entry(int charge, double tendq) {
+  for (const auto& e : clean().entries) {
+    if (e.charge == charge && std::abs(e.tendq_ev - tendq) < 1e-9) return e;
+  }
+  throw std::runtime_error("no such entry");
+}
+
+// Atom fraction fa of entry a and 1 - fa of entry b, on the simulator's own scale.
+Mixture mix(const HeldOutClean::Entry& a, const HeldOutClean::Entry& b, double fa, const MixtureOptions& o,
+            double from_ev = 0, double to_ev = 1e9) {
+  const Eigen::VectorXd y = fa * a.intensity + (1.0 - fa) * b.intensity;
+  std::vector<double> e, v;
+  for (Eigen::Index i = 0; i < y.size(); ++i) {
+    if (clean().energy_ev[i] < from_ev || clean().energy_ev[i] > to_ev) continue;
+    e.push_back(clean().energy_ev[i]);
+    v.push_back(y[i]);
+  }
+  const Spectrum s{Eigen::Map<Eigen::VectorXd>(e.data(), static_cast<Eigen::Index>(e.size())),
+                   Eigen::Map<Eigen::VectorXd>(v.data(), static_cast<Eigen::Index>(v.size()))};
+  const Prepared p = preprocess(s, model().options().preprocess);
+  Estimate est;
+  model().estimate_into(p, est);
+  return model().mixture(p, est, o);
+}
+
+MixtureOptions with_holes() {
+  MixtureOptions o;
+  o.holes = {{2.0, holes_of_ion("Mn2+")}, {3.0, holes_of_ion("Mn3+")}, {4.0, holes_of_ion("Mn4+")}};
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("holes of 3d ions", "[mixture]") {
+  CHECK(holes_of_ion("Mn2+") == 5);
+  CHECK(holes_of_ion("Mn4+") == 7);
+  CHECK(holes_of_ion("Ti4+") == 10);
+  CHECK(holes_of_ion("Ni2+") == 2);
+}
+
+TEST_CASE("a mixture of two library spectra: atom fractions and mean valence", "[mixture]") {
+  const MixtureOptions o = with_holes();
+  for (const double fa : {0.2, 0.5, 0.7}) {
+    const Mixture m = mix(entry(2, 0.8), entry(4, 2.0), fa, o);
+    INFO("Mn2+ fraction " << fa << ": gain " << m.gain);
+    REQUIRE_FALSE(m.single_phase);
+    REQUIRE(m.components.size() == 2);
+    const auto& c2 = m.components[0].class_value == 2.0 ? m.components[0] : m.components[1];
+    CHECK(c2.fraction == Approx(fa).margin(0.01));
+    CHECK(m.mean_value == Approx(2.0 * fa + 4.0 * (1 - fa)).margin(0.02));
+    CHECK(m.components[0].fraction >= m.components[1].fraction);
+    CHECK(m.gain > 0.9);
+  }
+  // Read by area instead of atoms, a 50/50 Mn2+/Mn4+ mixture is 5:7 in area: valence 3.17.
+  const Mixture by_area = mix(entry(2, 0.8), entry(4, 2.0), 0.5, MixtureOptions{});
+  CHECK(by_area.mean_value == Approx(2.0 * 5.0 / 12.0 + 4.0 * 7.0 / 12.0).margin(0.02));
+  // Adjacent charges too.
+  const Mixture m34 = mix(entry(3, 1.6), entry(4, 2.4), 0.4, o);
+  REQUIRE_FALSE(m34.single_phase);
+  CHECK(m34.mean_value == Approx(3.0 * 0.4 + 4.0 * 0.6).margin(0.02));
+}
+
+TEST_CASE("a pure library spectrum stays single phase, with its own charge", "[mixture]") {
+  const MixtureOptions o = with_holes();
+  for (const auto& e : clean().entries) {
+    const Mixture m = mix(e, e, 1.0, o);
+    INFO("Mn" << e.charge << "+ 10Dq " << e.tendq_ev << ": gain " << m.gain);
+    CHECK(m.single_phase);
+    REQUIRE(m.components.size() == 1);
+    CHECK(m.components[0].class_value == e.charge);
+    CHECK(m.components[0].fraction == 1.0);
+    CHECK(m.mean_value == e.charge);
+  }
+}
+
+TEST_CASE("a mixture on part of the range: fractions from each component's share of its edge", "[mixture]") {
+  // 638-655 eV: the window holds different shares of the Mn2+ and Mn4+ edges' areas.
+  const Mixture m = mix(entry(2, 0.8), entry(4, 2.0), 0.5, with_holes(), 638.0, 655.0);
+  REQUIRE_FALSE(m.single_phase);
+  CHECK(m.mean_value == Approx(3.0).margin(0.03));
+}
