@@ -178,6 +178,7 @@ def main():
     parser.add_argument("--rate", type=float, default=200.0, help="messages per second (default 200)")
     parser.add_argument("--stack-every", type=float, default=10.0)
     parser.add_argument("--reload-every", type=float, default=60.0)
+    parser.add_argument("--dedup-ids", type=int, default=100000, help="the daemon's input.dedup_ids (default 100000)")
     parser.add_argument("--report", help="also write the JSON report here")
     args = parser.parse_args()
     if not (0 < args.seconds <= 24 * 3600 and 0 < args.rate <= 5000):
@@ -195,7 +196,8 @@ def main():
     config = os.path.join(args.workdir, "soak.yaml")
     with open(config, "w") as f:
         f.write("library:\n  source: model\n  model_file: %s\n" % os.path.abspath(args.model) +
-                "input:\n  endpoint: %s\n  pattern: router\n  bind: true\n  overflow: block\n  workers: 2\n" % inp +
+                "input:\n  endpoint: %s\n  pattern: router\n  bind: true\n  overflow: block\n  workers: 2\n"
+                "  dedup_ids: %d\n" % (inp, args.dedup_ids) +
                 "output:\n  endpoint: %s\n  send_hwm: 5000\ncontrol:\n  endpoint: %s\n" % (out, ctl) +
                 "metrics:\n  interval_s: 1.0\n")
     log = open(os.path.join(args.workdir, "soak.log"), "w")
