@@ -255,15 +255,16 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
           }
         }
         if (local.a < 0) continue;
+        const auto searched = static_cast<std::size_t>(std::max(1, o.search_per_class));
         for (int pass = 0; pass < o.refinements; ++pass) {
           const double before = local.rss;
-          for (const auto& [r, s] : la) {  // a, with b held
-            const PairFit f = pair_of(s, local.b);
-            if (f.rss < local.rss) local = {f.rss, s, local.b, f};
+          for (std::size_t i = 0; i < std::min(searched, la.size()); ++i) {  // a, with b held
+            const PairFit f = pair_of(la[i].second, local.b);
+            if (f.rss < local.rss) local = {f.rss, la[i].second, local.b, f};
           }
-          for (const auto& [r, s] : lb) {  // b, with a held
-            const PairFit f = pair_of(local.a, s);
-            if (f.rss < local.rss) local = {f.rss, local.a, s, f};
+          for (std::size_t j = 0; j < std::min(searched, lb.size()); ++j) {  // b, with a held
+            const PairFit f = pair_of(local.a, lb[j].second);
+            if (f.rss < local.rss) local = {f.rss, local.a, lb[j].second, f};
           }
           if (!(local.rss < before)) break;
         }
@@ -283,22 +284,26 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
       nearest = j;
     }
   }
-  std::map<Eigen::Index, CopyFit> tried;
+  // Only the best copy's fit is kept; the others' residuals are remembered.
+  std::map<Eigen::Index, double> tried;  // copy -> residual
+  Eigen::Index copy = -1;
+  CopyFit chosen;
+  double best_single = std::numeric_limits<double>::infinity();
   const auto try_copy = [&](Eigen::Index j) {
     if (j < 0 || j >= per_spectrum || tried.count(j)) return;
     if (std::abs(row_shift_[static_cast<std::size_t>(j)] - row_shift_[static_cast<std::size_t>(nearest)]) >
         o.shift_search_ev + 1e-9) {
       return;
     }
-    tried.emplace(j, fit_copy(j));
-  };
-  const auto best_copy = [&] {
-    Eigen::Index b = nearest;
-    for (const auto& [j, c] : tried) {
-      if (c.rss < tried.at(b).rss) b = j;
+    CopyFit c = fit_copy(j);
+    tried[j] = c.rss;
+    best_single = std::min(best_single, c.best_single);
+    if (copy < 0 || c.rss < chosen.rss) {
+      copy = j;
+      chosen = std::move(c);
     }
-    return b;
   };
+  const auto best_copy = [&] { return copy; };
   try_copy(nearest);
   for (Eigen::Index j = nearest - 3; j >= 0; j -= 3) try_copy(j);
   for (Eigen::Index j = nearest + 3; j < per_spectrum; j += 3) try_copy(j);
@@ -307,14 +312,10 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
     try_copy(b - 1);
     try_copy(b + 1);
   }
-  const Eigen::Index copy = best_copy();
-  CopyFit& chosen = tried.at(copy);
   out.shift_ev = row_shift_[static_cast<std::size_t>(copy)];
   const Eigen::MatrixXd& y = chosen.y;
   const std::vector<double>& share = chosen.share;
   const Best best = chosen.best;
-  double best_single = std::numeric_limits<double>::infinity();
-  for (const auto& [j, c] : tried) best_single = std::min(best_single, c.best_single);
   out.rss_single = best_single;
   if (best.a < 0) {
     out.rss_mixture = best_single;

@@ -11,7 +11,10 @@
 //
 // Each component is chosen from its class by an alternating search: seeded with the
 // `candidates` best single fits of each class, then, with one component held, the other is the
-// best of its whole class, `refinements` times. The mixture is kept (single_phase false) only when
+// best of the class's `search_per_class` best single fits, `refinements` times; the components'
+// common shift is searched over the library's shifted copies (`shift_search_ev`), and each one is
+// finally widened to `per_class` spectra of its class, fitted together by non-negative least
+// squares. The mixture is kept (single_phase false) only when
 // it explains at least `min_gain` of the best single fit's residual and its minor component holds
 // at least `min_fraction` of the atoms: pure spectra stay pure. Fractions' standard deviations come
 // from the fit's residual variance through the weights' covariance, scaled by `interval_scale`.
@@ -29,6 +32,7 @@ struct MixtureOptions {
   std::map<double, double> holes;
   int candidates = 6;
   int refinements = 3;
+  int search_per_class = 60;  // the best single fits of a class the alternating search considers
   int per_class = 3;          // library spectra per component in the final fit
   // The components share one energy shift, searched within this range of none (the library's
   // shifted copies); a mixture's best single match sits at a compromise shift, no guide to it.
