@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <set>
 
 #include "xasmap/core/atomic_data.hpp"
 #include "xasmap/core/model.hpp"
@@ -284,8 +285,8 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
       nearest = j;
     }
   }
-  // Only the best copy's fit is kept; the others' residuals are remembered.
-  std::map<Eigen::Index, double> tried;  // copy -> residual
+  // Only the best copy's fit is kept; the others are remembered as tried.
+  std::set<Eigen::Index> tried;
   Eigen::Index copy = -1;
   CopyFit chosen;
   double best_single = std::numeric_limits<double>::infinity();
@@ -296,19 +297,18 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
       return;
     }
     CopyFit c = fit_copy(j);
-    tried[j] = c.rss;
+    tried.insert(j);
     best_single = std::min(best_single, c.best_single);
     if (copy < 0 || c.rss < chosen.rss) {
       copy = j;
       chosen = std::move(c);
     }
   };
-  const auto best_copy = [&] { return copy; };
   try_copy(nearest);
   for (Eigen::Index j = nearest - 3; j >= 0; j -= 3) try_copy(j);
   for (Eigen::Index j = nearest + 3; j < per_spectrum; j += 3) try_copy(j);
   for (int round = 0; round < 2; ++round) {
-    const Eigen::Index b = best_copy();
+    const Eigen::Index b = copy;
     try_copy(b - 1);
     try_copy(b + 1);
   }

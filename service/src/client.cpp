@@ -42,8 +42,7 @@ std::vector<OptionSpec> with_client_curve_options(std::vector<OptionSpec> option
 void ClientCurve::apply(zmq::socket_t& socket, bool binds) const {
   if (!own) return;
   if (binds) {
-    socket.set(zmq::sockopt::curve_server, true);
-    socket.set(zmq::sockopt::curve_secretkey, own->secret_z85);
+    make_curve_server(socket, *own, "");  // no ZAP domain: any client that knows our key
   } else {
     if (server_public.empty()) throw UsageError("--curve-key needs --server-key, the public key of the daemon's socket");
     make_curve_client(socket, *own, server_public);

@@ -190,10 +190,16 @@ CurveSide load_curve_side(const config::Config& cfg, const std::string& section,
   return side;
 }
 
+CurveSides load_curve_sides(const config::Config& cfg) {
+  return {load_curve_side(cfg, "input", cfg.input.curve, cfg.input.bind),
+          load_curve_side(cfg, "output", cfg.output.curve, cfg.output.bind),
+          load_curve_side(cfg, "control", cfg.control.curve, true)};
+}
+
 void make_curve_server(zmq::socket_t& socket, const CurveKeyPair& keys, const std::string& domain) {
   socket.set(zmq::sockopt::curve_server, true);
   socket.set(zmq::sockopt::curve_secretkey, keys.secret_z85);
-  socket.set(zmq::sockopt::zap_domain, domain);
+  if (!domain.empty()) socket.set(zmq::sockopt::zap_domain, domain);  // ZeroMQ refuses an empty one
 }
 
 void make_curve_client(zmq::socket_t& socket, const CurveKeyPair& own, const std::string& server_public) {

@@ -66,7 +66,14 @@ struct CurveSide {
 CurveSide load_curve_side(const config::Config& cfg, const std::string& section, const config::CurveConfig& curve,
                           bool binds);
 
-// Makes `socket` a CURVE server with `keys`, checked by the ZAP handler under `domain`.
+// The three sockets' sides, as start-up and --check-config read them.
+struct CurveSides {
+  CurveSide input, output, control;
+};
+CurveSides load_curve_sides(const config::Config& cfg);
+
+// Makes `socket` a CURVE server with `keys`, checked by the ZAP handler under `domain` (empty: no
+// domain, so any client that knows the server's key is admitted).
 void make_curve_server(zmq::socket_t& socket, const CurveKeyPair& keys, const std::string& domain);
 // Makes `socket` a CURVE client with `own` keys, trusting only `server_public`.
 void make_curve_client(zmq::socket_t& socket, const CurveKeyPair& own, const std::string& server_public);

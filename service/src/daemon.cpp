@@ -1456,9 +1456,10 @@ struct Daemon::Impl {
   // that binds has them. False (logged) when a key file cannot be used.
   bool set_up_curve() {
     try {
-      input_curve = load_curve_side(config, "input", config.input.curve, config.input.bind);
-      output_curve = load_curve_side(config, "output", config.output.curve, config.output.bind);
-      control_curve = load_curve_side(config, "control", config.control.curve, true);
+      CurveSides sides = load_curve_sides(config);
+      input_curve = std::move(sides.input);
+      output_curve = std::move(sides.output);
+      control_curve = std::move(sides.control);
     } catch (const config::ConfigError& e) {
       log->error("{}", e.what());
       return false;

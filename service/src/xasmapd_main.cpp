@@ -119,9 +119,7 @@ int main(int argc, char** argv) {
       const config::Config cfg = config::load_config(*file, overrides);
       for (const std::string& w : cfg.warnings()) std::cerr << "xasmapd: warning: " << w << "\n";
       // The CURVE key files are read as start-up reads them (ConfigError naming the key).
-      (void)service::load_curve_side(cfg, "input", cfg.input.curve, cfg.input.bind);
-      (void)service::load_curve_side(cfg, "output", cfg.output.curve, cfg.output.bind);
-      (void)service::load_curve_side(cfg, "control", cfg.control.curve, true);
+      (void)service::load_curve_sides(cfg);
       if (cfg.library.source == config::LibrarySource::kModel) {
         // The header and checksum, as start-up checks them first: a damaged model fails here, not
         // in a restart loop.
