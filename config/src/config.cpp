@@ -110,6 +110,10 @@ constexpr std::array<Spelling<OffsetTracking>, 3> kOffsetTrackings{{
     {OffsetTracking::kReport, "report"},
     {OffsetTracking::kApply, "apply"},
 }};
+constexpr std::array<Spelling<MixtureMode>, 2> kMixtureModes{{
+    {MixtureMode::kAuto, "auto"},
+    {MixtureMode::kOff, "off"},
+}};
 constexpr std::array<Spelling<InputPattern>, 3> kInputPatterns{{
     {InputPattern::kSub, "sub"},
     {InputPattern::kPull, "pull"},
@@ -158,6 +162,7 @@ std::string to_string(Weighting v) { return spell(kWeightings, v); }
 std::string to_string(InputPattern v) { return spell(kInputPatterns, v); }
 std::string to_string(Overflow v) { return spell(kOverflows, v); }
 std::string to_string(OffsetTracking v) { return spell(kOffsetTrackings, v); }
+std::string to_string(MixtureMode v) { return spell(kMixtureModes, v); }
 std::string to_string(LogFormat v) { return spell(kLogFormats, v); }
 std::string to_string(LogLevel v) { return spell(kLogLevels, v); }
 
@@ -722,6 +727,7 @@ void read_document(detail::Context& ctx, const YAML::Node& root, Config& c) {
     r.number("interval_noise", e.interval_noise);
     r.integer("exact_partial_rows", e.exact_partial_rows);
     r.number("exact_partial_novelty", e.exact_partial_novelty);
+    r.choice<MixtureMode>("mixture", e.mixture, kMixtureModes);
     r.finish();
   }
   {
@@ -990,6 +996,7 @@ std::string to_yaml(const Config& c) {
   kv("interval_noise", c.estimation.interval_noise);
   kv("exact_partial_rows", c.estimation.exact_partial_rows);
   kv("exact_partial_novelty", c.estimation.exact_partial_novelty);
+  kv("mixture", to_string(c.estimation.mixture));
   out << YAML::EndMap;
 
   out << YAML::Key << "calibration" << YAML::Value << YAML::BeginMap;

@@ -4,6 +4,8 @@
 #include "xasmap/core/mixture.hpp"
 
 #include <Eigen/Cholesky>
+#include <Eigen/Eigenvalues>
+#include <Eigen/QR>
 
 #include <algorithm>
 #include <cmath>
@@ -12,10 +14,22 @@
 
 #include "xasmap/core/atomic_data.hpp"
 #include "xasmap/core/model.hpp"
+#include "mixture_cache.hpp"
 
 namespace xasmap {
 
 double holes_of_ion(const std::string& ion) { return 10.0 - parse_ion(ion).n3d; }
+
+void cap_class_confidence(const Mixture& mixture, Estimate& estimate) {
+  if (mixture.single_phase || estimate.class_parameter < 0) return;
+  const auto p = static_cast<std::size_t>(estimate.class_parameter);
+  if (p >= estimate.values.size() || p >= estimate.confidence.size()) return;
+  double share = 0;
+  for (const MixtureComponent& c : mixture.components) {
+    if (c.class_value == estimate.values[p]) share += c.fraction;
+  }
+  estimate.confidence[p] = std::min(estimate.confidence[p], share);
+}
 
 namespace {
 
@@ -99,6 +113,151 @@ Eigen::VectorXd nnls(const Eigen::MatrixXd& g, const Eigen::VectorXd& r) {
 
 }  // namespace
 
+namespace {
+
+// Windows kept: at most this many, and no more bytes of their rows than kWindowBytes (one at least).
+constexpr std::size_t kWindowsKept = 8;
+constexpr std::size_t kWindowBytes = std::size_t{64} << 20;
+// Part-range windows are narrowed to multiples of this (eV) before the library is read on them.
+constexpr double kWindowLatticeEv = 0.5;
+// The basis keeps the leading directions until what it leaves of the rows' summed squared norm
+// is this small (a row's windowed spectrum is then off by about its square root, relatively).
+constexpr double kBasisResidual = 1e-5;
+constexpr Eigen::Index kBasisMaxDims = 128;
+constexpr Eigen::Index kBasisSampleRows = 20000;  // rows the basis is fitted on, at most
+
+}  // namespace
+
+void Model::prepare_mixture() const {
+  if (!mixture_cache_) return;
+  (void)mixture_window(Window{0, options_.preprocess.grid.size - 1});
+}
+
+std::shared_ptr<const MixtureWindow> Model::mixture_window(const Window& window) const {
+  MixtureCache& cache = *mixture_cache_;
+  const std::lock_guard<std::mutex> lock(cache.mutex);
+  for (std::size_t i = 0; i < cache.windows.size(); ++i) {
+    if (cache.windows[i]->window == window) {
+      std::rotate(cache.windows.begin(), cache.windows.begin() + static_cast<std::ptrdiff_t>(i),
+                  cache.windows.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      return cache.windows.front();
+    }
+  }
+  const PreprocessOptions& pre = options_.preprocess;
+  const int grid = pre.grid.size;
+  const Window full{0, grid - 1};
+  const Eigen::Index rows = prepared_.rows();
+  RowVectorXf shaped, whole;
+  if (!cache.built) {
+    cache.built = true;
+    cache.linear = window_is_linear(pre);
+    if (cache.linear) {
+      // The rows' unit-area spectra on the whole grid (a flat row: zero), their uncentred second
+      // moment on a sample of rows, and its leading eigenvectors.
+      const auto unit_row = [&](Eigen::Index r, RowVectorXf& out) {
+        try {
+          apply_window_into(prepared_.row(r), full, pre, out);
+        } catch (const PreprocessError&) {
+          out.setZero(grid);
+        }
+      };
+      const Eigen::Index stride = std::max<Eigen::Index>(1, (rows + kBasisSampleRows - 1) / kBasisSampleRows);
+      Eigen::MatrixXd moment = Eigen::MatrixXd::Zero(grid, grid);
+      Eigen::MatrixXf block(256, grid);
+      Eigen::Index filled = 0;
+      const auto flush = [&] {
+        if (filled == 0) return;
+        const Eigen::MatrixXf part = block.topRows(filled).transpose() * block.topRows(filled);
+        moment += part.cast<double>();
+        filled = 0;
+      };
+      for (Eigen::Index r = 0; r < rows; r += stride) {
+        unit_row(r, shaped);
+        block.row(filled++) = shaped;
+        if (filled == block.rows()) flush();
+      }
+      flush();
+      const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(moment);
+      if (eigen.info() != Eigen::Success) throw Error("mixture: the eigen solver failed on the library's basis");
+      const Eigen::VectorXd& lambda = eigen.eigenvalues();  // ascending
+      const double total = std::max(lambda.sum(), 1e-300);
+      Eigen::Index m = 0;
+      double left = total;
+      while (m < std::min<Eigen::Index>(kBasisMaxDims, grid) && left > kBasisResidual * total) {
+        left -= std::max(0.0, lambda[grid - 1 - m]);
+        ++m;
+      }
+      m = std::max<Eigen::Index>(m, 1);
+      cache.captured = 1.0 - std::max(0.0, left) / total;
+      cache.basis = eigen.eigenvectors().rightCols(m).rowwise().reverse().cast<float>();
+      cache.coefficients.resize(rows, m);
+      for (Eigen::Index r = 0; r < rows; ++r) {
+        unit_row(r, shaped);
+        cache.coefficients.row(r) = shaped * cache.basis;
+      }
+    }
+  }
+
+  auto mw = std::make_shared<MixtureWindow>();
+  mw->window = window;
+  const int n = window.size();
+  mw->share.assign(static_cast<std::size_t>(rows), 0.0f);
+  if (cache.linear) {
+    // The window's processing of each basis direction; an orthonormal basis of those (thin QR),
+    // and each row's coordinates on it, divided by the row's area on the window.
+    const Eigen::Index m = cache.basis.cols();
+    Eigen::MatrixXd processed(n, m);
+    for (Eigen::Index j = 0; j < m; ++j) {
+      const RowVectorXf column = cache.basis.col(j).transpose();
+      window_background_into(column, window, pre, shaped);
+      processed.col(j) = shaped.segment(window.first, n).transpose().cast<double>();
+    }
+    const bool by_area = pre.normalize == NormalizationKind::kArea;
+    const Eigen::VectorXd area = processed.colwise().sum().transpose() * pre.grid.step_ev;
+    const Eigen::Index k = std::min<Eigen::Index>(n, m);
+    const Eigen::HouseholderQR<Eigen::MatrixXd> qr(processed);
+    mw->basis = (qr.householderQ() * Eigen::MatrixXd::Identity(n, k)).cast<float>();
+    const Eigen::MatrixXf r_factor =
+        qr.matrixQR().topRows(k).triangularView<Eigen::Upper>().toDenseMatrix().cast<float>();
+    mw->z.noalias() = cache.coefficients * r_factor.transpose();
+    for (Eigen::Index r = 0; r < rows; ++r) {
+      // A unit-area row's area on the window (1 on the whole grid), up to the basis's truncation.
+      const double share = by_area ? cache.coefficients.row(r).cast<double>().dot(area) : 1.0;
+      if (share > 1e-3) {
+        mw->share[static_cast<std::size_t>(r)] = static_cast<float>(std::min(share, 1.0));
+        mw->z.row(r) /= static_cast<float>(share);
+      } else {
+        mw->z.row(r).setZero();
+      }
+    }
+  } else {
+    // No basis: every row processed on the window as it is, and its area there over its whole one.
+    mw->z.resize(rows, n);
+    for (Eigen::Index r = 0; r < rows; ++r) {
+      try {
+        const double on_window = apply_window_into(prepared_.row(r), window, pre, shaped);
+        const double on_grid = apply_window_into(prepared_.row(r), full, pre, whole);
+        mw->z.row(r) = shaped.segment(window.first, n);
+        const double share = on_grid > 0 && on_window > 0 ? on_window / on_grid : 1.0;
+        mw->share[static_cast<std::size_t>(r)] = static_cast<float>(share);
+      } catch (const PreprocessError&) {
+        mw->z.row(r).setZero();
+      }
+    }
+  }
+  mw->zz.resize(static_cast<std::size_t>(rows));
+  for (Eigen::Index r = 0; r < rows; ++r) mw->zz[static_cast<std::size_t>(r)] = mw->z.row(r).squaredNorm();
+  cache.windows.insert(cache.windows.begin(), std::move(mw));
+  std::size_t bytes = 0, kept = 0;
+  for (; kept < cache.windows.size() && kept < kWindowsKept; ++kept) {
+    const MixtureWindow& k = *cache.windows[kept];
+    bytes += static_cast<std::size_t>(k.z.size() + k.basis.size()) * sizeof(float) + 8 * k.share.size();
+    if (kept > 0 && bytes > kWindowBytes) break;
+  }
+  cache.windows.resize(kept);
+  return cache.windows.front();
+}
+
 Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const MixtureOptions& o) const {
   Mixture out;
   const auto single_from_estimate = [&] {
@@ -114,49 +273,98 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
     }
     out.mean_value = c;
     out.mean_value_sd = std::sqrt(var);
-    out.components.push_back({c, 1.0, 0.0, -1, 1.0});
+    out.components.push_back({c, 1.0, 0.0, -1, 1.0, e.values});
     return out;
   };
   if (class_parameter_ < 0 || class_values_.size() < 2 || labels_.empty()) return single_from_estimate();
 
-  const Window& w = prepared.window;
-  const int n = w.size();
+  // A part-range spectrum is read on its window narrowed to the window lattice (both ends inwards),
+  // so that spectra whose ranges differ by a few points share the library's rows on it: building
+  // them for a new window takes tens of milliseconds.
   const PreprocessOptions& pre = options_.preprocess;
+  const Window full{0, pre.grid.size - 1};
+  Window w = prepared.window;
+  static thread_local RowVectorXf rewindowed;
+  const RowVectorXf* values = &prepared.values;
+  if (!(w == full)) {
+    const int lattice = std::max(1, static_cast<int>(std::lround(kWindowLatticeEv / pre.grid.step_ev)));
+    Window narrowed{(w.first + lattice - 1) / lattice * lattice, w.last == full.last ? w.last : (w.last + 1) / lattice * lattice - 1};
+    if (narrowed.size() >= std::max(8, w.size() - 2 * lattice) && !(narrowed == w)) {
+      try {
+        apply_window_into(prepared.values, narrowed, pre, rewindowed);
+        values = &rewindowed;
+        w = narrowed;
+      } catch (const PreprocessError&) {
+        // flat on the narrowed window: keep the spectrum's own
+      }
+    }
+  }
+  const int n = w.size();
   const Eigen::Index per_spectrum = prepared_.rows() / static_cast<Eigen::Index>(labels_.size());
-  const Eigen::VectorXd q = prepared.values.segment(w.first, n).cast<double>().transpose();
-  const double qq = q.squaredNorm();
+  // The library on the spectrum's window, and the spectrum on the same basis: every product
+  // below is one of k coordinates, not of the window's n points.
+  const std::shared_ptr<const MixtureWindow> library = mixture_window(w);
+  const MixtureWindow& mw = *library;
+  const Eigen::Index dims = mw.z.cols();
+  const Eigen::VectorXf q_points = values->segment(w.first, n).transpose();
+  const double qq = q_points.cast<double>().squaredNorm();
+  const Eigen::VectorXf h = mw.basis.size() > 0 ? Eigen::VectorXf(mw.basis.transpose() * q_points) : q_points;
   const auto class_of = [&](Eigen::Index s) {
     return values_[static_cast<std::size_t>(s)][static_cast<std::size_t>(class_parameter_)];
   };
-  // The shared parameters' values of each spectrum: only spectra with equal ones combine.
+  // Each spectrum's class (an index into class_values_) and setting: spectra combine only when
+  // their shared parameters' values are equal, i.e. their settings are.
   std::vector<std::size_t> shared;
   for (const std::string& name : o.shared_parameters) {
     for (std::size_t p = 0; p < parameters_.size(); ++p) {
       if (parameters_[p].name == name) shared.push_back(p);
     }
   }
-  const auto same_setting = [&](Eigen::Index a, Eigen::Index b) {
-    for (std::size_t p : shared) {
-      if (values_[static_cast<std::size_t>(a)][p] != values_[static_cast<std::size_t>(b)][p]) return false;
+  const std::size_t np = parameters_.size();
+  const auto spectra_count = static_cast<std::size_t>(labels_.size());
+  static thread_local std::vector<int> class_index, setting;
+  static thread_local std::vector<double> setting_values;  // the distinct settings, |shared| each
+  class_index.resize(spectra_count);
+  setting.resize(spectra_count);
+  setting_values.clear();
+  for (std::size_t s = 0; s < spectra_count; ++s) {
+    const double* v = flat_values_.data() + s * np;
+    class_index[s] = static_cast<int>(std::lower_bound(class_values_.begin(), class_values_.end(),
+                                                       v[static_cast<std::size_t>(class_parameter_)]) -
+                                      class_values_.begin());
+    int id = 0;
+    const std::size_t width = shared.size();
+    const int known = width == 0 ? 1 : static_cast<int>(setting_values.size() / width);
+    for (; id < known && width > 0; ++id) {
+      bool equal = true;
+      for (std::size_t k = 0; k < width && equal; ++k) equal = setting_values[static_cast<std::size_t>(id) * width + k] == v[shared[k]];
+      if (equal) break;
     }
-    return true;
+    if (width > 0 && id == known) {
+      for (std::size_t k = 0; k < width; ++k) setting_values.push_back(v[shared[k]]);
+    }
+    setting[s] = width == 0 ? 0 : id;
+  }
+  const auto same_setting = [&](Eigen::Index a, Eigen::Index b) {
+    return setting[static_cast<std::size_t>(a)] == setting[static_cast<std::size_t>(b)];
   };
 
   // The library at one shifted copy: every spectrum on the window as the spectrum is preprocessed
   // (unit area), the share of its whole edge's area the window holds, its single fit, and the
   // best pair of two classes (seeded by their best single fits, then alternating).
   const auto spectra = static_cast<Eigen::Index>(labels_.size());
-  const Window full{0, pre.grid.size - 1};
+  using CopyRows = Eigen::Map<const FeatureMatrix, 0, Eigen::OuterStride<>>;
   struct Best {
     double rss = std::numeric_limits<double>::infinity();
     Eigen::Index a = -1, b = -1;
     PairFit fit;
   };
   struct CopyFit {
-    Eigen::MatrixXd y;
+    Eigen::Index copy = -1;
     std::vector<double> share;
     Eigen::VectorXd qy, yy;
-    std::map<double, std::vector<std::pair<double, Eigen::Index>>> ranked;  // class -> (rss, spectrum)
+    // Per class (index into class_values_): its search_per_class best single fits, best first.
+    std::vector<std::vector<std::pair<double, Eigen::Index>>> ranked;
     double best_single = std::numeric_limits<double>::infinity();
     Best best;
     // The final fit: each component widened (below), its columns, their class (0: a, 1: b),
@@ -170,32 +378,37 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
   // explain what the other leaves (a measured component lies between the library's grid points
   // and settings), and all of them fitted at once, non-negative: a class's weight is the sum of
   // its spectra's. When that is no better, the pair alone.
+  const auto row_of = [&](const CopyFit& c, Eigen::Index s) { return mw.z.row(s * per_spectrum + c.copy); };
+  const auto dot = [&](const CopyFit& c, Eigen::Index a, Eigen::Index b) {
+    return static_cast<double>(row_of(c, a).dot(row_of(c, b)));
+  };
   const auto widen_fit = [&](CopyFit& c) {
     const Best& best = c.best;
-    const auto widen = [&](double value, Eigen::Index held, double held_weight, int tag) {
-      const Eigen::VectorXd rest = q - held_weight * c.y.row(held).transpose();
+    // Every spectrum of the class is considered (not only its best single fits: a component of a
+    // mixture need not fit the whole spectrum well); its products with the held one in one pass.
+    const auto widen = [&](int value, Eigen::Index held, double held_weight, int tag) {
       std::vector<std::pair<double, Eigen::Index>> fits;
-      for (const auto& [r, s] : c.ranked[value]) {
-        if (!same_setting(s, held)) continue;
-        const double p = c.y.row(s).dot(rest);
+      for (Eigen::Index s = 0; s < spectra; ++s) {
+        if (class_index[static_cast<std::size_t>(s)] != value || !same_setting(s, held) || !(c.yy[s] > 0)) continue;
+        const double p = c.qy[s] - held_weight * dot(c, s, held);  // its product with what is left
         if (p > 0) fits.push_back({-p * p / c.yy[s], s});
       }
-      std::sort(fits.begin(), fits.end());
-      for (std::size_t k = 0; k < fits.size() && k < static_cast<std::size_t>(std::max(1, o.per_class)); ++k) {
+      const auto keep = std::min(fits.size(), static_cast<std::size_t>(std::max(1, o.per_class)));
+      std::partial_sort(fits.begin(), fits.begin() + static_cast<std::ptrdiff_t>(keep), fits.end());
+      for (std::size_t k = 0; k < keep; ++k) {
         c.columns.push_back(fits[k].second);
         c.column_class.push_back(tag);
       }
     };
-    widen(class_of(best.a), best.b, best.fit.wb, 0);
-    widen(class_of(best.b), best.a, best.fit.wa, 1);
+    widen(class_index[static_cast<std::size_t>(best.a)], best.b, best.fit.wb, 0);
+    widen(class_index[static_cast<std::size_t>(best.b)], best.a, best.fit.wa, 1);
     const auto k = static_cast<Eigen::Index>(c.columns.size());
     Eigen::MatrixXd gram(k, k);
     Eigen::VectorXd rhs(k);
     for (Eigen::Index i = 0; i < k; ++i) {
       rhs[i] = c.qy[c.columns[static_cast<std::size_t>(i)]];
       for (Eigen::Index j = 0; j <= i; ++j) {
-        gram(i, j) = gram(j, i) =
-            c.y.row(c.columns[static_cast<std::size_t>(i)]).dot(c.y.row(c.columns[static_cast<std::size_t>(j)]));
+        gram(i, j) = gram(j, i) = dot(c, c.columns[static_cast<std::size_t>(i)], c.columns[static_cast<std::size_t>(j)]);
       }
     }
     c.weights = nnls(gram, rhs);
@@ -213,40 +426,41 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
   };
   const auto fit_copy = [&](Eigen::Index copy) {
     CopyFit c;
-    c.y.resize(spectra, n);
-    c.share.assign(static_cast<std::size_t>(spectra), 1.0);
-    RowVectorXf shaped, whole;
+    c.copy = copy;
+    // This copy's rows of the window's library (every per_spectrum-th row, from `copy`).
+    const CopyRows y(mw.z.data() + copy * dims, spectra, dims, Eigen::OuterStride<>(per_spectrum * dims));
+    c.qy = (y * h).cast<double>();
+    c.yy.resize(spectra);
+    c.share.resize(static_cast<std::size_t>(spectra));
     for (Eigen::Index s = 0; s < spectra; ++s) {
-      const auto row = prepared_.row(s * per_spectrum + copy);
-      try {
-        const double on_window = apply_window_into(row, w, pre, shaped);
-        c.y.row(s) = shaped.segment(w.first, n).cast<double>();
-        if (!(w.first == full.first && w.last == full.last)) {
-          const double on_grid = apply_window_into(row, full, pre, whole);
-          if (on_grid > 0 && on_window > 0) c.share[static_cast<std::size_t>(s)] = on_window / on_grid;
-        }
-      } catch (const PreprocessError&) {
-        c.y.row(s).setZero();  // flat on this window: never chosen
-      }
+      const auto r = static_cast<std::size_t>(s * per_spectrum + copy);
+      c.yy[s] = mw.zz[r];  // 0: flat on this window, never chosen
+      c.share[static_cast<std::size_t>(s)] = mw.share[r];
     }
-    c.qy = c.y * q;
-    c.yy = c.y.rowwise().squaredNorm();
+    c.ranked.resize(class_values_.size());
     for (Eigen::Index s = 0; s < spectra; ++s) {
       if (!(c.yy[s] > 0)) continue;
       const double k = c.qy[s] / c.yy[s];
       const double r = k > 0 ? qq - k * c.qy[s] : qq;
-      c.ranked[class_of(s)].push_back({r, s});
+      c.ranked[static_cast<std::size_t>(class_index[static_cast<std::size_t>(s)])].push_back({r, s});
       c.best_single = std::min(c.best_single, r);
     }
-    for (auto& [value, list] : c.ranked) std::sort(list.begin(), list.end());
+    const auto searched = static_cast<std::size_t>(std::max(1, o.search_per_class));
+    for (auto& list : c.ranked) {
+      if (list.size() > searched) {
+        std::nth_element(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(searched), list.end());
+        list.resize(searched);
+      }
+      std::sort(list.begin(), list.end());
+    }
     const auto pair_of = [&](Eigen::Index a, Eigen::Index b) {
       if (!same_setting(a, b)) return PairFit{};
-      return fit_pair(c.yy[a], c.y.row(a).dot(c.y.row(b)), c.yy[b], c.qy[a], c.qy[b], qq);
+      return fit_pair(c.yy[a], dot(c, a, b), c.yy[b], c.qy[a], c.qy[b], qq);
     };
     for (auto ia = c.ranked.begin(); ia != c.ranked.end(); ++ia) {
       for (auto ib = std::next(ia); ib != c.ranked.end(); ++ib) {
-        const auto& la = ia->second;
-        const auto& lb = ib->second;
+        const auto& la = *ia;
+        const auto& lb = *ib;
         Best local;
         const auto seeds = static_cast<std::size_t>(std::max(1, o.candidates));
         for (std::size_t i = 0; i < std::min(seeds, la.size()); ++i) {
@@ -256,7 +470,6 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
           }
         }
         if (local.a < 0) continue;
-        const auto searched = static_cast<std::size_t>(std::max(1, o.search_per_class));
         for (int pass = 0; pass < o.refinements; ++pass) {
           const double before = local.rss;
           for (std::size_t i = 0; i < std::min(searched, la.size()); ++i) {  // a, with b held
@@ -313,7 +526,6 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
     try_copy(b + 1);
   }
   out.shift_ev = row_shift_[static_cast<std::size_t>(copy)];
-  const Eigen::MatrixXd& y = chosen.y;
   const std::vector<double>& share = chosen.share;
   const Best best = chosen.best;
   out.rss_single = best_single;
@@ -338,16 +550,38 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
     return it != o.holes.end() && it->second > 0 ? it->second : 1.0;
   };
   double ua = 0, ub = 0;  // atoms, up to a common factor
+  // Each component's parameters: atom-weighted means (continuous), its heaviest column's (categorical).
+  std::vector<double> va(np, 0.0), vb(np, 0.0);
+  double heaviest_a = -1, heaviest_b = -1;
   for (std::size_t i = 0; i < columns.size(); ++i) {
     const double u = weights[static_cast<Eigen::Index>(i)] /
                      (holes(column_class[i] == 0 ? ca : cb) * share[static_cast<std::size_t>(columns[i])]);
     (column_class[i] == 0 ? ua : ub) += u;
+    std::vector<double>& v = column_class[i] == 0 ? va : vb;
+    double& heaviest = column_class[i] == 0 ? heaviest_a : heaviest_b;
+    const std::vector<double>& of = values_[static_cast<std::size_t>(columns[i])];
+    for (std::size_t p = 0; p < np; ++p) {
+      if (!parameters_[p].categorical) {
+        v[p] += u * of[p];
+      } else if (u > heaviest) {
+        v[p] = of[p];
+      }
+    }
+    heaviest = std::max(heaviest, u);
+  }
+  for (std::size_t p = 0; p < np; ++p) {
+    if (!parameters_[p].categorical) {
+      va[p] /= ua;
+      vb[p] /= ub;
+    }
   }
   const double fa = ua / (ua + ub);
   // Class weights' covariance from the two-column fit of each class's summed spectrum.
-  Eigen::VectorXd ya = Eigen::VectorXd::Zero(n), yb = Eigen::VectorXd::Zero(n);
+  // (On the window's basis: its columns are orthonormal, so products are those over the window.)
+  Eigen::VectorXd ya = Eigen::VectorXd::Zero(dims), yb = Eigen::VectorXd::Zero(dims);
   for (std::size_t i = 0; i < columns.size(); ++i) {
-    (column_class[i] == 0 ? ya : yb) += weights[static_cast<Eigen::Index>(i)] * y.row(columns[i]).transpose();
+    (column_class[i] == 0 ? ya : yb) +=
+        weights[static_cast<Eigen::Index>(i)] * row_of(chosen, columns[i]).transpose().cast<double>();
   }
   ya /= wa;
   yb /= wb;
@@ -368,8 +602,8 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
     return out;
   }
   out.single_phase = false;
-  out.components = {{ca, fa, sd_fa, static_cast<std::int32_t>(best.a), wa},
-                    {cb, 1.0 - fa, sd_fa, static_cast<std::int32_t>(best.b), wb}};
+  out.components = {{ca, fa, sd_fa, static_cast<std::int32_t>(best.a), wa, std::move(va)},
+                    {cb, 1.0 - fa, sd_fa, static_cast<std::int32_t>(best.b), wb, std::move(vb)}};
   if (out.components[1].fraction > out.components[0].fraction) std::swap(out.components[0], out.components[1]);
   out.mean_value = fa * ca + (1.0 - fa) * cb;
   out.mean_value_sd = std::abs(ca - cb) * sd_fa;

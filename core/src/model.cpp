@@ -15,6 +15,7 @@
 #include <random>
 
 #include "xasmap/core/error.hpp"
+#include "mixture_cache.hpp"
 
 namespace xasmap {
 
@@ -624,6 +625,7 @@ void Model::build_indexes() {
   flat_values_.reserve(values_.size() * parameters_.size());
   for (const auto& v : values_) flat_values_.insert(flat_values_.end(), v.begin(), v.end());
   index_ = std::make_unique<Index>();
+  mixture_cache_ = std::make_unique<MixtureCache>();
   const auto dims = std::min<Eigen::Index>(kIndexDims, coordinates_.cols());
   build_tree(coordinates_.leftCols(dims), index_->estimation, kIndexDims);
   if (aux_coordinates_.size() > 0) {

@@ -66,14 +66,14 @@ EndRegion mean_region(const std::vector<double>& y, int a, int b, const EnergyGr
   return r;
 }
 
-}  // namespace
-
-double apply_window_into(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
-                         const PreprocessOptions& o, RowVectorXf& out) {
+// Smoothing and background on the window, into `y` (the caller's scratch); returns the edge jump
+// (post-edge minus pre-edge level), the edge-step normalisation's divisor.
+double shape_window(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
+                    const PreprocessOptions& o, std::vector<double>& y) {
   const EnergyGrid& g = o.grid;
   const int n = window.size();
   // Scratch kept by the thread: after the first call, no allocation.
-  static thread_local std::vector<double> y, kernel, smoothed;
+  static thread_local std::vector<double> kernel, smoothed;
   y.resize(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) y[static_cast<std::size_t>(i)] = values[window.first + i];
 
@@ -135,6 +135,31 @@ double apply_window_into(const Eigen::Ref<const RowVectorXf>& values, const Wind
     case BackgroundKind::kNone:
       break;
   }
+  return jump;
+}
+
+}  // namespace
+
+bool window_is_linear(const PreprocessOptions& o) {
+  return o.smooth_fwhm_ev <= 0.0 &&
+         (o.background == BackgroundKind::kPrePostLine || o.background == BackgroundKind::kNone) &&
+         (o.normalize == NormalizationKind::kArea || o.normalize == NormalizationKind::kNone);
+}
+
+void window_background_into(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
+                            const PreprocessOptions& o, RowVectorXf& out) {
+  static thread_local std::vector<double> y;
+  shape_window(values, window, o, y);
+  out.setZero(o.grid.size);
+  for (int i = 0; i < window.size(); ++i) out[window.first + i] = static_cast<float>(y[static_cast<std::size_t>(i)]);
+}
+
+double apply_window_into(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
+                         const PreprocessOptions& o, RowVectorXf& out) {
+  const EnergyGrid& g = o.grid;
+  const int n = window.size();
+  static thread_local std::vector<double> y;
+  const double jump = shape_window(values, window, o, y);
 
   double scale = 1.0;
   switch (o.normalize) {

@@ -154,6 +154,31 @@ Estimate estimate_over_offsets(const Model& model, const Spectrum& spectrum, dou
   return e;
 }
 
+Mixture mixture_over_offsets(const Model& model, const Eigen::Ref<const Eigen::VectorXd>& energy_ev,
+                             const Eigen::Ref<const Eigen::VectorXd>& intensity, double centre_ev, double range_ev,
+                             const Estimate& estimate, const MixtureOptions& options, Prepared& scratch) {
+  const double spacing = model.options().max_shift_ev;
+  const int reach = spacing > 0.0 && range_ev > 0.0 ? static_cast<int>(std::floor(range_ev / spacing + 1e-9)) : 0;
+  Mixture best;
+  bool found = false;
+  for (int j = 0; j <= 2 * reach; ++j) {
+    const int k = (j % 2 == 1 ? 1 : -1) * ((j + 1) / 2);
+    try {
+      preprocess_into(energy_ev, intensity, model.options().preprocess, scratch, centre_ev + k * spacing);
+    } catch (const PreprocessError&) {
+      if (k == 0) throw;
+      continue;
+    }
+    Mixture m = model.mixture(scratch, estimate, options);
+    if (!found || m.rss_mixture < best.rss_mixture) {
+      m.shift_ev += centre_ev + k * spacing;  // the whole offset
+      best = std::move(m);
+      found = true;
+    }
+  }
+  return best;
+}
+
 SessionOffsetTracker::SessionOffsetTracker(double start_ev, SessionTrackerOptions options)
     : options_(options), start_ev_(start_ev), tracked_ev_(start_ev) {
   options_.window = std::max(1, options_.window);

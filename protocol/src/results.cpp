@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <bit>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "msgpack_detail.hpp"
@@ -112,6 +113,38 @@ void pack_meta(ByteSink& buffer, Packer& pk, const std::vector<std::uint8_t>& me
     pk.pack_nil();
   } else {
     buffer.write(reinterpret_cast<const char*>(meta.data()), meta.size());
+  }
+}
+
+// A number that is an integral value (a charge) as an integer, anything else as a float.
+void pack_number(Packer& pk, double v) {
+  if (std::isfinite(v) && v == std::round(v) && std::abs(v) < 9e15) {
+    pk.pack(static_cast<std::int64_t>(v));
+  } else {
+    pk.pack_double(v);
+  }
+}
+
+void pack_mixture(Packer& pk, const MixtureEntry& m) {
+  pk.pack_map(4);
+  pk.pack("mean_valence");
+  pk.pack_double(m.mean_valence);
+  pk.pack("mean_valence_sd");
+  pk.pack_double(m.mean_valence_sd);
+  pk.pack("single_phase");
+  pk.pack(m.single_phase);
+  pk.pack("components");
+  pk.pack_array(static_cast<std::uint32_t>(m.components.size()));
+  for (const MixtureComponentEntry& c : m.components) {
+    pk.pack_map(4);
+    pk.pack("charge");
+    pack_number(pk, c.charge);
+    pk.pack("fraction");
+    pk.pack_double(c.fraction);
+    pk.pack("fraction_sd");
+    pk.pack_double(c.fraction_sd);
+    pk.pack("tendq");
+    pk.pack_double(c.tendq);
   }
 }
 
@@ -256,6 +289,20 @@ Latency read_latency(const MapView& v) {
   return l;
 }
 
+MixtureEntry read_mixture(const MapView& v) {
+  MixtureEntry m;
+  m.mean_valence = v.num("mean_valence");
+  m.mean_valence_sd = v.num("mean_valence_sd");
+  m.single_phase = v.boolean("single_phase");
+  const msgpack::object& c = v.get("components");
+  if (c.type != msgpack::type::ARRAY) v.wrong("components", c, "an array of maps");
+  for (std::uint32_t i = 0; i < c.via.array.size; ++i) {
+    const MapView e(c.via.array.ptr[i], v.name("components[" + std::to_string(i) + "]"));
+    m.components.push_back({e.num("charge"), e.num("fraction"), e.num("fraction_sd"), e.num("tendq")});
+  }
+  return m;
+}
+
 std::vector<double> read_number_array(const MapView& v, std::string_view key) {
   const msgpack::object& o = v.get(key);
   if (o.type != msgpack::type::ARRAY) v.wrong(key, o, "an array of numbers");
@@ -346,6 +393,54 @@ void to_param_map_into(const std::vector<ParameterInfo>& info, const std::vector
   }
 }
 
+namespace {
+bool same_number(double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); }
+}  // namespace
+
+bool MixtureComponentEntry::operator==(const MixtureComponentEntry& o) const {
+  return same_number(charge, o.charge) && same_number(fraction, o.fraction) &&
+         same_number(fraction_sd, o.fraction_sd) && same_number(tendq, o.tendq);
+}
+
+bool MixtureEntry::operator==(const MixtureEntry& o) const {
+  return same_number(mean_valence, o.mean_valence) && same_number(mean_valence_sd, o.mean_valence_sd) &&
+         single_phase == o.single_phase && components == o.components;
+}
+
+std::string fraction_key(double charge) {
+  if (std::isfinite(charge) && charge == std::round(charge) && std::abs(charge) < 1e9) {
+    return std::to_string(static_cast<long long>(charge));
+  }
+  char text[32];
+  std::snprintf(text, sizeof text, "%.6g", charge);
+  return text;
+}
+
+MixtureEntry to_mixture_entry(const std::vector<ParameterInfo>& params, const Mixture& mixture) {
+  MixtureEntry out;
+  to_mixture_entry_into(params, mixture, out);
+  return out;
+}
+
+void to_mixture_entry_into(const std::vector<ParameterInfo>& params, const Mixture& mixture, MixtureEntry& out) {
+  std::size_t tendq = params.size();
+  for (std::size_t p = 0; p < params.size(); ++p) {
+    if (params[p].name == "tendq") tendq = p;
+  }
+  out.mean_valence = mixture.mean_value;
+  out.mean_valence_sd = mixture.mean_value_sd;
+  out.single_phase = mixture.single_phase;
+  out.components.resize(mixture.components.size());
+  for (std::size_t i = 0; i < mixture.components.size(); ++i) {
+    const MixtureComponent& c = mixture.components[i];
+    MixtureComponentEntry& e = out.components[i];
+    e.charge = c.class_value;
+    e.fraction = c.fraction;
+    e.fraction_sd = c.fraction_sd;
+    e.tendq = tendq < c.values.size() ? c.values[tendq] : std::numeric_limits<double>::quiet_NaN();
+  }
+}
+
 void to_estimate_message(const std::vector<ParameterInfo>& params, const Estimate& e, EstimateMessage& out) {
   to_param_map_into(params, e.values, out.params);
   out.confidence.resize(0);
@@ -391,7 +486,7 @@ void encode_into(const EstimateMessage& m, Encoded& out) {
   out.offsets = {};
   ByteSink buffer{out.bytes};
   Packer pk(buffer);
-  pk.pack_map(14);
+  pk.pack_map(m.mixture ? 15 : 14);
   pk.pack("id");
   pk.pack(m.id);
   pk.pack("seq");
@@ -427,6 +522,10 @@ void encode_into(const EstimateMessage& m, Encoded& out) {
   pk.pack_double(m.energy_shift_ev);
   pk.pack("coverage");
   pk.pack_double(m.coverage);
+  if (m.mixture) {
+    pk.pack("mixture");
+    pack_mixture(pk, *m.mixture);
+  }
   pk.pack("latency_us");
   pack_latency(buffer, pk, m.latency, out.offsets);
   pk.pack("time_published");
@@ -436,10 +535,11 @@ void encode_into(const EstimateMessage& m, Encoded& out) {
 
 Encoded encode(const EstimateMapMessage& m) {
   Encoded out;
-  out.bytes.reserve(4096 + m.novelty.size() * 4 * (1 + m.params.size() + m.uncertainty.size() + m.confidence.size()));
+  out.bytes.reserve(4096 + m.novelty.size() * 4 *
+                             (1 + m.params.size() + m.uncertainty.size() + m.confidence.size() + m.fractions.size()));
   ByteSink buffer{out.bytes};
   Packer pk(buffer);
-  pk.pack_map(13);
+  pk.pack_map(m.fractions.empty() ? 13 : 14);
   pk.pack("id");
   pk.pack(m.id);
   pk.pack("seq");
@@ -464,6 +564,10 @@ Encoded encode(const EstimateMapMessage& m) {
   }
   pk.pack("novelty");
   pack_floats_bin(pk, m.novelty);
+  if (!m.fractions.empty()) {
+    pk.pack("fractions");
+    pack_float_maps(pk, m.fractions);
+  }
   pk.pack("rejected_pixels");
   pk.pack(m.rejected_pixels);
   pk.pack("latency_us");
@@ -570,6 +674,7 @@ EstimateMessage decode_estimate(const std::uint8_t* data, std::size_t size) {
   m.in_library = v.boolean("in_library");
   m.energy_shift_ev = v.num("energy_shift_ev");
   m.coverage = v.num("coverage");
+  if (v.find("mixture") != nullptr) m.mixture = read_mixture(v.map("mixture"));  // since 2026-12-06
   m.latency = read_latency(v.map("latency_us"));
   m.time_published = v.num("time_published");
   m.meta = v.raw_map_or_nil("meta");
@@ -605,6 +710,7 @@ EstimateMapMessage decode_estimate_map(const std::uint8_t* data, std::size_t siz
     m.categories.emplace_back(key, std::move(names));
   });
   m.novelty = v.floats("novelty", v.get("novelty"));
+  if (v.find("fractions") != nullptr) m.fractions = read_float_maps(v.map("fractions"));  // since 2026-12-06
   m.rejected_pixels = v.count("rejected_pixels");
   m.latency = read_latency(v.map("latency_us"));
   m.time_published = v.num("time_published");
@@ -623,7 +729,7 @@ EstimateMapMessage decode_estimate_map(const std::uint8_t* data, std::size_t siz
     }
   };
   check("novelty", m.novelty.size());
-  for (const auto* maps : {&m.params, &m.uncertainty, &m.confidence}) {
+  for (const auto* maps : {&m.params, &m.uncertainty, &m.confidence, &m.fractions}) {
     for (const auto& [name, values] : *maps) check(name, values.size());
   }
   return m;

@@ -19,6 +19,7 @@
 #include "xasmap/core/model.hpp"
 #include "xasmap/core/preprocess.hpp"
 #include "xasmap/core/session_offset.hpp"
+#include "xasmap/protocol/results.hpp"
 
 namespace xasmap::service {
 
@@ -35,6 +36,9 @@ const std::vector<OptionSpec> kEstimateOptions = with_spectrum_file_options({
     {"search", true, "EV",
      "while the session offset is not known, search it within +-EV of that (default: "
      "calibration.search_ev, 1; 0 with --session-offset or a calibration.reference_file)"},
+    {"mixture", true, "auto|off",
+     "auto: also fit each spectrum as a mixture of two charges and show the atom fractions and mean "
+     "valence (default: the config's estimation.mixture, off)"},
     {"json", false, "", "one JSON object per spectrum instead of a table"},
 });
 
@@ -80,7 +84,40 @@ std::string failure_text(const std::exception& e) {
   return text;
 }
 
-std::string estimate_json(const std::string& file, const Model& model, const Estimate& e) {
+// The mixture as the protocol's `mixture` map (docs/protocol.md).
+std::string mixture_json(const Model& model, const Mixture& m) {
+  const protocol::MixtureEntry x = protocol::to_mixture_entry(model.parameters(), m);
+  std::string s = "{\"mean_valence\":" + number(x.mean_valence) + ",\"mean_valence_sd\":" +
+                  number(x.mean_valence_sd) + ",\"single_phase\":" + (x.single_phase ? "true" : "false") +
+                  ",\"components\":[";
+  for (std::size_t i = 0; i < x.components.size(); ++i) {
+    const protocol::MixtureComponentEntry& c = x.components[i];
+    s += std::string(i ? "," : "") + "{\"charge\":" + number(c.charge) + ",\"fraction\":" + number(c.fraction) +
+         ",\"fraction_sd\":" + number(c.fraction_sd) + ",\"tendq\":" + number(c.tendq) + "}";
+  }
+  return s + "]}";
+}
+
+// The table's cell: "3.00 +- 0.05: 2+ 50%, 4+ 50%", or the one charge of a single phase.
+std::string mixture_cell(const Mixture& m) {
+  char text[96];
+  if (m.single_phase) {
+    std::snprintf(text, sizeof text, "%.2f single phase", m.mean_value);
+    return text;
+  }
+  std::string s;
+  std::snprintf(text, sizeof text, "%.2f +- %.2f:", m.mean_value, m.mean_value_sd);
+  s = text;
+  for (std::size_t i = 0; i < m.components.size(); ++i) {
+    std::snprintf(text, sizeof text, "%s %g+ %.0f%%", i ? "," : "", m.components[i].class_value,
+                  100 * m.components[i].fraction);
+    s += text;
+  }
+  return s;
+}
+
+std::string estimate_json(const std::string& file, const Model& model, const Estimate& e,
+                          const Mixture* mixture) {
   const auto& params = model.parameters();
   std::string s = "{\"file\":\"" + json_escape(file) + "\",\"params\":" + params_json(params, e.values);
   std::string unc = "{", conf = "{";
@@ -102,8 +139,9 @@ std::string estimate_json(const std::string& file, const Model& model, const Est
   }
   s += "],\"novelty\":" + number(e.novelty) + ",\"in_library\":" + (e.in_library ? "true" : "false");
   s += ",\"energy_shift_ev\":" + number(e.energy_shift_ev) + ",\"coverage\":" + number(e.coverage) +
-       ",\"noise_sigma\":" + number(e.noise_sigma) + "}";
-  return s;
+       ",\"noise_sigma\":" + number(e.noise_sigma);
+  if (mixture != nullptr) s += ",\"mixture\":" + mixture_json(model, *mixture);
+  return s + "}";
 }
 
 }  // namespace
@@ -140,22 +178,33 @@ int run_estimate(const CliArgs& args) {
   // Until the session offset is known it is searched (estimate_over_offsets), as the daemon does
   // until it has calibrated or tracked it; estimate has no tracker, so every file is searched.
   double search = config::CalibrationConfig{}.search_ev;
-  const auto from_config = [&](const config::Config& cfg) {
+  // The config in force: the one given (or the default), with a model file's own settings.
+  config::Config cfg;
+  const auto from_config = [&] {
     offset = session_offset(cfg, model, &offset_from);
     search = cfg.calibration.reference_file.empty() ? cfg.calibration.search_ev : 0.0;
   };
   if (const auto file = args.value("model")) {
     model = Model::load(*file);
     if (args.has("config")) {
-      const config::Config cfg = config_from_args(args);
+      cfg = config_from_args(args);
       model.set_estimation_options(model_options(cfg));
-      from_config(cfg);
+      from_config();
     }
+    cfg.library.source = config::LibrarySource::kModel;
+    adopt_model_settings(model, cfg);
   } else {
-    const config::Config cfg = config_from_args(args);
+    cfg = config_from_args(args);
     model = build_model(cfg);
-    from_config(cfg);
+    from_config();
   }
+  bool mixture = cfg.estimation.mixture == config::MixtureMode::kAuto;
+  if (const auto mode = args.value("mixture")) {
+    if (*mode != "auto" && *mode != "off") throw UsageError("--mixture must be auto or off, not '" + *mode + "'");
+    mixture = *mode == "auto";
+  }
+  mixture = mixture && model.class_parameter() >= 0;
+  const MixtureOptions mixing = mixture ? mixture_options(cfg, model) : MixtureOptions{};
   if (args.value("session-offset")) {
     offset = args.number("session-offset", 0.0);
     offset_from = "--session-offset";
@@ -175,16 +224,24 @@ int run_estimate(const CliArgs& args) {
   if (!json) {
     std::printf("%-32s", "spectrum");
     for (const auto& p : params) std::printf(" %-16s", p.name.c_str());
-    std::printf(" %-8s %-8s %-6s %s\n", "shift_eV", "novelty", "in_lib", "nearest");
+    std::printf(" %-8s %-8s %-6s", "shift_eV", "novelty", "in_lib");
+    if (mixture) std::printf(" %-34s", "valence (mixture)");
+    std::printf(" %s\n", "nearest");
   }
+  Prepared prepared;
   int failures = 0;
   for (const std::string& file : args.positionals()) {
     try {
       const Spectrum spectrum = read_spectrum(file, reading);
-      const Estimate e = search > 0.0 ? estimate_over_offsets(model, spectrum, offset, search)
-                                      : model.estimate(spectrum, offset);
+      Estimate e = search > 0.0 ? estimate_over_offsets(model, spectrum, offset, search)
+                                : model.estimate(spectrum, offset);
+      Mixture m;
+      if (mixture) {  // as the daemon does (service/daemon.cpp, process_single)
+        m = mixture_over_offsets(model, spectrum.energy_ev, spectrum.intensity, offset, search, e, mixing, prepared);
+        cap_class_confidence(m, e);
+      }
       if (json) {
-        std::printf("%s\n", estimate_json(file, model, e).c_str());
+        std::printf("%s\n", estimate_json(file, model, e, mixture ? &m : nullptr).c_str());
         continue;
       }
       std::string name = std::filesystem::path(file).filename().string();
@@ -200,9 +257,9 @@ int run_estimate(const CliArgs& args) {
         }
         std::printf(" %-16s", cell);
       }
-      std::printf(" %+-8.2f %-8.2f %-6s %s\n", e.energy_shift_ev, e.novelty,
-                  e.in_library ? "yes" : "no",
-                  e.neighbors.empty() ? "-" : e.neighbors.front().label.c_str());
+      std::printf(" %+-8.2f %-8.2f %-6s", e.energy_shift_ev, e.novelty, e.in_library ? "yes" : "no");
+      if (mixture) std::printf(" %-34s", mixture_cell(m).c_str());
+      std::printf(" %s\n", e.neighbors.empty() ? "-" : e.neighbors.front().label.c_str());
     } catch (const std::exception& e) {  // xasmap::Error, and any other reason one file fails
       ++failures;
       if (json) {

@@ -12,6 +12,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -126,6 +127,11 @@ struct ModelState {
   double session_start_ev = 0;
   std::string session_from;
   std::shared_ptr<SessionOffsetTracker> tracker;
+  // Mixed valence (estimation.mixture: auto): the charges' 3d holes, and where they came from.
+  bool mixture = false;
+  MixtureOptions mixture_options;
+  std::string mixture_from;
+  std::vector<double> charges;  // the class parameter's values, ascending (the fraction maps)
 
   // The offset estimates are made on.
   double applied_offset_ev() const {
@@ -706,7 +712,9 @@ struct Daemon::Impl {
       // maps (a float per pixel for each parameter, its uncertainty or confidence, and novelty)
       // besides its payload: charged to the budget until it is answered.
       const std::size_t decoded = m.intensity.capacity() * sizeof(double) + m.intensity_f4.capacity() * sizeof(float);
-      const std::size_t maps = m.pixels() * sizeof(float) * (2 * state.model.parameters().size() + 1);
+      // (Mixed valence adds the mean valence, its sd and a fraction map per charge.)
+      const std::size_t mixture_maps = state.mixture ? 2 + state.charges.size() : 0;
+      const std::size_t maps = m.pixels() * sizeof(float) * (2 * state.model.parameters().size() + 1 + mixture_maps);
       budget.force_acquire(decoded + maps);
       const BudgetCharge in_flight(&budget, decoded + maps);
       process_stack(m, state, job.received, t1, latency, job.peer);
@@ -721,6 +729,7 @@ struct Daemon::Impl {
     Prepared prepared;
     Estimate estimate;
     OffsetSearchScratch search;
+    Mixture mixture;
     protocol::EstimateMessage message;
   };
 
@@ -736,9 +745,18 @@ struct Daemon::Impl {
       if (search > 0.0) {
         // The session offset is not known yet: search it (energy_shift_ev is the whole offset).
         estimate_over_offsets(model, energy, intensity, session, search, w.search, w.estimate);
+        if (state.mixture) {
+          w.mixture = mixture_over_offsets(model, energy, intensity, session, search, w.estimate,
+                                           state.mixture_options, w.prepared);
+          cap_class_confidence(w.mixture, w.estimate);
+        }
       } else {
         preprocess_into(energy, intensity, model.options().preprocess, w.prepared, session);
         model.estimate_into(w.prepared, w.estimate);
+        if (state.mixture) {
+          w.mixture = model.mixture(w.prepared, w.estimate, state.mixture_options);
+          cap_class_confidence(w.mixture, w.estimate);
+        }
         w.estimate.energy_shift_ev += session;  // the whole offset: the session's and the spectrum's own
       }
       if (state.config.calibration.track != config::OffsetTracking::kOff) state.tracker->observe(w.estimate);
@@ -754,6 +772,12 @@ struct Daemon::Impl {
     protocol::EstimateMessage& em = w.message;
     em.id.swap(m.id);
     protocol::to_estimate_message(model.parameters(), w.estimate, em);
+    if (state.mixture) {
+      if (!em.mixture) em.mixture.emplace();
+      protocol::to_mixture_entry_into(model.parameters(), w.mixture, *em.mixture);
+    } else {
+      em.mixture.reset();
+    }
     em.latency = latency;
     em.meta.swap(m.meta);
 
@@ -824,6 +848,15 @@ struct Daemon::Impl {
       if (!p.category_names.empty()) mm.categories.emplace_back(p.name, p.category_names);
     }
     mm.novelty.assign(pixels, nan);
+    // Mixed valence: the mean valence beside the parameters, and each charge's atom fraction.
+    std::size_t valence = 0;
+    const std::vector<double>& charges = state.charges;
+    if (state.mixture) {
+      valence = mm.params.size();
+      mm.params.emplace_back("valence", std::vector<float>(pixels, nan));
+      mm.uncertainty.emplace_back("valence", std::vector<float>(pixels, nan));
+      for (double c : charges) mm.fractions.emplace_back(protocol::fraction_key(c), std::vector<float>(pixels, nan));
+    }
     std::atomic<std::uint64_t> rejected_pixels{0};
     const Eigen::VectorXd energy = Eigen::Map<const Eigen::VectorXd>(m.energy.data(), n_energy);
     const bool f4 = !m.intensity_f4.empty();  // float storage: each pixel is widened on its own
@@ -849,6 +882,18 @@ struct Daemon::Impl {
                           model.options().preprocess, prepared, session);
           model.estimate_into(prepared, e);
           const auto i = static_cast<std::size_t>(px);
+          if (state.mixture) {
+            const Mixture x = model.mixture(prepared, e, state.mixture_options);
+            cap_class_confidence(x, e);
+            mm.params[valence].second[i] = static_cast<float>(x.mean_value);
+            mm.uncertainty.back().second[i] = static_cast<float>(x.mean_value_sd);
+            for (auto& [key, f] : mm.fractions) f[i] = 0.0f;
+            for (const MixtureComponent& c : x.components) {
+              const auto k = static_cast<std::size_t>(
+                  std::lower_bound(charges.begin(), charges.end(), c.class_value) - charges.begin());
+              if (k < charges.size()) mm.fractions[k].second[i] = static_cast<float>(c.fraction);
+            }
+          }
           std::size_t ci = 0, ui = 0;
           for (std::size_t p = 0; p < params.size(); ++p) {
             mm.params[p].second[i] = static_cast<float>(e.values[p]);
@@ -1337,6 +1382,15 @@ struct Daemon::Impl {
     track.min_samples = cfg.calibration.track_min_samples;
     track.min_confidence = cfg.calibration.track_min_confidence;
     state->tracker = std::make_shared<SessionOffsetTracker>(state->session_start_ev, track);
+    state->mixture = cfg.estimation.mixture == config::MixtureMode::kAuto && state->model.class_parameter() >= 0;
+    if (state->mixture) {
+      std::set<double> seen;
+      const auto cp = static_cast<std::size_t>(state->model.class_parameter());
+      for (const auto& v : state->model.values()) seen.insert(v[cp]);
+      state->charges.assign(seen.begin(), seen.end());
+      state->mixture_options = mixture_options(cfg, state->model, &state->mixture_from);
+      state->model.prepare_mixture();  // before the first spectrum, not on it
+    }
     state->config = std::move(cfg);
     state->generation = gen;
     const Model& m = state->model;
@@ -1439,6 +1493,7 @@ struct Daemon::Impl {
       log->info("  session    energy offset {:+.2f} eV ({}), tracking {}", s.session_start_ev, s.session_from,
                 config::to_string(c.calibration.track));
     }
+    log->info("  mixture    {}", s.mixture ? "auto: " + s.mixture_from : std::string("off"));
     log->info("  start-up   library {:.2f} s, model file {:.2f} s, preprocess {:.2f} s, landmarks {:.2f} s, "
               "embedding {:.2f} s, index {:.2f} s, sockets {:.3f} s",
               r.library_s, r.load_s, r.fit.preprocess_s, r.fit.landmarks_s, r.fit.embed_s, r.fit.index_s,

@@ -1,5 +1,6 @@
 #include "model_builder.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -185,6 +186,58 @@ std::vector<std::string> adopt_model_settings(const Model& model, config::Config
   const auto seed = static_cast<unsigned>(o.seed);
   adopt(notes, "embedding.seed", e.seed, seed, integer);
   return notes;
+}
+
+MixtureOptions mixture_options(const config::Config& cfg, const Model& model, std::string* how) {
+  MixtureOptions o;
+  const int cp = model.class_parameter();
+  if (cp < 0) {
+    if (how != nullptr) *how = "the library has no charge parameter: every spectrum is single phase";
+    return o;
+  }
+  std::vector<double> charges;
+  for (const auto& v : model.values()) charges.push_back(v[static_cast<std::size_t>(cp)]);
+  std::sort(charges.begin(), charges.end());
+  charges.erase(std::unique(charges.begin(), charges.end()), charges.end());
+  if (cfg.library.source == config::LibrarySource::kSimulate) {
+    for (const std::string& name : cfg.library.simulate.ions) o.holes[parse_ion(name).charge] = holes_of_ion(name);
+    if (how != nullptr) *how = "3d holes from library.simulate.ions";
+    return o;
+  }
+  // A library from files or a model file: the element whose L3 edge the grid covers.
+  std::vector<std::string> covered;
+  try {
+    const AtomicTable table = AtomicTable::load(data_dir() / "atomic");
+    const config::GridConfig& g = cfg.library.grid;
+    for (const char* e : {"Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu"}) {
+      try {
+        const double l3 = table.lookup(parse_ion(std::string(e) + "2+")).edge_l3_ev;
+        if (l3 >= g.emin_ev && l3 <= g.emax_ev) covered.emplace_back(e);
+      } catch (const Error&) {
+        // not in the table
+      }
+    }
+  } catch (const Error&) {
+    // no atomic table: no holes
+  }
+  if (covered.size() != 1) {
+    if (how != nullptr) {
+      *how = "no single 3d element's L3 edge on library.grid: mixture fractions are area shares";
+    }
+    return o;
+  }
+  for (double c : charges) {
+    if (c >= 1 && c <= 8 && c == std::round(c)) {
+      try {
+        const double h = holes_of_ion(covered.front() + std::to_string(static_cast<int>(c)) + "+");
+        if (h > 0 && h <= 10) o.holes[c] = h;
+      } catch (const Error&) {
+        // not a 3d ion: that charge's fraction stays an area share
+      }
+    }
+  }
+  if (how != nullptr) *how = "3d holes of " + covered.front() + " ions (its L3 edge lies on library.grid)";
+  return o;
 }
 
 Library build_library(const config::Config& cfg, const ProgressCallback& progress) {

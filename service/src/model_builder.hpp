@@ -37,6 +37,13 @@ Model build_model(const config::Config& cfg, BuildReport* report = nullptr,
 // file when the standard cannot be read or calibrated.
 double session_offset(const config::Config& cfg, const Model& model, std::string* how = nullptr);
 
+// The mixed-valence options (estimation.mixture) for a model the config built: each charge's 3d
+// holes (the L2,3 sum rule turns area weights into atom fractions), from library.simulate.ions
+// when the library is simulated, else from the one 3d element whose L3 edge (data/atomic) lies on
+// library.grid, with the charges as that element's. Without either, no holes: fractions are then
+// area shares. `how` (when given) receives a sentence saying which.
+MixtureOptions mixture_options(const config::Config& cfg, const Model& model, std::string* how = nullptr);
+
 // Puts the settings `model` was fitted with (library.grid, library.preprocess except
 // shift_penalty, embedding) into `cfg`, so that what is reported is what is in force. Returns one
 // line per key whose configured value was not used, e.g.

@@ -61,6 +61,7 @@ input: {pattern: pull, bind: true, endpoint: "tcp://*:6000", overflow: block}
 output: {endpoint: "ipc:///tmp/xasmap-out"}
 control: {endpoint: "inproc://control"}
 logging: {format: json, level: debug}
+estimation: {mixture: auto}
 )";
   const Config c = parse_config(yaml, "custom.yaml");
   CHECK(c.library.simulate.ions == std::vector<std::string>{"Fe2+", "Fe3+"});
@@ -77,6 +78,7 @@ logging: {format: json, level: debug}
   CHECK(c.embedding.method == EmbeddingMethod::kIsomap);
   CHECK(c.input.pattern == InputPattern::kPull);
   CHECK(c.logging.format == LogFormat::kJson);
+  CHECK(c.estimation.mixture == MixtureMode::kAuto);
   const Config again = parse_config(to_yaml(c), "custom.yaml");
   CHECK(again == c);
 }

@@ -97,6 +97,7 @@ TEST_CASE("unknown choices suggest the closest spelling", "[config][reject]") {
         {"input.overflow", 2, 13, "'drop_olderst'", "did you mean 'drop_oldest'?"});
   check(rejection("logging:\n  level: verbose\n"),
         {"logging.level", 2, 10, "'verbose'", "one of trace, debug, info"});
+  check(rejection("estimation:\n  mixture: on\n"), {"estimation.mixture", 2, 12, "'on'", "one of auto, off"});
 }
 
 TEST_CASE("cross-field rules are checked and located", "[config][reject]") {

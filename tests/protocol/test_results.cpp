@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "xasmap/protocol/messages.hpp"
+#include "xasmap/core/mixture.hpp"
 #include "xasmap/protocol/results.hpp"
 
 using namespace xasmap::protocol;
@@ -129,6 +130,25 @@ TEST_CASE("estimate maps round-trip with float32 pixel arrays", "[protocol]") {
   CHECK(std::isnan(back.params[1].second[4]));
   CHECK(back.rejected_pixels == 1);
   CHECK(back.novelty.size() == 6);
+  CHECK(back.fractions.empty());  // estimation.mixture off
+
+  // With mixtures: the mean valence beside the parameters and a fraction map per charge.
+  m.params.emplace_back("valence", std::vector<float>{2.0f, 2.3f, 3.5f, 4.0f, nan, 2.0f});
+  m.uncertainty.emplace_back("valence", std::vector<float>{0.0f, 0.1f, 0.1f, 0.0f, nan, 0.0f});
+  m.fractions = {{"2", {1.0f, 0.7f, 0.0f, 0.0f, nan, 1.0f}},
+                 {"3", {0.0f, 0.3f, 0.5f, 0.0f, nan, 0.0f}},
+                 {"4", {0.0f, 0.0f, 0.5f, 1.0f, nan, 0.0f}}};
+  const Encoded with = encode(m);
+  const EstimateMapMessage mixed = decode_estimate_map(with.bytes.data(), with.bytes.size());
+  REQUIRE(mixed.fractions.size() == 3);
+  CHECK(mixed.fractions[1].first == "3");
+  CHECK(mixed.fractions[1].second[1] == 0.3f);
+  CHECK(mixed.params.back().first == "valence");
+  m.fractions[2].second.pop_back();
+  const Encoded short_fraction = encode(m);
+  CHECK_THROWS_AS(decode_estimate_map(short_fraction.bytes.data(), short_fraction.bytes.size()), ProtocolError);
+  m.fractions[2].second.push_back(0.0f);
+  m.fractions.clear();
 
   // A map whose arrays disagree with its shape is refused, naming the array.
   m.novelty.pop_back();
@@ -140,6 +160,78 @@ TEST_CASE("estimate maps round-trip with float32 pixel arrays", "[protocol]") {
     CHECK(err.code() == ErrorCode::kLengthMismatch);
     CHECK(err.field() == "novelty");
   }
+}
+
+TEST_CASE("estimates carry a mixture: charges as integers, NaN 10Dq kept, absent when off", "[protocol][mixture]") {
+  EstimateMessage m = sample_estimate();
+  CHECK(decode_estimate(encode(m).bytes.data(), encode(m).bytes.size()).mixture == std::nullopt);
+  MixtureEntry x;
+  x.mean_valence = 3.4;
+  x.mean_valence_sd = 0.06;
+  x.single_phase = false;
+  x.components = {{4.0, 0.6, 0.03, 2.05}, {2.0, 0.4, 0.03, std::nan("")}};
+  m.mixture = x;
+  const Encoded e = encode(m);
+  const EstimateMessage back = decode_estimate(e.bytes.data(), e.bytes.size());
+  REQUIRE(back.mixture.has_value());
+  CHECK(*back.mixture == x);
+  CHECK(back == m);
+  // On the wire: mixture.components[i].charge is an integer, as params.charge is.
+  const msgpack::object_handle h = msgpack::unpack(reinterpret_cast<const char*>(e.bytes.data()), e.bytes.size());
+  const msgpack::object* mixture = nullptr;
+  for (const auto& kv : h.get().via.map) {
+    if (kv.key.as<std::string>() == "mixture") mixture = &kv.val;
+  }
+  REQUIRE(mixture != nullptr);
+  for (const auto& kv : mixture->via.map) {
+    if (kv.key.as<std::string>() != "components") continue;
+    const auto& first = kv.val.via.array.ptr[0];
+    for (const auto& c : first.via.map) {
+      if (c.key.as<std::string>() == "charge") {
+        CHECK(c.val.type == msgpack::type::POSITIVE_INTEGER);
+        CHECK(c.val.via.u64 == 4);
+      }
+    }
+    // A mistyped component field is refused, naming its path.
+    msgpack::object text;
+    text.type = msgpack::type::STR;
+    text.via.str.ptr = "most";
+    text.via.str.size = 4;
+    const_cast<msgpack::object&>(first.via.map.ptr[1].val) = text;
+  }
+  msgpack::sbuffer damaged;
+  msgpack::pack(damaged, h.get());
+  try {
+    decode_estimate(reinterpret_cast<const std::uint8_t*>(damaged.data()), damaged.size());
+    FAIL("a string fraction was accepted");
+  } catch (const ProtocolError& err) {
+    CHECK(err.code() == ErrorCode::kBadType);
+    CHECK(err.field() == "mixture.components[0].fraction");
+  }
+}
+
+TEST_CASE("mixture entries from a model's Mixture, and fraction map keys", "[protocol][mixture]") {
+  std::vector<xasmap::ParameterInfo> info(2);
+  info[0] = {"charge", true, {}};
+  info[1] = {"tendq", false, {}};
+  xasmap::Mixture x;
+  x.single_phase = false;
+  x.mean_value = 2.5;
+  x.mean_value_sd = 0.1;
+  x.components = {{3.0, 0.5, 0.05, 7, 0.52, {3.0, 1.45}}, {2.0, 0.5, 0.05, 2, 0.48, {2.0, 0.85}}};
+  const MixtureEntry e = to_mixture_entry(info, x);
+  CHECK_FALSE(e.single_phase);
+  CHECK(e.mean_valence == 2.5);
+  REQUIRE(e.components.size() == 2);
+  CHECK(e.components[0].charge == 3.0);
+  CHECK(e.components[0].tendq == 1.45);
+  CHECK(e.components[1].tendq == 0.85);
+  // Without a parameter named tendq, the components' 10Dq is NaN.
+  info[1].name = "dq";
+  CHECK(std::isnan(to_mixture_entry(info, x).components[0].tendq));
+  CHECK(fraction_key(2.0) == "2");
+  CHECK(fraction_key(-1.0) == "-1");
+  CHECK(fraction_key(2.5) == "2.5");
 }
 
 TEST_CASE("metrics round-trip", "[protocol]") {

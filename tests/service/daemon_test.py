@@ -398,6 +398,7 @@ def scenario_stream(args):
     for key in ("params", "uncertainty", "confidence", "embedding", "neighbors", "novelty", "in_library",
                 "latency_us", "time_published", "meta"):
         check(key in first, "estimate has '%s'" % key)
+    check(not any("mixture" in e for e in estimates), "no estimate carries a mixture (estimation.mixture off)")
     check(all(e["meta"] == sent_meta[e["id"]] for e in estimates), "meta echoed unchanged")
     check(all(set(e["latency_us"]) >= {"queue", "decode", "compute", "service", "end_to_end"}
               for e in estimates), "latency_us has queue, decode, compute, service and end_to_end")
@@ -1576,6 +1577,101 @@ def scenario_acknowledged(args):
     check(code == 0, "exit 0")
 
 
+def scenario_mixture(args):
+    """estimation.mixture: auto. Pure spectra and atom-fraction mixtures of library spectra (on
+    their simulated scale, where a charge's area per atom is its 3d holes) come back with the
+    `mixture` map; a stack with a valence gradient comes back with params.valence and a fraction
+    map per charge. With the default (off), estimates carry no mixture."""
+    lib = Library(args.library)
+    rng = np.random.default_rng(23)
+    feed = Feed()
+    d = Daemon(args, "mixture", feed.endpoint, extra_yaml="estimation:\n  mixture: auto\n")
+    d.wait_ready()
+    feed.wait_subscribers()
+    check("mixture    auto: 3d holes of Mn ions" in d.log_text(),
+          "the start-up log says where the 3d holes come from (the grid's Mn L3 edge)")
+    # (charge a, 10Dq a, charge b, 10Dq b, atom fraction of a); fraction 1: pure.
+    cases = [(2, 0.9, 4, 2.0, 1.0), (3, 1.5, 4, 2.0, 1.0), (4, 2.0, 2, 0.9, 1.0),
+             (2, 0.9, 4, 2.0, 0.5), (3, 1.5, 4, 2.2, 0.3), (2, 1.0, 3, 1.8, 0.7), (2, 0.9, 4, 2.0, 0.2)]
+    energy = np.arange(634.0, 661.0, 0.1)
+    for i, (ca, ta, cb, tb, fa) in enumerate(cases):
+        a, b = lib.find(ca, ta), lib.find(cb, tb)
+        y = fa * np.interp(energy, a["energy"], a["intensity"]) + (1 - fa) * np.interp(energy, b["energy"], b["intensity"])
+        y = y + rng.normal(0.0, y.max() / 200.0, energy.size)
+        feed.send(spectrum_message("m%d" % i, energy, y, dtype="f8"))
+    d.wait_answers(len(cases), timeout=60)
+    got = {m["id"]: m for m in d.of("estimate")}
+    check(len(got) == len(cases), "an estimate for each spectrum (got %d; errors %s)" % (len(got), d.of("error")))
+    for i, (ca, ta, cb, tb, fa) in enumerate(cases):
+        m = got.get("m%d" % i)
+        if m is None:
+            continue
+        x = m.get("mixture")
+        check(x is not None and set(x) == {"mean_valence", "mean_valence_sd", "single_phase", "components"},
+              "m%d: a mixture map with mean_valence, mean_valence_sd, single_phase, components" % i)
+        if x is None:
+            continue
+        truth = fa * ca + (1 - fa) * cb
+        comps = x["components"]
+        print("m%d: true valence %.2f, mean_valence %.3f +- %.3f, single_phase %s, components %s" %
+              (i, truth, x["mean_valence"], x["mean_valence_sd"], x["single_phase"],
+               [(c["charge"], round(c["fraction"], 3), round(c["tendq"], 2)) for c in comps]))
+        check(all(set(c) == {"charge", "fraction", "fraction_sd", "tendq"} and isinstance(c["charge"], int)
+                  for c in comps), "m%d: components hold an integer charge, fraction, fraction_sd, tendq" % i)
+        check(abs(sum(c["fraction"] for c in comps) - 1.0) < 1e-6, "m%d: fractions sum to 1" % i)
+        if fa == 1.0:
+            check(x["single_phase"] and len(comps) == 1 and comps[0]["charge"] == ca and x["mean_valence"] == ca,
+                  "m%d: a pure Mn%d+ spectrum is single phase at its charge" % (i, ca))
+            check(abs(comps[0]["tendq"] - ta) <= 0.15, "m%d: its component's 10Dq within 0.15 eV" % i)
+        else:
+            check(not x["single_phase"] and len(comps) == 2, "m%d: a %.0f/%.0f mixture has two components" %
+                  (i, 100 * fa, 100 * (1 - fa)))
+            check(abs(x["mean_valence"] - truth) <= 0.05, "m%d: mean valence within 0.05 of %.2f" % (i, truth))
+            fa_got = sum(c["fraction"] for c in comps if c["charge"] == ca)
+            check(abs(fa_got - fa) <= 0.05, "m%d: atom fraction of Mn%d+ within 0.05 of %.1f" % (i, ca, fa))
+            check(x["mean_valence_sd"] > 0, "m%d: a positive mean_valence_sd" % i)
+            # params.charge stays the single best match's (a 2+/4+ mixture reads as 3+), but its
+            # confidence is capped at that charge's atom fraction in the mixture.
+            share = sum(c["fraction"] for c in comps if c["charge"] == m["params"]["charge"])
+            check(m["confidence"]["charge"] <= share + 1e-9,
+                  "m%d: the confidence of charge %d (%.2f) is at most its atom fraction %.2f" %
+                  (i, m["params"]["charge"], m["confidence"]["charge"], share))
+
+    # A 12x24 stack: Mn3+ on the left, Mn4+ on the right, and between them the atom fraction of
+    # Mn4+ rising linearly (a partly delithiated particle).
+    rows, cols = 12, 24
+    a, b = lib.find(3, 1.5), lib.find(4, 2.1)
+    ya, yb = np.interp(energy, a["energy"], a["intensity"]), np.interp(energy, b["energy"], b["intensity"])
+    f4 = np.clip((np.arange(cols) - 4) / (cols - 9), 0.0, 1.0)
+    stack = np.empty((rows, cols, energy.size))
+    for c in range(cols):
+        y = (1 - f4[c]) * ya + f4[c] * yb
+        stack[:, c] = y + rng.normal(0.0, y.max() / 100.0, (rows, energy.size))
+    feed.send(msgpack.packb({"id": "gradient", "kind": "stack", "shape": [rows, cols, energy.size], "dtype": "f4",
+                             "energy": energy.astype("<f4").tobytes(), "intensity": stack.astype("<f4").tobytes()},
+                            use_bin_type=True))
+    d.wait_answers(len(cases) + 1, timeout=120)
+    maps = d.of("estimate_map")
+    check(len(maps) == 1, "one estimate_map (errors %s)" % d.of("error"))
+    if maps:
+        m = maps[0]
+        check("valence" in m["params"] and "valence" in m["uncertainty"], "params.valence and uncertainty.valence")
+        check(set(m.get("fractions", {})) == {"2", "3", "4"}, "a fraction map per charge, keyed 2, 3, 4")
+        if "valence" in m["params"] and set(m.get("fractions", {})) == {"2", "3", "4"}:
+            valence = np.frombuffer(m["params"]["valence"], "<f4").reshape(rows, cols)
+            f = {k: np.frombuffer(v, "<f4").reshape(rows, cols) for k, v in m["fractions"].items()}
+            truth = 3.0 + f4[None, :] * np.ones((rows, 1))
+            err = np.abs(valence - truth)
+            print("stack: valence MAE %.3f, max %.3f; Mn4+ fraction at columns 0, 12, 23: %.2f %.2f %.2f" %
+                  (err.mean(), err.max(), f["4"][:, 0].mean(), f["4"][:, 12].mean(), f["4"][:, 23].mean()))
+            check(err.mean() <= 0.05, "stack: mean-valence MAE <= 0.05 across the gradient")
+            total = f["2"] + f["3"] + f["4"]
+            check(np.all(np.abs(total - 1.0) < 1e-4), "stack: each pixel's fractions sum to 1")
+            check(np.abs(f["4"].mean(axis=0) - f4).max() <= 0.08, "stack: the Mn4+ fraction follows the gradient (0.08)")
+    code, _ = d.stop()
+    check(code == 0, "exit status 0")
+
+
 SCENARIOS = {
     "stream": scenario_stream,
     "stack": scenario_stack,
@@ -1598,6 +1694,7 @@ SCENARIOS = {
     "reload_fit_cancel": scenario_reload_fit_cancel,
     "curve": scenario_curve,
     "acknowledged": scenario_acknowledged,
+    "mixture": scenario_mixture,
 }
 
 

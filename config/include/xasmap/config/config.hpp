@@ -43,6 +43,7 @@ enum class Weighting { kInverseDistance, kLocalLinear };
 enum class InputPattern { kSub, kPull, kRouter };
 enum class Overflow { kDropOldest, kDropNewest, kBlock };
 enum class OffsetTracking { kOff, kReport, kApply };
+enum class MixtureMode { kAuto, kOff };
 enum class LogFormat { kText, kJson };
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kCritical, kOff };
 
@@ -145,6 +146,10 @@ struct EstimationConfig {
   double interval_noise = 0.2;
   long long exact_partial_rows = 20000;   // narrow windows: rank every row when the library is this small
   double exact_partial_novelty = 2.0;     // ... when the best candidate's novelty exceeds this
+  // Mixed valence (docs/estimation.md, Mixtures): auto fits every spectrum and pixel as one charge
+  // or a mixture of two and publishes atom fractions and the mean valence; off publishes neither.
+  // Off by default while it costs about 0.4 ms a spectrum (docs/benchmarks.md).
+  MixtureMode mixture = MixtureMode::kOff;
   bool operator==(const EstimationConfig&) const = default;
 };
 
@@ -300,6 +305,7 @@ std::string to_string(Weighting v);
 std::string to_string(InputPattern v);
 std::string to_string(Overflow v);
 std::string to_string(OffsetTracking v);
+std::string to_string(MixtureMode v);
 std::string to_string(LogFormat v);
 std::string to_string(LogLevel v);
 

@@ -52,6 +52,10 @@ struct MixtureComponent {
   double fraction_sd = 0;
   std::int32_t spectrum = -1;  // the library spectrum chosen (-1: the estimate's own, single phase)
   double area_weight = 0;   // w: its share of the window's area
+  // Its parameters (the model's, in order): single phase, the estimate's values; a mixture's
+  // component, the atom-weighted mean of its library spectra's continuous parameters (e.g. its
+  // 10Dq) and its heaviest spectrum's categorical ones.
+  std::vector<double> values;
 };
 
 struct Mixture {
@@ -64,6 +68,13 @@ struct Mixture {
   double gain = 0;          // 1 - rss_mixture / rss_single
   double shift_ev = 0;      // the components' common shift (the library copy's)
 };
+
+// A spectrum found to be a mixture of two phases is not of one charge, however well one charge
+// alone matches it (a 50/50 Mn2+/Mn4+ mixture reads as Mn3+): the confidence of the estimate's
+// class value is capped at that value's atom fraction in the mixture (0 when it is not one of the
+// components). A single-phase mixture leaves the estimate as it is.
+struct Estimate;
+void cap_class_confidence(const Mixture& mixture, Estimate& estimate);
 
 // 3d holes of an ion such as "Mn2+": 10 minus its 3d electrons (Ti-Cu); 0 when not a 3d ion.
 double holes_of_ion(const std::string& ion);

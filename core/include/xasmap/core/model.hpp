@@ -27,6 +27,8 @@
 
 namespace xasmap {
 
+struct MixtureWindow;  // the library on one window, for mixtures (core internal)
+
 enum class EmbeddingKind { kMds, kLmds, kIsomap };
 enum class Weighting { kInverseDistance, kLocalLinear };
 
@@ -199,6 +201,11 @@ class Model {
   // the shift of `e`, its estimate by estimate_into() on the same `prepared` (before any session
   // offset is added to it). Without a class parameter of two or more values: single phase, from e.
   Mixture mixture(const Prepared& prepared, const Estimate& e, const MixtureOptions& options) const;
+  // Builds what mixture() reuses (done by its first call otherwise, which then takes a few tenths
+  // of a second on the default library): the library rows in a compact orthonormal basis
+  // (preprocessing that is linear on a window, window_is_linear) and the whole grid's window.
+  // Thread-safe; a no-op once done.
+  void prepare_mixture() const;
   // The projection alone: the spectrum's coordinates in the estimation embedding (the first
   // step of estimate_into; for benchmarks and diagnostics). Does not allocate once warm.
   void project_into(const Prepared& prepared, Eigen::VectorXd& coordinates) const;
@@ -291,6 +298,10 @@ class Model {
   std::vector<double> grid_step_;
   std::vector<double> span_;  // per continuous parameter: the library's largest value minus its smallest
   std::unique_ptr<Index> index_;
+  struct MixtureCache;  // mixture_cache.hpp: the basis and the windows seen, built on demand
+  // The library on `window` as mixture() reads it (built on first use, at most a few kept).
+  std::shared_ptr<const MixtureWindow> mixture_window(const Window& window) const;
+  std::unique_ptr<MixtureCache> mixture_cache_;
 };
 
 }  // namespace xasmap

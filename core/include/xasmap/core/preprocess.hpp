@@ -115,6 +115,13 @@ RowVectorXf apply_window(const Eigen::Ref<const RowVectorXf>& values, const Wind
 // apply_window_into returns the normalisation's divisor (1 without normalisation).
 double apply_window_into(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
                          const PreprocessOptions& options, RowVectorXf& out);  // out must not alias values
+// The linear part of apply_window_into: smoothing and background on the window, not normalised,
+// zero outside. window_is_linear: no smoothing (which does not compose over windows), a line or no
+// background, area or no normalisation; then apply_window_into is this divided by a linear
+// functional (the area), and a window of an already processed spectrum is that of the raw one.
+bool window_is_linear(const PreprocessOptions& options);
+void window_background_into(const Eigen::Ref<const RowVectorXf>& values, const Window& window,
+                            const PreprocessOptions& options, RowVectorXf& out);  // out must not alias values
 
 // Linear interpolation of `s` onto the grid points it covers; zero elsewhere. Sets `window`.
 // variance_share (optional): the mean over the window of (1-t)^2 + t^2, the share of a sample's

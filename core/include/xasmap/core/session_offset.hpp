@@ -56,6 +56,16 @@ void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::Vec
                            OffsetSearchScratch& scratch, Estimate& out);
 Estimate estimate_over_offsets(const Model& model, const Spectrum& spectrum, double centre_ev, double range_ev);
 
+// Model::mixture on the same session offsets as estimate_over_offsets (the spectrum read on each,
+// its components' common shift searched within max_shift_ev of it), keeping the mixture that fits
+// best (least residual): a mixture's single best match, which decides estimate_over_offsets'
+// offset, can sit 0.5-1 eV from the components' own. `estimate` is the spectrum's, from
+// estimate_over_offsets (it only gives the single-phase answer). With range_ev 0: one mixture at
+// centre_ev. Throws the PreprocessError of centre_ev when the spectrum cannot be judged there.
+Mixture mixture_over_offsets(const Model& model, const Eigen::Ref<const Eigen::VectorXd>& energy_ev,
+                             const Eigen::Ref<const Eigen::VectorXd>& intensity, double centre_ev, double range_ev,
+                             const Estimate& estimate, const MixtureOptions& options, Prepared& scratch);
+
 struct SessionTrackerOptions {
   int window = 64;              // the last `window` confident estimates count
   int min_samples = 8;          // until this many have counted, the tracked offset is the start

@@ -8,6 +8,7 @@
 // writes those fields at fixed width and returns where they are, and stamp() fills them in place.
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -51,6 +52,34 @@ struct NeighborEntry {
   bool operator==(const NeighborEntry&) const = default;
 };
 
+// Mixed valence (docs/protocol.md, "mixture"): the spectrum as atom fractions of charges, its mean
+// valence and their standard deviations. One component (fraction 1) when it is single phase.
+struct MixtureComponentEntry {
+  double charge = 0;       // packed as an integer when integral
+  double fraction = 0;     // atom fraction
+  double fraction_sd = 0;
+  double tendq = std::numeric_limits<double>::quiet_NaN();  // the component's 10Dq (eV); NaN: none
+  bool operator==(const MixtureComponentEntry& o) const;   // NaN equals NaN
+};
+
+struct MixtureEntry {
+  double mean_valence = std::numeric_limits<double>::quiet_NaN();
+  double mean_valence_sd = std::numeric_limits<double>::quiet_NaN();
+  bool single_phase = true;
+  std::vector<MixtureComponentEntry> components;  // largest fraction first
+  bool operator==(const MixtureEntry& o) const;    // NaN equals NaN
+};
+
+// The key of a charge's fraction map in estimate_map.fractions: the charge in decimal ("2", "3";
+// a non-integral value with up to 6 significant digits).
+std::string fraction_key(double charge);
+
+// The wire form of a model's mixture: the class parameter's values are the charges, and each
+// component's `tendq` is its value of the parameter named tendq (NaN without one).
+MixtureEntry to_mixture_entry(const std::vector<ParameterInfo>& params, const Mixture& mixture);
+// The same into `out`, reusing its storage.
+void to_mixture_entry_into(const std::vector<ParameterInfo>& params, const Mixture& mixture, MixtureEntry& out);
+
 struct EstimateMessage {
   std::string id;
   std::uint64_t seq = 0;
@@ -63,6 +92,7 @@ struct EstimateMessage {
   bool in_library = true;
   double energy_shift_ev = 0;
   double coverage = 1;
+  std::optional<MixtureEntry> mixture;  // absent with estimation.mixture: off
   Latency latency;
   double time_published = 0;
   std::vector<std::uint8_t> meta;  // msgpack bytes of the echoed map; empty: nil
@@ -102,6 +132,10 @@ struct EstimateMapMessage {
   std::vector<std::pair<std::string, std::vector<float>>> confidence;   // categorical
   std::vector<std::pair<std::string, std::vector<std::string>>> categories;  // text categories
   std::vector<float> novelty;
+  // Mixed valence (absent with estimation.mixture: off): per pixel, the atom fraction of each
+  // charge, keyed by the charge in decimal ("2", "3", ...). The mean valence is params.valence,
+  // its standard deviation uncertainty.valence.
+  std::vector<std::pair<std::string, std::vector<float>>> fractions;
   std::uint64_t rejected_pixels = 0;
   Latency latency;
   double time_published = 0;
