@@ -264,6 +264,24 @@ TEST_CASE("xasmap embed writes a model that xasmap estimate uses", "[integration
   CHECK(table.status == 0);
   CHECK(table.output.find("charge") != std::string::npos);
   CHECK(table.output.find("4 (") != std::string::npos);
+  CHECK(table.output.find("valence (mixture)") == std::string::npos);  // estimation.mixture off
+
+  // --mixture auto: the mixture map in JSON (the protocol's keys) and a column in the table.
+  const Run mixed_json = run(kTool + " estimate --json --mixture auto --model " + model + " " + data +
+                             "/experimental/xinhuolin_MnEdgeNet/Data2_MnO.csv");
+  INFO(mixed_json.output);
+  CHECK(mixed_json.status == 0);
+  CHECK(mixed_json.output.find("\"mixture\":{\"mean_valence\":2,\"mean_valence_sd\":") != std::string::npos);
+  CHECK(mixed_json.output.find("\"components\":[{\"charge\":2,\"fraction\":1,") != std::string::npos);
+  const Run mixed_table = run(kTool + " estimate --mixture auto --model " + model + " " + data +
+                              "/experimental/xinhuolin_MnEdgeNet/Data2_MnO.csv");
+  INFO(mixed_table.output);
+  CHECK(mixed_table.output.find("valence (mixture)") != std::string::npos);
+  CHECK(mixed_table.output.find("2.00 single phase") != std::string::npos);
+  const Run bad_mode = run(kTool + " estimate --mixture maybe --model " + model + " " + data +
+                           "/experimental/xinhuolin_MnEdgeNet/Data2_MnO.csv");
+  CHECK(bad_mode.status == 64);
+  CHECK(bad_mode.output.find("--mixture must be auto or off, not 'maybe'") != std::string::npos);
 
   // A folder and a missing file among the inputs are reported; the other files still get their row.
   const auto folder = dir / "xasmap_cli_scans";
