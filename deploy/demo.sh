@@ -89,11 +89,14 @@ echo "== the default library (deploy/xasmapd.yaml), simulated once"
 # The measured spectra are on the energy scale the library's Mn3+ and Mn4+ energies were calibrated
 # on (docs/validation.md), so the session offset is known: 0, not searched (search_ev: 0). Searched,
 # SrMnO3 and MnO2, which the crystal-field library does not describe, read as Mn3+ 1 eV up.
+# Mixed valence on (estimation.mixture, off by default for its cost): the stack's strip below the
+# disc grades from Mn2+ to Mn4+ by atom fraction, and its valence map shows it.
 sed -e 's|^  source: simulate|  source: files|' -e "s|^  directory: \"\"|  directory: \"$out/library\"|" \
-  -e 's|^  search_ev: 1.0|  search_ev: 0|' \
+  -e 's|^  search_ev: 1.0|  search_ev: 0|' -e 's|^  mixture: off|  mixture: auto|' \
   "$root/deploy/xasmapd.yaml" > "$work/xasmapd.yaml"
 grep -q '^  source: files' "$work/xasmapd.yaml" || { echo "demo.sh: could not point the config at the library" >&2; exit 1; }
 grep -q '^  search_ev: 0$' "$work/xasmapd.yaml" || { echo "demo.sh: could not set calibration.search_ev" >&2; exit 1; }
+grep -q '^  mixture: auto$' "$work/xasmapd.yaml" || { echo "demo.sh: could not set estimation.mixture" >&2; exit 1; }
 
 echo "== xasmapd on the default config (input $input, output $output, control $control)"
 "$bin/xasmapd" --config "$work/xasmapd.yaml" --input "$input" --output "$output" --control "$control" \

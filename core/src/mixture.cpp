@@ -116,8 +116,8 @@ Eigen::VectorXd nnls(const Eigen::MatrixXd& g, const Eigen::VectorXd& r) {
 namespace {
 
 // Windows kept: at most this many, and no more bytes of their rows than kWindowBytes (one at least).
-constexpr std::size_t kWindowsKept = 8;
-constexpr std::size_t kWindowBytes = std::size_t{64} << 20;
+constexpr std::size_t kWindowsKept = 12;
+constexpr std::size_t kWindowBytes = std::size_t{96} << 20;
 // Part-range windows are narrowed to multiples of this (eV) before the library is read on them.
 constexpr double kWindowLatticeEv = 0.5;
 // The basis keeps the leading directions until what it leaves of the rows' summed squared norm
@@ -130,26 +130,31 @@ constexpr Eigen::Index kBasisSampleRows = 20000;  // rows the basis is fitted on
 
 void Model::prepare_mixture() const {
   if (!mixture_cache_) return;
-  (void)mixture_window(Window{0, options_.preprocess.grid.size - 1});
+  const auto whole = mixture_window(Window{0, options_.preprocess.grid.size - 1});
+  for (Eigen::Index copy = 0; copy < whole->copies; ++copy) whole->ensure_copy(copy);
 }
 
 std::shared_ptr<const MixtureWindow> Model::mixture_window(const Window& window) const {
   MixtureCache& cache = *mixture_cache_;
-  const std::lock_guard<std::mutex> lock(cache.mutex);
-  for (std::size_t i = 0; i < cache.windows.size(); ++i) {
-    if (cache.windows[i]->window == window) {
-      std::rotate(cache.windows.begin(), cache.windows.begin() + static_cast<std::ptrdiff_t>(i),
-                  cache.windows.begin() + static_cast<std::ptrdiff_t>(i) + 1);
-      return cache.windows.front();
+  std::unique_lock<std::mutex> lock(cache.mutex);
+  // A window kept already, made the most recently used.
+  const auto kept_window = [&]() -> std::shared_ptr<const MixtureWindow> {
+    for (std::size_t i = 0; i < cache.windows.size(); ++i) {
+      if (cache.windows[i]->window == window) {
+        std::rotate(cache.windows.begin(), cache.windows.begin() + static_cast<std::ptrdiff_t>(i),
+                    cache.windows.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+        return cache.windows.front();
+      }
     }
-  }
+    return nullptr;
+  };
+  if (auto found = kept_window()) return found;
   const PreprocessOptions& pre = options_.preprocess;
   const int grid = pre.grid.size;
   const Window full{0, grid - 1};
   const Eigen::Index rows = prepared_.rows();
   RowVectorXf shaped, whole;
   if (!cache.built) {
-    cache.built = true;
     cache.linear = window_is_linear(pre);
     if (cache.linear) {
       // The rows' unit-area spectra on the whole grid (a flat row: zero), their uncentred second
@@ -196,15 +201,25 @@ std::shared_ptr<const MixtureWindow> Model::mixture_window(const Window& window)
         cache.coefficients.row(r) = shaped * cache.basis;
       }
     }
+    cache.built = true;  // only once it all succeeded (a throw above leaves it to the next call)
   }
 
+  // The basis is built (once, above, under the lock) and never changes: the window is built
+  // without the lock, so that other threads' spectra on kept windows do not wait for it.
+  lock.unlock();
   auto mw = std::make_shared<MixtureWindow>();
   mw->window = window;
   const int n = window.size();
+  const auto spectra = static_cast<Eigen::Index>(labels_.size());
+  mw->copies = rows / std::max<Eigen::Index>(1, spectra);
   mw->share.assign(static_cast<std::size_t>(rows), 0.0f);
+  mw->zz.assign(static_cast<std::size_t>(rows), 0.0f);
+  mw->filled = std::make_unique<std::once_flag[]>(static_cast<std::size_t>(mw->copies));
+  MixtureWindow* target = mw.get();  // the fill lives in it, and dies with it
+  const Eigen::Index copies = mw->copies;
   if (cache.linear) {
-    // The window's processing of each basis direction; an orthonormal basis of those (thin QR),
-    // and each row's coordinates on it, divided by the row's area on the window.
+    // The window's processing of each basis direction; an orthonormal basis of those (thin QR).
+    // A copy's rows are then their coordinates on it (R c_r), divided by each row's area there.
     const Eigen::Index m = cache.basis.cols();
     Eigen::MatrixXd processed(n, m);
     for (Eigen::Index j = 0; j < m; ++j) {
@@ -217,36 +232,45 @@ std::shared_ptr<const MixtureWindow> Model::mixture_window(const Window& window)
     const Eigen::Index k = std::min<Eigen::Index>(n, m);
     const Eigen::HouseholderQR<Eigen::MatrixXd> qr(processed);
     mw->basis = (qr.householderQ() * Eigen::MatrixXd::Identity(n, k)).cast<float>();
-    const Eigen::MatrixXf r_factor =
-        qr.matrixQR().topRows(k).triangularView<Eigen::Upper>().toDenseMatrix().cast<float>();
-    mw->z.noalias() = cache.coefficients * r_factor.transpose();
-    for (Eigen::Index r = 0; r < rows; ++r) {
-      // A unit-area row's area on the window (1 on the whole grid), up to the basis's truncation.
-      const double share = by_area ? cache.coefficients.row(r).cast<double>().dot(area) : 1.0;
-      if (share > 1e-3) {
-        mw->share[static_cast<std::size_t>(r)] = static_cast<float>(std::min(share, 1.0));
-        mw->z.row(r) /= static_cast<float>(share);
-      } else {
-        mw->z.row(r).setZero();
+    const Eigen::MatrixXf r_t =
+        qr.matrixQR().topRows(k).triangularView<Eigen::Upper>().toDenseMatrix().transpose().cast<float>();
+    mw->z.setZero(rows, k);
+    const FeatureMatrix* coefficients = &cache.coefficients;
+    mw->fill = [target, coefficients, r_t, area, by_area, spectra, copies](Eigen::Index copy) {
+      for (Eigen::Index s = 0; s < spectra; ++s) {
+        const Eigen::Index r = s * copies + copy;
+        // A unit-area row's area on the window (1 on the whole grid), up to the basis's truncation.
+        const double share = by_area ? coefficients->row(r).cast<double>().dot(area) : 1.0;
+        if (!(share > 1e-3)) continue;  // flat or empty on the window: never used
+        target->share[static_cast<std::size_t>(r)] = static_cast<float>(std::min(share, 1.0));
+        target->z.row(r).noalias() = coefficients->row(r) * r_t;
+        target->z.row(r) /= static_cast<float>(share);
+        target->zz[static_cast<std::size_t>(r)] = target->z.row(r).squaredNorm();
       }
-    }
+    };
   } else {
     // No basis: every row processed on the window as it is, and its area there over its whole one.
-    mw->z.resize(rows, n);
-    for (Eigen::Index r = 0; r < rows; ++r) {
-      try {
-        const double on_window = apply_window_into(prepared_.row(r), window, pre, shaped);
-        const double on_grid = apply_window_into(prepared_.row(r), full, pre, whole);
-        mw->z.row(r) = shaped.segment(window.first, n);
-        const double share = on_grid > 0 && on_window > 0 ? on_window / on_grid : 1.0;
-        mw->share[static_cast<std::size_t>(r)] = static_cast<float>(share);
-      } catch (const PreprocessError&) {
-        mw->z.row(r).setZero();
+    mw->z.setZero(rows, n);
+    mw->fill = [this, target, window, full, spectra, copies](Eigen::Index copy) {
+      const PreprocessOptions& o = options_.preprocess;
+      RowVectorXf on, all;
+      for (Eigen::Index s = 0; s < spectra; ++s) {
+        const Eigen::Index r = s * copies + copy;
+        try {
+          const double on_window = apply_window_into(prepared_.row(r), window, o, on);
+          const double on_grid = apply_window_into(prepared_.row(r), full, o, all);
+          target->z.row(r) = on.segment(window.first, window.size());
+          const double share = on_grid > 0 && on_window > 0 ? on_window / on_grid : 1.0;
+          target->share[static_cast<std::size_t>(r)] = static_cast<float>(share);
+          target->zz[static_cast<std::size_t>(r)] = target->z.row(r).squaredNorm();
+        } catch (const PreprocessError&) {
+          // flat on this window: its zz stays 0 and it is never chosen
+        }
       }
-    }
+    };
   }
-  mw->zz.resize(static_cast<std::size_t>(rows));
-  for (Eigen::Index r = 0; r < rows; ++r) mw->zz[static_cast<std::size_t>(r)] = mw->z.row(r).squaredNorm();
+  lock.lock();
+  if (auto found = kept_window()) return found;  // another thread built it meanwhile
   cache.windows.insert(cache.windows.begin(), std::move(mw));
   std::size_t bytes = 0, kept = 0;
   for (; kept < cache.windows.size() && kept < kWindowsKept; ++kept) {
@@ -427,6 +451,7 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
   const auto fit_copy = [&](Eigen::Index copy) {
     CopyFit c;
     c.copy = copy;
+    mw.ensure_copy(copy);
     // This copy's rows of the window's library (every per_spectrum-th row, from `copy`).
     const CopyRows y(mw.z.data() + copy * dims, spectra, dims, Eigen::OuterStride<>(per_spectrum * dims));
     c.qy = (y * h).cast<double>();

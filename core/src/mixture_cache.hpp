@@ -4,6 +4,7 @@
 
 #include <Eigen/Core>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -17,12 +18,22 @@ namespace xasmap {
 // basis's columns orthonormal over the window's points (no basis: z holds the processed rows
 // themselves). share[r] is the part of the row's whole edge area that lies on the window (0: the
 // row is flat or empty there and never used).
+// The rows are filled one shifted copy at a time, on first use (ensure_copy: copy j's rows are
+// s x copies + j), so a new window costs what the copies a spectrum tries cost, not the library's.
 struct MixtureWindow {
   Window window;
   Eigen::MatrixXf basis;  // window points x k, or empty (identity)
-  FeatureMatrix z;        // rows x k
-  std::vector<float> zz;  // |z_r|^2
-  std::vector<float> share;
+  Eigen::Index copies = 1;
+  // Filled by ensure_copy (once per copy, from any thread): z, zz and share of that copy's rows.
+  mutable FeatureMatrix z;        // rows x k
+  mutable std::vector<float> zz;  // |z_r|^2
+  mutable std::vector<float> share;
+  std::function<void(Eigen::Index copy)> fill;
+  std::unique_ptr<std::once_flag[]> filled;  // one per copy
+
+  void ensure_copy(Eigen::Index copy) const {
+    std::call_once(filled[static_cast<std::size_t>(copy)], [&] { fill(copy); });
+  }
 };
 
 struct Model::MixtureCache {

@@ -46,7 +46,8 @@ const std::vector<OptionSpec> kFeedOptions = with_client_curve_options(with_spec
     {"stack", true, "RxC[xE]",
      "send one synthetic STXM stack of R x C pixels (E energies) built from --library"},
     {"stack-image", true, "PGM",
-     "the stack's phase map: a PGM image whose grey levels pick --phases"},
+     "the stack's phase map: a PGM image whose grey levels pick --phases (levels between two "
+     "phases' mix them by atom fraction)"},
     {"phases", true, "LABELS",
      "library labels of the stack's phases, dark to bright (default: the default library's "
      "Mn2_tendq0.9_slater0.8_T300_gauss0.2,Mn4_tendq2_slater0.8_T300_gauss0.2)"},

@@ -59,6 +59,7 @@ struct Placed {
   bool in_library = true;
   bool measured = false;  // from a file (labelled on the map), not a noisy library copy
   std::optional<double> end_to_end_us;
+  std::optional<protocol::MixtureEntry> mixture;  // estimation.mixture: auto
 };
 
 struct LibraryView {
@@ -165,6 +166,7 @@ Placed placed_of(const protocol::EstimateMessage& m) {
   p.novelty = m.novelty;
   p.in_library = m.in_library;
   p.end_to_end_us = m.latency.end_to_end;
+  p.mixture = m.mixture;
   return p;
 }
 
@@ -184,6 +186,15 @@ std::string estimate_text(const Placed& p) {
       s += value_text(v);
     }
     if (std::isfinite(c)) s += " (" + fmt("%.0f", 100 * c) + "%)";
+  }
+  // A spectrum read as two phases: its mean valence and the charges' atom fractions.
+  if (p.mixture && !p.mixture->single_phase) {
+    s += ", valence " + fixed(p.mixture->mean_valence, 2) + " \u00b1 " + fixed(p.mixture->mean_valence_sd, 2) + " (";
+    for (std::size_t i = 0; i < p.mixture->components.size(); ++i) {
+      const auto& c = p.mixture->components[i];
+      s += (i ? ", " : "") + fmt("%g", c.charge) + "+ " + fmt("%.0f", 100 * c.fraction) + "%";
+    }
+    s += ")";
   }
   return s;
 }

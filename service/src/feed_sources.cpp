@@ -118,7 +118,11 @@ std::vector<std::vector<int>> default_image(int rows, int cols) {
     for (int c = 0; c < cols; ++c) {
       const bool disc = std::hypot(r + 0.5 - cr, c + 0.5 - cc) < radius;
       const bool band = c >= static_cast<int>(cols * 0.75) && c < static_cast<int>(cols * 0.9);
-      img[static_cast<std::size_t>(r)][static_cast<std::size_t>(c)] = (disc || band) ? 255 : 0;
+      const int first = static_cast<int>(cols * 0.1), last = static_cast<int>(cols * 0.65);
+      const bool strip = r >= static_cast<int>(rows * 0.8) && r < static_cast<int>(rows * 0.92) && c >= first && c < last;
+      int& grey = img[static_cast<std::size_t>(r)][static_cast<std::size_t>(c)];
+      grey = (disc || band) ? 255 : 0;
+      if (strip) grey = static_cast<int>(std::lround(255.0 * (c - first) / std::max(1, last - 1 - first)));
     }
   }
   return img;
@@ -168,8 +172,13 @@ Source make_stack(const Library& lib, const std::vector<std::vector<int>>& image
   out.intensity.reserve(static_cast<std::size_t>(rows * cols) * n);
   for (const auto& row : image) {
     for (int grey : row) {
-      const auto phase = std::min<std::size_t>(static_cast<std::size_t>(grey) * phases.size() / 256, phases.size() - 1);
-      for (std::size_t i = 0; i < n; ++i) out.intensity.push_back(curves[phase][i] + noise(rng));
+      const double t = std::clamp(grey, 0, 255) / 255.0 * static_cast<double>(phases.size() - 1);
+      const auto phase = std::min(static_cast<std::size_t>(t), phases.size() - 1);
+      const std::size_t next = std::min(phase + 1, phases.size() - 1);
+      const double f = t - static_cast<double>(phase);
+      for (std::size_t i = 0; i < n; ++i) {
+        out.intensity.push_back((1.0 - f) * curves[phase][i] + f * curves[next][i] + noise(rng));
+      }
     }
   }
   out.shape = {rows, cols, static_cast<std::int64_t>(n)};

@@ -39,11 +39,16 @@ Source measured_like(const Spectrum& s, const Perturbation& p, std::mt19937_64& 
 
 // A PGM image (P2 or P5, 8-bit) as rows x cols grey levels 0-255.
 std::vector<std::vector<int>> read_pgm(const std::filesystem::path& file);
-// The built-in phase map: phase 0 everywhere, phase 1 in a disc left of centre and a band on the
-// right.
+// The built-in phase map: phase 0 everywhere, the last phase in a disc left of centre and a band
+// on the right, and below the disc a strip whose grey level rises from 0 to 255 left to right:
+// a gradient of atom fractions between the phases (a front where one has turned into the other,
+// as in a partly reduced or delithiated particle).
 std::vector<std::vector<int>> default_image(int rows, int cols);
-// A stack whose pixels are the `phases` (library labels, dark to bright) the image's grey levels
-// pick, with noise, on one energy axis and one calibration offset.
+// A stack of the `phases` (library labels, dark to bright), with noise, on one energy axis and one
+// calibration offset. Grey level g sits at position t = g / 255 x (phases - 1) along the phases: a
+// pixel is phase floor(t) and the next one mixed by atom fractions 1 - frac(t) and frac(t) (the
+// library's intensities are per atom, the simulator's sum-rule scale), so the levels
+// k x 255 / (phases - 1) are pure phases.
 Source make_stack(const Library& lib, const std::vector<std::vector<int>>& image,
                   const std::vector<std::string>& phases, const Perturbation& p, std::mt19937_64& rng);
 

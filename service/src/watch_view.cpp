@@ -329,6 +329,12 @@ EstimateRow make_estimate_row(const protocol::EstimateMessage& m) {
     }
     row.params.push_back(cell);
   }
+  if (m.mixture) {  // estimation.mixture: auto; the mean valence as one more column
+    ParamCell cell;
+    cell.name = "valence";
+    std::tie(cell.value, cell.uncertainty) = rounded_pair(m.mixture->mean_valence, m.mixture->mean_valence_sd);
+    row.params.push_back(cell);
+  }
   row.novelty = m.novelty;
   row.in_library = m.in_library;
   row.end_to_end_us = m.latency.end_to_end;

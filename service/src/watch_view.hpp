@@ -57,7 +57,8 @@ struct ParamCell {
   std::string uncertainty;           // continuous: formatted like `value`; empty otherwise
 };
 
-// What the dashboard keeps of an `estimate`.
+// What the dashboard keeps of an `estimate`; with a `mixture`, its mean valence is one more
+// parameter, `valence`, after the estimate's own.
 struct EstimateRow {
   std::string id;  // sanitized
   std::vector<ParamCell> params;  // in the message's order

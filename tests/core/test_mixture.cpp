@@ -173,6 +173,7 @@ TEST_CASE("part-range spectra a few points apart share the library's rows and ag
   // 638.5-654.9 eV, where their points are the same: the same answer.
   const Mixture a = mix(entry(2, 0.8), entry(3, 1.6), 0.5, with_holes(), 638.1, 655.0);
   const Mixture b = mix(entry(2, 0.8), entry(3, 1.6), 0.5, with_holes(), 638.4, 655.3);
+  INFO("gain " << a.gain << ", mixture novelty " << a.novelty << ", minor " << a.components.back().fraction);
   REQUIRE_FALSE(a.single_phase);
   REQUIRE_FALSE(b.single_phase);
   CHECK(a.mean_value == Approx(2.5).margin(0.03));

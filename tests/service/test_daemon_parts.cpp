@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <atomic>
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
 #include "bounded_queue.hpp"
+#include "feed_sources.hpp"
 #include "latency_histogram.hpp"
 #include "memory_budget.hpp"
 
@@ -131,4 +133,33 @@ TEST_CASE("memory budget: refusals, forced charges, waiting, and charges given b
   // A waiter told to stop takes its bytes anyway (the message was accepted) and says so.
   CHECK_FALSE(budget.acquire_waiting(800, [] { return false; }));
   CHECK(budget.used() == 1300);
+}
+
+TEST_CASE("synthetic stacks: grey levels between two phases mix them by atom fraction", "[feed]") {
+  using namespace xasmap::service;
+  xasmap::Library lib;
+  lib.parameters = {{"charge", true, {}}};
+  Eigen::VectorXd e = Eigen::VectorXd::LinSpaced(301, 630.0, 660.0);
+  Eigen::VectorXd a = (-(e.array() - 640.0).square() / 2.0).exp();
+  Eigen::VectorXd b = 2.0 * (-(e.array() - 645.0).square() / 2.0).exp();
+  lib.spectra = {xasmap::Spectrum{e, a}, xasmap::Spectrum{e, b}};
+  lib.values = {{2.0}, {4.0}};
+  lib.labels = {"A", "B"};
+  Perturbation clean;
+  clean.clean = true;
+  std::mt19937_64 rng(1);
+  const Source s = make_stack(lib, {{0, 51, 255}}, {"A", "B"}, clean, rng);
+  REQUIRE(s.shape == std::vector<std::int64_t>{1, 3, static_cast<std::int64_t>(s.energy.size())});
+  const std::size_t n = s.energy.size();
+  for (std::size_t i = 0; i < n; i += 7) {
+    const double ya = s.intensity[i], yb = s.intensity[2 * n + i];
+    CHECK(s.intensity[n + i] == Approx(0.8 * ya + 0.2 * yb).margin(1e-12));  // grey 51: 20 % of B
+  }
+  // The built-in map holds both phases and, in its strip, every fraction between them.
+  const auto image = default_image(64, 64);
+  std::set<int> greys;
+  for (const auto& row : image) greys.insert(row.begin(), row.end());
+  CHECK(greys.count(0) == 1);
+  CHECK(greys.count(255) == 1);
+  CHECK(greys.size() >= 30);
 }

@@ -47,6 +47,12 @@ TEST_CASE("plain lines of the four output messages", "[service][watch]") {
   CHECK(plain_line(make_estimate_row(outside)) ==
         "estimate s0002 charge=2 (98%) tendq=0.91+-0.05 novelty=5.2* e2e=-");
 
+  // With estimation.mixture auto: the mean valence, rounded to its sd's precision.
+  auto mixed = estimate("s0003");
+  mixed.mixture = protocol::MixtureEntry{2.3123, 0.0431, false, {{2.0, 0.69, 0.02, 0.9}, {3.0, 0.31, 0.02, 1.5}}};
+  CHECK(plain_line(make_estimate_row(mixed)) ==
+        "estimate s0003 charge=2 (98%) tendq=0.91+-0.05 valence=2.31+-0.04 novelty=0.8 e2e=1.2ms");
+
   // The decoding checks' messages start with the code, the others do not: both read the same.
   CHECK(plain_line(error("bad-x", protocol::ErrorCode::kMissingField,
                          "missing_field: required field 'energy' is missing")) ==
