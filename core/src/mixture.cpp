@@ -131,7 +131,7 @@ constexpr Eigen::Index kBasisSampleRows = 20000;  // rows the basis is fitted on
 void Model::prepare_mixture() const {
   if (!mixture_cache_) return;
   const auto whole = mixture_window(Window{0, options_.preprocess.grid.size - 1});
-  for (Eigen::Index copy = 0; copy < whole->copies; ++copy) whole->ensure_copy(copy);
+  for (Eigen::Index copy = 0; copy < whole->copies; ++copy) whole->ensure_copy(*this, copy);
 }
 
 std::shared_ptr<const MixtureWindow> Model::mixture_window(const Window& window) const {
@@ -235,8 +235,8 @@ std::shared_ptr<const MixtureWindow> Model::mixture_window(const Window& window)
     const Eigen::MatrixXf r_t =
         qr.matrixQR().topRows(k).triangularView<Eigen::Upper>().toDenseMatrix().transpose().cast<float>();
     mw->z.setZero(rows, k);
-    const FeatureMatrix* coefficients = &cache.coefficients;
-    mw->fill = [target, coefficients, r_t, area, by_area, spectra, copies](Eigen::Index copy) {
+    mw->fill = [target, r_t, area, by_area, spectra, copies](const Model& model, Eigen::Index copy) {
+      const FeatureMatrix* coefficients = &model.mixture_cache_->coefficients;
       for (Eigen::Index s = 0; s < spectra; ++s) {
         const Eigen::Index r = s * copies + copy;
         // A unit-area row's area on the window (1 on the whole grid), up to the basis's truncation.
@@ -251,14 +251,14 @@ std::shared_ptr<const MixtureWindow> Model::mixture_window(const Window& window)
   } else {
     // No basis: every row processed on the window as it is, and its area there over its whole one.
     mw->z.setZero(rows, n);
-    mw->fill = [this, target, window, full, spectra, copies](Eigen::Index copy) {
-      const PreprocessOptions& o = options_.preprocess;
+    mw->fill = [target, window, full, spectra, copies](const Model& model, Eigen::Index copy) {
+      const PreprocessOptions& o = model.options_.preprocess;
       RowVectorXf on, all;
       for (Eigen::Index s = 0; s < spectra; ++s) {
         const Eigen::Index r = s * copies + copy;
         try {
-          const double on_window = apply_window_into(prepared_.row(r), window, o, on);
-          const double on_grid = apply_window_into(prepared_.row(r), full, o, all);
+          const double on_window = apply_window_into(model.prepared_.row(r), window, o, on);
+          const double on_grid = apply_window_into(model.prepared_.row(r), full, o, all);
           target->z.row(r) = on.segment(window.first, window.size());
           const double share = on_grid > 0 && on_window > 0 ? on_window / on_grid : 1.0;
           target->share[static_cast<std::size_t>(r)] = static_cast<float>(share);
@@ -451,7 +451,7 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
   const auto fit_copy = [&](Eigen::Index copy) {
     CopyFit c;
     c.copy = copy;
-    mw.ensure_copy(copy);
+    mw.ensure_copy(*this, copy);
     // This copy's rows of the window's library (every per_spectrum-th row, from `copy`).
     const CopyRows y(mw.z.data() + copy * dims, spectra, dims, Eigen::OuterStride<>(per_spectrum * dims));
     c.qy = (y * h).cast<double>();

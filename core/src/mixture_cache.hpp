@@ -28,11 +28,13 @@ struct MixtureWindow {
   mutable FeatureMatrix z;        // rows x k
   mutable std::vector<float> zz;  // |z_r|^2
   mutable std::vector<float> share;
-  std::function<void(Eigen::Index copy)> fill;
+  // Fills one copy from the model that owns this window (passed in, not captured: a Model may be
+  // moved after its windows were built).
+  std::function<void(const Model& model, Eigen::Index copy)> fill;
   std::unique_ptr<std::once_flag[]> filled;  // one per copy
 
-  void ensure_copy(Eigen::Index copy) const {
-    std::call_once(filled[static_cast<std::size_t>(copy)], [&] { fill(copy); });
+  void ensure_copy(const Model& model, Eigen::Index copy) const {
+    std::call_once(filled[static_cast<std::size_t>(copy)], [&] { fill(model, copy); });
   }
 };
 

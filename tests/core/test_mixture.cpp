@@ -33,7 +33,7 @@ const HeldOutClean& clean() {
 
 // The library's model; with kEdgeStep (not linear on a window), mixture() reads every library row
 // on the window itself instead of through the compact basis.
-Model fit_model(BackgroundKind background) {
+Model fit_model(BackgroundKind background, double max_shift_ev = 0.0) {
   Library lib;
   lib.parameters = {{"charge", true, {}}, {"tendq", false, {}}};
   for (const auto& e : clean().entries) {
@@ -44,6 +44,7 @@ Model fit_model(BackgroundKind background) {
   ModelOptions o;
   o.preprocess.grid = EnergyGrid::from_range(635, 660, 0.1);
   o.preprocess.background = background;
+  o.max_shift_ev = max_shift_ev;
   o.landmarks = 12;
   o.estimate_dims = 6;
   o.threads = 1;
@@ -69,12 +70,12 @@ const HeldOutClean::Entry& entry(int charge, double tendq) {
 
 // Atom fraction fa of entry a and 1 - fa of entry b, on the simulator's own scale.
 Mixture mix(const HeldOutClean::Entry& a, const HeldOutClean::Entry& b, double fa, const MixtureOptions& o,
-            double from_ev = 0, double to_ev = 1e9, const Model& with = model()) {
+            double from_ev = 0, double to_ev = 1e9, const Model& with = model(), double offset_ev = 0) {
   const Eigen::VectorXd y = fa * a.intensity + (1.0 - fa) * b.intensity;
   std::vector<double> e, v;
   for (Eigen::Index i = 0; i < y.size(); ++i) {
     if (clean().energy_ev[i] < from_ev || clean().energy_ev[i] > to_ev) continue;
-    e.push_back(clean().energy_ev[i]);
+    e.push_back(clean().energy_ev[i] + offset_ev);
     v.push_back(y[i]);
   }
   const Spectrum s{Eigen::Map<Eigen::VectorXd>(e.data(), static_cast<Eigen::Index>(e.size())),
@@ -199,4 +200,21 @@ TEST_CASE("a two-phase spectrum's single charge is not confident", "[mixture]") 
   two.components = {{4.0, 0.7, 0.02, 1, 0.7, {}}, {3.0, 0.3, 0.02, 2, 0.3, {}}};
   cap_class_confidence(two, e);
   CHECK(e.confidence[0] == Approx(0.3));
+}
+
+TEST_CASE("a model moved after its mixture windows were built still reads them", "[mixture]") {
+  // Windows fill their rows a shifted copy at a time from the model that asks, not one captured
+  // when they were built: a model moved (as a daemon moves a fitted one into place) stays right.
+  // With shifted copies (+-0.4 eV), the second spectrum, 0.35 eV up, tries copies the first did not.
+  for (const BackgroundKind background : {BackgroundKind::kPrePostLine, BackgroundKind::kEdgeStep}) {
+    Model first = fit_model(background, 0.4);
+    const Mixture before = mix(entry(2, 0.8), entry(4, 2.0), 0.4, with_holes(), 638.0, 655.0, first);
+    const Model moved = std::move(first);
+    const Mixture after = mix(entry(2, 0.8), entry(4, 2.0), 0.4, with_holes(), 638.0, 655.0, moved, 0.35);
+    REQUIRE_FALSE(before.single_phase);
+    REQUIRE_FALSE(after.single_phase);
+    CHECK(before.mean_value == Approx(2.0 * 0.4 + 4.0 * 0.6).margin(0.03));
+    CHECK(after.mean_value == Approx(2.0 * 0.4 + 4.0 * 0.6).margin(0.03));
+    CHECK(after.shift_ev == Approx(0.35).margin(0.051));
+  }
 }
