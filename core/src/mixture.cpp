@@ -111,10 +111,6 @@ Eigen::VectorXd nnls(const Eigen::MatrixXd& g, const Eigen::VectorXd& r) {
   return w;
 }
 
-}  // namespace
-
-namespace {
-
 // Windows kept: at most this many, and no more bytes of their rows than kWindowBytes (one at least).
 constexpr std::size_t kWindowsKept = 12;
 constexpr std::size_t kWindowBytes = std::size_t{96} << 20;
@@ -303,8 +299,8 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
   if (class_parameter_ < 0 || class_values_.size() < 2 || labels_.empty()) return single_from_estimate();
 
   // A part-range spectrum is read on its window narrowed to the window lattice (both ends inwards),
-  // so that spectra whose ranges differ by a few points share the library's rows on it: building
-  // them for a new window takes tens of milliseconds.
+  // so that spectra whose ranges differ by a few points share the library's rows on it (a new
+  // window costs a QR, and each shifted copy's rows when first tried).
   const PreprocessOptions& pre = options_.preprocess;
   const Window full{0, pre.grid.size - 1};
   Window w = prepared.window;
