@@ -75,18 +75,32 @@ double best_distance2(const Estimate& e) {
   return best;
 }
 
+// The session offsets searched: centre_ev, then outwards in steps of max_shift_ev within
+// +-range_ev (the centre first, so ties keep the offset nearer it). The j-th of count() is
+// step(j) steps from the centre (step(0) = 0).
+struct SearchedOffsets {
+  double centre = 0, spacing = 0;
+  int reach = 0;
+  SearchedOffsets(const Model& model, double centre_ev, double range_ev)
+      : centre(centre_ev), spacing(model.options().max_shift_ev) {
+    reach = spacing > 0.0 && range_ev > 0.0 ? static_cast<int>(std::floor(range_ev / spacing + 1e-9)) : 0;
+  }
+  int count() const { return 2 * reach + 1; }
+  static int step(int j) { return (j % 2 == 1 ? 1 : -1) * ((j + 1) / 2); }
+  double at(int j) const { return centre + step(j) * spacing; }
+};
+
 }  // namespace
 
 void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::VectorXd>& energy_ev,
                            const Eigen::Ref<const Eigen::VectorXd>& intensity, double centre_ev, double range_ev,
                            OffsetSearchScratch& scratch, Estimate& out) {
-  const double spacing = model.options().max_shift_ev;
-  const int reach = spacing > 0.0 && range_ev > 0.0 ? static_cast<int>(std::floor(range_ev / spacing + 1e-9)) : 0;
+  const SearchedOffsets offsets(model, centre_ev, range_ev);
   // Every offset is tried on the embedding's candidates alone: a part-range spectrum read 1 eV
   // from where it lies matches nothing, which would send each such try to the exact ranking of
   // partial windows (about 1 ms on the default library). The offset kept, and the centre, are
   // estimated again below with it, as any spectrum is.
-  const bool searching = reach > 0;
+  const bool searching = offsets.reach > 0;
   // Each class's best distance over every estimate made (the centre's first).
   const auto keep_class_distances = [&](const Estimate& e) {
     for (std::size_t c = 0; c < scratch.class_distance2.size() && c < e.class_distance2.size(); ++c) {
@@ -94,10 +108,9 @@ void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::Vec
     }
   };
   double kept_best = std::numeric_limits<double>::infinity(), kept_offset = centre_ev, centre_coverage = 1.0;
-  // The centre first, then outwards: ties keep the offset nearer the centre.
-  for (int j = 0; j <= 2 * reach; ++j) {
-    const int k = (j % 2 == 1 ? 1 : -1) * ((j + 1) / 2);
-    const double offset = centre_ev + k * spacing;
+  for (int j = 0; j < offsets.count(); ++j) {
+    const int k = SearchedOffsets::step(j);
+    const double offset = offsets.at(j);
     Estimate& e = k == 0 ? out : scratch.trial;
     try {
       preprocess_into(energy_ev, intensity, model.options().preprocess, scratch.prepared, offset);
@@ -157,21 +170,19 @@ Estimate estimate_over_offsets(const Model& model, const Spectrum& spectrum, dou
 Mixture mixture_over_offsets(const Model& model, const Eigen::Ref<const Eigen::VectorXd>& energy_ev,
                              const Eigen::Ref<const Eigen::VectorXd>& intensity, double centre_ev, double range_ev,
                              const Estimate& estimate, const MixtureOptions& options, Prepared& scratch) {
-  const double spacing = model.options().max_shift_ev;
-  const int reach = spacing > 0.0 && range_ev > 0.0 ? static_cast<int>(std::floor(range_ev / spacing + 1e-9)) : 0;
+  const SearchedOffsets offsets(model, centre_ev, range_ev);
   Mixture best;
   bool found = false;
-  for (int j = 0; j <= 2 * reach; ++j) {
-    const int k = (j % 2 == 1 ? 1 : -1) * ((j + 1) / 2);
+  for (int j = 0; j < offsets.count(); ++j) {
     try {
-      preprocess_into(energy_ev, intensity, model.options().preprocess, scratch, centre_ev + k * spacing);
+      preprocess_into(energy_ev, intensity, model.options().preprocess, scratch, offsets.at(j));
     } catch (const PreprocessError&) {
-      if (k == 0) throw;
+      if (j == 0) throw;
       continue;
     }
     Mixture m = model.mixture(scratch, estimate, options);
     if (!found || m.rss_mixture < best.rss_mixture) {
-      m.shift_ev += centre_ev + k * spacing;  // the whole offset
+      m.shift_ev += offsets.at(j);  // the whole offset
       best = std::move(m);
       found = true;
     }

@@ -12,7 +12,6 @@
 #include <deque>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <thread>
 #include <unordered_set>
 #include <vector>
@@ -131,7 +130,6 @@ struct ModelState {
   bool mixture = false;
   MixtureOptions mixture_options;
   std::string mixture_from;
-  std::vector<double> charges;  // the class parameter's values, ascending (the fraction maps)
 
   // The offset estimates are made on.
   double applied_offset_ev() const {
@@ -713,7 +711,7 @@ struct Daemon::Impl {
       // besides its payload: charged to the budget until it is answered.
       const std::size_t decoded = m.intensity.capacity() * sizeof(double) + m.intensity_f4.capacity() * sizeof(float);
       // (Mixed valence adds the mean valence, its sd and a fraction map per charge.)
-      const std::size_t mixture_maps = state.mixture ? 2 + state.charges.size() : 0;
+      const std::size_t mixture_maps = state.mixture ? 2 + state.model.class_values().size() : 0;
       const std::size_t maps = m.pixels() * sizeof(float) * (2 * state.model.parameters().size() + 1 + mixture_maps);
       budget.force_acquire(decoded + maps);
       const BudgetCharge in_flight(&budget, decoded + maps);
@@ -850,7 +848,7 @@ struct Daemon::Impl {
     mm.novelty.assign(pixels, nan);
     // Mixed valence: the mean valence beside the parameters, and each charge's atom fraction.
     std::size_t valence = 0;
-    const std::vector<double>& charges = state.charges;
+    const std::vector<double>& charges = model.class_values();  // one fraction map each
     if (state.mixture) {
       valence = mm.params.size();
       mm.params.emplace_back("valence", std::vector<float>(pixels, nan));
@@ -1384,10 +1382,6 @@ struct Daemon::Impl {
     state->tracker = std::make_shared<SessionOffsetTracker>(state->session_start_ev, track);
     state->mixture = cfg.estimation.mixture == config::MixtureMode::kAuto && state->model.class_parameter() >= 0;
     if (state->mixture) {
-      std::set<double> seen;
-      const auto cp = static_cast<std::size_t>(state->model.class_parameter());
-      for (const auto& v : state->model.values()) seen.insert(v[cp]);
-      state->charges.assign(seen.begin(), seen.end());
       state->mixture_options = mixture_options(cfg, state->model, &state->mixture_from);
       state->model.prepare_mixture();  // before the first spectrum, not on it
     }

@@ -1,6 +1,5 @@
 #include "model_builder.hpp"
 
-#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -195,10 +194,6 @@ MixtureOptions mixture_options(const config::Config& cfg, const Model& model, st
     if (how != nullptr) *how = "the library has no charge parameter: every spectrum is single phase";
     return o;
   }
-  std::vector<double> charges;
-  for (const auto& v : model.values()) charges.push_back(v[static_cast<std::size_t>(cp)]);
-  std::sort(charges.begin(), charges.end());
-  charges.erase(std::unique(charges.begin(), charges.end()), charges.end());
   if (cfg.library.source == config::LibrarySource::kSimulate) {
     for (const std::string& name : cfg.library.simulate.ions) o.holes[parse_ion(name).charge] = holes_of_ion(name);
     if (how != nullptr) *how = "3d holes from library.simulate.ions";
@@ -226,7 +221,7 @@ MixtureOptions mixture_options(const config::Config& cfg, const Model& model, st
     }
     return o;
   }
-  for (double c : charges) {
+  for (double c : model.class_values()) {
     if (c >= 1 && c <= 8 && c == std::round(c)) {
       try {
         const double h = holes_of_ion(covered.front() + std::to_string(static_cast<int>(c)) + "+");

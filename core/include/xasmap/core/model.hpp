@@ -240,6 +240,8 @@ class Model {
   double novelty_scale() const { return novelty_scale_; }
   // The first categorical parameter (-1: none), whose values get probabilities.
   int class_parameter() const { return class_parameter_; }
+  // Its values in the library, ascending (empty without one).
+  const std::vector<double>& class_values() const { return class_values_; }
 
   Model();
   ~Model();
