@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <map>
 #include <set>
 
 #include "xasmap/core/atomic_data.hpp"
@@ -122,21 +123,68 @@ constexpr double kBasisResidual = 1e-5;
 constexpr Eigen::Index kBasisMaxDims = 128;
 constexpr Eigen::Index kBasisSampleRows = 20000;  // rows the basis is fitted on, at most
 
+// The spectra's classes and settings (MixturePartition) from their parameter values (np per
+// spectrum, flat), the class parameter's index and its sorted values.
+std::shared_ptr<const MixturePartition> make_partition(const std::vector<std::string>& shared_names,
+                                                       const std::vector<ParameterInfo>& parameters,
+                                                       const std::vector<double>& flat_values, int class_parameter,
+                                                       const std::vector<double>& class_values) {
+  auto out = std::make_shared<MixturePartition>();
+  MixturePartition& p = *out;
+  p.shared = shared_names;
+  std::vector<std::size_t> shared;
+  for (const std::string& name : shared_names) {
+    for (std::size_t k = 0; k < parameters.size(); ++k) {
+      if (parameters[k].name == name) shared.push_back(k);
+    }
+  }
+  const std::size_t np = parameters.size();
+  const std::size_t spectra = np == 0 ? 0 : flat_values.size() / np;
+  p.class_index.resize(spectra);
+  p.setting.resize(spectra);
+  std::map<std::vector<double>, int> settings;
+  std::vector<double> key(shared.size());
+  for (std::size_t s = 0; s < spectra; ++s) {
+    const double* v = flat_values.data() + s * np;
+    p.class_index[s] = class_parameter < 0 ? 0
+                                           : static_cast<int>(std::lower_bound(class_values.begin(), class_values.end(),
+                                                                               v[static_cast<std::size_t>(class_parameter)]) -
+                                                              class_values.begin());
+    for (std::size_t k = 0; k < shared.size(); ++k) key[k] = v[shared[k]];
+    const auto [it, added] = settings.emplace(key, static_cast<int>(settings.size()));
+    if (added) p.members.emplace_back();
+    p.setting[s] = it->second;
+    std::vector<Eigen::Index>& m = p.members[static_cast<std::size_t>(it->second)];
+    m.push_back(static_cast<Eigen::Index>(s));
+  }
+  p.slot.resize(spectra);
+  Eigen::Index offset = 0;
+  for (const auto& m : p.members) {
+    for (const Eigen::Index s : m) p.slot[static_cast<std::size_t>(s)] = offset++;
+  }
+  return out;
+}
+
 }  // namespace
 
 void Model::prepare_mixture() const {
   if (!mixture_cache_) return;
-  const auto whole = mixture_window(Window{0, options_.preprocess.grid.size - 1});
+  const auto whole = mixture_window(Window{0, options_.preprocess.grid.size - 1}, MixtureOptions{}.shared_parameters);
   for (Eigen::Index copy = 0; copy < whole->copies; ++copy) whole->ensure_copy(*this, copy);
 }
 
-std::shared_ptr<const MixtureWindow> Model::mixture_window(const Window& window) const {
+std::shared_ptr<const MixtureWindow> Model::mixture_window(const Window& window,
+                                                         const std::vector<std::string>& shared) const {
   MixtureCache& cache = *mixture_cache_;
   std::unique_lock<std::mutex> lock(cache.mutex);
+  if (!cache.partition || cache.partition->shared != shared) {
+    cache.partition = make_partition(shared, parameters_, flat_values_, class_parameter_, class_values_);
+  }
+  const std::shared_ptr<const MixturePartition> partition = cache.partition;
   // A window kept already, made the most recently used.
   const auto kept_window = [&]() -> std::shared_ptr<const MixtureWindow> {
     for (std::size_t i = 0; i < cache.windows.size(); ++i) {
-      if (cache.windows[i]->window == window) {
+      if (cache.windows[i]->window == window && cache.windows[i]->partition == partition) {
         std::rotate(cache.windows.begin(), cache.windows.begin() + static_cast<std::ptrdiff_t>(i),
                     cache.windows.begin() + static_cast<std::ptrdiff_t>(i) + 1);
         return cache.windows.front();
@@ -205,9 +253,11 @@ std::shared_ptr<const MixtureWindow> Model::mixture_window(const Window& window)
   lock.unlock();
   auto mw = std::make_shared<MixtureWindow>();
   mw->window = window;
+  mw->partition = partition;
   const int n = window.size();
   const auto spectra = static_cast<Eigen::Index>(labels_.size());
   mw->copies = rows / std::max<Eigen::Index>(1, spectra);
+  mw->spectra = spectra;
   mw->share.assign(static_cast<std::size_t>(rows), 0.0f);
   mw->zz.assign(static_cast<std::size_t>(rows), 0.0f);
   mw->filled = std::make_unique<std::once_flag[]>(static_cast<std::size_t>(mw->copies));
@@ -234,14 +284,15 @@ std::shared_ptr<const MixtureWindow> Model::mixture_window(const Window& window)
     mw->fill = [target, r_t, area, by_area, spectra, copies](const Model& model, Eigen::Index copy) {
       const FeatureMatrix* coefficients = &model.mixture_cache_->coefficients;
       for (Eigen::Index s = 0; s < spectra; ++s) {
-        const Eigen::Index r = s * copies + copy;
+        const Eigen::Index r = s * copies + copy;  // the model's row
+        const Eigen::Index t = target->at(s, copy);
         // A unit-area row's area on the window (1 on the whole grid), up to the basis's truncation.
         const double share = by_area ? coefficients->row(r).cast<double>().dot(area) : 1.0;
         if (!(share > 1e-3)) continue;  // flat or empty on the window: never used
-        target->share[static_cast<std::size_t>(r)] = static_cast<float>(std::min(share, 1.0));
-        target->z.row(r).noalias() = coefficients->row(r) * r_t;
-        target->z.row(r) /= static_cast<float>(share);
-        target->zz[static_cast<std::size_t>(r)] = target->z.row(r).squaredNorm();
+        target->share[static_cast<std::size_t>(t)] = static_cast<float>(std::min(share, 1.0));
+        target->z.row(t).noalias() = coefficients->row(r) * r_t;
+        target->z.row(t) /= static_cast<float>(share);
+        target->zz[static_cast<std::size_t>(t)] = target->z.row(t).squaredNorm();
       }
     };
   } else {
@@ -251,14 +302,15 @@ std::shared_ptr<const MixtureWindow> Model::mixture_window(const Window& window)
       const PreprocessOptions& o = model.options_.preprocess;
       RowVectorXf on, all;
       for (Eigen::Index s = 0; s < spectra; ++s) {
-        const Eigen::Index r = s * copies + copy;
+        const Eigen::Index r = s * copies + copy;  // the model's row
+        const Eigen::Index t = target->at(s, copy);
         try {
           const double on_window = apply_window_into(model.prepared_.row(r), window, o, on);
           const double on_grid = apply_window_into(model.prepared_.row(r), full, o, all);
-          target->z.row(r) = on.segment(window.first, window.size());
+          target->z.row(t) = on.segment(window.first, window.size());
           const double share = on_grid > 0 && on_window > 0 ? on_window / on_grid : 1.0;
-          target->share[static_cast<std::size_t>(r)] = static_cast<float>(share);
-          target->zz[static_cast<std::size_t>(r)] = target->z.row(r).squaredNorm();
+          target->share[static_cast<std::size_t>(t)] = static_cast<float>(share);
+          target->zz[static_cast<std::size_t>(t)] = target->z.row(t).squaredNorm();
         } catch (const PreprocessError&) {
           // flat on this window: its zz stays 0 and it is never chosen
         }
@@ -323,7 +375,7 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
   const Eigen::Index per_spectrum = prepared_.rows() / static_cast<Eigen::Index>(labels_.size());
   // The library on the spectrum's window, and the spectrum on the same basis: every product
   // below is one of k coordinates, not of the window's n points.
-  const std::shared_ptr<const MixtureWindow> library = mixture_window(w);
+  const std::shared_ptr<const MixtureWindow> library = mixture_window(w, o.shared_parameters);
   const MixtureWindow& mw = *library;
   const Eigen::Index dims = mw.z.cols();
   const Eigen::VectorXf q_points = values->segment(w.first, n).transpose();
@@ -334,37 +386,11 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
   };
   // Each spectrum's class (an index into class_values_) and setting: spectra combine only when
   // their shared parameters' values are equal, i.e. their settings are.
-  std::vector<std::size_t> shared;
-  for (const std::string& name : o.shared_parameters) {
-    for (std::size_t p = 0; p < parameters_.size(); ++p) {
-      if (parameters_[p].name == name) shared.push_back(p);
-    }
-  }
   const std::size_t np = parameters_.size();
-  const auto spectra_count = static_cast<std::size_t>(labels_.size());
-  static thread_local std::vector<int> class_index, setting;
-  static thread_local std::vector<double> setting_values;  // the distinct settings, |shared| each
-  class_index.resize(spectra_count);
-  setting.resize(spectra_count);
-  setting_values.clear();
-  for (std::size_t s = 0; s < spectra_count; ++s) {
-    const double* v = flat_values_.data() + s * np;
-    class_index[s] = static_cast<int>(std::lower_bound(class_values_.begin(), class_values_.end(),
-                                                       v[static_cast<std::size_t>(class_parameter_)]) -
-                                      class_values_.begin());
-    int id = 0;
-    const std::size_t width = shared.size();
-    const int known = width == 0 ? 1 : static_cast<int>(setting_values.size() / width);
-    for (; id < known && width > 0; ++id) {
-      bool equal = true;
-      for (std::size_t k = 0; k < width && equal; ++k) equal = setting_values[static_cast<std::size_t>(id) * width + k] == v[shared[k]];
-      if (equal) break;
-    }
-    if (width > 0 && id == known) {
-      for (std::size_t k = 0; k < width; ++k) setting_values.push_back(v[shared[k]]);
-    }
-    setting[s] = width == 0 ? 0 : id;
-  }
+  const std::vector<int>& class_index = mw.partition->class_index;
+  const std::vector<int>& setting = mw.partition->setting;
+  const std::vector<std::vector<Eigen::Index>>& members = mw.partition->members;
+  const std::vector<Eigen::Index>& slot = mw.partition->slot;
   const auto same_setting = [&](Eigen::Index a, Eigen::Index b) {
     return setting[static_cast<std::size_t>(a)] == setting[static_cast<std::size_t>(b)];
   };
@@ -373,7 +399,6 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
   // (unit area), the share of its whole edge's area the window holds, its single fit, and the
   // best pair of two classes (seeded by their best single fits, then alternating).
   const auto spectra = static_cast<Eigen::Index>(labels_.size());
-  using CopyRows = Eigen::Map<const FeatureMatrix, 0, Eigen::OuterStride<>>;
   struct Best {
     double rss = std::numeric_limits<double>::infinity();
     Eigen::Index a = -1, b = -1;
@@ -398,18 +423,19 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
   // explain what the other leaves (a measured component lies between the library's grid points
   // and settings), and all of them fitted at once, non-negative: a class's weight is the sum of
   // its spectra's. When that is no better, the pair alone.
-  const auto row_of = [&](const CopyFit& c, Eigen::Index s) { return mw.z.row(s * per_spectrum + c.copy); };
-  const auto dot = [&](const CopyFit& c, Eigen::Index a, Eigen::Index b) {
-    return static_cast<double>(row_of(c, a).dot(row_of(c, b)));
+  const auto row_of = [&](const CopyFit& c, Eigen::Index s) { return mw.z.row(mw.at(s, c.copy)); };
+  const auto dot = [&](const CopyFit& c, Eigen::Index a, Eigen::Index b) {  // a, b of one setting
+    return static_cast<double>(mw.product(c.copy, a, b));
   };
   const auto widen_fit = [&](CopyFit& c) {
     const Best& best = c.best;
-    // Every spectrum of the class is considered (not only its best single fits: a component of a
-    // mixture need not fit the whole spectrum well); its products with the held one in one pass.
+    // Every spectrum of the class and the pair's setting is considered (not only its best single
+    // fits: a component of a mixture need not fit the whole spectrum well); its products with the
+    // held one in one pass.
     const auto widen = [&](int value, Eigen::Index held, double held_weight, int tag) {
       std::vector<std::pair<double, Eigen::Index>> fits;
-      for (Eigen::Index s = 0; s < spectra; ++s) {
-        if (class_index[static_cast<std::size_t>(s)] != value || !same_setting(s, held) || !(c.yy[s] > 0)) continue;
+      for (const Eigen::Index s : members[static_cast<std::size_t>(setting[static_cast<std::size_t>(held)])]) {
+        if (class_index[static_cast<std::size_t>(s)] != value || !(c.yy[s] > 0)) continue;
         const double p = c.qy[s] - held_weight * dot(c, s, held);  // its product with what is left
         if (p > 0) fits.push_back({-p * p / c.yy[s], s});
       }
@@ -444,35 +470,53 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
       c.weights = Eigen::Vector2d(c.wa, c.wb);
     }
   };
+  // The spectra a copy is searched over: all (pool empty), or those of the chosen settings.
+  std::vector<Eigen::Index> pool;
   const auto fit_copy = [&](Eigen::Index copy) {
     CopyFit c;
     c.copy = copy;
     mw.ensure_copy(*this, copy);
-    // This copy's rows of the window's library (every per_spectrum-th row, from `copy`).
-    const CopyRows y(mw.z.data() + copy * dims, spectra, dims, Eigen::OuterStride<>(per_spectrum * dims));
-    c.qy = (y * h).cast<double>();
-    c.yy.resize(spectra);
-    c.share.resize(static_cast<std::size_t>(spectra));
-    for (Eigen::Index s = 0; s < spectra; ++s) {
-      const auto r = static_cast<std::size_t>(s * per_spectrum + copy);
+    c.qy.setZero(spectra);
+    c.yy.setZero(spectra);
+    c.share.assign(static_cast<std::size_t>(spectra), 0.0);
+    if (pool.empty()) {
+      // This copy's rows of the window's library (in the partition's order).
+      const Eigen::VectorXf by_slot = mw.z.middleRows(copy * spectra, spectra) * h;
+      for (Eigen::Index s = 0; s < spectra; ++s) c.qy[s] = by_slot[slot[static_cast<std::size_t>(s)]];
+    } else {
+      for (const Eigen::Index s : pool) c.qy[s] = static_cast<double>(row_of(c, s).dot(h.transpose()));
+    }
+    const auto each = [&](auto&& f) {
+      if (pool.empty()) {
+        for (Eigen::Index s = 0; s < spectra; ++s) f(s);
+      } else {
+        for (const Eigen::Index s : pool) f(s);
+      }
+    };
+    each([&](Eigen::Index s) {
+      const auto r = static_cast<std::size_t>(mw.at(s, copy));
       c.yy[s] = mw.zz[r];  // 0: flat on this window, never chosen
       c.share[static_cast<std::size_t>(s)] = mw.share[r];
-    }
+    });
     c.ranked.resize(class_values_.size());
-    for (Eigen::Index s = 0; s < spectra; ++s) {
-      if (!(c.yy[s] > 0)) continue;
+    each([&](Eigen::Index s) {
+      if (!(c.yy[s] > 0)) return;
       const double k = c.qy[s] / c.yy[s];
       const double r = k > 0 ? qq - k * c.qy[s] : qq;
       c.ranked[static_cast<std::size_t>(class_index[static_cast<std::size_t>(s)])].push_back({r, s});
       c.best_single = std::min(c.best_single, r);
-    }
+    });
+    // Each class's search_per_class best single fits, the first `candidates` of them in order (the
+    // seeds; the alternating passes below take the best of all of them, in any order).
     const auto searched = static_cast<std::size_t>(std::max(1, o.search_per_class));
+    const auto seeded = static_cast<std::size_t>(std::max(1, o.candidates));
     for (auto& list : c.ranked) {
       if (list.size() > searched) {
         std::nth_element(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(searched), list.end());
         list.resize(searched);
       }
-      std::sort(list.begin(), list.end());
+      const std::size_t first = std::min(seeded, list.size());
+      std::partial_sort(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(first), list.end());
     }
     const auto pair_of = [&](Eigen::Index a, Eigen::Index b) {
       if (!same_setting(a, b)) return PairFit{};
@@ -539,6 +583,47 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
     }
   };
   try_copy(nearest);
+  // The copies after the first are searched over the settings whose best few single fits of each
+  // class pair best at it (a mixture's components share the instrument and the temperature, and
+  // its best single match's setting need not be theirs: a broader instrument blurs as mixing does).
+  if (o.settings_searched > 0 && static_cast<std::size_t>(o.settings_searched) < members.size() && copy >= 0) {
+    const CopyFit& first = chosen;
+    std::vector<std::pair<double, std::size_t>> scores;
+    const auto seeds = static_cast<std::size_t>(std::max(1, o.candidates / 2));
+    std::vector<std::vector<std::pair<double, Eigen::Index>>> by_class(class_values_.size());
+    for (std::size_t g = 0; g < members.size(); ++g) {
+      for (auto& list : by_class) list.clear();
+      double score = std::numeric_limits<double>::infinity();
+      for (const Eigen::Index s : members[g]) {
+        if (!(first.yy[s] > 0)) continue;
+        const double k = first.qy[s] / first.yy[s];
+        const double r = k > 0 ? qq - k * first.qy[s] : qq;
+        by_class[static_cast<std::size_t>(class_index[static_cast<std::size_t>(s)])].push_back({r, s});
+        score = std::min(score, r);
+      }
+      for (auto& list : by_class) {
+        const std::size_t keep = std::min(seeds, list.size());
+        std::partial_sort(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(keep), list.end());
+        list.resize(keep);
+      }
+      for (std::size_t ca = 0; ca < by_class.size(); ++ca) {
+        for (std::size_t cb = ca + 1; cb < by_class.size(); ++cb) {
+          for (const auto& [ra, a] : by_class[ca]) {
+            for (const auto& [rb, b] : by_class[cb]) {
+              score = std::min(score, fit_pair(first.yy[a], dot(first, a, b), first.yy[b], first.qy[a], first.qy[b], qq).rss);
+            }
+          }
+        }
+      }
+      scores.push_back({score, g});
+    }
+    const auto keep = static_cast<std::size_t>(o.settings_searched);
+    std::partial_sort(scores.begin(), scores.begin() + static_cast<std::ptrdiff_t>(keep), scores.end());
+    for (std::size_t i = 0; i < keep; ++i) {
+      const std::vector<Eigen::Index>& m = members[scores[i].second];
+      pool.insert(pool.end(), m.begin(), m.end());
+    }
+  }
   for (Eigen::Index j = nearest - 3; j >= 0; j -= 3) try_copy(j);
   for (Eigen::Index j = nearest + 3; j < per_spectrum; j += 3) try_copy(j);
   for (int round = 0; round < 2; ++round) {

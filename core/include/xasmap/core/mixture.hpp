@@ -42,6 +42,9 @@ struct MixtureOptions {
   // only library spectra with equal values of these are combined. Names not in the model are
   // passed over.
   std::vector<std::string> shared_parameters{"gauss_fwhm_ev", "lorentz_scale", "temperature_k"};
+  // The shift nearest none is searched over every setting of those parameters; the other shifts
+  // over the settings_searched settings that fitted best there (<= 0: every setting, always).
+  int settings_searched = 2;
   // A mixture is claimed only when it explains at least min_gain of the best single fit's
   // residual, its minor component holds at least min_fraction of the atoms, and the spectrum's
   // novelty with the mixture's residual instead of the single fit's (e.novelty x sqrt(rss_mixture /

@@ -301,8 +301,9 @@ class Model {
   std::vector<double> span_;  // per continuous parameter: the library's largest value minus its smallest
   std::unique_ptr<Index> index_;
   struct MixtureCache;  // mixture_cache.hpp: the basis and the windows seen, built on demand
-  // The library on `window` as mixture() reads it (built on first use, at most a few kept).
-  std::shared_ptr<const MixtureWindow> mixture_window(const Window& window) const;
+  // The library on `window` as mixture() reads it, its spectra combined only within equal values
+  // of the `shared` parameters (built on first use, at most a few kept).
+  std::shared_ptr<const MixtureWindow> mixture_window(const Window& window, const std::vector<std::string>& shared) const;
   std::unique_ptr<MixtureCache> mixture_cache_;
 };
 
