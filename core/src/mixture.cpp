@@ -698,11 +698,11 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
   const double ka = ua / wa, kb = ub / wb;  // atoms per unit of class weight
   const double d = (ua + ub) * (ua + ub);
   const double ga = ka * ub / d, gb = -kb * ua / d;  // dfa/dwa, dfa/dwb
+  out.novelty = e.novelty * std::sqrt(std::max(0.0, 1.0 - out.gain));
   const double sd_fa = std::hypot(
       o.interval_scale * std::sqrt(std::max(0.0, ga * ga * var_wa + gb * gb * var_wb + 2 * ga * gb * cov)),
-      o.systematic_sd);
+      o.systematic_sd * out.novelty);
 
-  out.novelty = e.novelty * std::sqrt(std::max(0.0, 1.0 - out.gain));
   const double max_novelty = o.max_novelty > 0 ? o.max_novelty : options_.novelty_threshold;
   const bool mixed = out.gain >= o.min_gain && std::min(fa, 1.0 - fa) >= o.min_fraction && out.novelty <= max_novelty;
   if (!mixed) {

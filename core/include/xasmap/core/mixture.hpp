@@ -57,10 +57,12 @@ struct MixtureOptions {
   double min_fraction = 0.05;
   double max_novelty = 0.0;
   // Fraction standard deviation: interval_scale x the fit's residual sd through the weights
-  // (fitted on same-model mixtures), with systematic_sd added in quadrature: what model mismatch
-  // adds (fitted on the calibration half's mixtures to cover 68 %).
+  // (fitted on same-model mixtures), with systematic_sd x the mixture's novelty added in
+  // quadrature: what model mismatch adds, growing with how far the spectrum lies from the
+  // library once the mixture is fitted (fitted on the calibration half's mixtures under mismatch
+  // to cover 68 %; one number for every mismatch over-covered the same model's mixtures).
   double interval_scale = 3.5;
-  double systematic_sd = 0.018;
+  double systematic_sd = 0.012;  // per unit of novelty
 };
 
 struct MixtureComponent {
