@@ -7,11 +7,15 @@
 // mixture, and the mean-valence error.
 //
 //   bench_mixture MODEL [full|partial] [COUNT]
+//
+// XASMAP_BENCH_SHIFT_SEARCH=EV sets MixtureOptions::shift_search_ev (default 0.5): what searching
+// the components' common shift costs, and what it is worth in mean-valence error.
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 
@@ -85,6 +89,7 @@ int main(int argc, char** argv) {
 
   MixtureOptions o;
   for (const char* ion : {"Mn2+", "Mn3+", "Mn4+"}) o.holes[parse_ion(ion).charge] = holes_of_ion(ion);
+  if (const char* v = std::getenv("XASMAP_BENCH_SHIFT_SEARCH")) o.shift_search_ev = std::atof(v);
   Prepared p;
   Estimate e;
   std::vector<double> pre, est, mix;
