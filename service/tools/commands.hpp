@@ -3,13 +3,10 @@
 
 #include <vector>
 
+#include "app_config.hpp"
 #include "cli_args.hpp"
-#include "xasmap/config/config.hpp"
 
 namespace xasmap::service {
-
-// The config named by --config, else the default config file (paths.hpp).
-config::Config config_from_args(const CliArgs& args);
 
 extern const std::vector<OptionSpec> kSimulateOptions;
 int run_simulate(const CliArgs& args);

@@ -1,5 +1,11 @@
 #include "spectrum_files.hpp"
 
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "xasmap/core/error.hpp"
+
 namespace xasmap::service {
 
 std::vector<OptionSpec> with_spectrum_file_options(std::vector<OptionSpec> options) {
@@ -36,6 +42,27 @@ SpectrumReadOptions spectrum_read_options(const CliArgs& args) {
     throw UsageError("--energy-unit must be eV or keV, not '" + unit + "'");
   }
   return o;
+}
+
+std::string spectrum_csv(const Eigen::VectorXd& energy, const Eigen::VectorXd& intensity) {
+  std::string text = "energy_eV,intensity\n";
+  char line[64];
+  for (Eigen::Index i = 0; i < energy.size(); ++i) {
+    std::snprintf(line, sizeof line, "%.4f,%.9g\n", energy[i], intensity[i]);
+    text += line;
+  }
+  return text;
+}
+
+void write_file_or_stdout(const std::optional<std::string>& file, const std::string& text) {
+  if (!file) {
+    std::cout << text;
+    return;
+  }
+  std::ofstream out(*file, std::ios::binary);
+  if (!out) throw Error("cannot write '" + *file + "'");
+  out << text;
+  if (!out) throw Error("writing '" + *file + "' failed");
 }
 
 }  // namespace xasmap::service

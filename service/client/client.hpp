@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cli_args.hpp"
+#include "clock.hpp"
 #include "curve.hpp"
 #include "xasmap/config/config.hpp"
 #include "xasmap/protocol/results.hpp"
@@ -71,8 +72,5 @@ std::vector<LibraryPoint> library_points(const msgpack::object& reply);
 // Ctrl-C / SIGTERM for interactive tools: the handler only sets the flag.
 void install_interrupt_handler();
 bool interrupted();
-
-// The wall clock in seconds since the Unix epoch.
-double wall_seconds();
 
 }  // namespace xasmap::service

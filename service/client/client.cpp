@@ -27,10 +27,6 @@ void install_interrupt_handler() {
 
 bool interrupted() { return g_interrupted != 0; }
 
-double wall_seconds() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
 std::vector<OptionSpec> with_client_curve_options(std::vector<OptionSpec> options) {
   options.push_back({"curve-key", true, "FILE",
                      "CURVE: this tool's secret key file (xasmap keygen), for daemon sockets with curve on"});

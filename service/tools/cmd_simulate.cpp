@@ -1,4 +1,4 @@
-// xasmap simulate: one multiplet spectrum. xasmap library: the whole library.simulate grid.
+// xasmap simulate: one multiplet spectrum.
 
 #include <chrono>
 #include <cmath>
@@ -8,22 +8,16 @@
 #include <iostream>
 #include <sstream>
 
+#include "app_config.hpp"
 #include "commands.hpp"
 #include "library_builder.hpp"
-#include "paths.hpp"
-#include "progress.hpp"
+#include "spectrum_files.hpp"
 #include "xasmap/config/config.hpp"
 #include "xasmap/core/atomic_data.hpp"
 #include "xasmap/core/error.hpp"
 #include "xasmap/core/multiplet.hpp"
 
 namespace xasmap::service {
-
-config::Config config_from_args(const CliArgs& args) {
-  const std::filesystem::path file =
-      args.value("config") ? std::filesystem::path(*args.value("config")) : default_config_file();
-  return config::load_config(file);
-}
 
 const std::vector<OptionSpec> kSimulateOptions = {
     {"ion", true, "ION", "3d ion with its charge, e.g. Mn3+ (required)"},
@@ -55,26 +49,7 @@ const std::vector<OptionSpec> kSimulateOptions = {
     {"verbose", false, "", "print the solver's diagnostics to standard error"},
 };
 
-const std::vector<OptionSpec> kLibraryOptions = {
-    {"config", true, "FILE", "configuration whose library.simulate section is the grid"},
-    {"out", true, "DIR", "output folder: one CSV per spectrum plus manifest.csv (required)"},
-    {"threads", true, "N", "worker threads (default: all cores)"},
-};
-
 namespace {
-
-AtomicTable load_atomic_table() { return AtomicTable::load(data_dir() / "atomic"); }
-
-void write_file_or_stdout(const std::optional<std::string>& file, const std::string& text) {
-  if (!file) {
-    std::cout << text;
-    return;
-  }
-  std::ofstream out(*file, std::ios::binary);
-  if (!out) throw Error("cannot write '" + *file + "'");
-  out << text;
-  if (!out) throw Error("writing '" + *file + "' failed");
-}
 
 double positive(const CliArgs& args, const std::string& name, double fallback, bool allow_zero) {
   const double v = args.number(name, fallback);
@@ -103,16 +78,6 @@ void apply_set(MultipletParameters& p, const std::string& list) {
       throw UsageError(std::string("--set: ") + e.what());
     }
   }
-}
-
-std::string csv(const Eigen::VectorXd& x, const Eigen::VectorXd& y) {
-  std::string text = "energy_eV,intensity\n";
-  char line[64];
-  for (Eigen::Index i = 0; i < x.size(); ++i) {
-    std::snprintf(line, sizeof line, "%.4f,%.9g\n", x[i], y[i]);
-    text += line;
-  }
-  return text;
 }
 
 }  // namespace
@@ -222,9 +187,9 @@ int run_simulate(const CliArgs& args) {
       se[i] = sticks.sticks[static_cast<std::size_t>(i)].energy_ev + offset;
       si[i] = sticks.sticks[static_cast<std::size_t>(i)].intensity;
     }
-    write_file_or_stdout(*file, csv(se, si));
+    write_file_or_stdout(*file, spectrum_csv(se, si));
   }
-  write_file_or_stdout(args.value("out"), csv(energy, intensity));
+  write_file_or_stdout(args.value("out"), spectrum_csv(energy, intensity));
 
   if (args.has("verbose")) {
     const MultipletDiagnostics& d = sticks.diagnostics;
@@ -237,52 +202,6 @@ int run_simulate(const CliArgs& args) {
                  sticks.sticks.size(), d.max_residual, d.max_asymmetry,
                  l3_l2_split(sticks) + offset, seconds);
   }
-  return 0;
-}
-
-int run_library(const CliArgs& args) {
-  if (!args.positionals().empty()) {
-    throw UsageError("unexpected argument '" + args.positionals().front() + "'");
-  }
-  const auto out_dir = args.value("out");
-  if (!out_dir) throw UsageError("library needs --out DIR");
-  const config::Config cfg = config_from_args(args);
-  const config::SimulateConfig& s = cfg.library.simulate;
-  const AtomicTable table = load_atomic_table();
-  const std::vector<SimulationJob> jobs = make_jobs(s, table);
-  const Eigen::VectorXd energy = energy_grid(cfg.library.grid);
-
-  const auto started = std::chrono::steady_clock::now();
-  std::vector<SimulatedSpectrum> spectra;
-  {
-    ProgressBar bar("simulating");
-    spectra = simulate_library(jobs, broadening_of(s), energy,
-                               static_cast<int>(args.integer("threads", 0)),
-                               [&bar](int done, int total) { bar.update(done, total); });
-  }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-
-  std::filesystem::create_directories(*out_dir);
-  const std::vector<std::string> names = label_names(s);
-  std::string manifest = "file";
-  for (const auto& n : names) manifest += "," + n;
-  manifest += "\n";
-  char value[32];
-  for (const SimulatedSpectrum& spectrum : spectra) {
-    const std::string file = spectrum.label + ".csv";
-    write_file_or_stdout((std::filesystem::path(*out_dir) / file).string(),
-                         csv(energy, spectrum.intensity));
-    manifest += file;
-    for (const auto& n : names) {
-      std::snprintf(value, sizeof value, ",%.6g", spectrum.labels.at(n));
-      manifest += value;
-    }
-    manifest += "\n";
-  }
-  write_file_or_stdout((std::filesystem::path(*out_dir) / "manifest.csv").string(), manifest);
-  std::fprintf(stderr, "xasmap library: %zu spectra in %.2f s written to %s\n", spectra.size(),
-               seconds, out_dir->c_str());
   return 0;
 }
 

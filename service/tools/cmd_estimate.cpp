@@ -23,11 +23,6 @@
 
 namespace xasmap::service {
 
-const std::vector<OptionSpec> kEmbedOptions = {
-    {"config", true, "FILE", "configuration: library, preprocessing and embedding (default config)"},
-    {"out", true, "FILE", "model file to write (required)"},
-};
-
 const std::vector<OptionSpec> kEstimateOptions = with_spectrum_file_options({
     {"model", true, "FILE", "a model written by 'xasmap embed'"},
     {"config", true, "FILE", "fit the model this config describes (when --model is not given)"},
@@ -145,30 +140,6 @@ std::string estimate_json(const std::string& file, const Model& model, const Est
 }
 
 }  // namespace
-
-int run_embed(const CliArgs& args) {
-  if (!args.positionals().empty()) throw UsageError("unexpected argument '" + args.positionals().front() + "'");
-  const auto out = args.value("out");
-  if (!out) throw UsageError("embed needs --out FILE");
-  const config::Config cfg = config_from_args(args);
-  BuildReport report;
-  Model model;
-  {
-    ProgressBar bar("building library");
-    model = build_model(cfg, &report, [&bar](int done, int total) { bar.update(done, total); });
-  }
-  write_model_file(model, *out);
-  std::fprintf(stderr,
-               "xasmap embed: %zu spectra (%lld rows with shifted copies) x %d grid points, "
-               "%s, %d landmarks, %d dims; library %.2f s, preprocess %.2f s, landmarks %.2f s, "
-               "embedding %.2f s, index %.2f s; written to %s\n",
-               model.library_size(), static_cast<long long>(model.rows()),
-               model.options().preprocess.grid.size, to_string(model.options().method),
-               model.landmark_count(), model.options().estimate_dims, report.library_s,
-               report.fit.preprocess_s, report.fit.landmarks_s, report.fit.embed_s,
-               report.fit.index_s, out->c_str());
-  return 0;
-}
 
 int run_estimate(const CliArgs& args) {
   if (args.positionals().empty()) throw UsageError("estimate needs at least one SPECTRUM file");

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "bounded_queue.hpp"
-#include "client.hpp"
+#include "clock.hpp"
 #include "curve.hpp"
 #include "latency_histogram.hpp"
 #include "memory_budget.hpp"
