@@ -1,12 +1,13 @@
 #pragma once
 // The streaming service of xasmapd (docs/protocol.md, docs/operations.md).
 //
-// Threads: one receiver owns the input socket and feeds a bounded queue; input.workers worker
-// threads decode, estimate and encode, and are the one compute pool: a stack's pixels are shared
-// out among them in chunks (pixel_chunks.hpp), never on threads of its own; one publisher owns the PUB socket, numbers and stamps every result and
-// publishes `metrics` every interval; one control thread owns the REP socket. No ZeroMQ socket is
-// shared between threads. The model sits behind a shared pointer that a reload swaps atomically:
-// a message in flight finishes on the model it started with.
+// Threads (each in a file of its own, daemon_impl.hpp): one receiver owns the input socket and
+// feeds a bounded queue; input.workers worker threads decode, estimate and encode, and are the
+// one compute pool: a stack's pixels are shared out among them in chunks (pixel_chunks.hpp),
+// never on threads of its own; one publisher owns the PUB socket, numbers and stamps every result
+// and publishes `metrics` every interval; one control thread owns the REP socket. No ZeroMQ
+// socket is shared between threads. The model sits behind a shared pointer that a reload swaps
+// atomically: a message in flight finishes on the model it started with.
 
 #include <spdlog/logger.h>
 

@@ -1,0 +1,264 @@
+// The worker threads (daemon_impl.hpp): decode, preprocess, estimate and encode single spectra and
+// stacks (a stack's pixels in chunks over the same workers).
+
+#include "daemon_impl.hpp"
+
+namespace xasmap::service {
+
+void Daemon::Impl::work_loop() {
+  std::shared_ptr<const ModelState> state;
+  std::uint64_t seen = 0;
+  for (;;) {
+    inject_fault("worker");
+    // Pixels of stacks in flight first: the one compute pool serves them before new input.
+    if (chunks.run_one()) continue;
+    auto job = queue.pop(std::chrono::milliseconds(100), [this] { return chunks.pending(); });
+    // A reloaded model is taken up on the next job or within 100 ms when idle, so that an idle
+    // worker does not keep an old model alive.
+    if (generation.load(std::memory_order_acquire) != seen) {
+      state = current_model();
+      seen = state->generation;
+    }
+    if (!job) {
+      if (queue.closed_and_empty() && !chunks.pending()) return;
+      continue;
+    }
+    try {
+      process(*job, *state);
+    } catch (const std::exception& e) {
+      // A bug, not bad input: still answered, never silent.
+      log->error("internal error on a message: {}", e.what());
+      reject(ErrorCode::kInternal,
+             protocol::peek_id(static_cast<const std::uint8_t*>(job->payload.data()), job->payload.size()),
+             "", std::string("internal error: ") + e.what(), job->received, std::move(job->peer));
+    }
+  }
+}
+
+void Daemon::Impl::process(Job& job, const ModelState& state) {
+  const Clock::time_point t0 = Clock::now();
+  protocol::SpectrumMessage m;
+  try {
+    m = protocol::decode_spectrum(static_cast<const std::uint8_t*>(job.payload.data()),
+                                  job.payload.size(), limits);
+  } catch (const protocol::ProtocolError& e) {
+    reject(e.code(), e.id(), e.field(), e.detail(), job.received, std::move(job.peer));
+    return;
+  }
+  if (!m.stack && !m.intensity_f4.empty()) {
+    // One spectrum is small (at most input.max_points values): widened here, not in the decoder.
+    m.intensity.assign(m.intensity_f4.begin(), m.intensity_f4.end());
+    m.intensity_f4 = {};
+  }
+  const Clock::time_point t1 = Clock::now();
+  protocol::Latency latency;
+  latency.queue = micros(job.received, t0);
+  latency.decode = micros(t0, t1);
+  if (m.time) latency.end_to_end = 0.0;  // stamped at publication
+  if (m.stack) {
+    // A stack in flight holds its decoded intensities (4 or 8 bytes a value, as sent) and its
+    // maps (a float per pixel for each parameter, its uncertainty or confidence, and novelty)
+    // besides its payload: charged to the budget until it is answered.
+    const std::size_t decoded = m.intensity.capacity() * sizeof(double) + m.intensity_f4.capacity() * sizeof(float);
+    // (Mixed valence adds the mean valence, its sd and a fraction map per charge.)
+    const std::size_t mixture_maps = state.mixture ? 2 + state.model.class_values().size() : 0;
+    const std::size_t maps = m.pixels() * sizeof(float) * (2 * state.model.parameters().size() + 1 + mixture_maps);
+    budget.force_acquire(decoded + maps);
+    const BudgetCharge in_flight(&budget, decoded + maps);
+    process_stack(m, state, job.received, t1, latency, job.peer);
+  } else {
+    process_single(m, state, job.received, t1, latency, job.peer);
+  }
+}
+
+void Daemon::Impl::process_single(protocol::SpectrumMessage& m, const ModelState& state, Clock::time_point received_at,
+                                  Clock::time_point t1, protocol::Latency latency, Peer& peer) {
+  static thread_local WorkerScratch w;
+  const Model& model = state.model;
+  const auto n = static_cast<Eigen::Index>(m.energy.size());
+  const double session = state.applied_offset_ev();
+  const double search = state.search_ev();
+  try {
+    const Eigen::Map<const Eigen::VectorXd> energy(m.energy.data(), n), intensity(m.intensity.data(), n);
+    if (search > 0.0) {
+      // The session offset is not known yet: search it (energy_shift_ev is the whole offset).
+      estimate_over_offsets(model, energy, intensity, session, search, w.search, w.estimate);
+      if (state.mixture) {
+        w.mixture = mixture_over_offsets(model, energy, intensity, session, search, w.estimate,
+                                         state.mixture_options, w.prepared);
+        cap_class_confidence(w.mixture, w.estimate);
+      }
+    } else {
+      preprocess_into(energy, intensity, model.options().preprocess, w.prepared, session);
+      model.estimate_into(w.prepared, w.estimate);
+      if (state.mixture) {
+        w.mixture = model.mixture(w.prepared, w.estimate, state.mixture_options);
+        cap_class_confidence(w.mixture, w.estimate);
+      }
+      w.estimate.energy_shift_ev += session;  // the whole offset: the session's and the spectrum's own
+    }
+    if (state.config.calibration.track != config::OffsetTracking::kOff) state.tracker->observe(w.estimate);
+  } catch (const PreprocessError& err) {
+    std::string text = err.what();
+    // The sender chooses the unit; xasmap feed converts files with --energy-unit keV.
+    if (err.reason() == RejectReason::kEnergyUnit) text += "; send energies in eV";
+    reject(code_of(err.reason()), m.id, field_of(err.reason()), text, received_at, std::move(peer));
+    return;
+  }
+  latency.compute = micros(t1, Clock::now());
+
+  protocol::EstimateMessage& em = w.message;
+  em.id.swap(m.id);
+  protocol::to_estimate_message(model.parameters(), w.estimate, em);
+  if (state.mixture) {
+    if (!em.mixture) em.mixture.emplace();
+    protocol::to_mixture_entry_into(model.parameters(), w.mixture, *em.mixture);
+  } else {
+    em.mixture.reset();
+  }
+  em.latency = latency;
+  em.meta.swap(m.meta);
+
+  Outgoing out;
+  out.topic = protocol::kTopicEstimate;
+  out.encoded.bytes = buffers.acquire();
+  protocol::encode_into(em, out.encoded);
+  out.stamp = true;
+  out.received = received_at;
+  out.acquisition_time = m.time;
+  out.peer = std::move(peer);
+  send(std::move(out));
+}
+
+double Daemon::Impl::stack_offset_ev(const protocol::SpectrumMessage& m, const ModelState& state,
+                                     const Eigen::VectorXd& energy, bool f4) {
+  const double session = state.applied_offset_ev();
+  const double search = state.search_ev();
+  if (search <= 0.0) return session;
+  constexpr std::size_t kSampled = 16;
+  const std::size_t pixels = m.pixels();
+  const auto n = energy.size();
+  OffsetSearchScratch scratch;
+  Estimate e;
+  Eigen::VectorXd pixel(n);
+  std::vector<double> found;
+  for (std::size_t k = 0; k < std::min(kSampled, pixels); ++k) {
+    const auto px = static_cast<Eigen::Index>((2 * k + 1) * pixels / (2 * std::min(kSampled, pixels)));
+    if (f4) {
+      pixel = Eigen::Map<const Eigen::VectorXf>(m.intensity_f4.data() + px * n, n).cast<double>();
+    } else {
+      pixel = Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + px * n, n);
+    }
+    try {
+      estimate_over_offsets(state.model, energy, pixel, session, search, scratch, e);
+    } catch (const PreprocessError&) {
+      continue;  // the pixel's own estimate will say why
+    }
+    const double p = e.class_probability.empty()
+                         ? 1.0
+                         : *std::max_element(e.class_probability.begin(), e.class_probability.end());
+    if (e.in_library && p >= state.config.calibration.track_min_confidence) found.push_back(e.energy_shift_ev);
+  }
+  if (found.size() < 3) return session;
+  const auto mid = found.begin() + static_cast<std::ptrdiff_t>(found.size() / 2);
+  std::nth_element(found.begin(), mid, found.end());
+  return *mid;
+}
+
+void Daemon::Impl::process_stack(protocol::SpectrumMessage& m, const ModelState& state, Clock::time_point received_at,
+                                 Clock::time_point t1, protocol::Latency latency, Peer& peer) {
+  const Model& model = state.model;
+  const auto& params = model.parameters();
+  const std::size_t pixels = m.pixels();
+  const auto n_energy = static_cast<Eigen::Index>(m.energy.size());
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+
+  protocol::EstimateMapMessage mm;
+  for (const ParameterInfo& p : params) {
+    mm.params.emplace_back(p.name, std::vector<float>(pixels, nan));
+    (p.categorical ? mm.confidence : mm.uncertainty).emplace_back(p.name, std::vector<float>(pixels, nan));
+    if (!p.category_names.empty()) mm.categories.emplace_back(p.name, p.category_names);
+  }
+  mm.novelty.assign(pixels, nan);
+  // Mixed valence: the mean valence beside the parameters, and each charge's atom fraction.
+  std::size_t valence = 0;
+  const std::vector<double>& charges = model.class_values();  // one fraction map each
+  if (state.mixture) {
+    valence = mm.params.size();
+    mm.params.emplace_back("valence", std::vector<float>(pixels, nan));
+    mm.uncertainty.emplace_back("valence", std::vector<float>(pixels, nan));
+    for (double c : charges) mm.fractions.emplace_back(protocol::fraction_key(c), std::vector<float>(pixels, nan));
+  }
+  std::atomic<std::uint64_t> rejected_pixels{0};
+  const Eigen::VectorXd energy = Eigen::Map<const Eigen::VectorXd>(m.energy.data(), n_energy);
+  const bool f4 = !m.intensity_f4.empty();  // float storage: each pixel is widened on its own
+  const double session = stack_offset_ev(m, state, energy, f4);  // one offset for the whole stack
+
+  // Chunks of about a quarter of a worker's share (at least 16 pixels), so that every worker can
+  // help and none is left with a long tail.
+  const std::size_t chunk = std::max<std::size_t>(16, pixels / (4 * static_cast<std::size_t>(workers_count)));
+  chunks.run(pixels, chunk, [&](std::size_t begin_px, std::size_t end_px) {
+    static thread_local Prepared prepared;
+    static thread_local Estimate e;
+    static thread_local Eigen::VectorXd pixel;  // an f4 pixel as double
+    const auto begin = static_cast<Eigen::Index>(begin_px), end = static_cast<Eigen::Index>(end_px);
+    for (Eigen::Index px = begin; px < end; ++px) {
+      try {
+        if (f4) {
+          pixel = Eigen::Map<const Eigen::VectorXf>(m.intensity_f4.data() + px * n_energy, n_energy).cast<double>();
+        }
+        preprocess_into(energy,
+                        f4 ? Eigen::Ref<const Eigen::VectorXd>(pixel)
+                           : Eigen::Ref<const Eigen::VectorXd>(
+                                 Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + px * n_energy, n_energy)),
+                        model.options().preprocess, prepared, session);
+        model.estimate_into(prepared, e);
+        const auto i = static_cast<std::size_t>(px);
+        if (state.mixture) {
+          const Mixture x = model.mixture(prepared, e, state.mixture_options);
+          cap_class_confidence(x, e);
+          mm.params[valence].second[i] = static_cast<float>(x.mean_value);
+          mm.uncertainty.back().second[i] = static_cast<float>(x.mean_value_sd);
+          for (auto& [key, f] : mm.fractions) f[i] = 0.0f;
+          for (const MixtureComponent& c : x.components) {
+            const auto k = static_cast<std::size_t>(
+                std::lower_bound(charges.begin(), charges.end(), c.class_value) - charges.begin());
+            if (k < charges.size()) mm.fractions[k].second[i] = static_cast<float>(c.fraction);
+          }
+        }
+        std::size_t ci = 0, ui = 0;
+        for (std::size_t p = 0; p < params.size(); ++p) {
+          mm.params[p].second[i] = static_cast<float>(e.values[p]);
+          if (params[p].categorical) {
+            mm.confidence[ci++].second[i] = static_cast<float>(e.confidence[p]);
+          } else {
+            mm.uncertainty[ui++].second[i] = static_cast<float>(e.uncertainty[p]);
+          }
+        }
+        mm.novelty[i] = static_cast<float>(e.novelty);
+      } catch (const PreprocessError&) {
+        ++rejected_pixels;
+      }
+    }
+  }, [this] { queue.wake(); });
+  latency.compute = micros(t1, Clock::now());
+  mm.id = std::move(m.id);
+  mm.shape = m.shape;
+  mm.rejected_pixels = rejected_pixels.load();
+  mm.latency = latency;
+  mm.meta = std::move(m.meta);
+  if (mm.rejected_pixels > 0) {
+    log->debug("stack '{}': {} of {} pixels could not be judged", mm.id, mm.rejected_pixels, pixels);
+  }
+
+  Outgoing out;
+  out.topic = protocol::kTopicEstimateMap;
+  out.encoded = protocol::encode(mm);
+  out.stamp = true;
+  out.received = received_at;
+  out.acquisition_time = m.time;
+  out.peer = std::move(peer);
+  send(std::move(out));
+}
+
+}  // namespace xasmap::service
