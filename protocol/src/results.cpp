@@ -23,6 +23,8 @@ using detail::is_number;
 using detail::number;
 using detail::type_name;
 using detail::unpack_frame;
+using detail::MapView;
+using detail::read_params;
 // The packer's stream: appends to a byte vector the caller owns, so that an encoder reusing the
 // vector's capacity does not allocate.
 struct ByteSink {
@@ -34,11 +36,6 @@ struct ByteSink {
   std::size_t size() const { return bytes.size(); }
 };
 using Packer = msgpack::packer<ByteSink>;
-
-std::vector<std::uint8_t> bytes_of(const msgpack::sbuffer& buffer) {
-  const auto* p = reinterpret_cast<const std::uint8_t*>(buffer.data());
-  return {p, p + buffer.size()};
-}
 
 using detail::pack_value;
 
@@ -154,115 +151,6 @@ void write_double(std::vector<std::uint8_t>& bytes, std::size_t at, double v) {
 }
 
 // ---- decoding -------------------------------------------------------------------------------
-
-// A msgpack map with string keys, read field by field with errors that name the field.
-class MapView {
- public:
-  MapView(const msgpack::object& o, std::string path) : path_(std::move(path)) {
-    if (o.type != msgpack::type::MAP) {
-      throw ProtocolError(ErrorCode::kNotAMap, path_,
-                          (path_.empty() ? std::string("frame 1") : "field '" + path_ + "'") + " is " +
-                              type_name(o.type) + ", not a map");
-    }
-    map_ = &o.via.map;
-    for (std::uint32_t i = 0; i < map_->size; ++i) {
-      if (map_->ptr[i].key.type != msgpack::type::STR) {
-        throw ProtocolError(ErrorCode::kBadType, path_, "a key of " + where() + " is not a string");
-      }
-    }
-  }
-
-  const msgpack::object* find(std::string_view key) const {
-    for (std::uint32_t i = 0; i < map_->size; ++i) {
-      const auto& k = map_->ptr[i].key.via.str;
-      if (std::string_view(k.ptr, k.size) == key) return &map_->ptr[i].val;
-    }
-    return nullptr;
-  }
-  const msgpack::object& get(std::string_view key) const {
-    const msgpack::object* o = find(key);
-    if (!o) {
-      throw ProtocolError(ErrorCode::kMissingField, name(key),
-                          "required field '" + name(key) + "' is missing");
-    }
-    return *o;
-  }
-  [[noreturn]] void wrong(std::string_view key, const msgpack::object& o, const char* expected) const {
-    throw ProtocolError(ErrorCode::kBadType, name(key),
-                        "field '" + name(key) + "' is " + type_name(o.type) + ", expected " + expected);
-  }
-  double num(std::string_view key) const {
-    const msgpack::object& o = get(key);
-    if (!is_number(o)) wrong(key, o, "a number");
-    return number(o);
-  }
-  std::uint64_t count(std::string_view key) const {
-    const msgpack::object& o = get(key);
-    if (o.type != msgpack::type::POSITIVE_INTEGER) wrong(key, o, "a non-negative integer");
-    return o.via.u64;
-  }
-  std::string str(std::string_view key) const {
-    const msgpack::object& o = get(key);
-    if (o.type != msgpack::type::STR) wrong(key, o, "a string");
-    return {o.via.str.ptr, o.via.str.size};
-  }
-  bool boolean(std::string_view key) const {
-    const msgpack::object& o = get(key);
-    if (o.type != msgpack::type::BOOLEAN) wrong(key, o, "a boolean");
-    return o.via.boolean;
-  }
-  MapView map(std::string_view key) const { return MapView(get(key), name(key)); }
-  std::vector<std::uint8_t> raw_map_or_nil(std::string_view key) const {
-    const msgpack::object& o = get(key);
-    if (o.type == msgpack::type::NIL) return {};
-    if (o.type != msgpack::type::MAP) wrong(key, o, "a map or nil");
-    msgpack::sbuffer buffer;
-    msgpack::pack(buffer, o);
-    return bytes_of(buffer);
-  }
-  std::vector<float> floats(std::string_view key, const msgpack::object& o) const {
-    if (o.type != msgpack::type::BIN || o.via.bin.size % 4 != 0) wrong(key, o, "bin of float32");
-    std::vector<float> v(o.via.bin.size / 4);
-    if (!v.empty()) std::memcpy(v.data(), o.via.bin.ptr, o.via.bin.size);
-    return v;
-  }
-
-  // Every entry, as (key, value).
-  template <class F>
-  void each(F&& f) const {
-    for (std::uint32_t i = 0; i < map_->size; ++i) {
-      const auto& k = map_->ptr[i].key.via.str;
-      f(std::string(k.ptr, k.size), map_->ptr[i].val);
-    }
-  }
-  std::string name(std::string_view key) const {
-    return path_.empty() ? std::string(key) : path_ + "." + std::string(key);
-  }
-
- private:
-  std::string where() const { return path_.empty() ? "frame 1" : "field '" + path_ + "'"; }
-  const msgpack::object_map* map_ = nullptr;
-  std::string path_;
-};
-
-ParamMap read_params(const MapView& v) {
-  ParamMap out;
-  v.each([&](const std::string& key, const msgpack::object& o) {
-    ParamValue p;
-    if (o.type == msgpack::type::STR) {
-      p.text.assign(o.via.str.ptr, o.via.str.size);
-    } else if (o.type == msgpack::type::POSITIVE_INTEGER || o.type == msgpack::type::NEGATIVE_INTEGER) {
-      p.number = number(o);
-      p.integer = true;
-    } else if (is_number(o)) {
-      p.number = number(o);
-    } else {
-      v.wrong(key, o, "a number or a string");
-    }
-    out.emplace_back(key, std::move(p));
-  });
-  return out;
-}
 
 NumberMap read_numbers(const MapView& v) {
   NumberMap out;

@@ -64,9 +64,10 @@ ClientCurve client_curve(const CliArgs& args) {
   return c;
 }
 
-std::optional<msgpack::object_handle> control_request(zmq::context_t& context, const std::string& endpoint,
-                                                      const std::string& cmd,
-                                                      std::chrono::milliseconds timeout, const ClientCurve& curve) {
+std::optional<std::vector<std::uint8_t>> control_request_frame(zmq::context_t& context, const std::string& endpoint,
+                                                               const std::string& cmd,
+                                                               std::chrono::milliseconds timeout,
+                                                               const ClientCurve& curve) {
   zmq::socket_t req(context, zmq::socket_type::req);
   req.set(zmq::sockopt::linger, 0);
   curve.apply(req, false);
@@ -80,11 +81,20 @@ std::optional<msgpack::object_handle> control_request(zmq::context_t& context, c
   req.send(zmq::buffer(request.data(), request.size()), zmq::send_flags::none);
   zmq::message_t reply;
   if (!req.recv(reply)) return std::nullopt;
+  const auto* bytes = static_cast<const std::uint8_t*>(reply.data());
+  return std::vector<std::uint8_t>(bytes, bytes + reply.size());
+}
+
+std::optional<msgpack::object_handle> control_request(zmq::context_t& context, const std::string& endpoint,
+                                                      const std::string& cmd,
+                                                      std::chrono::milliseconds timeout, const ClientCurve& curve) {
+  const auto frame = control_request_frame(context, endpoint, cmd, timeout, curve);
+  if (!frame) return std::nullopt;
   // Bounded by the reply's size, as the protocol's decoders are, so a corrupt reply cannot make it
   // allocate more than the bytes that follow could hold.
   std::size_t offset = 0;
-  return msgpack::unpack(static_cast<const char*>(reply.data()), reply.size(), offset, nullptr, nullptr,
-                         protocol::frame_limits(reply.size()));
+  return msgpack::unpack(reinterpret_cast<const char*>(frame->data()), frame->size(), offset, nullptr, nullptr,
+                         protocol::frame_limits(frame->size()));
 }
 
 bool wait_readable(zmq::socket_t& socket, std::chrono::milliseconds timeout) {
@@ -217,44 +227,6 @@ std::string to_table(const msgpack::object& reply) {
   std::string out;
   for (const auto& [key, value] : rows)
     out += key + std::string(width + 2 - key.size(), ' ') + value + "\n";
-  return out;
-}
-
-std::vector<LibraryPoint> library_points(const msgpack::object& reply) {
-  const msgpack::object* ok = find_key(reply, "ok");
-  if (!ok || ok->type != msgpack::type::BOOLEAN || !ok->via.boolean) {
-    const msgpack::object* err = find_key(reply, "error");
-    throw Error("the daemon refused 'library': " + (err ? to_json(*err) : std::string("no reason given")));
-  }
-  const msgpack::object* spectra = find_key(reply, "spectra");
-  if (!spectra || spectra->type != msgpack::type::ARRAY) throw Error("the 'library' reply has no 'spectra' array");
-  std::vector<LibraryPoint> out;
-  for (std::uint32_t i = 0; i < spectra->via.array.size; ++i) {
-    const msgpack::object& s = spectra->via.array.ptr[i];
-    const msgpack::object* label = find_key(s, "label");
-    const msgpack::object* params = find_key(s, "params");
-    const msgpack::object* map = find_key(s, "map");
-    if (!label || label->type != msgpack::type::STR || !params || params->type != msgpack::type::MAP || !map ||
-        map->type != msgpack::type::ARRAY) {
-      throw Error("'library' reply: spectra[" + std::to_string(i) + "] lacks label, params or map");
-    }
-    LibraryPoint p;
-    p.label.assign(label->via.str.ptr, label->via.str.size);
-    for (const auto& kv : params->via.map) {
-      protocol::ParamValue v;
-      if (kv.val.type == msgpack::type::STR) {
-        v.text.assign(kv.val.via.str.ptr, kv.val.via.str.size);
-      } else if (kv.val.type == msgpack::type::POSITIVE_INTEGER || kv.val.type == msgpack::type::NEGATIVE_INTEGER) {
-        v.number = kv.val.as<double>();
-        v.integer = true;
-      } else {
-        v.number = kv.val.as<double>();
-      }
-      p.params.emplace_back(kv.key.as<std::string>(), std::move(v));
-    }
-    for (std::uint32_t d = 0; d < map->via.array.size; ++d) p.map.push_back(map->via.array.ptr[d].as<double>());
-    out.push_back(std::move(p));
-  }
   return out;
 }
 

@@ -42,6 +42,11 @@ std::optional<msgpack::object_handle> control_request(zmq::context_t& context, c
                                                       const std::string& cmd,
                                                       std::chrono::milliseconds timeout,
                                                       const ClientCurve& curve = {});
+// The same, the reply's frame as it came (for the protocol's decoders, e.g. decode_library_reply).
+std::optional<std::vector<std::uint8_t>> control_request_frame(zmq::context_t& context, const std::string& endpoint,
+                                                               const std::string& cmd,
+                                                               std::chrono::milliseconds timeout,
+                                                               const ClientCurve& curve = {});
 
 // Waits up to `timeout` for `socket` to have a message. False on a timeout, and also when a
 // signal (Ctrl-C, SIGTERM, a terminal resize) cut the wait short, so that the caller's loop
@@ -59,15 +64,6 @@ std::string to_table(const msgpack::object& reply);
 
 // The value of key `key` in a msgpack map, or nullptr.
 const msgpack::object* find_key(const msgpack::object& map, std::string_view key);
-
-// One library spectrum of the control socket's `library` reply.
-struct LibraryPoint {
-  std::string label;
-  protocol::ParamMap params;
-  std::vector<double> map;
-};
-// Throws xasmap::Error when the reply is not a valid `library` reply.
-std::vector<LibraryPoint> library_points(const msgpack::object& reply);
 
 // Ctrl-C / SIGTERM for interactive tools: the handler only sets the flag.
 void install_interrupt_handler();

@@ -28,6 +28,7 @@
 #include "xasmap/core/library.hpp"
 #include "xasmap/core/model.hpp"
 #include "xasmap/core/spectrum.hpp"
+#include "xasmap/protocol/control.hpp"
 #include "xasmap/protocol/messages.hpp"
 #include "xasmap/protocol/results.hpp"
 
@@ -61,6 +62,9 @@ struct Placed {
   std::optional<double> end_to_end_us;
   std::optional<protocol::MixtureEntry> mixture;  // estimation.mixture: auto
 };
+
+// One library spectrum: its label, parameters and map coordinates.
+using LibraryPoint = protocol::LibraryReply::Spectrum;
 
 struct LibraryView {
   std::vector<LibraryPoint> points;
@@ -136,19 +140,11 @@ LibraryView view_of(const Model& model) {
   return v;
 }
 
-LibraryView view_of(const msgpack::object& reply) {
+LibraryView view_of(protocol::LibraryReply reply) {
   LibraryView v;
-  v.points = library_points(reply);
-  if (const msgpack::object* params = find_key(reply, "parameters"); params && params->type == msgpack::type::ARRAY) {
-    for (std::uint32_t i = 0; i < params->via.array.size; ++i) {
-      const msgpack::object& p = params->via.array.ptr[i];
-      ParameterInfo info;
-      if (const auto* n = find_key(p, "name")) info.name = n->as<std::string>();
-      if (const auto* c = find_key(p, "categorical")) info.categorical = c->type == msgpack::type::BOOLEAN && c->via.boolean;
-      v.parameters.push_back(info);
-    }
-  }
-  if (const auto* m = find_key(reply, "method"); m && m->type == msgpack::type::STR) v.method = m->as<std::string>();
+  v.points = std::move(reply.spectra);
+  v.parameters = std::move(reply.parameters);
+  v.method = std::move(reply.method);
   return v;
 }
 
@@ -566,9 +562,9 @@ int run_map(const CliArgs& args) {
     const double seconds = args.number("live", 10.0);
     const ClientCurve curve = client_curve(args);
     zmq::context_t context(1);
-    auto reply = control_request(context, control, "library", std::chrono::milliseconds(10000), curve);
+    const auto reply = control_request_frame(context, control, "library", std::chrono::milliseconds(10000), curve);
     if (!reply) throw Error("no reply from the daemon's control socket " + control);
-    lib = view_of(reply->get());
+    lib = view_of(protocol::decode_library_reply(reply->data(), reply->size()));
     zmq::socket_t sub(context, zmq::socket_type::sub);
     sub.set(zmq::sockopt::rcvhwm, 0);
     for (const char* t : {"estimate", "error"}) sub.set(zmq::sockopt::subscribe, t);  // estimate also matches estimate_map

@@ -8,6 +8,7 @@
 
 #include "xasmap/core/error.hpp"
 #include "xasmap/core/library.hpp"
+#include "xasmap/protocol/results.hpp"
 
 namespace xasmap::protocol {
 
@@ -36,5 +37,22 @@ std::vector<std::uint8_t> encode_library_reply(const std::vector<ParameterInfo>&
                                                const std::vector<std::string>& labels,
                                                const std::vector<std::vector<double>>& values,
                                                const Eigen::MatrixXd& map, const std::string& method);
+
+// The `library` reply as a client reads it.
+struct LibraryReply {
+  std::string method;
+  std::vector<ParameterInfo> parameters;  // name, categorical, category names
+  struct Spectrum {
+    std::string label;
+    ParamMap params;
+    std::vector<double> map;  // its map coordinates
+  };
+  std::vector<Spectrum> spectra;
+};
+
+// Decodes encode_library_reply's bytes. A refusal ({ok: false, error}) throws xasmap::Error with
+// the daemon's reason; a malformed reply throws ProtocolError naming the field
+// ("spectra[3].map").
+LibraryReply decode_library_reply(const std::uint8_t* data, std::size_t size);
 
 }  // namespace xasmap::protocol
