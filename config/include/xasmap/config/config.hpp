@@ -148,7 +148,7 @@ struct EstimationConfig {
   double exact_partial_novelty = 2.0;     // ... when the best candidate's novelty exceeds this
   // Mixed valence (docs/estimation.md, Mixtures): auto fits every spectrum and pixel as one charge
   // or a mixture of two and publishes atom fractions and the mean valence; off publishes neither.
-  // Off by default while it costs about 0.4 ms a spectrum (docs/benchmarks.md).
+  // Off by default while it costs about 0.27 ms a spectrum (docs/benchmarks.md).
   MixtureMode mixture = MixtureMode::kOff;
   bool operator==(const EstimationConfig&) const = default;
 };
