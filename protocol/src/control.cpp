@@ -112,42 +112,46 @@ LibraryReply decode_library_reply(const std::uint8_t* data, std::size_t size) {
   const detail::MapView v(handle.get(), "");
   if (!v.boolean("ok")) {
     const msgpack::object* error = v.find("error");
-    throw Error("the daemon refused 'library': " +
-                (error != nullptr && error->type == msgpack::type::STR ? std::string(error->via.str.ptr, error->via.str.size)
-                                                                        : std::string("no reason given")));
+    const std::string reason = error != nullptr && error->type == msgpack::type::STR
+                                   ? std::string(error->via.str.ptr, error->via.str.size)
+                                   : std::string("no reason given");
+    throw ControlReplyError("the daemon refused 'library': " + reason);
   }
-  // An array field, its elements read by `each(path of the element, element)`.
+  // An array field, its elements read by `each(path, element)`; path() names the element (built
+  // only when asked: for an error, or a map's path).
   const auto array = [&](const detail::MapView& m, std::string_view key, auto&& each) {
     const msgpack::object& a = m.get(key);
     if (a.type != msgpack::type::ARRAY) m.wrong(key, a, "an array");
     for (std::uint32_t i = 0; i < a.via.array.size; ++i) {
-      each(m.name(key) + "[" + std::to_string(i) + "]", a.via.array.ptr[i]);
+      each([&] { return m.name(key) + "[" + std::to_string(i) + "]"; }, a.via.array.ptr[i]);
     }
   };
   LibraryReply r;
   r.method = v.str("method");
   const auto dims = v.count("map_dims");
-  array(v, "parameters", [&](const std::string& path, const msgpack::object& o) {
-    const detail::MapView p(o, path);
+  array(v, "parameters", [&](auto path, const msgpack::object& o) {
+    const detail::MapView p(o, path());
     ParameterInfo info;
     info.name = p.str("name");
     info.categorical = p.boolean("categorical");
-    array(p, "categories", [&](const std::string& at, const msgpack::object& c) {
+    array(p, "categories", [&](auto at, const msgpack::object& c) {
       if (c.type != msgpack::type::STR) {
-        throw ProtocolError(ErrorCode::kBadType, at, "field '" + at + "' is " + detail::type_name(c.type) + ", expected a string");
+        throw ProtocolError(ErrorCode::kBadType, at(),
+                            "field '" + at() + "' is " + detail::type_name(c.type) + ", expected a string");
       }
       info.category_names.emplace_back(c.via.str.ptr, c.via.str.size);
     });
     r.parameters.push_back(std::move(info));
   });
-  array(v, "spectra", [&](const std::string& path, const msgpack::object& o) {
-    const detail::MapView s(o, path);
+  array(v, "spectra", [&](auto path, const msgpack::object& o) {
+    const detail::MapView s(o, path());
     LibraryReply::Spectrum spectrum;
     spectrum.label = s.str("label");
     spectrum.params = detail::read_params(s.map("params"));
-    array(s, "map", [&](const std::string& at, const msgpack::object& x) {
+    array(s, "map", [&](auto at, const msgpack::object& x) {
       if (!detail::is_number(x)) {
-        throw ProtocolError(ErrorCode::kBadType, at, "field '" + at + "' is " + detail::type_name(x.type) + ", expected a number");
+        throw ProtocolError(ErrorCode::kBadType, at(),
+                            "field '" + at() + "' is " + detail::type_name(x.type) + ", expected a number");
       }
       spectrum.map.push_back(detail::number(x));
     });

@@ -1,9 +1,11 @@
 // Every decoder that faces the network, in one libFuzzer target: the daemon's spectrum decoder
 // (with small limits, so that the fuzzer explores them rather than memory), its control request
-// decoder, and what a client decodes: error, estimate, estimate_map and metrics messages, and
-// peek_id. The first byte of an input chooses the decoder. A decoder may refuse its input only
-// with ProtocolError (ControlRequestError for a control request); any other
-// exception, a crash or a sanitizer report is a finding.
+// decoder, and what a client decodes: error, estimate, estimate_map and metrics messages, the
+// control socket's `library` reply, and peek_id. The first byte of an input chooses the decoder
+// (the library reply shares peek_id's inputs, so that the committed corpus keeps its choices). A
+// decoder may refuse its input only with ProtocolError (ControlRequestError for a control request,
+// ControlReplyError for a reply that says it was refused); any other exception, a crash or a
+// sanitizer report is a finding.
 //
 // Built two ways: with clang's -fsanitize=fuzzer (deploy/fuzz.sh, run from deploy/test.sh for a
 // bounded time), and with the project's compiler as tests/fuzz_corpus (ctest), which runs every
@@ -46,6 +48,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         break;
       case 5:
         (void)peek_id(data, size);
+        (void)decode_library_reply(data, size);
         break;
       default:
         (void)decode_control_request(data, size, 65536);
@@ -55,6 +58,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // refused, as it should be
   } catch (const ControlRequestError&) {
     // refused, as it should be
+  } catch (const ControlReplyError&) {
+    // a well-formed refusal, as it should be read
   }
   return 0;
 }

@@ -82,6 +82,7 @@ TEST_CASE("a refused or malformed library reply is an error naming the field", "
     pk.pack("error");
     pk.pack("no model yet");
     const auto bytes = bytes_of(b);
+    CHECK_THROWS_AS(decode_library_reply(bytes.data(), bytes.size()), ControlReplyError);
     CHECK_THROWS_WITH(decode_library_reply(bytes.data(), bytes.size()), Catch::Contains("no model yet"));
   }
   // A reply with one spectrum whose map holds `coordinates` numbers (map_dims 2), and optionally

@@ -50,9 +50,14 @@ struct LibraryReply {
   std::vector<Spectrum> spectra;
 };
 
-// Decodes encode_library_reply's bytes. A refusal ({ok: false, error}) throws xasmap::Error with
-// the daemon's reason; a malformed reply throws ProtocolError naming the field
-// ("spectra[3].map").
+// A control reply that says {ok: false, error}: what() holds the daemon's reason.
+class ControlReplyError : public Error {
+ public:
+  using Error::Error;
+};
+
+// Decodes encode_library_reply's bytes. A refusal throws ControlReplyError with the daemon's
+// reason; a malformed reply throws ProtocolError naming the field ("spectra[3].map").
 LibraryReply decode_library_reply(const std::uint8_t* data, std::size_t size);
 
 }  // namespace xasmap::protocol
