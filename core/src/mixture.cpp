@@ -146,10 +146,11 @@ std::shared_ptr<const MixturePartition> make_partition(const std::vector<std::st
   std::vector<double> key(shared.size());
   for (std::size_t s = 0; s < spectra; ++s) {
     const double* v = flat_values.data() + s * np;
-    p.class_index[s] = class_parameter < 0 ? 0
-                                           : static_cast<int>(std::lower_bound(class_values.begin(), class_values.end(),
-                                                                               v[static_cast<std::size_t>(class_parameter)]) -
-                                                              class_values.begin());
+    if (class_parameter >= 0) {
+      const double c = v[static_cast<std::size_t>(class_parameter)];
+      p.class_index[s] =
+          static_cast<int>(std::lower_bound(class_values.begin(), class_values.end(), c) - class_values.begin());
+    }
     for (std::size_t k = 0; k < shared.size(); ++k) key[k] = v[shared[k]];
     const auto [it, added] = settings.emplace(key, static_cast<int>(settings.size()));
     if (added) p.members.emplace_back();
@@ -424,8 +425,13 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
   // and settings), and all of them fitted at once, non-negative: a class's weight is the sum of
   // its spectra's. When that is no better, the pair alone.
   const auto row_of = [&](const CopyFit& c, Eigen::Index s) { return mw.z.row(mw.at(s, c.copy)); };
-  const auto dot = [&](const CopyFit& c, Eigen::Index a, Eigen::Index b) {  // a, b of one setting
+  const auto dot = [&](const CopyFit& c, Eigen::Index a, Eigen::Index b) {
     return static_cast<double>(mw.product(c.copy, a, b));
+  };
+  // Spectrum s's single fit of the spectrum at c's copy: the residual of q by k y_s, k >= 0.
+  const auto single_rss = [&](const CopyFit& c, Eigen::Index s) {
+    const double k = c.qy[s] / c.yy[s];
+    return k > 0 ? qq - k * c.qy[s] : qq;
   };
   const auto widen_fit = [&](CopyFit& c) {
     const Best& best = c.best;
@@ -501,8 +507,7 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
     c.ranked.resize(class_values_.size());
     each([&](Eigen::Index s) {
       if (!(c.yy[s] > 0)) return;
-      const double k = c.qy[s] / c.yy[s];
-      const double r = k > 0 ? qq - k * c.qy[s] : qq;
+      const double r = single_rss(c, s);
       c.ranked[static_cast<std::size_t>(class_index[static_cast<std::size_t>(s)])].push_back({r, s});
       c.best_single = std::min(c.best_single, r);
     });
@@ -596,8 +601,7 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
       double score = std::numeric_limits<double>::infinity();
       for (const Eigen::Index s : members[g]) {
         if (!(first.yy[s] > 0)) continue;
-        const double k = first.qy[s] / first.yy[s];
-        const double r = k > 0 ? qq - k * first.qy[s] : qq;
+        const double r = single_rss(first, s);
         by_class[static_cast<std::size_t>(class_index[static_cast<std::size_t>(s)])].push_back({r, s});
         score = std::min(score, r);
       }
@@ -610,7 +614,8 @@ Mixture Model::mixture(const Prepared& prepared, const Estimate& e, const Mixtur
         for (std::size_t cb = ca + 1; cb < by_class.size(); ++cb) {
           for (const auto& [ra, a] : by_class[ca]) {
             for (const auto& [rb, b] : by_class[cb]) {
-              score = std::min(score, fit_pair(first.yy[a], dot(first, a, b), first.yy[b], first.qy[a], first.qy[b], qq).rss);
+              const PairFit f = fit_pair(first.yy[a], dot(first, a, b), first.yy[b], first.qy[a], first.qy[b], qq);
+              score = std::min(score, f.rss);
             }
           }
         }

@@ -117,44 +117,35 @@ LibraryReply decode_library_reply(const std::uint8_t* data, std::size_t size) {
                                    : std::string("no reason given");
     throw ControlReplyError("the daemon refused 'library': " + reason);
   }
-  // An array field, its elements read by `each(path, element)`; path() names the element (built
-  // only when asked: for an error, or a map's path).
-  const auto array = [&](const detail::MapView& m, std::string_view key, auto&& each) {
+  // The maps of an array field, each read with its path ("spectra[3]") by `each`.
+  const auto maps = [](const detail::MapView& m, std::string_view key, auto&& each) {
     const msgpack::object& a = m.get(key);
-    if (a.type != msgpack::type::ARRAY) m.wrong(key, a, "an array");
+    if (a.type != msgpack::type::ARRAY) m.wrong(key, a, "an array of maps");
     for (std::uint32_t i = 0; i < a.via.array.size; ++i) {
-      each([&] { return m.name(key) + "[" + std::to_string(i) + "]"; }, a.via.array.ptr[i]);
+      each(detail::MapView(a.via.array.ptr[i], m.name(std::string(key) + "[" + std::to_string(i) + "]")));
     }
   };
   LibraryReply r;
   r.method = v.str("method");
   const auto dims = v.count("map_dims");
-  array(v, "parameters", [&](auto path, const msgpack::object& o) {
-    const detail::MapView p(o, path());
+  maps(v, "parameters", [&](const detail::MapView& p) {
     ParameterInfo info;
     info.name = p.str("name");
     info.categorical = p.boolean("categorical");
-    array(p, "categories", [&](auto at, const msgpack::object& c) {
-      if (c.type != msgpack::type::STR) {
-        throw ProtocolError(ErrorCode::kBadType, at(),
-                            "field '" + at() + "' is " + detail::type_name(c.type) + ", expected a string");
-      }
+    const msgpack::object& names = p.get("categories");
+    if (names.type != msgpack::type::ARRAY) p.wrong("categories", names, "an array of strings");
+    for (std::uint32_t i = 0; i < names.via.array.size; ++i) {
+      const msgpack::object& c = names.via.array.ptr[i];
+      if (c.type != msgpack::type::STR) p.wrong("categories", c, "an array of strings");
       info.category_names.emplace_back(c.via.str.ptr, c.via.str.size);
-    });
+    }
     r.parameters.push_back(std::move(info));
   });
-  array(v, "spectra", [&](auto path, const msgpack::object& o) {
-    const detail::MapView s(o, path());
+  maps(v, "spectra", [&](const detail::MapView& s) {
     LibraryReply::Spectrum spectrum;
     spectrum.label = s.str("label");
     spectrum.params = detail::read_params(s.map("params"));
-    array(s, "map", [&](auto at, const msgpack::object& x) {
-      if (!detail::is_number(x)) {
-        throw ProtocolError(ErrorCode::kBadType, at(),
-                            "field '" + at() + "' is " + detail::type_name(x.type) + ", expected a number");
-      }
-      spectrum.map.push_back(detail::number(x));
-    });
+    spectrum.map = detail::read_number_array(s, "map");
     if (spectrum.map.size() != dims) {
       throw ProtocolError(ErrorCode::kLengthMismatch, s.name("map"),
                           "field '" + s.name("map") + "' has " + std::to_string(spectrum.map.size()) +

@@ -89,7 +89,8 @@ void pack_value(Packer& pk, const ParamValue& v) {
 }
 
 // A msgpack map with string keys, read field by field with errors that name the field (its path
-// from the frame: "mixture.components[1].charge"). Every decoder reads its maps through it.
+// from the frame: "mixture.components[1].charge"). The result and control-reply decoders read their
+// maps through it.
 class MapView {
  public:
   MapView(const msgpack::object& o, std::string path) : path_(std::move(path)) {
@@ -179,6 +180,18 @@ class MapView {
   const msgpack::object_map* map_ = nullptr;
   std::string path_;
 };
+
+// The array of numbers under `key`.
+inline std::vector<double> read_number_array(const MapView& v, std::string_view key) {
+  const msgpack::object& o = v.get(key);
+  if (o.type != msgpack::type::ARRAY) v.wrong(key, o, "an array of numbers");
+  std::vector<double> out;
+  for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+    if (!is_number(o.via.array.ptr[i])) v.wrong(key, o.via.array.ptr[i], "an array of numbers");
+    out.push_back(number(o.via.array.ptr[i]));
+  }
+  return out;
+}
 
 inline ParamMap read_params(const MapView& v) {
   ParamMap out;

@@ -24,6 +24,7 @@ using detail::number;
 using detail::type_name;
 using detail::unpack_frame;
 using detail::MapView;
+using detail::read_number_array;
 using detail::read_params;
 // The packer's stream: appends to a byte vector the caller owns, so that an encoder reusing the
 // vector's capacity does not allocate.
@@ -189,17 +190,6 @@ MixtureEntry read_mixture(const MapView& v) {
     m.components.push_back({e.num("charge"), e.num("fraction"), e.num("fraction_sd"), e.num("tendq")});
   }
   return m;
-}
-
-std::vector<double> read_number_array(const MapView& v, std::string_view key) {
-  const msgpack::object& o = v.get(key);
-  if (o.type != msgpack::type::ARRAY) v.wrong(key, o, "an array of numbers");
-  std::vector<double> out;
-  for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
-    if (!is_number(o.via.array.ptr[i])) v.wrong(key, o.via.array.ptr[i], "an array of numbers");
-    out.push_back(number(o.via.array.ptr[i]));
-  }
-  return out;
 }
 
 // Finds the top-level "id" string of a map without materialising anything else.
