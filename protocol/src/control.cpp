@@ -39,23 +39,19 @@ ControlRequest decode_control_request(const std::uint8_t* data, std::size_t size
   } catch (const std::exception& e) {
     throw ControlRequestError(std::string("the request is not msgpack: ") + e.what());
   }
-  const msgpack::object& root = handle.get();
-  if (root.type != msgpack::type::MAP) {
+  if (handle.get().type != msgpack::type::MAP) {
     throw ControlRequestError("the request must be a msgpack map like {\"cmd\": \"status\"}");
   }
+  // The request is read like every other message; its errors are the control socket's own.
   std::optional<std::string> cmd;
-  std::vector<std::string_view> keys;
-  for (const auto& kv : root.via.map) {
-    if (kv.key.type != msgpack::type::STR) throw ControlRequestError("every key of the request must be a string");
-    const std::string_view key(kv.key.via.str.ptr, kv.key.via.str.size);
-    if (std::find(keys.begin(), keys.end(), key) != keys.end()) {
-      throw ControlRequestError("key '" + quote_text(key) + "' appears more than once in the request");
+  try {
+    const detail::MapView v(handle.get(), "");
+    if (const auto key = v.repeated_key()) {
+      throw ControlRequestError("key '" + quote_text(*key) + "' appears more than once in the request");
     }
-    keys.push_back(key);
-    if (key == "cmd") {
-      if (kv.val.type != msgpack::type::STR) throw ControlRequestError("field 'cmd' must be a string");
-      cmd = std::string(kv.val.via.str.ptr, kv.val.via.str.size);
-    }
+    cmd = v.optional_str("cmd");
+  } catch (const ProtocolError& e) {
+    throw ControlRequestError(e.detail());
   }
   if (!cmd) throw ControlRequestError("field 'cmd' is missing; commands: status, library, config, reload, shutdown");
   return ControlRequest{*cmd};

@@ -144,60 +144,19 @@ std::vector<std::uint8_t> encode(const ErrorMessage& m) {
 
 ErrorMessage decode_error_message(const std::uint8_t* data, std::size_t size) {
   const msgpack::object_handle handle = detail::unpack_frame(data, size);
-  const msgpack::object& root = handle.get();
-  if (root.type != msgpack::type::MAP) {
-    throw ProtocolError(ErrorCode::kNotAMap, "", std::string("frame 1 is ") + type_name(root.type) + ", not a map");
-  }
+  const detail::MapView v(handle.get(), "");
   ErrorMessage m;
-  bool have_code = false;
-  bool have_message = false;
-  bool have_time = false;
-  for (const auto& kv : root.via.map) {
-    if (kv.key.type != msgpack::type::STR) {
-      throw ProtocolError(ErrorCode::kBadType, "", std::string("a key is ") + type_name(kv.key.type) + ", not a string");
-    }
-    const std::string key = kv.key.as<std::string>();
-    const msgpack::object& v = kv.val;
-    const auto expect = [&](bool ok, const char* what) {
-      if (!ok) {
-        throw ProtocolError(ErrorCode::kBadType, key,
-                            "field '" + key + "' is " + type_name(v.type) + ", expected " + what);
-      }
-    };
-    if (key == "id") {
-      expect(v.type == msgpack::type::STR || v.type == msgpack::type::NIL, "a string or nil");
-      if (v.type == msgpack::type::STR) m.id = v.as<std::string>();
-    } else if (key == "code") {
-      expect(v.type == msgpack::type::STR, "a string");
-      const auto code = error_code_from_string(v.as<std::string>());
-      if (!code) {
-        throw ProtocolError(ErrorCode::kOutOfRange, key,
-                            "field 'code' holds unknown code '" + v.as<std::string>() + "'");
-      }
-      m.code = *code;
-      have_code = true;
-    } else if (key == "field") {
-      expect(v.type == msgpack::type::STR, "a string");
-      m.field = v.as<std::string>();
-    } else if (key == "message") {
-      expect(v.type == msgpack::type::STR, "a string");
-      m.message = v.as<std::string>();
-      have_message = true;
-    } else if (key == "time") {
-      expect(v.type == msgpack::type::FLOAT64 || v.type == msgpack::type::FLOAT32 ||
-                 v.type == msgpack::type::POSITIVE_INTEGER,
-             "a number");
-      m.time = v.as<double>();
-      have_time = true;
-    }
+  if (const msgpack::object* id = v.find("id"); id != nullptr && id->type != msgpack::type::NIL) {
+    if (id->type != msgpack::type::STR) v.wrong("id", *id, "a string or nil");
+    m.id = v.str("id", *id);
   }
-  for (const auto& [have, name] : {std::pair{have_code, "code"}, std::pair{have_message, "message"},
-                                   std::pair{have_time, "time"}}) {
-    if (!have) {
-      throw ProtocolError(ErrorCode::kMissingField, name,
-                          std::string("required field '") + name + "' is missing");
-    }
-  }
+  const std::string code = v.str("code");
+  const auto known = error_code_from_string(code);
+  if (!known) v.fail(ErrorCode::kOutOfRange, "code", "field 'code' holds unknown code '" + quote_text(code) + "'");
+  m.code = *known;
+  if (const auto field = v.optional_str("field")) m.field = *field;
+  m.message = v.str("message");
+  m.time = v.num("time");
   return m;
 }
 

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,22 +90,31 @@ void pack_value(Packer& pk, const ParamValue& v) {
 }
 
 // A msgpack map with string keys, read field by field with errors that name the field (its path
-// from the frame: "mixture.components[1].charge"). The result and control-reply decoders read their
-// maps through it.
+// from the frame: "mixture.components[1].charge"). Every decoder reads its maps through it: the
+// spectrum, error, estimate, estimate_map and metrics messages, the control request and the
+// library reply. Errors carry the message's id once tag() has been given it.
 class MapView {
  public:
-  MapView(const msgpack::object& o, std::string path) : path_(std::move(path)) {
+  MapView(const msgpack::object& o, std::string path, std::optional<std::string> id = std::nullopt)
+      : path_(std::move(path)), id_(std::move(id)) {
     if (o.type != msgpack::type::MAP) {
-      throw ProtocolError(ErrorCode::kNotAMap, path_,
-                          (path_.empty() ? std::string("frame 1") : "field '" + path_ + "'") + " is " +
-                              type_name(o.type) + ", not a map");
+      fail(ErrorCode::kNotAMap, path_, where() + " is " + type_name(o.type) + ", not a map");
     }
     map_ = &o.via.map;
     for (std::uint32_t i = 0; i < map_->size; ++i) {
       if (map_->ptr[i].key.type != msgpack::type::STR) {
-        throw ProtocolError(ErrorCode::kBadType, path_, "a key of " + where() + " is not a string");
+        fail(ErrorCode::kBadType, path_.empty() ? std::string("(key)") : path_,
+             "a key of " + where() + " is " + type_name(map_->ptr[i].key.type) + ", not a string");
       }
     }
+  }
+
+  // From here on, errors name the message `id` (ProtocolError::id()).
+  void tag(std::string id) { id_ = std::move(id); }
+  const std::optional<std::string>& id() const { return id_; }
+
+  [[noreturn]] void fail(ErrorCode code, const std::string& field, const std::string& message) const {
+    throw ProtocolError(code, field, message, id_);
   }
 
   const msgpack::object* find(std::string_view key) const {
@@ -116,18 +126,15 @@ class MapView {
   }
   const msgpack::object& get(std::string_view key) const {
     const msgpack::object* o = find(key);
-    if (!o) {
-      throw ProtocolError(ErrorCode::kMissingField, name(key),
-                          "required field '" + name(key) + "' is missing");
-    }
+    if (!o) fail(ErrorCode::kMissingField, name(key), "required field '" + name(key) + "' is missing");
     return *o;
   }
   [[noreturn]] void wrong(std::string_view key, const msgpack::object& o, const char* expected) const {
-    throw ProtocolError(ErrorCode::kBadType, name(key),
-                        "field '" + name(key) + "' is " + type_name(o.type) + ", expected " + expected);
+    fail(ErrorCode::kBadType, name(key),
+         "field '" + name(key) + "' is " + type_name(o.type) + ", expected " + expected);
   }
-  double num(std::string_view key) const {
-    const msgpack::object& o = get(key);
+  double num(std::string_view key) const { return num(key, get(key)); }
+  double num(std::string_view key, const msgpack::object& o) const {
     if (!is_number(o)) wrong(key, o, "a number");
     return number(o);
   }
@@ -136,17 +143,23 @@ class MapView {
     if (o.type != msgpack::type::POSITIVE_INTEGER) wrong(key, o, "a non-negative integer");
     return o.via.u64;
   }
-  std::string str(std::string_view key) const {
-    const msgpack::object& o = get(key);
+  std::string str(std::string_view key) const { return str(key, get(key)); }
+  std::string str(std::string_view key, const msgpack::object& o) const {
     if (o.type != msgpack::type::STR) wrong(key, o, "a string");
     return {o.via.str.ptr, o.via.str.size};
+  }
+  // The string under `key`, or nothing when the key is absent.
+  std::optional<std::string> optional_str(std::string_view key) const {
+    const msgpack::object* o = find(key);
+    if (!o) return std::nullopt;
+    return str(key, *o);
   }
   bool boolean(std::string_view key) const {
     const msgpack::object& o = get(key);
     if (o.type != msgpack::type::BOOLEAN) wrong(key, o, "a boolean");
     return o.via.boolean;
   }
-  MapView map(std::string_view key) const { return MapView(get(key), name(key)); }
+  MapView map(std::string_view key) const { return MapView(get(key), name(key), id_); }
   std::vector<std::uint8_t> raw_map_or_nil(std::string_view key) const {
     const msgpack::object& o = get(key);
     if (o.type == msgpack::type::NIL) return {};
@@ -161,6 +174,18 @@ class MapView {
     std::vector<float> v(o.via.bin.size / 4);
     if (!v.empty()) std::memcpy(v.data(), o.via.bin.ptr, o.via.bin.size);
     return v;
+  }
+
+  // The first key that appears more than once, if any.
+  std::optional<std::string> repeated_key() const {
+    for (std::uint32_t i = 0; i < map_->size; ++i) {
+      const auto& a = map_->ptr[i].key.via.str;
+      for (std::uint32_t j = 0; j < i; ++j) {
+        const auto& b = map_->ptr[j].key.via.str;
+        if (std::string_view(a.ptr, a.size) == std::string_view(b.ptr, b.size)) return std::string(a.ptr, a.size);
+      }
+    }
+    return std::nullopt;
   }
 
   // Every entry, as (key, value).
@@ -179,6 +204,7 @@ class MapView {
   std::string where() const { return path_.empty() ? "frame 1" : "field '" + path_ + "'"; }
   const msgpack::object_map* map_ = nullptr;
   std::string path_;
+  std::optional<std::string> id_;
 };
 
 // The array of numbers under `key`.

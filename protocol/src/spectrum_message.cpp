@@ -50,72 +50,62 @@ std::optional<std::string> invalid_utf8_in(const msgpack::object& o) {
   }
 }
 
-class Decoder {
- public:
-  std::optional<std::string> id;
-
-  [[noreturn]] void fail(ErrorCode code, const std::string& field, const std::string& message) const {
-    throw ProtocolError(code, field, message, id);
-  }
-
-  // An array of numbers, or bin of little-endian floats of `dtype` ("f4" or "f8"), as `Value`s.
-  template <class Value = double>
-  std::vector<Value> numbers(const msgpack::object& o, const std::string& field,
-                             const std::string* dtype, std::size_t max_count) const {
-    std::vector<Value> out;
-    if (o.type == msgpack::type::ARRAY) {
-      if (o.via.array.size > max_count) {
-        fail(ErrorCode::kTooLarge, field,
-             "field '" + field + "' has " + std::to_string(o.via.array.size) +
-                 " values; the limit is " + std::to_string(max_count));
-      }
-      out.reserve(o.via.array.size);
-      for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
-        const msgpack::object& v = o.via.array.ptr[i];
-        if (!is_number(v)) {
-          fail(ErrorCode::kBadType, field,
-               "field '" + field + "'[" + std::to_string(i) + "] is " + type_name(v.type) +
-                   ", expected a number");
-        }
-        out.push_back(static_cast<Value>(number(v)));
-      }
-      return out;
-    }
-    if (o.type == msgpack::type::BIN) {
-      if (!dtype) {
-        fail(ErrorCode::kMissingField, "dtype",
-             "field '" + field + "' is bin, so field 'dtype' (\"f4\" or \"f8\") is required");
-      }
-      const std::size_t width = *dtype == "f4" ? 4 : 8;
-      if (o.via.bin.size % width != 0) {
-        fail(ErrorCode::kLengthMismatch, field,
-             "field '" + field + "' holds " + std::to_string(o.via.bin.size) +
-                 " bytes, not a whole number of " + *dtype + " values");
-      }
-      const std::size_t count = o.via.bin.size / width;
-      if (count > max_count) {
-        fail(ErrorCode::kTooLarge, field,
-             "field '" + field + "' has " + std::to_string(count) + " values; the limit is " +
+// An array of numbers, or bin of little-endian floats of `dtype` ("f4" or "f8"), as `Value`s; at
+// most `max_count` of them.
+template <class Value = double>
+std::vector<Value> read_numbers(const detail::MapView& v, const std::string& field, const std::string* dtype,
+                                std::size_t max_count) {
+  const msgpack::object& o = v.get(field);
+  std::vector<Value> out;
+  if (o.type == msgpack::type::ARRAY) {
+    if (o.via.array.size > max_count) {
+      v.fail(ErrorCode::kTooLarge, field,
+             "field '" + field + "' has " + std::to_string(o.via.array.size) + " values; the limit is " +
                  std::to_string(max_count));
-      }
-      out.resize(count);
-      for (std::size_t i = 0; i < count; ++i) {
-        if (width == 4) {
-          float f = 0;
-          std::memcpy(&f, o.via.bin.ptr + i * 4, 4);
-          out[i] = static_cast<Value>(f);
-        } else {
-          double x = 0;
-          std::memcpy(&x, o.via.bin.ptr + i * 8, 8);
-          out[i] = static_cast<Value>(x);
-        }
-      }
-      return out;
     }
-    fail(ErrorCode::kBadType, field,
-         "field '" + field + "' is " + type_name(o.type) + ", expected an array of numbers or bin");
+    out.reserve(o.via.array.size);
+    for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+      const msgpack::object& x = o.via.array.ptr[i];
+      if (!is_number(x)) {
+        v.fail(ErrorCode::kBadType, field,
+               "field '" + field + "'[" + std::to_string(i) + "] is " + type_name(x.type) + ", expected a number");
+      }
+      out.push_back(static_cast<Value>(number(x)));
+    }
+    return out;
   }
-};
+  if (o.type == msgpack::type::BIN) {
+    if (!dtype) {
+      v.fail(ErrorCode::kMissingField, "dtype",
+             "field '" + field + "' is bin, so field 'dtype' (\"f4\" or \"f8\") is required");
+    }
+    const std::size_t width = *dtype == "f4" ? 4 : 8;
+    if (o.via.bin.size % width != 0) {
+      v.fail(ErrorCode::kLengthMismatch, field,
+             "field '" + field + "' holds " + std::to_string(o.via.bin.size) + " bytes, not a whole number of " +
+                 *dtype + " values");
+    }
+    const std::size_t count = o.via.bin.size / width;
+    if (count > max_count) {
+      v.fail(ErrorCode::kTooLarge, field,
+             "field '" + field + "' has " + std::to_string(count) + " values; the limit is " + std::to_string(max_count));
+    }
+    out.resize(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      if (width == 4) {
+        float f = 0;
+        std::memcpy(&f, o.via.bin.ptr + i * 4, 4);
+        out[i] = static_cast<Value>(f);
+      } else {
+        double x = 0;
+        std::memcpy(&x, o.via.bin.ptr + i * 8, 8);
+        out[i] = static_cast<Value>(x);
+      }
+    }
+    return out;
+  }
+  v.wrong(field, o, "an array of numbers or bin");
+}
 
 }  // namespace
 
@@ -146,149 +136,108 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
     throw ProtocolError(ErrorCode::kBadMsgpack, "",
                         std::to_string(size - offset) + " trailing bytes after the msgpack map");
   }
-  const msgpack::object& root = handle.get();
-  if (root.type != msgpack::type::MAP) {
-    throw ProtocolError(ErrorCode::kNotAMap, "",
-                        std::string("frame 1 is ") + type_name(root.type) + ", not a map");
-  }
-  Decoder d;
-  const msgpack::object* fields[7] = {};  // id, energy, intensity, time, meta, kind, shape
-  const char* const names[7] = {"id", "energy", "intensity", "time", "meta", "kind", "shape"};
-  const msgpack::object* dtype_object = nullptr;
-  for (std::uint32_t i = 0; i < root.via.map.size; ++i) {
-    const auto& kv = root.via.map.ptr[i];
-    if (kv.key.type != msgpack::type::STR) {
-      throw ProtocolError(ErrorCode::kBadType, "(key)",
-                          std::string("a key is ") + type_name(kv.key.type) + ", not a string");
-    }
-    const std::string key(kv.key.via.str.ptr, kv.key.via.str.size);
-    if (key == "dtype") dtype_object = &kv.val;
-    for (int f = 0; f < 7; ++f) {
-      if (key == names[f]) fields[f] = &kv.val;
-    }
-  }
+  detail::MapView v(handle.get(), "");
   // id first, so that every later error can name the message.
-  if (!fields[0]) throw ProtocolError(ErrorCode::kMissingField, "id", "required field 'id' is missing");
-  if (fields[0]->type != msgpack::type::STR) {
-    throw ProtocolError(ErrorCode::kBadType, "id",
-                        std::string("field 'id' is ") + type_name(fields[0]->type) + ", expected a string");
-  }
   SpectrumMessage m;
-  m.id.assign(fields[0]->via.str.ptr, fields[0]->via.str.size);
+  m.id = v.str("id");
   if (!is_valid_utf8(m.id)) {
-    throw ProtocolError(ErrorCode::kBadType, "id",
-                        "field 'id' is not valid UTF-8 ('" + quote_text(m.id) + "'); msgpack strings must be");
+    v.fail(ErrorCode::kBadType, "id", "field 'id' is not valid UTF-8 ('" + quote_text(m.id) + "'); msgpack strings must be");
   }
-  d.id = m.id;
+  v.tag(m.id);
 
-  if (fields[5]) {
-    if (fields[5]->type != msgpack::type::STR) {
-      d.fail(ErrorCode::kBadType, "kind", std::string("field 'kind' is ") + type_name(fields[5]->type) + ", expected a string");
+  if (const auto kind = v.optional_str("kind")) {
+    if (*kind != "spectrum" && *kind != "stack") {
+      v.fail(ErrorCode::kOutOfRange, "kind", "field 'kind' is '" + quote_text(*kind) + "', expected \"spectrum\" or \"stack\"");
     }
-    const std::string kind(fields[5]->via.str.ptr, fields[5]->via.str.size);
-    if (kind != "spectrum" && kind != "stack") {
-      d.fail(ErrorCode::kOutOfRange, "kind",
-             "field 'kind' is '" + quote_text(kind) + "', expected \"spectrum\" or \"stack\"");
-    }
-    m.stack = kind == "stack";
+    m.stack = *kind == "stack";
   }
-  std::string dtype;
+  std::string dtype;  // empty when absent
+  const msgpack::object* dtype_object = v.find("dtype");
   if (dtype_object) {
-    if (dtype_object->type != msgpack::type::STR) {
-      d.fail(ErrorCode::kBadType, "dtype", std::string("field 'dtype' is ") + type_name(dtype_object->type) + ", expected \"f4\" or \"f8\"");
-    }
-    dtype.assign(dtype_object->via.str.ptr, dtype_object->via.str.size);
+    if (dtype_object->type != msgpack::type::STR) v.wrong("dtype", *dtype_object, "\"f4\" or \"f8\"");
+    dtype = v.str("dtype", *dtype_object);
     if (dtype != "f4" && dtype != "f8") {
-      d.fail(ErrorCode::kOutOfRange, "dtype",
-             "field 'dtype' is '" + quote_text(dtype) + "', expected \"f4\" or \"f8\"");
+      v.fail(ErrorCode::kOutOfRange, "dtype", "field 'dtype' is '" + quote_text(dtype) + "', expected \"f4\" or \"f8\"");
     }
   }
-  for (int f : {1, 2}) {
-    if (!fields[f]) d.fail(ErrorCode::kMissingField, names[f], std::string("required field '") + names[f] + "' is missing");
-  }
+  v.get("energy");  // both required, and named before the stack's shape is checked
+  const msgpack::object& intensity = v.get("intensity");
 
   std::size_t pixels = 1;
   if (m.stack) {
-    if (!fields[6]) d.fail(ErrorCode::kMissingField, "shape", "a stack needs field 'shape'");
-    const msgpack::object& s = *fields[6];
+    const msgpack::object* shape = v.find("shape");
+    if (!shape) v.fail(ErrorCode::kMissingField, "shape", "a stack needs field 'shape'");
+    const msgpack::object& s = *shape;
     if (s.type != msgpack::type::ARRAY || (s.via.array.size != 2 && s.via.array.size != 3)) {
-      d.fail(ErrorCode::kBadType, "shape", "field 'shape' must be [rows, cols, n_energy] or [n_pixels, n_energy]");
+      v.fail(ErrorCode::kBadType, "shape", "field 'shape' must be [rows, cols, n_energy] or [n_pixels, n_energy]");
     }
     for (std::uint32_t i = 0; i < s.via.array.size; ++i) {
-      const msgpack::object& v = s.via.array.ptr[i];
-      if (v.type != msgpack::type::POSITIVE_INTEGER && v.type != msgpack::type::NEGATIVE_INTEGER) {
-        d.fail(ErrorCode::kBadType, "shape", "field 'shape'[" + std::to_string(i) + "] is " +
-                                                 type_name(v.type) + ", expected a positive integer");
+      const msgpack::object& x = s.via.array.ptr[i];
+      if (x.type != msgpack::type::POSITIVE_INTEGER && x.type != msgpack::type::NEGATIVE_INTEGER) {
+        v.fail(ErrorCode::kBadType, "shape", "field 'shape'[" + std::to_string(i) + "] is " + type_name(x.type) +
+                                                 ", expected a positive integer");
       }
-      if (v.type == msgpack::type::NEGATIVE_INTEGER || v.via.u64 == 0) {
-        d.fail(ErrorCode::kOutOfRange, "shape", "field 'shape'[" + std::to_string(i) + "] must be positive");
+      if (x.type == msgpack::type::NEGATIVE_INTEGER || x.via.u64 == 0) {
+        v.fail(ErrorCode::kOutOfRange, "shape", "field 'shape'[" + std::to_string(i) + "] must be positive");
       }
       // Every extent, and the pixel count as it grows, is checked against the limits before the
       // next multiplication, so the product cannot wrap.
       const bool energy_axis = i + 1 == s.via.array.size;
       const std::uint64_t limit = energy_axis ? limits.max_points : limits.max_stack_pixels / pixels;
-      if (v.via.u64 > limit) {
-        d.fail(ErrorCode::kTooLarge, "shape",
-               energy_axis ? "field 'shape' says " + std::to_string(v.via.u64) +
-                                 " energies; the limit is " + std::to_string(limits.max_points)
-                           : "the stack has more pixels than the limit of " +
-                                 std::to_string(limits.max_stack_pixels));
+      if (x.via.u64 > limit) {
+        v.fail(ErrorCode::kTooLarge, "shape",
+               energy_axis ? "field 'shape' says " + std::to_string(x.via.u64) + " energies; the limit is " +
+                                 std::to_string(limits.max_points)
+                           : "the stack has more pixels than the limit of " + std::to_string(limits.max_stack_pixels));
       }
-      if (!energy_axis) pixels *= static_cast<std::size_t>(v.via.u64);
-      m.shape.push_back(static_cast<std::int64_t>(v.via.u64));
+      if (!energy_axis) pixels *= static_cast<std::size_t>(x.via.u64);
+      m.shape.push_back(static_cast<std::int64_t>(x.via.u64));
     }
   }
   const std::string* dt = dtype_object ? &dtype : nullptr;
-  m.energy = d.numbers(*fields[1], "energy", dt, limits.max_points);
-  if (dtype == "f4" && fields[2]->type == msgpack::type::BIN) {
-    m.intensity_f4 = d.numbers<float>(*fields[2], "intensity", dt, limits.max_points * pixels);
+  m.energy = read_numbers(v, "energy", dt, limits.max_points);
+  if (dtype == "f4" && intensity.type == msgpack::type::BIN) {
+    m.intensity_f4 = read_numbers<float>(v, "intensity", dt, limits.max_points * pixels);
   } else {
-    m.intensity = d.numbers(*fields[2], "intensity", dt, limits.max_points * pixels);
+    m.intensity = read_numbers(v, "intensity", dt, limits.max_points * pixels);
   }
   if (m.stack && static_cast<std::size_t>(m.shape.back()) != m.energy.size()) {
-    d.fail(ErrorCode::kLengthMismatch, "shape", "field 'shape' says " + std::to_string(m.shape.back()) +
+    v.fail(ErrorCode::kLengthMismatch, "shape", "field 'shape' says " + std::to_string(m.shape.back()) +
                                                     " energies, field 'energy' has " + std::to_string(m.energy.size()));
   }
   const std::size_t intensities = m.intensity_count();
   if (intensities != m.energy.size() * pixels) {
-    d.fail(ErrorCode::kLengthMismatch, "intensity",
+    v.fail(ErrorCode::kLengthMismatch, "intensity",
            "field 'intensity' has " + std::to_string(intensities) + " values, expected " +
-               std::to_string(m.energy.size() * pixels) +
-               (m.stack ? " (pixels x energies)" : " (one per energy)"));
+               std::to_string(m.energy.size() * pixels) + (m.stack ? " (pixels x energies)" : " (one per energy)"));
   }
-  if (m.energy.size() < 2) d.fail(ErrorCode::kTooFewPoints, "energy", "field 'energy' needs at least 2 values");
+  if (m.energy.size() < 2) v.fail(ErrorCode::kTooFewPoints, "energy", "field 'energy' needs at least 2 values");
   for (std::size_t i = 0; i < m.energy.size(); ++i) {
-    if (!std::isfinite(m.energy[i])) d.fail(ErrorCode::kNonFinite, "energy", "energy[" + std::to_string(i) + "] is not finite");
+    if (!std::isfinite(m.energy[i])) v.fail(ErrorCode::kNonFinite, "energy", "energy[" + std::to_string(i) + "] is not finite");
     if (i > 0 && !(m.energy[i] > m.energy[i - 1])) {
-      d.fail(ErrorCode::kNonMonotonicEnergy, "energy",
-             "energy is not strictly increasing at index " + std::to_string(i));
+      v.fail(ErrorCode::kNonMonotonicEnergy, "energy", "energy is not strictly increasing at index " + std::to_string(i));
     }
   }
   for (std::size_t i = 0; i < intensities; ++i) {
     if (!std::isfinite(m.intensity_f4.empty() ? m.intensity[i] : m.intensity_f4[i])) {
-      d.fail(ErrorCode::kNonFinite, "intensity", "intensity[" + std::to_string(i) + "] is not finite");
+      v.fail(ErrorCode::kNonFinite, "intensity", "intensity[" + std::to_string(i) + "] is not finite");
     }
   }
-  if (fields[3]) {
-    if (!is_number(*fields[3])) {
-      d.fail(ErrorCode::kBadType, "time", std::string("field 'time' is ") + type_name(fields[3]->type) + ", expected a number");
-    }
-    const double t = number(*fields[3]);
-    if (!std::isfinite(t)) d.fail(ErrorCode::kNonFinite, "time", "field 'time' is not finite");
-    if (t < 0) d.fail(ErrorCode::kOutOfRange, "time", "field 'time' is negative");
+  if (const msgpack::object* time = v.find("time")) {
+    const double t = v.num("time", *time);
+    if (!std::isfinite(t)) v.fail(ErrorCode::kNonFinite, "time", "field 'time' is not finite");
+    if (t < 0) v.fail(ErrorCode::kOutOfRange, "time", "field 'time' is negative");
     m.time = t;
   }
-  if (fields[4]) {
-    if (fields[4]->type != msgpack::type::MAP) {
-      d.fail(ErrorCode::kBadType, "meta", std::string("field 'meta' is ") + type_name(fields[4]->type) + ", expected a map");
-    }
-    if (const auto bad = invalid_utf8_in(*fields[4])) {
-      d.fail(ErrorCode::kBadType, "meta",
+  if (const msgpack::object* meta = v.find("meta")) {
+    if (meta->type != msgpack::type::MAP) v.wrong("meta", *meta, "a map");
+    if (const auto bad = invalid_utf8_in(*meta)) {
+      v.fail(ErrorCode::kBadType, "meta",
              "field 'meta' holds a string that is not valid UTF-8 ('" + quote_text(*bad) +
                  "'); msgpack strings must be (send bytes as bin)");
     }
     msgpack::sbuffer buffer;
-    msgpack::pack(buffer, *fields[4]);
+    msgpack::pack(buffer, *meta);
     const auto* bytes = reinterpret_cast<const std::uint8_t*>(buffer.data());
     m.meta.assign(bytes, bytes + buffer.size());
   }

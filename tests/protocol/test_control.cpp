@@ -119,3 +119,53 @@ TEST_CASE("a refused or malformed library reply is an error naming the field", "
   const std::vector<std::uint8_t> not_a_map{0x93, 0x01, 0x02, 0x03};  // [1, 2, 3]
   CHECK_THROWS_AS(decode_library_reply(not_a_map.data(), not_a_map.size()), ProtocolError);
 }
+
+TEST_CASE("a control request is read as a map with a string cmd, each key once", "[protocol][control]") {
+  // A map of `entries` entries, packed by `pack`.
+  const auto request = [](std::uint32_t entries, auto&& pack) {
+    msgpack::sbuffer b;
+    msgpack::packer<msgpack::sbuffer> pk(b);
+    pk.pack_map(entries);
+    pack(pk);
+    return bytes_of(b);
+  };
+  // The request's refusal text, or "" when it decodes.
+  const auto refusal = [](const std::vector<std::uint8_t>& bytes) -> std::string {
+    try {
+      (void)decode_control_request(bytes.data(), bytes.size(), 65536);
+    } catch (const ControlRequestError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  const auto status = request(2, [](auto& pk) {
+    pk.pack("cmd");
+    pk.pack("status");
+    pk.pack("extra");
+    pk.pack(1);
+  });
+  CHECK(refusal(status).empty());
+  CHECK(decode_control_request(status.data(), status.size(), 65536).cmd == "status");
+  CHECK_THROWS_WITH(decode_control_request(status.data(), status.size(), status.size() - 1),
+                    Catch::Contains("control.max_request_bytes"));
+  CHECK(refusal(request(1, [](auto& pk) {
+          pk.pack("cmd");
+          pk.pack(1);
+        })) == "field 'cmd' is an integer, expected a string");
+  CHECK(refusal(request(2, [](auto& pk) {
+          pk.pack("cmd");
+          pk.pack("status");
+          pk.pack(7);
+          pk.pack("x");
+        })) == "a key of frame 1 is an integer, not a string");
+  CHECK(refusal(request(2, [](auto& pk) {
+          pk.pack("cmd");
+          pk.pack("bogus");
+          pk.pack("cmd");
+          pk.pack("status");
+        })) == "key 'cmd' appears more than once in the request");
+  CHECK(refusal(request(1, [](auto& pk) {
+          pk.pack("command");
+          pk.pack("status");
+        })).rfind("field 'cmd' is missing", 0) == 0);
+}
