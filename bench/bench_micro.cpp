@@ -115,6 +115,7 @@ const Model& model(const ModelKey& key) {
   o.landmarks = key.landmarks;
   o.landmark_choice = LandmarkChoice::kMaxMin;
   o.estimate_dims = 12;
+  o.max_shift_ev = 0;  // no shifted copies
   o.threads = kFitThreads;
   SpectrumSynthesizer synth(base, bench::kLibrarySeed);
   bench::SyntheticLibrary lib = bench::make_library(synth, o.preprocess.grid, key.rows);

@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
   o.landmarks = a.k;
   o.landmark_choice = a.selection;
   o.estimate_dims = a.dims;
+  o.max_shift_ev = 0;  // no shifted copies
   o.threads = a.threads;
   FitReport report;
   const auto t0 = std::chrono::steady_clock::now();

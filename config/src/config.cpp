@@ -11,14 +11,17 @@
 #include <set>
 #include <sstream>
 #include <type_traits>
+#include <variant>
 
 #include "xasmap/core/multiplet.hpp"
 #include "xasmap/core/text.hpp"
+#include "keys.hpp"
 #include "yaml_reader.hpp"
 
 namespace xasmap::config {
 
-using detail::Spelling;
+using detail::Entry;
+using detail::Bounds;
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -43,128 +46,6 @@ ConfigError::ConfigError(std::string file, int line, int column, std::string key
       key_path_(std::move(key_path)),
       found_(std::move(found)),
       expected_(std::move(expected)) {}
-
-// ---------------------------------------------------------------------------------------------
-// Spellings
-
-namespace {
-
-constexpr std::array<Spelling<LibrarySource>, 3> kLibrarySources{{
-    {LibrarySource::kSimulate, "simulate"},
-    {LibrarySource::kFiles, "files"},
-    {LibrarySource::kModel, "model"},
-}};
-constexpr std::array<Spelling<Symmetry>, 2> kSymmetries{{
-    {Symmetry::kOh, "Oh"},
-    {Symmetry::kD4h, "D4h"},
-}};
-constexpr std::array<Spelling<LifetimeRule>, 2> kLifetimeRules{{
-    {LifetimeRule::kCoreHole, "core_hole"},
-    {LifetimeRule::kSplitEnergy, "split_energy"},
-}};
-
-constexpr std::array<Spelling<Polarization>, 6> kPolarizations{{
-    {Polarization::kIsotropic, "isotropic"},
-    {Polarization::kX, "x"},
-    {Polarization::kY, "y"},
-    {Polarization::kZ, "z"},
-    {Polarization::kLeft, "left"},
-    {Polarization::kRight, "right"},
-}};
-constexpr std::array<Spelling<Background>, 3> kBackgrounds{{
-    {Background::kPrePostLine, "pre_post_line"},
-    {Background::kEdgeStep, "edge_step"},
-    {Background::kNone, "none"},
-}};
-constexpr std::array<Spelling<Normalization>, 4> kNormalizations{{
-    {Normalization::kArea, "area"},
-    {Normalization::kMax, "max"},
-    {Normalization::kEdgeStep, "edge_step"},
-    {Normalization::kNone, "none"},
-}};
-constexpr std::array<Spelling<Alignment>, 2> kAlignments{{
-    {Alignment::kNone, "none"},
-    {Alignment::kFitShift, "fit_shift"},
-}};
-constexpr std::array<Spelling<EmbeddingMethod>, 3> kEmbeddingMethods{{
-    {EmbeddingMethod::kMds, "mds"},
-    {EmbeddingMethod::kLmds, "lmds"},
-    {EmbeddingMethod::kIsomap, "isomap"},
-}};
-constexpr std::array<Spelling<DistanceKind>, 4> kDistanceKinds{{
-    {DistanceKind::kEuclidean, "euclidean"},
-    {DistanceKind::kCorrelation, "correlation"},
-    {DistanceKind::kDerivative, "derivative"},
-    {DistanceKind::kWasserstein, "wasserstein"},
-}};
-constexpr std::array<Spelling<LandmarkSelection>, 2> kLandmarkSelections{{
-    {LandmarkSelection::kMaxMin, "maxmin"},
-    {LandmarkSelection::kRandom, "random"},
-}};
-constexpr std::array<Spelling<Weighting>, 2> kWeightings{{
-    {Weighting::kInverseDistance, "inverse_distance"},
-    {Weighting::kLocalLinear, "local_linear"},
-}};
-constexpr std::array<Spelling<OffsetTracking>, 3> kOffsetTrackings{{
-    {OffsetTracking::kOff, "off"},
-    {OffsetTracking::kReport, "report"},
-    {OffsetTracking::kApply, "apply"},
-}};
-constexpr std::array<Spelling<MixtureMode>, 2> kMixtureModes{{
-    {MixtureMode::kAuto, "auto"},
-    {MixtureMode::kOff, "off"},
-}};
-constexpr std::array<Spelling<InputPattern>, 3> kInputPatterns{{
-    {InputPattern::kSub, "sub"},
-    {InputPattern::kPull, "pull"},
-    {InputPattern::kRouter, "router"},
-}};
-constexpr std::array<Spelling<Overflow>, 3> kOverflows{{
-    {Overflow::kDropOldest, "drop_oldest"},
-    {Overflow::kDropNewest, "drop_newest"},
-    {Overflow::kBlock, "block"},
-}};
-constexpr std::array<Spelling<LogFormat>, 2> kLogFormats{{
-    {LogFormat::kText, "text"},
-    {LogFormat::kJson, "json"},
-}};
-constexpr std::array<Spelling<LogLevel>, 7> kLogLevels{{
-    {LogLevel::kTrace, "trace"},
-    {LogLevel::kDebug, "debug"},
-    {LogLevel::kInfo, "info"},
-    {LogLevel::kWarn, "warn"},
-    {LogLevel::kError, "error"},
-    {LogLevel::kCritical, "critical"},
-    {LogLevel::kOff, "off"},
-}};
-
-template <class E, std::size_t N>
-std::string spell(const std::array<Spelling<E>, N>& table, E v) {
-  for (const auto& s : table) {
-    if (s.value == v) return s.name;
-  }
-  return "?";
-}
-
-}  // namespace
-
-std::string to_string(LibrarySource v) { return spell(kLibrarySources, v); }
-std::string to_string(Symmetry v) { return spell(kSymmetries, v); }
-std::string to_string(Polarization v) { return spell(kPolarizations, v); }
-std::string to_string(LifetimeRule v) { return spell(kLifetimeRules, v); }
-std::string to_string(Background v) { return spell(kBackgrounds, v); }
-std::string to_string(Normalization v) { return spell(kNormalizations, v); }
-std::string to_string(Alignment v) { return spell(kAlignments, v); }
-std::string to_string(EmbeddingMethod v) { return spell(kEmbeddingMethods, v); }
-std::string to_string(DistanceKind v) { return spell(kDistanceKinds, v); }
-std::string to_string(LandmarkSelection v) { return spell(kLandmarkSelections, v); }
-std::string to_string(Weighting v) { return spell(kWeightings, v); }
-std::string to_string(InputPattern v) { return spell(kInputPatterns, v); }
-std::string to_string(Overflow v) { return spell(kOverflows, v); }
-std::string to_string(OffsetTracking v) { return spell(kOffsetTrackings, v); }
-std::string to_string(MixtureMode v) { return spell(kMixtureModes, v); }
-std::string to_string(LogFormat v) { return spell(kLogFormats, v); }
-std::string to_string(LogLevel v) { return spell(kLogLevels, v); }
 
 // ---------------------------------------------------------------------------------------------
 // Sweep
@@ -391,12 +272,6 @@ void validate_simulate(const SimulateConfig& s, Checker& c) {
       c.range(p + ".overrides." + name, value, -100.0, 5000.0);
     }
   }
-  for (const auto& [ion, offset] : s.energy_offset_ev) {
-    c.range(p + ".energy_offset_ev." + ion, offset, -100.0, 20000.0);
-  }
-  c.sweep(p + ".tendq_ev", s.tendq_ev, -1.0, 10.0);
-  c.sweep(p + ".ds_ev", s.ds_ev, -2.0, 2.0);
-  c.sweep(p + ".dt_ev", s.dt_ev, -2.0, 2.0);
   if (s.symmetry == Symmetry::kOh) {
     for (const auto& [key, sweep] : {std::pair{"ds_ev", &s.ds_ev}, std::pair{"dt_ev", &s.dt_ev}}) {
       for (double v : sweep->values()) {
@@ -408,20 +283,10 @@ void validate_simulate(const SimulateConfig& s, Checker& c) {
       }
     }
   }
-  c.sweep(p + ".slater_scale", s.slater_scale, 0.0, 2.0);
   if (s.slater_scale.values().size() > 1 && (s.slater_scale_dd || s.slater_scale_pd)) {
     c.add(p + ".slater_scale", "several values with slater_scale_dd or slater_scale_pd set",
           "one value, or no slater_scale_dd and slater_scale_pd (a swept scale applies to all)");
   }
-  if (s.slater_scale_dd) c.range(p + ".slater_scale_dd", *s.slater_scale_dd, 0.0, 2.0);
-  if (s.slater_scale_pd) c.range(p + ".slater_scale_pd", *s.slater_scale_pd, 0.0, 2.0);
-  c.range(p + ".zeta_scale", s.zeta_scale, 0.0, 2.0);
-  c.range(p + ".exchange_field_ev", s.exchange_field_ev, -5.0, 5.0);
-  c.sweep(p + ".temperature_k", s.temperature_k, 0.0, 5000.0);
-  c.positive(p + ".lorentz_fwhm_l3_ev", s.lorentz_fwhm_l3_ev, 10.0);
-  c.positive(p + ".lorentz_fwhm_l2_ev", s.lorentz_fwhm_l2_ev, 10.0);
-  c.sweep(p + ".lorentz_scale", s.lorentz_scale, 0.01, 10.0);
-  c.sweep(p + ".gauss_fwhm_ev", s.gauss_fwhm_ev, 0.0, 10.0);
   std::size_t size = s.ions.size();
   for (const Sweep* sweep : {&s.tendq_ev, &s.ds_ev, &s.dt_ev, &s.slater_scale, &s.temperature_k,
                              &s.lorentz_scale, &s.gauss_fwhm_ev}) {
@@ -433,7 +298,7 @@ void validate_simulate(const SimulateConfig& s, Checker& c) {
   }
 }
 
-void validate_library(const LibraryConfig& l, Checker& c) {
+void validate_library(const LibraryConfig& l, const ModelOptions& model, Checker& c) {
   namespace fs = std::filesystem;
   std::error_code ec;
   switch (l.source) {
@@ -462,9 +327,6 @@ void validate_library(const LibraryConfig& l, Checker& c) {
   validate_simulate(l.simulate, c);
 
   const GridConfig& g = l.grid;
-  c.range("library.grid.emin_ev", g.emin_ev, 0.0, 100000.0);
-  c.range("library.grid.emax_ev", g.emax_ev, 0.0, 100000.0);
-  c.positive("library.grid.step_ev", g.step_ev, 10.0);
   if (g.emax_ev <= g.emin_ev) {
     c.add("library.grid.emax_ev", number_text(g.emax_ev),
           "a value above library.grid.emin_ev (" + number_text(g.emin_ev) + ")");
@@ -477,17 +339,46 @@ void validate_library(const LibraryConfig& l, Checker& c) {
     }
   }
 
-  const PreprocessConfig& pp = l.preprocess;
-  c.range("library.preprocess.smooth_fwhm_ev", pp.smooth_fwhm_ev, 0.0, 10.0);
-  c.range("library.preprocess.max_shift_ev", pp.max_shift_ev, 0.0, 5.0);
-  c.positive("library.preprocess.edge_window_ev", pp.edge_window_ev, 20.0);
-  c.positive("library.preprocess.shift_step_ev", pp.shift_step_ev, 1.0);
-  c.range("library.preprocess.shift_penalty", pp.shift_penalty, 0.0, 100.0);
-  if (pp.align == Alignment::kFitShift && pp.shift_step_ev > pp.max_shift_ev && pp.max_shift_ev > 0) {
-    c.add("library.preprocess.shift_step_ev", number_text(pp.shift_step_ev),
-          "a step no larger than library.preprocess.max_shift_ev (" + number_text(pp.max_shift_ev) + ")");
+  if (l.preprocess.align == Alignment::kFitShift && model.shift_step_ev > model.max_shift_ev && model.max_shift_ev > 0) {
+    c.add("library.preprocess.shift_step_ev", number_text(model.shift_step_ev),
+          "a step no larger than library.preprocess.max_shift_ev (" + number_text(model.max_shift_ev) + ")");
   }
-  c.positive("library.preprocess.min_coverage", pp.min_coverage, 1.0);
+}
+
+// The ranges the table gives, key by key.
+void validate_ranges(const Config& config, Checker& c) {
+  Config& cfg = const_cast<Config&>(config);  // the members are only read
+  for (const Entry& e : detail::entries()) {
+    if (!e.field || e.bounds.kind == Bounds::kAny) continue;
+    const std::string key(e.path);
+    const double lo = e.bounds.lo, hi = e.bounds.hi;
+    const auto number = [&](const std::string& k, double v) {
+      if (e.bounds.kind == Bounds::kPositive) {
+        c.positive(k, v, hi);
+      } else {
+        c.range(k, v, lo, hi);
+      }
+    };
+    const auto integer = [&](long long v) {
+      c.count(key, v, static_cast<long long>(lo), static_cast<long long>(hi));
+    };
+    std::visit(
+        [&](const auto& field) {
+          using F = std::decay_t<decltype(field)>;
+          if constexpr (std::is_same_v<F, detail::Member<double>>) {
+            number(key, field(cfg));
+          } else if constexpr (std::is_same_v<F, detail::Member<int>> || std::is_same_v<F, detail::Member<long long>>) {
+            integer(field(cfg));
+          } else if constexpr (std::is_same_v<F, detail::Member<Sweep>>) {
+            c.sweep(key, field(cfg), lo, hi);
+          } else if constexpr (std::is_same_v<F, detail::Member<std::optional<double>>>) {
+            if (field(cfg)) number(key, *field(cfg));
+          } else if constexpr (std::is_same_v<F, detail::Member<std::map<std::string, double>>>) {
+            for (const auto& [name, v] : field(cfg)) number(key + "." + name, v);
+          }  // the other kinds of key have no bounds
+        },
+        *e.field);
+  }
 }
 
 }  // namespace
@@ -495,41 +386,24 @@ void validate_library(const LibraryConfig& l, Checker& c) {
 std::vector<Problem> Config::validate() const {
   std::vector<Problem> problems;
   Checker c(problems);
-  validate_library(library, c);
+  validate_ranges(*this, c);
+  validate_library(library, model, c);
 
-  const EmbeddingConfig& e = embedding;
-  c.count("embedding.landmarks", e.landmarks, 3, 100000);
-  c.count("embedding.map_dims", e.map_dims, 1, 10);
-  c.count("embedding.estimate_dims", e.estimate_dims, 1, 100);
+  const ModelOptions& e = model;
   if (e.estimate_dims < e.map_dims) {
     c.add("embedding.estimate_dims", std::to_string(e.estimate_dims),
           "at least embedding.map_dims (" + std::to_string(e.map_dims) + ")");
   }
-  if (e.method != EmbeddingMethod::kMds && e.landmarks <= e.estimate_dims) {
+  if (e.method != EmbeddingKind::kMds && e.landmarks <= e.estimate_dims) {
     c.add("embedding.landmarks", std::to_string(e.landmarks),
           "more landmarks than embedding.estimate_dims (" + std::to_string(e.estimate_dims) + ")");
   }
-  c.count("embedding.isomap_neighbors", e.isomap_neighbors, 2, 200);
-
-  c.count("estimation.neighbors", estimation.neighbors, 1, 200);
-  c.count("estimation.report_neighbors", estimation.report_neighbors, 0, 200);
-  c.count("estimation.local_linear_dims", estimation.local_linear_dims, 1, 10);
-  c.positive("estimation.novelty_threshold", estimation.novelty_threshold, 1e6);
-  c.range("estimation.probability_noise", estimation.probability_noise, 0.0, 1e9);
-  c.range("estimation.probability_residual", estimation.probability_residual, 0.0, 1e9);
-  c.range("estimation.probability_spacing", estimation.probability_spacing, 0.0, 1e9);
-  if (estimation.probability_noise + estimation.probability_residual + estimation.probability_spacing <= 0.0) {
+  if (e.probability_noise + e.probability_residual + e.probability_spacing <= 0.0) {
     c.add("estimation.probability_noise", "0 with probability_residual and probability_spacing 0",
           "at least one of them > 0 (a zero temperature makes every probability 0 or 1)");
   }
-  c.range("estimation.interval_spacing", estimation.interval_spacing, 0.0, 100.0);
-  c.range("estimation.interval_residual", estimation.interval_residual, 0.0, 100.0);
-  c.range("estimation.interval_noise", estimation.interval_noise, 0.0, 100.0);
-  c.count("estimation.exact_partial_rows", estimation.exact_partial_rows, 0, 1000000000LL);
-  c.range("estimation.exact_partial_novelty", estimation.exact_partial_novelty, 0.0, 1e6);
 
   const CalibrationConfig& cal = calibration;
-  c.range("calibration.session_offset_ev", cal.session_offset_ev, -5.0, 5.0);
   if (!cal.reference_file.empty()) {
     std::error_code ec;
     if (!std::filesystem::is_regular_file(cal.reference_file, ec)) {
@@ -544,27 +418,16 @@ std::vector<Problem> Config::validate() const {
       c.add("calibration.reference_charge", "nothing", "the standard's charge, e.g. 2 for MnO");
     }
   }
-  c.count("calibration.track_window", cal.track_window, 1, 100000);
-  c.count("calibration.track_min_samples", cal.track_min_samples, 1, 100000);
   if (cal.track_min_samples > cal.track_window) {
     c.add("calibration.track_min_samples", std::to_string(cal.track_min_samples),
           "at most calibration.track_window (" + std::to_string(cal.track_window) + ")");
   }
-  c.range("calibration.track_min_confidence", cal.track_min_confidence, 0.0, 1.0);
-  c.range("calibration.search_ev", cal.search_ev, 0.0, 3.0);
 
   const InputConfig& in = input;
   c.endpoint("input.endpoint", in.endpoint, in.bind);
   if (in.topic.empty() || in.topic.size() > 255) {
     c.add("input.topic", "'" + in.topic + "'", "a topic of 1 to 255 bytes");
   }
-  c.count("input.queue_capacity", in.queue_capacity, 1, 10'000'000);
-  c.count("input.max_message_bytes", in.max_message_bytes, 1024, 4LL << 30);
-  c.count("input.max_points", in.max_points, 16, 10'000'000);
-  c.count("input.max_stack_pixels", in.max_stack_pixels, 1, 100'000'000);
-  c.count("input.workers", in.workers, 0, 256);
-  c.count("input.memory_budget_bytes", in.memory_budget_bytes, 1LL << 20, 1LL << 40);
-  c.count("input.dedup_ids", in.dedup_ids, 0, 100'000'000);
   if (in.pattern == InputPattern::kRouter && !in.bind) {
     c.add("input.bind", "false", "true with pattern router: the daemon's ROUTER binds, and senders' DEALERs connect");
   }
@@ -575,9 +438,7 @@ std::vector<Problem> Config::validate() const {
   }
 
   c.endpoint("output.endpoint", output.endpoint, output.bind);
-  c.count("output.send_hwm", output.send_hwm, 0, 100'000'000);
   c.endpoint("control.endpoint", control.endpoint, true);
-  c.count("control.max_request_bytes", control.max_request_bytes, 64, 16LL << 20);
   if (control.endpoint == output.endpoint) {
     c.add("control.endpoint", "'" + control.endpoint + "', the same as output.endpoint",
           "an endpoint of its own");
@@ -622,7 +483,6 @@ std::vector<Problem> Config::validate() const {
   curve("output", output.curve, !output.bind);
   curve("control", control.curve, true);
 
-  c.range("metrics.interval_s", metrics.interval_s, 0.01, 3600.0);
   if (logging.format == LogFormat::kText && logging.pattern.empty()) {
     c.add("logging.pattern", "an empty pattern", "an spdlog pattern such as '[%l] %v'");
   }
@@ -636,160 +496,61 @@ namespace {
 
 using detail::MapReader;
 
-void read_curve(MapReader r, CurveConfig& curve) {
-  r.path("secret_key_file", curve.secret_key_file);
-  r.path("authorized_keys_file", curve.authorized_keys_file);
-  r.finish();
+// Reads one key of the table into its member.
+void read_key(MapReader& r, const Entry& e, Config& c) {
+  const std::string name(e.name());
+  std::visit(
+      [&](const auto& field) {
+        using F = std::decay_t<decltype(field)>;
+        if constexpr (std::is_same_v<F, detail::Choice>) {
+          if (const auto i = r.word(name, field.names)) field.set(c, *i);
+        } else if constexpr (std::is_same_v<F, detail::Member<double>>) {
+          r.number(name, field(c));
+        } else if constexpr (std::is_same_v<F, detail::Member<int>> || std::is_same_v<F, detail::Member<long long>> ||
+                             std::is_same_v<F, detail::Member<unsigned long>>) {
+          r.integer(name, field(c));
+        } else if constexpr (std::is_same_v<F, detail::Member<bool>>) {
+          r.boolean(name, field(c));
+        } else if constexpr (std::is_same_v<F, detail::Member<std::string>>) {
+          r.string(name, field(c));
+        } else if constexpr (std::is_same_v<F, detail::Member<std::filesystem::path>>) {
+          r.path(name, field(c));
+        } else if constexpr (std::is_same_v<F, detail::Member<Sweep>>) {
+          r.sweep(name, field(c));
+        } else if constexpr (std::is_same_v<F, detail::Member<std::optional<double>>>) {
+          r.optional_number(name, field(c));
+        } else if constexpr (std::is_same_v<F, detail::Member<std::vector<std::string>>>) {
+          r.string_list(name, field(c));
+        } else {
+          static_assert(std::is_same_v<F, detail::Member<std::map<std::string, double>>>);
+          r.number_map(name, field(c));
+        }
+      },
+      *e.field);
 }
 
-void read_simulate(MapReader r, SimulateConfig& s) {
-  r.string_list("ions", s.ions);
-  r.choice<Symmetry>("symmetry", s.symmetry, kSymmetries);
-  r.sweep("tendq_ev", s.tendq_ev);
-  r.sweep("ds_ev", s.ds_ev);
-  r.sweep("dt_ev", s.dt_ev);
-  r.sweep("slater_scale", s.slater_scale);
-  r.optional_number("slater_scale_dd", s.slater_scale_dd);
-  r.optional_number("slater_scale_pd", s.slater_scale_pd);
-  r.number("zeta_scale", s.zeta_scale);
-  r.number("exchange_field_ev", s.exchange_field_ev);
-  r.sweep("temperature_k", s.temperature_k);
-  r.choice<Polarization>("polarization", s.polarization, kPolarizations);
-  r.number("lorentz_fwhm_l3_ev", s.lorentz_fwhm_l3_ev);
-  r.number("lorentz_fwhm_l2_ev", s.lorentz_fwhm_l2_ev);
-  r.sweep("lorentz_scale", s.lorentz_scale);
-  r.choice<LifetimeRule>("lifetime_rule", s.lifetime_rule, kLifetimeRules);
-  r.sweep("gauss_fwhm_ev", s.gauss_fwhm_ev);
-  r.number_map("overrides", s.overrides);
-  r.number_map("energy_offset_ev", s.energy_offset_ev);
-  r.finish();
-}
-
-void read_library(MapReader r, LibraryConfig& l) {
-  r.choice<LibrarySource>("source", l.source, kLibrarySources);
-  r.path("directory", l.directory);
-  r.path("model_file", l.model_file);
-  r.string_list("categorical", l.categorical);
-  read_simulate(r.section("simulate"), l.simulate);
-  {
-    MapReader g = r.section("grid");
-    g.number("emin_ev", l.grid.emin_ev);
-    g.number("emax_ev", l.grid.emax_ev);
-    g.number("step_ev", l.grid.step_ev);
-    g.finish();
-  }
-  {
-    MapReader p = r.section("preprocess");
-    PreprocessConfig& pp = l.preprocess;
-    p.choice<Background>("background", pp.background, kBackgrounds);
-    p.choice<Normalization>("normalize", pp.normalize, kNormalizations);
-    p.number("smooth_fwhm_ev", pp.smooth_fwhm_ev);
-    p.number("edge_window_ev", pp.edge_window_ev);
-    p.choice<Alignment>("align", pp.align, kAlignments);
-    p.number("max_shift_ev", pp.max_shift_ev);
-    p.number("shift_step_ev", pp.shift_step_ev);
-    p.number("shift_penalty", pp.shift_penalty);
-    p.number("min_coverage", pp.min_coverage);
-    p.finish();
-  }
-  r.finish();
-}
-
+// Walks the table: a reader per section, opened at its entry and finished (refusing unknown and
+// repeated keys) when the walk leaves it.
 void read_document(detail::Context& ctx, const YAML::Node& root, Config& c) {
-  MapReader top(ctx, root, "");
-  read_library(top.section("library"), c.library);
-  {
-    MapReader r = top.section("embedding");
-    EmbeddingConfig& e = c.embedding;
-    r.choice<EmbeddingMethod>("method", e.method, kEmbeddingMethods);
-    r.choice<DistanceKind>("distance", e.distance, kDistanceKinds);
-    r.integer("landmarks", e.landmarks);
-    r.choice<LandmarkSelection>("landmark_selection", e.landmark_selection, kLandmarkSelections);
-    r.integer("map_dims", e.map_dims);
-    r.integer("estimate_dims", e.estimate_dims);
-    r.integer("isomap_neighbors", e.isomap_neighbors);
-    r.integer("seed", e.seed);
-    r.finish();
+  std::vector<std::pair<std::string_view, MapReader>> open;
+  open.emplace_back(std::string_view(), MapReader(ctx, root, ""));
+  for (const Entry& e : detail::entries()) {
+    while (open.back().first != e.parent()) {
+      open.back().second.finish();
+      open.pop_back();
+    }
+    MapReader& r = open.back().second;
+    if (e.field) {
+      read_key(r, e, c);
+    } else {
+      MapReader section = r.section(std::string(e.name()));
+      open.emplace_back(e.path, std::move(section));
+    }
   }
-  {
-    MapReader r = top.section("estimation");
-    EstimationConfig& e = c.estimation;
-    r.integer("neighbors", e.neighbors);
-    r.choice<Weighting>("weighting", e.weighting, kWeightings);
-    r.integer("local_linear_dims", e.local_linear_dims);
-    r.integer("report_neighbors", e.report_neighbors);
-    r.number("novelty_threshold", e.novelty_threshold);
-    r.number("probability_noise", e.probability_noise);
-    r.number("probability_residual", e.probability_residual);
-    r.number("probability_spacing", e.probability_spacing);
-    r.number("interval_spacing", e.interval_spacing);
-    r.number("interval_residual", e.interval_residual);
-    r.number("interval_noise", e.interval_noise);
-    r.integer("exact_partial_rows", e.exact_partial_rows);
-    r.number("exact_partial_novelty", e.exact_partial_novelty);
-    r.choice<MixtureMode>("mixture", e.mixture, kMixtureModes);
-    r.finish();
+  while (!open.empty()) {
+    open.back().second.finish();
+    open.pop_back();
   }
-  {
-    MapReader r = top.section("calibration");
-    CalibrationConfig& cal = c.calibration;
-    r.number("session_offset_ev", cal.session_offset_ev);
-    r.path("reference_file", cal.reference_file);
-    r.number("reference_charge", cal.reference_charge);
-    r.choice<OffsetTracking>("track", cal.track, kOffsetTrackings);
-    r.integer("track_window", cal.track_window);
-    r.integer("track_min_samples", cal.track_min_samples);
-    r.number("track_min_confidence", cal.track_min_confidence);
-    r.number("search_ev", cal.search_ev);
-    r.finish();
-  }
-  {
-    MapReader r = top.section("input");
-    InputConfig& in = c.input;
-    r.string("endpoint", in.endpoint);
-    r.choice<InputPattern>("pattern", in.pattern, kInputPatterns);
-    r.boolean("bind", in.bind);
-    r.string("topic", in.topic);
-    r.integer("queue_capacity", in.queue_capacity);
-    r.choice<Overflow>("overflow", in.overflow, kOverflows);
-    r.integer("max_message_bytes", in.max_message_bytes);
-    r.integer("max_points", in.max_points);
-    r.integer("max_stack_pixels", in.max_stack_pixels);
-    r.integer("workers", in.workers);
-    r.integer("memory_budget_bytes", in.memory_budget_bytes);
-    r.integer("dedup_ids", in.dedup_ids);
-    read_curve(r.section("curve"), in.curve);
-    r.finish();
-  }
-  {
-    MapReader r = top.section("output");
-    r.string("endpoint", c.output.endpoint);
-    r.boolean("bind", c.output.bind);
-    r.integer("send_hwm", c.output.send_hwm);
-    read_curve(r.section("curve"), c.output.curve);
-    r.finish();
-  }
-  {
-    MapReader r = top.section("control");
-    r.string("endpoint", c.control.endpoint);
-    r.integer("max_request_bytes", c.control.max_request_bytes);
-    read_curve(r.section("curve"), c.control.curve);
-    r.finish();
-  }
-  {
-    MapReader r = top.section("metrics");
-    r.number("interval_s", c.metrics.interval_s);
-    r.finish();
-  }
-  {
-    MapReader r = top.section("logging");
-    r.choice<LogLevel>("level", c.logging.level, kLogLevels);
-    r.choice<LogFormat>("format", c.logging.format, kLogFormats);
-    r.string("pattern", c.logging.pattern);
-    r.path("file", c.logging.file);
-    r.finish();
-  }
-  top.finish();
 }
 
 // Applies the command-line endpoint overrides; a bad one is reported against its flag.
@@ -857,202 +618,87 @@ Config load_config(const std::filesystem::path& file, const Overrides& overrides
 
 namespace {
 
-// The shortest decimal that reads back as exactly `v` (0.1, not 0.10000000000000001), as a plain
-// YAML scalar. Config values are finite; anything else keeps yaml-cpp's spelling (.inf, .nan).
-void emit_number(YAML::Emitter& out, double v) {
-  if (!std::isfinite(v)) {
-    out << v;
-    return;
+// The table as YAML: every key, at two spaces an indentation level; with `documented`, the file's
+// header, each key's comment and blank lines between sections.
+std::string write_yaml(const Config& c, bool documented) {
+  std::string out;
+  const auto comment = [&](std::string_view text, const std::string& indent) {
+    while (true) {
+      const auto nl = text.find('\n');
+      const std::string_view line = text.substr(0, nl);
+      out += indent + (line.empty() ? "#" : "# " + std::string(line)) + "\n";
+      if (nl == std::string_view::npos) break;
+      text.remove_prefix(nl + 1);
+    }
+  };
+  if (documented) comment(detail::file_header(), "");
+  Config& cfg = const_cast<Config&>(c);  // the members are only read
+  for (const Entry& e : detail::entries()) {
+    const std::string indent(2 * static_cast<std::size_t>(e.depth()), ' ');
+    if (documented && !e.field && e.blank_before && !out.empty()) out += "\n";
+    if (documented && !e.doc.empty()) comment(e.doc, indent);
+    out += indent + std::string(e.name()) + ":";
+    if (!e.field) {
+      out += "\n";
+      continue;
+    }
+    // A number map with entries is written as a block, one entry a line.
+    if (const auto* map = std::get_if<detail::Member<std::map<std::string, double>>>(&*e.field);
+        map != nullptr && !(*map)(cfg).empty()) {
+      out += "\n";
+      for (const auto& [name, v] : (*map)(cfg)) {
+        out += indent + "  " + detail::scalar_text(name) + ": " + detail::number_text(v) + "\n";
+      }
+      continue;
+    }
+    out += " " + detail::value_text(e, c) + "\n";
   }
-  char buffer[32];
-  const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, v);
-  assert(ec == std::errc());
-  out << std::string(buffer, end);
-}
-
-void emit_sweep(YAML::Emitter& out, const char* key, const Sweep& s) {
-  out << YAML::Key << key;
-  if (s.list.size() == 1) {
-    out << YAML::Value;
-    emit_number(out, s.list.front());
-  } else if (!s.list.empty()) {
-    out << YAML::Flow << YAML::BeginSeq;
-    for (const double v : s.list) emit_number(out, v);
-    out << YAML::EndSeq;
-  } else {
-    out << YAML::Flow << YAML::BeginMap << YAML::Key << "start" << YAML::Value;
-    emit_number(out, s.start);
-    out << YAML::Key << "stop" << YAML::Value;
-    emit_number(out, s.stop);
-    out << YAML::Key << "step" << YAML::Value;
-    emit_number(out, s.step);
-    out << YAML::EndMap;
-  }
+  return out;
 }
 
 }  // namespace
 
-std::string to_yaml(const Config& c) {
-  YAML::Emitter out;
-  out.SetDoublePrecision(17);  // round-trips any double not written by emit_number
-  const auto kv = [&out](const char* key, const auto& value) {
-    out << YAML::Key << key << YAML::Value;
-    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, double>) {
-      emit_number(out, value);
-    } else {
-      out << value;
+std::string to_yaml(const Config& c) { return write_yaml(c, false); }
+
+std::string documented_yaml(const Config& c) { return write_yaml(c, true); }
+
+std::vector<KeyInfo> key_table(const Config& c) {
+  std::vector<KeyInfo> out;
+  for (const Entry& e : detail::entries()) {
+    if (!e.field) continue;
+    out.push_back({std::string(e.path), detail::value_text(e, c), detail::accepts(e), std::string(e.doc)});
+  }
+  return out;
+}
+
+std::string keys_markdown(const Config& c) {
+  // A cell: pipes escaped, line breaks as spaces.
+  const auto cell = [](const std::string& text) {
+    std::string out;
+    for (const char ch : text) {
+      if (ch == '|') {
+        out += "\\|";
+      } else {
+        out += ch == '\n' ? ' ' : ch;
+      }
     }
+    return out;
   };
-  const auto curve_yaml = [&out, &kv](const CurveConfig& curve) {
-    out << YAML::Key << "curve" << YAML::Value << YAML::BeginMap;
-    kv("secret_key_file", curve.secret_key_file.string());
-    kv("authorized_keys_file", curve.authorized_keys_file.string());
-    out << YAML::EndMap;
-  };
-  const auto null_or = [&out](const char* key, const std::optional<double>& v) {
-    out << YAML::Key << key << YAML::Value;
-    if (v) {
-      emit_number(out, *v);
-    } else {
-      out << YAML::Null;
-    }
-  };
-  out << YAML::BeginMap;
-  out << YAML::Key << "library" << YAML::Value << YAML::BeginMap;
-  kv("source", to_string(c.library.source));
-  kv("directory", c.library.directory.string());
-  kv("model_file", c.library.model_file.string());
-  out << YAML::Key << "categorical" << YAML::Value << YAML::Flow << c.library.categorical;
-  {
-    const SimulateConfig& s = c.library.simulate;
-    out << YAML::Key << "simulate" << YAML::Value << YAML::BeginMap;
-    out << YAML::Key << "ions" << YAML::Value << YAML::Flow << s.ions;
-    kv("symmetry", to_string(s.symmetry));
-    emit_sweep(out, "tendq_ev", s.tendq_ev);
-    emit_sweep(out, "ds_ev", s.ds_ev);
-    emit_sweep(out, "dt_ev", s.dt_ev);
-    emit_sweep(out, "slater_scale", s.slater_scale);
-    null_or("slater_scale_dd", s.slater_scale_dd);
-    null_or("slater_scale_pd", s.slater_scale_pd);
-    kv("zeta_scale", s.zeta_scale);
-    kv("exchange_field_ev", s.exchange_field_ev);
-    emit_sweep(out, "temperature_k", s.temperature_k);
-    kv("polarization", to_string(s.polarization));
-    kv("lorentz_fwhm_l3_ev", s.lorentz_fwhm_l3_ev);
-    kv("lorentz_fwhm_l2_ev", s.lorentz_fwhm_l2_ev);
-    emit_sweep(out, "lorentz_scale", s.lorentz_scale);
-    kv("lifetime_rule", to_string(s.lifetime_rule));
-    emit_sweep(out, "gauss_fwhm_ev", s.gauss_fwhm_ev);
-    out << YAML::Key << "overrides" << YAML::Value << YAML::BeginMap;
-    for (const auto& [name, value] : s.overrides) kv(name.c_str(), value);
-    out << YAML::EndMap;
-    out << YAML::Key << "energy_offset_ev" << YAML::Value << YAML::BeginMap;
-    for (const auto& [ion, offset] : s.energy_offset_ev) kv(ion.c_str(), offset);
-    out << YAML::EndMap << YAML::EndMap;
+  std::string out = "| key | default | accepts |\n| --- | --- | --- |\n";
+  for (const KeyInfo& k : key_table(c)) {
+    out += "| `" + k.path + "` | `" + cell(k.value) + "` | " + cell(k.accepts) + " |\n";
   }
-  out << YAML::Key << "grid" << YAML::Value << YAML::BeginMap;
-  kv("emin_ev", c.library.grid.emin_ev);
-  kv("emax_ev", c.library.grid.emax_ev);
-  kv("step_ev", c.library.grid.step_ev);
-  out << YAML::EndMap;
-  {
-    const PreprocessConfig& p = c.library.preprocess;
-    out << YAML::Key << "preprocess" << YAML::Value << YAML::BeginMap;
-    kv("background", to_string(p.background));
-    kv("normalize", to_string(p.normalize));
-    kv("smooth_fwhm_ev", p.smooth_fwhm_ev);
-    kv("edge_window_ev", p.edge_window_ev);
-    kv("align", to_string(p.align));
-    kv("max_shift_ev", p.max_shift_ev);
-    kv("shift_step_ev", p.shift_step_ev);
-    kv("shift_penalty", p.shift_penalty);
-    kv("min_coverage", p.min_coverage);
-    out << YAML::EndMap;
+  return out;
+}
+
+std::vector<KeyChange> differences(const Config& from, const Config& to, bool fitted_only) {
+  std::vector<KeyChange> out;
+  for (const Entry& e : detail::entries()) {
+    if (!e.field || (fitted_only && !e.fitted)) continue;
+    std::string a = detail::value_text(e, from), b = detail::value_text(e, to);
+    if (a != b) out.push_back({std::string(e.path), std::move(a), std::move(b)});
   }
-  out << YAML::EndMap;
-
-  out << YAML::Key << "embedding" << YAML::Value << YAML::BeginMap;
-  kv("method", to_string(c.embedding.method));
-  kv("distance", to_string(c.embedding.distance));
-  kv("landmarks", c.embedding.landmarks);
-  kv("landmark_selection", to_string(c.embedding.landmark_selection));
-  kv("map_dims", c.embedding.map_dims);
-  kv("estimate_dims", c.embedding.estimate_dims);
-  kv("isomap_neighbors", c.embedding.isomap_neighbors);
-  kv("seed", c.embedding.seed);
-  out << YAML::EndMap;
-
-  out << YAML::Key << "estimation" << YAML::Value << YAML::BeginMap;
-  kv("neighbors", c.estimation.neighbors);
-  kv("weighting", to_string(c.estimation.weighting));
-  kv("local_linear_dims", c.estimation.local_linear_dims);
-  kv("report_neighbors", c.estimation.report_neighbors);
-  kv("novelty_threshold", c.estimation.novelty_threshold);
-  kv("probability_noise", c.estimation.probability_noise);
-  kv("probability_residual", c.estimation.probability_residual);
-  kv("probability_spacing", c.estimation.probability_spacing);
-  kv("interval_spacing", c.estimation.interval_spacing);
-  kv("interval_residual", c.estimation.interval_residual);
-  kv("interval_noise", c.estimation.interval_noise);
-  kv("exact_partial_rows", c.estimation.exact_partial_rows);
-  kv("exact_partial_novelty", c.estimation.exact_partial_novelty);
-  kv("mixture", to_string(c.estimation.mixture));
-  out << YAML::EndMap;
-
-  out << YAML::Key << "calibration" << YAML::Value << YAML::BeginMap;
-  kv("session_offset_ev", c.calibration.session_offset_ev);
-  if (!c.calibration.reference_file.empty()) {
-    kv("reference_file", c.calibration.reference_file.string());
-    kv("reference_charge", c.calibration.reference_charge);
-  }
-  kv("track", to_string(c.calibration.track));
-  kv("track_window", c.calibration.track_window);
-  kv("track_min_samples", c.calibration.track_min_samples);
-  kv("track_min_confidence", c.calibration.track_min_confidence);
-  kv("search_ev", c.calibration.search_ev);
-  out << YAML::EndMap;
-
-  out << YAML::Key << "input" << YAML::Value << YAML::BeginMap;
-  kv("endpoint", c.input.endpoint);
-  kv("pattern", to_string(c.input.pattern));
-  kv("bind", c.input.bind);
-  kv("topic", c.input.topic);
-  kv("queue_capacity", c.input.queue_capacity);
-  kv("overflow", to_string(c.input.overflow));
-  kv("max_message_bytes", c.input.max_message_bytes);
-  kv("max_points", c.input.max_points);
-  kv("max_stack_pixels", c.input.max_stack_pixels);
-  kv("workers", c.input.workers);
-  kv("memory_budget_bytes", c.input.memory_budget_bytes);
-  kv("dedup_ids", c.input.dedup_ids);
-  curve_yaml(c.input.curve);
-  out << YAML::EndMap;
-
-  out << YAML::Key << "output" << YAML::Value << YAML::BeginMap;
-  kv("endpoint", c.output.endpoint);
-  kv("bind", c.output.bind);
-  kv("send_hwm", c.output.send_hwm);
-  curve_yaml(c.output.curve);
-  out << YAML::EndMap;
-
-  out << YAML::Key << "control" << YAML::Value << YAML::BeginMap;
-  kv("endpoint", c.control.endpoint);
-  kv("max_request_bytes", c.control.max_request_bytes);
-  curve_yaml(c.control.curve);
-  out << YAML::EndMap;
-
-  out << YAML::Key << "metrics" << YAML::Value << YAML::BeginMap;
-  kv("interval_s", c.metrics.interval_s);
-  out << YAML::EndMap;
-
-  out << YAML::Key << "logging" << YAML::Value << YAML::BeginMap;
-  kv("level", to_string(c.logging.level));
-  kv("format", to_string(c.logging.format));
-  kv("pattern", c.logging.pattern);
-  kv("file", c.logging.file.string());
-  out << YAML::EndMap;
-  out << YAML::EndMap;
-  return std::string(out.c_str()) + "\n";
+  return out;
 }
 
 }  // namespace xasmap::config

@@ -171,6 +171,28 @@ void MapReader::integer(const std::string& key, unsigned& out) {
   }
 }
 
+void MapReader::integer(const std::string& key, unsigned long& out) {
+  if (const YAML::Node value = take(key)) {
+    out = parse_integer<unsigned long>(ctx_, child_path(key), value);
+  }
+}
+
+std::optional<std::size_t> MapReader::word(const std::string& key, std::span<const std::string_view> names) {
+  const YAML::Node value = take(key);
+  if (!value) return std::nullopt;
+  std::string expected = "one of ";
+  for (std::size_t i = 0; i < names.size(); ++i) expected += (i ? ", " : "") + std::string(names[i]);
+  const std::string text = scalar(key, value, expected);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (text == names[i]) return i;
+  }
+  const std::vector<std::string> candidates(names.begin(), names.end());
+  if (const std::string near = closest_match(text, candidates); !near.empty()) {
+    expected += " (did you mean '" + near + "'?)";
+  }
+  ctx_.fail(place_of(value), child_path(key), "'" + text + "'", expected);
+}
+
 void MapReader::boolean(const std::string& key, bool& out) {
   const YAML::Node value = take(key);
   if (!value) return;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <set>
 #include <span>
+#include <string_view>
 #include <string>
 #include <vector>
 
@@ -40,13 +41,6 @@ Place place_of(const YAML::Mark& mark);
 // What a node holds, for "found ..." in messages.
 std::string describe(const YAML::Node& node);
 
-// A YAML spelling for each value of an enum.
-template <class E>
-struct Spelling {
-  E value;
-  const char* name;
-};
-
 // Reads one YAML map. Each accessor marks its key as known and leaves `out` untouched when the key
 // is absent. finish() rejects unknown and repeated keys, suggesting the closest known key.
 class MapReader {
@@ -58,6 +52,7 @@ class MapReader {
   void integer(const std::string& key, int& out);
   void integer(const std::string& key, long long& out);
   void integer(const std::string& key, unsigned& out);
+  void integer(const std::string& key, unsigned long& out);
   void boolean(const std::string& key, bool& out);
   void string(const std::string& key, std::string& out);
   void path(const std::string& key, std::filesystem::path& out);
@@ -65,25 +60,9 @@ class MapReader {
   void number_map(const std::string& key, std::map<std::string, double>& out);
   void sweep(const std::string& key, Sweep& out);
 
-  template <class E>
-  void choice(const std::string& key, E& out, std::span<const Spelling<E>> spellings) {
-    const YAML::Node value = take(key);
-    if (!value) return;
-    const std::string word = scalar(key, value, "one of " + join(spellings));
-    for (const auto& s : spellings) {
-      if (word == s.name) {
-        out = s.value;
-        return;
-      }
-    }
-    std::vector<std::string> names;
-    for (const auto& s : spellings) names.emplace_back(s.name);
-    std::string expected = "one of " + join(spellings);
-    if (const std::string near = closest_match(word, names); !near.empty()) {
-      expected += " (did you mean '" + near + "'?)";
-    }
-    ctx_.fail(place_of(value), child_path(key), "'" + word + "'", expected);
-  }
+  // One of `names` (an enum's spellings): its index, or nothing when the key is absent. Another
+  // word fails, suggesting the closest name.
+  std::optional<std::size_t> word(const std::string& key, std::span<const std::string_view> names);
 
   // A nested map; an absent key gives an empty reader so that defaults stay.
   MapReader section(const std::string& key);
@@ -96,13 +75,6 @@ class MapReader {
   std::string child_path(const std::string& key) const;
   std::string scalar(const std::string& key, const YAML::Node& value, const std::string& expected);
   double number_value(const std::string& path, const YAML::Node& value);
-
-  template <class E>
-  static std::string join(std::span<const Spelling<E>> spellings) {
-    std::string s;
-    for (const auto& sp : spellings) s += (s.empty() ? "" : ", ") + std::string(sp.name);
-    return s;
-  }
 
   Context& ctx_;
   YAML::Node node_;

@@ -21,169 +21,56 @@ double since(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 ModelOptions model_options(const config::Config& cfg) {
-  ModelOptions o;
-  const config::PreprocessConfig& pp = cfg.library.preprocess;
+  // The keys of library.preprocess, embedding and estimation filled cfg.model directly; what is
+  // left is what other keys decide.
+  ModelOptions o = cfg.model;
   o.preprocess.grid = EnergyGrid::from_range(cfg.library.grid.emin_ev, cfg.library.grid.emax_ev,
                                              cfg.library.grid.step_ev);
-  switch (pp.background) {
-    case config::Background::kPrePostLine:
-      o.preprocess.background = BackgroundKind::kPrePostLine;
-      break;
-    case config::Background::kEdgeStep:
-      o.preprocess.background = BackgroundKind::kEdgeStep;
-      break;
-    case config::Background::kNone:
-      o.preprocess.background = BackgroundKind::kNone;
-      break;
-  }
-  switch (pp.normalize) {
-    case config::Normalization::kArea:
-      o.preprocess.normalize = NormalizationKind::kArea;
-      break;
-    case config::Normalization::kMax:
-      o.preprocess.normalize = NormalizationKind::kMax;
-      break;
-    case config::Normalization::kEdgeStep:
-      o.preprocess.normalize = NormalizationKind::kEdgeStep;
-      break;
-    case config::Normalization::kNone:
-      o.preprocess.normalize = NormalizationKind::kNone;
-      break;
-  }
-  o.preprocess.edge_window_ev = pp.edge_window_ev;
-  o.preprocess.smooth_fwhm_ev = pp.smooth_fwhm_ev;
-  o.preprocess.min_coverage = pp.min_coverage;
-  o.max_shift_ev = pp.align == config::Alignment::kFitShift ? pp.max_shift_ev : 0.0;
-  o.shift_step_ev = pp.shift_step_ev;
-  o.shift_penalty = pp.shift_penalty;
-
-  const config::EmbeddingConfig& e = cfg.embedding;
-  o.method = e.method == config::EmbeddingMethod::kMds      ? EmbeddingKind::kMds
-             : e.method == config::EmbeddingMethod::kIsomap ? EmbeddingKind::kIsomap
-                                                            : EmbeddingKind::kLmds;
-  switch (e.distance) {
-    case config::DistanceKind::kEuclidean:
-      o.distance = DistanceKind::kEuclidean;
-      break;
-    case config::DistanceKind::kCorrelation:
-      o.distance = DistanceKind::kCorrelation;
-      break;
-    case config::DistanceKind::kDerivative:
-      o.distance = DistanceKind::kDerivative;
-      break;
-    case config::DistanceKind::kWasserstein:
-      o.distance = DistanceKind::kWasserstein;
-      break;
-  }
-  o.landmarks = e.landmarks;
-  o.landmark_choice = e.landmark_selection == config::LandmarkSelection::kRandom
-                          ? LandmarkChoice::kRandom
-                          : LandmarkChoice::kMaxMin;
-  o.map_dims = e.map_dims;
-  o.estimate_dims = e.estimate_dims;
-  o.isomap_neighbors = e.isomap_neighbors;
-  o.seed = e.seed;
-
-  const config::EstimationConfig& est = cfg.estimation;
-  o.neighbors = est.neighbors;
-  o.weighting = est.weighting == config::Weighting::kLocalLinear ? Weighting::kLocalLinear
-                                                                 : Weighting::kInverseDistance;
-  o.local_linear_dims = est.local_linear_dims;
-  o.report_neighbors = est.report_neighbors;
-  o.novelty_threshold = est.novelty_threshold;
-  o.probability_noise = est.probability_noise;
-  o.probability_residual = est.probability_residual;
-  o.probability_spacing = est.probability_spacing;
-  o.interval_spacing = est.interval_spacing;
-  o.interval_residual = est.interval_residual;
-  o.interval_noise = est.interval_noise;
-  o.exact_partial_rows = est.exact_partial_rows;
-  o.exact_partial_novelty = est.exact_partial_novelty;
+  if (cfg.library.preprocess.align == config::Alignment::kNone) o.max_shift_ev = 0.0;
   // The simulator's nuisance settings, under the names they are reported (and written to a
   // library's manifest.csv) by; a library without such a column is unaffected.
+  o.nuisance_parameters.clear();
   for (const auto& [name, sweep] : nuisance_sweeps(cfg.library.simulate)) o.nuisance_parameters.push_back(name);
   o.threads = cfg.input.workers;
   return o;
 }
 
-namespace {
-
-std::string number_text(double v) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "%.10g", v);
-  return buffer;
-}
-
-// Sets `target` to `fitted` and notes the key when they differ.
-template <class T, class Text>
-void adopt(std::vector<std::string>& notes, const std::string& key, T& target, const T& fitted, Text text) {
-  if (target == fitted) return;
-  notes.push_back(key + ": configured " + text(target) + ", the model was fitted with " + text(fitted));
-  target = fitted;
-}
-
-}  // namespace
-
 std::vector<std::string> adopt_model_settings(const Model& model, config::Config& cfg) {
-  std::vector<std::string> notes;
   const ModelOptions& o = model.options();
-  const auto num = [](double v) { return number_text(v); };
-  const auto integer = [](auto v) { return std::to_string(v); };
-  const auto name = [](auto v) { return config::to_string(v); };
-
-  config::GridConfig& g = cfg.library.grid;
-  const EnergyGrid configured = EnergyGrid::from_range(g.emin_ev, g.emax_ev, g.step_ev);
+  config::Config used = cfg;
   const EnergyGrid& fitted = o.preprocess.grid;
+  const EnergyGrid configured =
+      EnergyGrid::from_range(cfg.library.grid.emin_ev, cfg.library.grid.emax_ev, cfg.library.grid.step_ev);
   if (configured.size != fitted.size || std::abs(configured.emin_ev - fitted.emin_ev) > 1e-9 ||
       std::abs(configured.step_ev - fitted.step_ev) > 1e-12) {
+    used.library.grid.emin_ev = fitted.emin_ev;
     // Rounded to 1e-9 eV so that 635 + 250 x 0.1 reads 660, not 660.0000000000001.
-    const double emax = std::round((fitted.emin_ev + fitted.step_ev * (fitted.size - 1)) * 1e9) / 1e9;
-    adopt(notes, "library.grid.emin_ev", g.emin_ev, fitted.emin_ev, num);
-    adopt(notes, "library.grid.emax_ev", g.emax_ev, emax, num);
-    adopt(notes, "library.grid.step_ev", g.step_ev, fitted.step_ev, num);
+    used.library.grid.emax_ev = std::round((fitted.emin_ev + fitted.step_ev * (fitted.size - 1)) * 1e9) / 1e9;
+    used.library.grid.step_ev = fitted.step_ev;
   }
-
-  config::PreprocessConfig& pp = cfg.library.preprocess;
-  const config::Background background = o.preprocess.background == BackgroundKind::kPrePostLine ? config::Background::kPrePostLine
-                                        : o.preprocess.background == BackgroundKind::kEdgeStep  ? config::Background::kEdgeStep
-                                                                                                : config::Background::kNone;
-  adopt(notes, "library.preprocess.background", pp.background, background, name);
-  const config::Normalization normalize =
-      o.preprocess.normalize == NormalizationKind::kArea       ? config::Normalization::kArea
-      : o.preprocess.normalize == NormalizationKind::kMax      ? config::Normalization::kMax
-      : o.preprocess.normalize == NormalizationKind::kEdgeStep ? config::Normalization::kEdgeStep
-                                                               : config::Normalization::kNone;
-  adopt(notes, "library.preprocess.normalize", pp.normalize, normalize, name);
-  adopt(notes, "library.preprocess.smooth_fwhm_ev", pp.smooth_fwhm_ev, o.preprocess.smooth_fwhm_ev, num);
-  adopt(notes, "library.preprocess.edge_window_ev", pp.edge_window_ev, o.preprocess.edge_window_ev, num);
-  adopt(notes, "library.preprocess.min_coverage", pp.min_coverage, o.preprocess.min_coverage, num);
-  const config::Alignment align = o.max_shift_ev > 0 ? config::Alignment::kFitShift : config::Alignment::kNone;
-  adopt(notes, "library.preprocess.align", pp.align, align, name);
-  if (align == config::Alignment::kFitShift) {
-    adopt(notes, "library.preprocess.max_shift_ev", pp.max_shift_ev, o.max_shift_ev, num);
-    adopt(notes, "library.preprocess.shift_step_ev", pp.shift_step_ev, o.shift_step_ev, num);
+  used.model.preprocess.background = o.preprocess.background;
+  used.model.preprocess.normalize = o.preprocess.normalize;
+  used.model.preprocess.smooth_fwhm_ev = o.preprocess.smooth_fwhm_ev;
+  used.model.preprocess.edge_window_ev = o.preprocess.edge_window_ev;
+  used.model.preprocess.min_coverage = o.preprocess.min_coverage;
+  used.library.preprocess.align = o.max_shift_ev > 0 ? config::Alignment::kFitShift : config::Alignment::kNone;
+  if (o.max_shift_ev > 0) {  // without shifted copies the configured range means nothing, and stays
+    used.model.max_shift_ev = o.max_shift_ev;
+    used.model.shift_step_ev = o.shift_step_ev;
   }
-
-  config::EmbeddingConfig& e = cfg.embedding;
-  const config::EmbeddingMethod method = o.method == EmbeddingKind::kMds      ? config::EmbeddingMethod::kMds
-                                         : o.method == EmbeddingKind::kIsomap ? config::EmbeddingMethod::kIsomap
-                                                                              : config::EmbeddingMethod::kLmds;
-  adopt(notes, "embedding.method", e.method, method, name);
-  const config::DistanceKind distance = o.distance == DistanceKind::kEuclidean     ? config::DistanceKind::kEuclidean
-                                        : o.distance == DistanceKind::kDerivative  ? config::DistanceKind::kDerivative
-                                        : o.distance == DistanceKind::kWasserstein ? config::DistanceKind::kWasserstein
-                                                                                   : config::DistanceKind::kCorrelation;
-  adopt(notes, "embedding.distance", e.distance, distance, name);
-  adopt(notes, "embedding.landmarks", e.landmarks, o.landmarks, integer);
-  const config::LandmarkSelection selection = o.landmark_choice == LandmarkChoice::kRandom
-                                                  ? config::LandmarkSelection::kRandom
-                                                  : config::LandmarkSelection::kMaxMin;
-  adopt(notes, "embedding.landmark_selection", e.landmark_selection, selection, name);
-  adopt(notes, "embedding.map_dims", e.map_dims, o.map_dims, integer);
-  adopt(notes, "embedding.estimate_dims", e.estimate_dims, o.estimate_dims, integer);
-  adopt(notes, "embedding.isomap_neighbors", e.isomap_neighbors, o.isomap_neighbors, integer);
-  const auto seed = static_cast<unsigned>(o.seed);
-  adopt(notes, "embedding.seed", e.seed, seed, integer);
+  used.model.method = o.method;
+  used.model.distance = o.distance;
+  used.model.landmarks = o.landmarks;
+  used.model.landmark_choice = o.landmark_choice;
+  used.model.map_dims = o.map_dims;
+  used.model.estimate_dims = o.estimate_dims;
+  used.model.isomap_neighbors = o.isomap_neighbors;
+  used.model.seed = o.seed;
+  std::vector<std::string> notes;
+  for (const config::KeyChange& k : config::differences(cfg, used, true)) {
+    notes.push_back(k.path + ": configured " + k.from + ", the model was fitted with " + k.to);
+  }
+  cfg = std::move(used);
   return notes;
 }
 
@@ -243,7 +130,7 @@ Library build_library(const config::Config& cfg, const ProgressCallback& progres
       const AtomicTable table = AtomicTable::load(data_dir() / "atomic");
       const config::GridConfig& g = cfg.library.grid;
       const double margin = (cfg.library.preprocess.align == config::Alignment::kFitShift
-                                 ? cfg.library.preprocess.max_shift_ev
+                                 ? cfg.model.max_shift_ev
                                  : 0.0) + 2.0;
       config::GridConfig wide = g;
       wide.emin_ev = g.emin_ev - margin;

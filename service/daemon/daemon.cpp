@@ -73,7 +73,7 @@ void Daemon::Impl::log_startup(const ModelState& s, double sockets_s, double tot
             r.source, m.library_size(), m.rows(), c.library.grid.emin_ev, c.library.grid.emax_ev,
             c.library.grid.step_ev);
   log->info("  embedding  {}, {} distance, {} landmarks, {} estimation dims, {} map dims",
-            to_string(m.options().method), config::to_string(c.embedding.distance), m.landmark_count(),
+            to_string(m.options().method), to_string(m.options().distance), m.landmark_count(),
             m.options().estimate_dims, m.options().map_dims);
   if (s.search_ev() > 0.0) {
     log->info("  session    energy offset {:+.2f} eV ({}), tracking {}, searched within +-{:.2f} eV until known",

@@ -132,7 +132,7 @@ int main(int argc, char** argv) {
       }
       std::cout << "xasmapd: " << *file << ": configuration is valid (library " +
                        config::to_string(cfg.library.source) + ", embedding " +
-                       config::to_string(cfg.embedding.method) + ", input " + cfg.input.endpoint +
+                       std::string(xasmap::to_string(cfg.model.method)) + ", input " + cfg.input.endpoint +
                        ", output " + cfg.output.endpoint + ", control " + cfg.control.endpoint +
                        ")\n";
       return kExitOk;

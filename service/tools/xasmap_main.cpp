@@ -53,7 +53,17 @@ int run_check_config(const CliArgs& args) {
 
 int run_print_config(const CliArgs& args) {
   if (args.positionals().size() > 1) throw UsageError("print-config takes at most one FILE");
-  std::cout << xasmap::config::to_yaml(load(args));
+  if (args.has("defaults") && (!args.positionals().empty() || args.value("config"))) {
+    throw UsageError("--defaults takes no FILE");
+  }
+  const xasmap::config::Config cfg = args.has("defaults") ? xasmap::config::Config{} : load(args);
+  if (args.has("keys")) {
+    std::cout << xasmap::config::keys_markdown(cfg);
+  } else if (args.has("documented")) {
+    std::cout << xasmap::config::documented_yaml(cfg);
+  } else {
+    std::cout << xasmap::config::to_yaml(cfg);
+  }
   return 0;
 }
 
@@ -117,8 +127,11 @@ const std::map<std::string, Command>& commands() {
         xasmap::service::kKeygenOptions, "xasmap keygen --out NAME [--force]", xasmap::service::run_keygen}},
       {"print-config",
        {"print the effective configuration (defaults filled in) as YAML",
-        {{"config", true, "FILE", "configuration file (or give it as the argument)"}},
-        "xasmap print-config [FILE]",
+        {{"config", true, "FILE", "configuration file (or give it as the argument)"},
+         {"defaults", false, "", "the built-in defaults, not a file"},
+         {"documented", false, "", "with every key's comment (deploy/xasmapd.yaml is --defaults --documented)"},
+         {"keys", false, "", "a Markdown table of every key, its value and what it accepts"}},
+        "xasmap print-config [FILE] [--defaults] [--documented | --keys]",
         run_print_config}},
   };
   return kCommands;

@@ -59,6 +59,7 @@ ModelOptions options(EmbeddingKind method = EmbeddingKind::kLmds) {
   o.method = method;
   o.landmarks = 40;
   o.estimate_dims = 6;
+  o.max_shift_ev = 0;  // no shifted copies
   o.threads = 2;
   return o;
 }

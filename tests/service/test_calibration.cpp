@@ -51,18 +51,18 @@ double cosine(const Eigen::VectorXd& a, const Eigen::VectorXd& b) {
   return a.dot(b) / (a.norm() * b.norm());
 }
 
-struct Library {
+struct FineLibrary {
   Eigen::VectorXd fine_energy;  // 630-668 eV in 0.01 eV steps
   std::vector<SimulatedSpectrum> spectra;
 };
 
 // Simulated once per process: ctest runs the three cases, all tagged [calibration], in one process
 // (tests/CMakeLists.txt).
-const Library& default_library() {
-  static const Library lib = [] {
+const FineLibrary& default_library() {
+  static const FineLibrary lib = [] {
     const config::Config cfg = test::single_setting();
     const AtomicTable table = AtomicTable::load(std::string(XASMAP_SOURCE_DIR) + "/data/atomic");
-    Library l;
+    FineLibrary l;
     l.fine_energy = Eigen::VectorXd::LinSpaced(3801, 630.0, 668.0);
     l.spectra = simulate_library(service::make_jobs(cfg.library.simulate, table),
                                  service::broadening_of(cfg.library.simulate), l.fine_energy);
@@ -75,7 +75,7 @@ const Library& default_library() {
 
 TEST_CASE("Mn2+ 10Dq 0.9 lands on the poster's calculated curve", "[calibration]") {
   const Spectrum poster = read_spectrum(kData + "/xrm2018/poster_fig2_Mn2plus_Oh_10Dq0.9_calculated.csv");
-  const Library& lib = default_library();
+  const FineLibrary& lib = default_library();
   const SimulatedSpectrum* mn2 = nullptr;
   for (const auto& s : lib.spectra) {
     if (s.labels.at("charge") == 2 && std::abs(s.labels.at("tendq") - 0.9) < 1e-9) mn2 = &s;
@@ -102,7 +102,7 @@ struct Match {
 };
 
 Match best_match(const std::string& name, int charge) {
-  const Library& lib = default_library();
+  const FineLibrary& lib = default_library();
   const Spectrum measured =
       read_spectrum(kData + "/experimental/xinhuolin_MnEdgeNet/" + name + ".csv");
   const double lo = std::max(636.5, measured.energy_ev[0]);

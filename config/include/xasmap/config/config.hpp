@@ -2,10 +2,15 @@
 // The validated, immutable configuration of xasmapd and the xasmap tool.
 //
 // A Config is built once, by load_config() or parse_config(), and then handed around as
-// `const Config&` (or std::shared_ptr<const Config> where it must outlive a reload). Every field has
-// the default documented in deploy/xasmapd.yaml and docs/configuration.md; the two must agree with
-// the initialisers below. Config::validate() checks ranges and cross-field rules, so a Config built
-// in code (tests, command-line tools) is held to the same rules as one read from YAML.
+// `const Config&` (or std::shared_ptr<const Config> where it must outlive a reload).
+//
+// One table of keys (config/src/schema.cpp: each key's path, the member it fills, its range and
+// its comment) drives parsing, the range checks of validate(), to_yaml() and documented_yaml();
+// deploy/xasmapd.yaml is documented_yaml(Config{}), and a test keeps it so. The keys of
+// library.preprocess, embedding and estimation fill core's xasmap::ModelOptions (Config::model)
+// directly, so their defaults are core's own. Config::validate() also checks the rules that tie
+// keys together, so a Config built in code (tests, command-line tools) is held to the same rules
+// as one read from YAML.
 
 #include <filesystem>
 #include <map>
@@ -14,6 +19,7 @@
 #include <vector>
 
 #include "xasmap/config/config_error.hpp"
+#include "xasmap/core/model.hpp"
 
 namespace xasmap::config {
 
@@ -33,13 +39,7 @@ enum class Symmetry { kOh, kD4h };
 enum class Polarization { kIsotropic, kX, kY, kZ, kLeft, kRight };
 // How a stick's Lorentzian width is chosen between the L3 and L2 widths (xasmap::LifetimeRule).
 enum class LifetimeRule { kCoreHole, kSplitEnergy };
-enum class Background { kPrePostLine, kEdgeStep, kNone };
-enum class Normalization { kArea, kMax, kEdgeStep, kNone };
 enum class Alignment { kNone, kFitShift };
-enum class EmbeddingMethod { kMds, kLmds, kIsomap };
-enum class DistanceKind { kEuclidean, kCorrelation, kDerivative, kWasserstein };
-enum class LandmarkSelection { kMaxMin, kRandom };
-enum class Weighting { kInverseDistance, kLocalLinear };
 enum class InputPattern { kSub, kPull, kRouter };
 enum class Overflow { kDropOldest, kDropNewest, kBlock };
 enum class OffsetTracking { kOff, kReport, kApply };
@@ -91,17 +91,12 @@ struct GridConfig {
   bool operator==(const GridConfig&) const = default;
 };
 
-// library.preprocess: applied identically to library and measured spectra.
+// library.preprocess: applied identically to library and measured spectra. Its other keys fill
+// Config::model (xasmap::PreprocessOptions and the shift options of xasmap::ModelOptions).
 struct PreprocessConfig {
-  Background background = Background::kPrePostLine;
-  Normalization normalize = Normalization::kArea;
-  double smooth_fwhm_ev = 0.0;      // Gaussian smoothing; 0 = off
-  double edge_window_ev = 1.5;      // width of the pre- and post-edge regions of the background
+  // fit_shift: the energy offset is a nuisance parameter (model.max_shift_ev, shift_step_ev);
+  // none: spectra are compared as they are (the model is fitted with max_shift_ev 0).
   Alignment align = Alignment::kFitShift;
-  double max_shift_ev = 0.5;        // bound of the fitted energy offset when align = fit_shift
-  double shift_step_ev = 0.05;      // step of the library's shifted copies
-  double shift_penalty = 0.5;       // prior against large offsets (see docs/estimation.md)
-  double min_coverage = 0.6;        // fraction of the grid a spectrum must cover to be judged
   bool operator==(const PreprocessConfig&) const = default;
 };
 
@@ -118,34 +113,8 @@ struct LibraryConfig {
   bool operator==(const LibraryConfig&) const = default;
 };
 
-struct EmbeddingConfig {
-  EmbeddingMethod method = EmbeddingMethod::kLmds;
-  DistanceKind distance = DistanceKind::kCorrelation;
-  int landmarks = 64;
-  LandmarkSelection landmark_selection = LandmarkSelection::kMaxMin;
-  int map_dims = 2;        // dimensions of the map dashboards draw
-  int estimate_dims = 12;  // dimensions used for neighbour search and estimation
-  int isomap_neighbors = 8;
-  unsigned seed = 1;       // random landmark selection and anything else stochastic
-  bool operator==(const EmbeddingConfig&) const = default;
-};
-
+// estimation: the keys that are not xasmap::ModelOptions' (those fill Config::model).
 struct EstimationConfig {
-  int neighbors = 4;
-  Weighting weighting = Weighting::kLocalLinear;
-  int local_linear_dims = 2;
-  int report_neighbors = 3;
-  double novelty_threshold = 4.0;
-  // Temperature of the charge probabilities and widths of the 68 % intervals
-  // (xasmap::ModelOptions; fitted on the held-out calibration set, docs/validation.md).
-  double probability_noise = 120.0;
-  double probability_residual = 0.46;
-  double probability_spacing = 0.0;
-  double interval_spacing = 0.39;
-  double interval_residual = 0.58;
-  double interval_noise = 0.2;
-  long long exact_partial_rows = 20000;   // narrow windows: rank every row when the library is this small
-  double exact_partial_novelty = 2.0;     // ... when the best candidate's novelty exceeds this
   // Mixed valence (docs/estimation.md, Mixtures): auto fits every spectrum and pixel as one charge
   // or a mixture of two and publishes atom fractions and the mean valence; off publishes neither.
   // Off by default while it costs about 0.27 ms a spectrum (docs/benchmarks.md).
@@ -244,7 +213,11 @@ struct Problem {
 
 struct Config {
   LibraryConfig library;
-  EmbeddingConfig embedding;
+  // The model's options, filled directly by the keys of library.preprocess (but align), embedding
+  // and estimation (but mixture); their defaults are core's. service::model_options() adds the
+  // grid (library.grid), the threads (input.workers) and the nuisance parameters, and applies
+  // align: none. Its grid, threads and nuisance_parameters are not keys and stay at core's defaults.
+  ModelOptions model;
   EstimationConfig estimation;
   CalibrationConfig calibration;
   InputConfig input;
@@ -282,6 +255,31 @@ Config parse_config(const std::string& yaml, const std::string& source_name,
 // The effective configuration as YAML, every key present. parse_config(to_yaml(c)) == c.
 std::string to_yaml(const Config& config);
 
+// The same with every key's comment and the file's header: deploy/xasmapd.yaml is
+// documented_yaml(Config{}) (`xasmap print-config --documented` writes it).
+std::string documented_yaml(const Config& config);
+
+// One key of the table, for reference pages (`xasmap print-config --keys`).
+struct KeyInfo {
+  std::string path;       // e.g. "embedding.landmarks"
+  std::string value;      // its value in the config given, as YAML
+  std::string accepts;    // e.g. "an integer in [3, 100000]", "one of mds, lmds, isomap"
+  std::string doc;        // its comment (empty for a key that shares the comment above it)
+};
+std::vector<KeyInfo> key_table(const Config& config);
+// The same as a Markdown table (key, value, accepts): docs/configuration.md's "Every key" is
+// keys_markdown(Config{}) (`xasmap print-config --defaults --keys`).
+std::string keys_markdown(const Config& config);
+
+// A key whose value differs between two configs, as YAML text.
+struct KeyChange {
+  std::string path;
+  std::string from, to;
+};
+// Every key, in table order, whose value differs between `from` and `to`; with `fitted_only`, only
+// the settings a fitted model fixes (library.grid, library.preprocess but shift_penalty, embedding).
+std::vector<KeyChange> differences(const Config& from, const Config& to, bool fitted_only = false);
+
 // Checks a ZeroMQ endpoint: tcp://HOST:PORT, ipc://PATH or inproc://NAME. A bound tcp endpoint may
 // use * for host or port. Returns an empty string when valid, else what was expected.
 std::string check_endpoint(const std::string& endpoint, bool bind);
@@ -295,13 +293,7 @@ std::string to_string(LibrarySource v);
 std::string to_string(Symmetry v);
 std::string to_string(Polarization v);
 std::string to_string(LifetimeRule v);
-std::string to_string(Background v);
-std::string to_string(Normalization v);
 std::string to_string(Alignment v);
-std::string to_string(EmbeddingMethod v);
-std::string to_string(DistanceKind v);
-std::string to_string(LandmarkSelection v);
-std::string to_string(Weighting v);
 std::string to_string(InputPattern v);
 std::string to_string(Overflow v);
 std::string to_string(OffsetTracking v);

@@ -45,8 +45,9 @@ struct ModelOptions {
   int isomap_neighbors = 8;
   std::uint64_t seed = 1;
   // Energy calibration offset as a nuisance parameter: when max_shift_ev > 0 the library also
-  // holds copies shifted by every multiple of shift_step_ev in [-max_shift_ev, max_shift_ev].
-  double max_shift_ev = 0.0;
+  // holds copies shifted by every multiple of shift_step_ev in [-max_shift_ev, max_shift_ev]
+  // (21 rows per spectrum at the defaults); 0: spectra are compared as they are.
+  double max_shift_ev = 0.5;
   double shift_step_ev = 0.05;
   // Prior against large offsets: a copy shifted by s ranks as if its distance were
   // sqrt(d^2 + (shift_penalty * median NN distance * s / shift_step_ev)^2).
@@ -88,6 +89,7 @@ struct ModelOptions {
   // from a spectrum to its own variants. Used by fit() only (the unit is saved with the model).
   std::vector<std::string> nuisance_parameters;
   int threads = 0;                   // <= 0: every core
+  bool operator==(const ModelOptions&) const = default;
 };
 
 // Seconds spent in each fitting stage, and the sizes involved.
