@@ -28,6 +28,8 @@
 namespace xasmap {
 
 struct MixtureWindow;  // the library on one window, for mixtures (core internal)
+struct EstimateScratch;  // per-thread work buffers of Model::estimate_into (core internal)
+struct EstimateQuery;    // one spectrum's features and window, as the estimate's stages see it
 
 enum class EmbeddingKind { kMds, kLmds, kIsomap };
 enum class Weighting { kInverseDistance, kLocalLinear };
@@ -263,6 +265,17 @@ class Model {
   void build_indexes();
   void project_into(const RowVectorXf& z, const Window& window, bool full, Eigen::VectorXd& y) const;
   std::vector<std::pair<int, float>> embedding_neighbors(const Eigen::VectorXd& y, int k) const;
+
+  // The stages of estimate_into() that read the model (the rest are xasmap::stages):
+  // rank_rows: the candidates sc.cand ranked by exact window distance plus the shift prior, into
+  // sc.all (appended with `append`); rank_every_row: a partial window's exact ranking of every
+  // library spectrum (coarse shifts), then every copy of the best `refine` spectra and the best two
+  // of each class; class_distances: each class's best ranked squared distance; fit_parameters:
+  // weights, local-linear fit or weighted mean, vote and intervals of every parameter.
+  void rank_rows(const EstimateQuery& q, EstimateScratch& sc, bool append) const;
+  void rank_every_row(const EstimateQuery& q, std::size_t refine, EstimateScratch& sc) const;
+  void class_distances(const EstimateQuery& q, std::size_t copies, EstimateScratch& sc, Estimate& e) const;
+  void fit_parameters(const EstimateQuery& q, EstimateScratch& sc, Estimate& e) const;
 
   ModelOptions options_;
   std::vector<ParameterInfo> parameters_;
