@@ -50,6 +50,13 @@ std::optional<std::string> invalid_utf8_in(const msgpack::object& o) {
   }
 }
 
+// Element i of the array `field` is not a number (kept out of the loop that reads the numbers).
+[[noreturn, gnu::cold, gnu::noinline]] void not_a_number(const detail::MapView& v, const std::string& field,
+                                                        std::uint32_t i, const msgpack::object& x) {
+  v.fail(ErrorCode::kBadType, field,
+         "field '" + field + "'[" + std::to_string(i) + "] is " + type_name(x.type) + ", expected a number");
+}
+
 // An array of numbers, or bin of little-endian floats of `dtype` ("f4" or "f8"), as `Value`s; at
 // most `max_count` of them.
 template <class Value = double>
@@ -66,10 +73,7 @@ std::vector<Value> read_numbers(const detail::MapView& v, const std::string& fie
     out.reserve(o.via.array.size);
     for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
       const msgpack::object& x = o.via.array.ptr[i];
-      if (!is_number(x)) {
-        v.fail(ErrorCode::kBadType, field,
-               "field '" + field + "'[" + std::to_string(i) + "] is " + type_name(x.type) + ", expected a number");
-      }
+      if (!is_number(x)) not_a_number(v, field, i, x);
       out.push_back(static_cast<Value>(number(x)));
     }
     return out;
