@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 
 #include "xasmap/core/atomic_data.hpp"
 #include "xasmap/core/error.hpp"
@@ -67,36 +68,47 @@ namespace {
 using detail::gaunt;
 
 // ---------------------------------------------------------------------------------------------
-// Spin-orbitals: 0..9 are 3d (m = -2..2, spin down then up), 10..15 are 2p (m = -1..1).
+// Spin-orbitals: 0..9 are 3d (m = -2..2, spin down then up), 10..15 are 2p (m = -1..1), and with
+// charge transfer 16..25 the ligand orbitals L (labelled like the 3d ones, m = -2..2: each is the
+// ligand combination of the symmetry of its 3d partner). The crystal-field model uses the first 16.
 
-constexpr int kNumOrbitals = 16;
+constexpr int kNumOrbitals = 16;     // 3d and 2p
+constexpr int kMaxOrbitals = 26;     // with the ligand shell
 constexpr int kFirstP = 10;
+constexpr int kFirstL = 16;
 constexpr std::uint32_t kDMask = (1u << kFirstP) - 1;
 constexpr std::uint32_t kPMask = ((1u << kNumOrbitals) - 1) & ~kDMask;
+constexpr std::uint32_t kLMask = ((1u << kMaxOrbitals) - 1) & ~((1u << kNumOrbitals) - 1);
+
+enum class Shell { kD, kP, kL };
 
 struct Orbital {
   int l;
   int m;
   int two_sz;  // -1 or +1
-  bool is_p;
+  Shell shell;
 };
 
-constexpr std::array<Orbital, kNumOrbitals> make_orbitals() {
-  std::array<Orbital, kNumOrbitals> o{};
+constexpr std::array<Orbital, kMaxOrbitals> make_orbitals() {
+  std::array<Orbital, kMaxOrbitals> o{};
   for (int m = -2; m <= 2; ++m) {
-    for (int s = 0; s < 2; ++s) o[static_cast<std::size_t>(2 * (m + 2) + s)] = {2, m, 2 * s - 1, false};
+    for (int s = 0; s < 2; ++s) {
+      o[static_cast<std::size_t>(2 * (m + 2) + s)] = {2, m, 2 * s - 1, Shell::kD};
+      o[static_cast<std::size_t>(kFirstL + 2 * (m + 2) + s)] = {2, m, 2 * s - 1, Shell::kL};
+    }
   }
   for (int m = -1; m <= 1; ++m) {
     for (int s = 0; s < 2; ++s) {
-      o[static_cast<std::size_t>(kFirstP + 2 * (m + 1) + s)] = {1, m, 2 * s - 1, true};
+      o[static_cast<std::size_t>(kFirstP + 2 * (m + 1) + s)] = {1, m, 2 * s - 1, Shell::kP};
     }
   }
   return o;
 }
-constexpr std::array<Orbital, kNumOrbitals> kOrbitals = make_orbitals();
+constexpr std::array<Orbital, kMaxOrbitals> kOrbitals = make_orbitals();
 
 constexpr int d_index(int m, int two_sz) { return 2 * (m + 2) + (two_sz > 0 ? 1 : 0); }
 constexpr int p_index(int m, int two_sz) { return kFirstP + 2 * (m + 1) + (two_sz > 0 ? 1 : 0); }
+constexpr int l_index(int m, int two_sz) { return kFirstL + 2 * (m + 2) + (two_sz > 0 ? 1 : 0); }
 
 // (-1)^(number of occupied orbitals below `orbital`): the sign of moving an operator past them.
 inline double sign_below(std::uint32_t mask, int orbital) {
@@ -106,7 +118,7 @@ inline double sign_below(std::uint32_t mask, int orbital) {
 // 2*Jz of a determinant, and its symmetry block (2*Jz mod 8).
 int two_jz(std::uint32_t mask) {
   int total = 0;
-  for (int i = 0; i < kNumOrbitals; ++i) {
+  for (int i = 0; i < kMaxOrbitals; ++i) {
     if (mask & (1u << i)) total += 2 * kOrbitals[static_cast<std::size_t>(i)].m + kOrbitals[static_cast<std::size_t>(i)].two_sz;
   }
   return total;
@@ -126,6 +138,10 @@ struct StateParameters {
   double zeta3d = 0, zeta2p = 0;
   CrystalSymmetry symmetry = CrystalSymmetry::kOh;
   double tendq = 0, ds = 0, dt = 0, exchange = 0;
+  // Charge transfer: the spin-orbitals in use (16, or 26 with the ligand shell), the hopping
+  // between each 3d orbital and its ligand partner, and the ligand shell's own crystal field.
+  int orbitals = kNumOrbitals;
+  double v_eg = 0, v_t2g = 0, ligand_tendq = 0;
 };
 
 // <a b | 1/r12 | c d> for spin-orbitals, shell-conserving terms only (no configuration mixing).
@@ -135,13 +151,17 @@ double coulomb(const StateParameters& sp, int a, int b, int c, int d) {
   const Orbital& ob = kOrbitals[static_cast<std::size_t>(b)];
   const Orbital& oc = kOrbitals[static_cast<std::size_t>(c)];
   const Orbital& od = kOrbitals[static_cast<std::size_t>(d)];
+  // The ligand shell carries no Coulomb terms: configuration energies stand for them.
+  if (oa.shell == Shell::kL || ob.shell == Shell::kL || oc.shell == Shell::kL || od.shell == Shell::kL) return 0.0;
   if (oa.two_sz != oc.two_sz || ob.two_sz != od.two_sz) return 0.0;
   if (oa.m + ob.m != oc.m + od.m) return 0.0;
+  const bool pa = oa.shell == Shell::kP, pb = ob.shell == Shell::kP, pc = oc.shell == Shell::kP,
+             pd = od.shell == Shell::kP;
   const double* radial = nullptr;
-  if (oa.is_p == oc.is_p && ob.is_p == od.is_p) {
-    if (oa.is_p && ob.is_p) return 0.0;
-    radial = (!oa.is_p && !ob.is_p) ? sp.f_dd : sp.f_pd;  // direct
-  } else if (oa.is_p == od.is_p && ob.is_p == oc.is_p) {
+  if (pa == pc && pb == pd) {
+    if (pa && pb) return 0.0;
+    radial = (!pa && !pb) ? sp.f_dd : sp.f_pd;  // direct
+  } else if (pa == pd && pb == pc) {
     radial = sp.g_pd;  // exchange: electron 1 changes shell
   } else {
     return 0.0;
@@ -154,9 +174,12 @@ double coulomb(const StateParameters& sp, int a, int b, int c, int d) {
   return value;
 }
 
-// One-body matrix t(i, j) of H1 = sum t_ij c+_i c_j: spin-orbit, crystal field, exchange field.
-Eigen::Matrix<double, kNumOrbitals, kNumOrbitals> one_body(const StateParameters& sp) {
-  Eigen::Matrix<double, kNumOrbitals, kNumOrbitals> t;
+using OneBody = Eigen::Matrix<double, kMaxOrbitals, kMaxOrbitals>;
+
+// One-body matrix t(i, j) of H1 = sum t_ij c+_i c_j: spin-orbit, crystal field, exchange field,
+// and with charge transfer the 3d-ligand hopping and the ligand crystal field.
+OneBody one_body(const StateParameters& sp) {
+  OneBody t;
   t.setZero();
   // zeta l.s = zeta (lz sz + (l+ s- + l- s+)/2)
   const auto spin_orbit = [&t](int l, double zeta, auto index) {
@@ -193,6 +216,33 @@ Eigen::Matrix<double, kNumOrbitals, kNumOrbitals> one_body(const StateParameters
     // Exchange field: 2 M sz on every 3d spin-orbital.
     for (int m = -2; m <= 2; ++m) t(d_index(m, s), d_index(m, s)) += sp.exchange * s;
   }
+  if (sp.orbitals > kNumOrbitals) {
+    // The Oh projectors in the complex basis: e_g = {m = 0, (m = 2 + m = -2)/sqrt 2}, t2g =
+    // {m = +-1, (m = 2 - m = -2)/sqrt 2}. Hopping V_g (d+_g L_g + L+_g d_g) for g in e_g, t2g, and
+    // the ligand crystal field (e_g at +0.6, t2g at -0.4 ligand_tendq).
+    const double ldq = sp.ligand_tendq / 10.0;
+    for (int s : {-1, +1}) {
+      for (int m = -2; m <= 2; ++m) {
+        for (int mp = -2; mp <= 2; ++mp) {
+          double eg = 0.0, t2g = 0.0;
+          if (m == mp) {
+            eg = (m == 0) ? 1.0 : (std::abs(m) == 2 ? 0.5 : 0.0);
+            t2g = (std::abs(m) == 1) ? 1.0 : (std::abs(m) == 2 ? 0.5 : 0.0);
+          } else if (std::abs(m) == 2 && mp == -m) {
+            eg = 0.5;
+            t2g = -0.5;
+          }
+          const double hop = sp.v_eg * eg + sp.v_t2g * t2g;
+          if (hop != 0.0) {
+            t(d_index(m, s), l_index(mp, s)) += hop;
+            t(l_index(mp, s), d_index(m, s)) += hop;
+          }
+          const double field = ldq * (6.0 * eg - 4.0 * t2g);
+          if (field != 0.0) t(l_index(m, s), l_index(mp, s)) += field;
+        }
+      }
+    }
+  }
   return t;
 }
 
@@ -202,16 +252,17 @@ struct PairTerm {
   int a, b;
   double value;
 };
-using TwoBody = std::vector<std::vector<PairTerm>>;  // index c * 16 + d
+using TwoBody = std::vector<std::vector<PairTerm>>;  // index c * kMaxOrbitals + d
 
+// The ligand shell has no two-body terms, so the 3d and 2p pairs are all there are.
 TwoBody two_body(const StateParameters& sp) {
-  TwoBody terms(kNumOrbitals * kNumOrbitals);
+  TwoBody terms(kMaxOrbitals * kMaxOrbitals);
   for (int c = 0; c < kNumOrbitals; ++c) {
     for (int d = c + 1; d < kNumOrbitals; ++d) {
       for (int a = 0; a < kNumOrbitals; ++a) {
         for (int b = a + 1; b < kNumOrbitals; ++b) {
           const double v = coulomb(sp, a, b, c, d) - coulomb(sp, a, b, d, c);
-          if (std::abs(v) > 1e-14) terms[static_cast<std::size_t>(c * kNumOrbitals + d)].push_back({a, b, v});
+          if (std::abs(v) > 1e-14) terms[static_cast<std::size_t>(c * kMaxOrbitals + d)].push_back({a, b, v});
         }
       }
     }
@@ -224,47 +275,107 @@ TwoBody two_body(const StateParameters& sp) {
 
 struct Space {
   std::array<std::vector<std::uint32_t>, kNumBlocks> blocks;  // determinants per block
-  std::vector<std::int32_t> index;  // mask -> position in its block, -1 when not in the space
+  int orbitals = kNumOrbitals;      // spin-orbitals in use (26 with the ligand shell)
+  std::vector<std::int32_t> dense;  // without the ligand shell: mask -> position in its block
+  std::unordered_map<std::uint32_t, std::int32_t> sparse;  // with it
   int dimension = 0;
+
+  // The position of `mask` in its block, or -1 when it is not in the space.
+  std::int32_t find(std::uint32_t mask) const {
+    if (!dense.empty()) return mask < dense.size() ? dense[mask] : -1;
+    const auto it = sparse.find(mask);
+    return it == sparse.end() ? -1 : it->second;
+  }
 };
 
-Space make_space(int n_p, int n_d, bool blocked) {
+// The determinants with n_p 2p electrons and, for each configuration k = 0, 1, ...: n_d + k 3d
+// electrons and (with charge transfer, configurations > 1) 10 - k ligand electrons; ascending in
+// mask within each block.
+Space make_space(int n_p, int n_d, int configurations, bool blocked) {
   Space space;
-  space.index.assign(1u << kNumOrbitals, -1);
-  for (std::uint32_t mask = 0; mask < (1u << kNumOrbitals); ++mask) {
-    if (std::popcount(mask & kDMask) != n_d || std::popcount(mask & kPMask) != n_p) continue;
+  const bool ligand = configurations > 1;
+  space.orbitals = ligand ? kMaxOrbitals : kNumOrbitals;
+  if (!ligand) space.dense.assign(1u << kNumOrbitals, -1);
+  // Masks of `bits` bits with `count` set, ascending.
+  const auto patterns = [](int bits, int count) {
+    std::vector<std::uint32_t> out;
+    for (std::uint32_t x = 0; x < (1u << bits); ++x) {
+      if (std::popcount(x) == count) out.push_back(x);
+    }
+    return out;
+  };
+  std::vector<std::uint32_t> masks;
+  for (int k = 0; k < configurations; ++k) {
+    if (n_d + k > 10) break;
+    const auto ds = patterns(10, n_d + k);
+    const auto ps = patterns(6, n_p);
+    const auto ls = ligand ? patterns(10, 10 - k) : std::vector<std::uint32_t>{0};
+    for (const std::uint32_t l : ls) {
+      for (const std::uint32_t pm : ps) {
+        for (const std::uint32_t d : ds) masks.push_back(d | (pm << kFirstP) | (l << kFirstL));
+      }
+    }
+  }
+  std::sort(masks.begin(), masks.end());
+  for (const std::uint32_t mask : masks) {
     auto& block = space.blocks[static_cast<std::size_t>(blocked ? block_of(mask) : 0)];
-    space.index[mask] = static_cast<std::int32_t>(block.size());
+    const auto position = static_cast<std::int32_t>(block.size());
+    if (ligand) {
+      space.sparse.emplace(mask, position);
+    } else {
+      space.dense[mask] = position;
+    }
     block.push_back(mask);
     ++space.dimension;
   }
   return space;
 }
 
+// One configuration's one- and two-body terms (charge transfer gives each configuration its own
+// atomic parameters; the hopping, in every `t`, is the same in all).
+struct ConfigTerms {
+  OneBody t;
+  TwoBody v;
+};
+
+// The terms of configuration k (3d count n_d0 + k); the last ones serve any further configuration.
+const ConfigTerms& terms_of(const std::vector<ConfigTerms>& terms, std::uint32_t det, int n_d0) {
+  const auto k = static_cast<std::size_t>(std::popcount(det & kDMask) - n_d0);
+  return terms[std::min(k, terms.size() - 1)];
+}
+
+// `config_shift`: a constant added to the diagonal per configuration (charge transfer), or none.
 Eigen::MatrixXd build_block(const std::vector<std::uint32_t>& dets, const Space& space,
-                            const Eigen::Matrix<double, kNumOrbitals, kNumOrbitals>& t,
-                            const TwoBody& v) {
+                            const std::vector<ConfigTerms>& terms, int n_d0,
+                            const std::vector<double>& config_shift = {}) {
   const auto n = static_cast<Eigen::Index>(dets.size());
+  const int orbitals = space.orbitals;
   Eigen::MatrixXd h = Eigen::MatrixXd::Zero(n, n);
   for (Eigen::Index col = 0; col < n; ++col) {
     const std::uint32_t det = dets[static_cast<std::size_t>(col)];
+    const ConfigTerms& own = terms_of(terms, det, n_d0);
+    const OneBody& t = own.t;
+    const TwoBody& v = own.v;
+    if (!config_shift.empty()) {
+      h(col, col) += config_shift[static_cast<std::size_t>(std::popcount(det & kDMask) - n_d0)];
+    }
     // One-body: t_ij c+_i c_j
-    for (int j = 0; j < kNumOrbitals; ++j) {
+    for (int j = 0; j < orbitals; ++j) {
       if (!(det & (1u << j))) continue;
       const std::uint32_t without_j = det & ~(1u << j);
       const double sign_j = sign_below(det, j);
-      for (int i = 0; i < kNumOrbitals; ++i) {
+      for (int i = 0; i < orbitals; ++i) {
         const double tij = t(i, j);
         if (tij == 0.0) continue;
         if (i != j && (without_j & (1u << i))) continue;
         const std::uint32_t target = without_j | (1u << i);
-        const std::int32_t row = space.index[target];
+        const std::int32_t row = space.find(target);
         if (row < 0) continue;
         h(row, col) += tij * sign_j * sign_below(without_j, i);
       }
     }
     // Two-body: V_ab,cd c+a c+b cd cc
-    for (int c = 0; c < kNumOrbitals; ++c) {
+    for (int c = 0; c < kNumOrbitals; ++c) {  // the ligand shell has no two-body terms
       if (!(det & (1u << c))) continue;
       const double sign_c = sign_below(det, c);
       const std::uint32_t after_c = det & ~(1u << c);
@@ -272,12 +383,12 @@ Eigen::MatrixXd build_block(const std::vector<std::uint32_t>& dets, const Space&
         if (!(after_c & (1u << d))) continue;
         const double sign_cd = sign_c * sign_below(after_c, d);
         const std::uint32_t rest = after_c & ~(1u << d);
-        for (const PairTerm& term : v[static_cast<std::size_t>(c * kNumOrbitals + d)]) {
+        for (const PairTerm& term : v[static_cast<std::size_t>(c * kMaxOrbitals + d)]) {
           if (rest & ((1u << term.a) | (1u << term.b))) continue;
           const double sign_b = sign_below(rest, term.b);
           const std::uint32_t with_b = rest | (1u << term.b);
           const double sign_a = sign_below(with_b, term.a);
-          const std::int32_t row = space.index[with_b | (1u << term.a)];
+          const std::int32_t row = space.find(with_b | (1u << term.a));
           if (row < 0) continue;
           h(row, col) += term.value * sign_cd * sign_b * sign_a;
         }
@@ -345,7 +456,7 @@ Eigen::VectorXd apply_dipole(int q, const Eigen::VectorXd& v, const std::vector<
         const std::uint32_t without_p = det & ~(1u << p);
         if (without_p & (1u << d)) continue;
         const std::uint32_t target = without_p | (1u << d);
-        const std::int32_t row = final_space.index[target];
+        const std::int32_t row = final_space.find(target);
         if (row < 0) continue;
         w[row] += amplitude * element * sign_below(det, p) * sign_below(without_p, d);
       }
@@ -356,20 +467,20 @@ Eigen::VectorXd apply_dipole(int q, const Eigen::VectorXd& v, const std::vector<
 
 // <S^2> = |S+ v|^2 + <Sz^2> + <Sz> of a vector over the determinants `dets`.
 double spin_squared(const Eigen::VectorXd& v, const std::vector<std::uint32_t>& dets) {
-  std::vector<double> raised(1u << kNumOrbitals, 0.0);
+  std::unordered_map<std::uint32_t, double> raised;
   double sz2 = 0.0, sz = 0.0;
   for (std::size_t k = 0; k < dets.size(); ++k) {
     const double a = v[static_cast<Eigen::Index>(k)];
     if (a == 0.0) continue;
     const std::uint32_t det = dets[k];
     int two_sz = 0;
-    for (int i = 0; i < kNumOrbitals; ++i) {
+    for (int i = 0; i < kMaxOrbitals; ++i) {
       if (det & (1u << i)) two_sz += kOrbitals[static_cast<std::size_t>(i)].two_sz;
     }
     sz += a * a * two_sz * 0.5;
     sz2 += a * a * two_sz * two_sz * 0.25;
     // S+ = sum over spatial orbitals of c+_{up} c_{down}; up = down + 1 in our numbering.
-    for (int down = 0; down < kNumOrbitals; down += 2) {
+    for (int down = 0; down < kMaxOrbitals; down += 2) {
       const int up = down + 1;
       if (!(det & (1u << down)) || (det & (1u << up))) continue;
       const std::uint32_t without = det & ~(1u << down);
@@ -377,7 +488,7 @@ double spin_squared(const Eigen::VectorXd& v, const std::vector<std::uint32_t>& 
     }
   }
   double norm2 = 0.0;
-  for (double x : raised) norm2 += x * x;
+  for (const auto& [mask, x] : raised) norm2 += x * x;
   return norm2 + sz2 + sz;
 }
 
@@ -399,11 +510,88 @@ StateParameters initial_state(const MultipletParameters& p) {
   s.ds = p.ds;
   s.dt = p.dt;
   s.exchange = p.exchange_field;
+  if (p.charge_transfer.configurations > 1) {
+    s.orbitals = kMaxOrbitals;
+    s.v_eg = p.charge_transfer.v_eg;
+    s.v_t2g = p.charge_transfer.v_t2g;
+    s.ligand_tendq = p.charge_transfer.ligand_tendq;
+  }
   return s;
 }
 
+// The parameters of the configurations with transferred electrons: configuration 1's, with the
+// atomic terms of `transferred` where it gives them (NaN: keep configuration 1's).
+StateParameters transferred_state(const StateParameters& base, const TransferredTerms& transferred, bool final) {
+  StateParameters s = base;
+  const auto set = [](double& target, double value) {
+    if (!std::isnan(value)) target = value;
+  };
+  if (!final) {
+    set(s.f_dd[2], transferred.f2dd_initial);
+    set(s.f_dd[4], transferred.f4dd_initial);
+    set(s.zeta3d, transferred.zeta3d_initial);
+  } else {
+    set(s.f_dd[2], transferred.f2dd_final);
+    set(s.f_dd[4], transferred.f4dd_final);
+    set(s.f_pd[2], transferred.f2pd);
+    set(s.g_pd[1], transferred.g1pd);
+    set(s.g_pd[3], transferred.g3pd);
+    set(s.zeta3d, transferred.zeta3d_final);
+    set(s.zeta2p, transferred.zeta2p);
+  }
+  return s;
+}
+
+// The diagonal of the Hamiltonian without hopping for one determinant: its one-body diagonal and
+// the antisymmetrised direct-minus-exchange pairs.
+double diagonal_energy(std::uint32_t det, int orbitals, const OneBody& t, const TwoBody& v) {
+  double e = 0.0;
+  for (int i = 0; i < orbitals; ++i) {
+    if (det & (1u << i)) e += t(i, i);
+  }
+  for (int c = 0; c < kNumOrbitals; ++c) {
+    if (!(det & (1u << c))) continue;
+    for (int d = c + 1; d < kNumOrbitals; ++d) {
+      if (!(det & (1u << d))) continue;
+      for (const PairTerm& term : v[static_cast<std::size_t>(c * kMaxOrbitals + d)]) {
+        if (term.a == c && term.b == d) e += term.value;
+      }
+    }
+  }
+  return e;
+}
+
+// Each configuration's average energy (diagonal_energy over all its determinants), by its 3d count
+// less n_d0.
+std::vector<double> configuration_averages(const Space& space, int n_d0, int configurations,
+                                           const std::vector<ConfigTerms>& terms) {
+  std::vector<double> sum(static_cast<std::size_t>(configurations), 0.0), count(sum.size(), 0.0);
+  for (const auto& block : space.blocks) {
+    for (const std::uint32_t det : block) {
+      const auto k = static_cast<std::size_t>(std::popcount(det & kDMask) - n_d0);
+      const ConfigTerms& own = terms_of(terms, det, n_d0);
+      sum[k] += diagonal_energy(det, space.orbitals, own.t, own.v);
+      count[k] += 1.0;
+    }
+  }
+  for (std::size_t k = 0; k < sum.size(); ++k) sum[k] = count[k] > 0 ? sum[k] / count[k] : 0.0;
+  return sum;
+}
+
+// The constants that put each configuration's average at its configuration energy relative to the
+// first one's: 0, delta, 2 delta + udd (`delta` is delta' in the final state). The first
+// configuration keeps the crystal-field model's own energies.
+std::vector<double> configuration_shifts(const std::vector<double>& averages, double delta, double udd) {
+  std::vector<double> shift(averages.size(), 0.0);
+  for (std::size_t k = 1; k < averages.size(); ++k) {
+    const double wanted = k == 1 ? delta : 2.0 * delta + udd;
+    shift[k] = wanted - (averages[k] - averages[0]);
+  }
+  return shift;
+}
+
 StateParameters final_state(const MultipletParameters& p) {
-  StateParameters s = initial_state(p);
+  StateParameters s = initial_state(p);  // the hopping and ligand field are the same
   s.f_dd[0] = p.f0dd_final;
   s.f_dd[2] = p.f2dd_final;
   s.f_dd[4] = p.f4dd_final;
@@ -482,6 +670,21 @@ MultipletParameters make_parameters(const Ion& ion, const HartreeFockValues& hf,
   return p;
 }
 
+TransferredTerms make_transferred_terms(const HartreeFockValues& lower, const ParameterScaling& scaling) {
+  TransferredTerms t;
+  t.f2dd_initial = scaling.slater_dd * lower.f2dd_initial;
+  t.f4dd_initial = scaling.slater_dd * lower.f4dd_initial;
+  t.zeta3d_initial = scaling.zeta * lower.zeta3d_initial;
+  t.f2dd_final = scaling.slater_dd * lower.f2dd_final;
+  t.f4dd_final = scaling.slater_dd * lower.f4dd_final;
+  t.f2pd = scaling.slater_pd * lower.f2pd;
+  t.g1pd = scaling.slater_pd * lower.g1pd;
+  t.g3pd = scaling.slater_pd * lower.g3pd;
+  t.zeta3d_final = scaling.zeta * lower.zeta3d_final;
+  t.zeta2p = scaling.zeta * lower.zeta2p;
+  return t;
+}
+
 StickSpectrum compute_sticks(const MultipletParameters& p, const SolverOptions& options) {
   return std::move(compute_sticks(p, {p.temperature_k}, options).front());
 }
@@ -490,6 +693,18 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
                                           const SolverOptions& options) {
   if (p.n3d < 0 || p.n3d > 9) {
     throw Error("multiplet: n3d = " + std::to_string(p.n3d) + " is outside 0..9");
+  }
+  const ChargeTransferParameters& ct = p.charge_transfer;
+  if (ct.configurations < 1 || ct.configurations > 3) {
+    throw Error("multiplet: charge_transfer.configurations = " + std::to_string(ct.configurations) +
+                " is outside 1..3");
+  }
+  if (ct.configurations > 1 && p.symmetry != CrystalSymmetry::kOh) {
+    throw Error("multiplet: charge transfer is implemented in Oh only (symmetry D4h asked)");
+  }
+  if (p.n3d + ct.configurations - 1 > 10) {
+    throw Error("multiplet: 3d^" + std::to_string(p.n3d) + " has room for " + std::to_string(10 - p.n3d) +
+                " transferred electrons, not " + std::to_string(ct.configurations - 1));
   }
   if (temperatures_k.empty()) throw Error("multiplet: no temperature given");
   for (const double t : temperatures_k) {
@@ -501,24 +716,40 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
   MultipletDiagnostics diag;
 
   const bool blocked = options.use_symmetry_blocks;
-  const Space initial = make_space(6, p.n3d, blocked);
-  const Space final_space = make_space(5, p.n3d + 1, blocked);
+  const int configs = ct.configurations;
+  const Space initial = make_space(6, p.n3d, configs, blocked);
+  // The final state holds the configurations that fit in the 3d shell (3d^10 takes no more).
+  const int final_configs = std::min(configs, 10 - p.n3d);
+  const Space final_space = make_space(5, p.n3d + 1, final_configs, blocked);
   diag.initial_dimension = initial.dimension;
   diag.final_dimension = final_space.dimension;
 
   const StateParameters si = initial_state(p);
   const StateParameters sf = final_state(p);
-  const auto ti = one_body(si);
-  const auto tf = one_body(sf);
-  const TwoBody vi = two_body(si);
-  const TwoBody vf = two_body(sf);
+  // Configuration 1's terms, and with charge transfer those of the configurations with transferred
+  // electrons (their own atomic parameters when given).
+  std::vector<ConfigTerms> ti{{one_body(si), two_body(si)}};
+  std::vector<ConfigTerms> tf{{one_body(sf), two_body(sf)}};
+  if (configs > 1) {
+    const StateParameters si2 = transferred_state(si, ct.transferred, false);
+    const StateParameters sf2 = transferred_state(sf, ct.transferred, true);
+    ti.push_back({one_body(si2), two_body(si2)});
+    tf.push_back({one_body(sf2), two_body(sf2)});
+  }
+  std::vector<double> shift_i, shift_f, averages_i;
+  if (configs > 1) {
+    averages_i = configuration_averages(initial, p.n3d, configs, ti);
+    shift_i = configuration_shifts(averages_i, ct.delta, ct.udd);
+    shift_f = configuration_shifts(configuration_averages(final_space, p.n3d + 1, final_configs, tf),
+                                   ct.delta + ct.udd - ct.upd, ct.udd);
+  }
 
   std::array<SolvedBlock, kNumBlocks> initial_blocks;
   for (int b = 0; b < kNumBlocks; ++b) {
     const auto& dets = initial.blocks[static_cast<std::size_t>(b)];
     diag.initial_block_sizes.push_back(static_cast<int>(dets.size()));
     initial_blocks[static_cast<std::size_t>(b)] =
-        solve_block(build_block(dets, initial, ti, vi), "initial", b, diag);
+        solve_block(build_block(dets, initial, ti, p.n3d, shift_i), "initial", b, diag);
   }
 
   double e0 = std::numeric_limits<double>::infinity();
@@ -560,6 +791,23 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
     }
   }
   diag.ground_spin_squared = spin2_sum / diag.ground_degeneracy;
+  // The ground manifold's configuration weights, and its energy from the first configuration's
+  // average (with one configuration that average is the diagonal's mean over the space).
+  diag.ground_weights.assign(static_cast<std::size_t>(configs), 0.0);
+  for (int b = 0; b < kNumBlocks; ++b) {
+    const auto& blk = initial_blocks[static_cast<std::size_t>(b)];
+    const auto& dets = initial.blocks[static_cast<std::size_t>(b)];
+    for (Eigen::Index i = 0; i < blk.energies.size(); ++i) {
+      if (blk.energies[i] - e0 >= kDegenerate) continue;
+      for (std::size_t k = 0; k < dets.size(); ++k) {
+        const double a = blk.vectors(static_cast<Eigen::Index>(k), i);
+        diag.ground_weights[static_cast<std::size_t>(std::popcount(dets[k] & kDMask) - p.n3d)] +=
+            a * a / diag.ground_degeneracy;
+      }
+    }
+  }
+  if (averages_i.empty()) averages_i = configuration_averages(initial, p.n3d, 1, ti);
+  diag.ground_energy_from_average_ev = e0 - averages_i[0];
 
   // Final blocks reached from the weighted initial blocks.
   std::array<bool, kNumBlocks> needed{};
@@ -595,8 +843,7 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
   // the hole's j = 3/2 is (2/3)(1 + l.s) (l.s = 1/2 for j = 3/2, -1 for j = 1/2).
   StateParameters so_only;
   so_only.zeta2p = 1.0;
-  const auto t_so = one_body(so_only);
-  const TwoBody no_two_body(kNumOrbitals * kNumOrbitals);
+  const std::vector<ConfigTerms> t_so{{one_body(so_only), TwoBody(kMaxOrbitals * kMaxOrbitals)}};
   std::array<SolvedBlock, kNumBlocks> final_blocks;
   std::array<Eigen::VectorXd, kNumBlocks> final_j32;
   for (int b = 0; b < kNumBlocks; ++b) {
@@ -604,8 +851,8 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
     diag.final_block_sizes.push_back(static_cast<int>(dets.size()));
     if (!needed[static_cast<std::size_t>(b)]) continue;
     SolvedBlock& fblk = final_blocks[static_cast<std::size_t>(b)];
-    fblk = solve_block(build_block(dets, final_space, tf, vf), "final", b, diag);
-    const Eigen::MatrixXd so = build_block(dets, final_space, t_so, no_two_body);
+    fblk = solve_block(build_block(dets, final_space, tf, p.n3d + 1, shift_f), "final", b, diag);
+    const Eigen::MatrixXd so = build_block(dets, final_space, t_so, p.n3d + 1);
     const Eigen::VectorXd ls_electrons =
         fblk.vectors.cwiseProduct(so * fblk.vectors).colwise().sum().transpose();
     final_j32[static_cast<std::size_t>(b)] =

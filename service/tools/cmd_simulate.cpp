@@ -32,6 +32,14 @@ const std::vector<OptionSpec> kSimulateOptions = {
     {"exchange-field", true, "EV", "exchange field M on the 3d spins, H = 2M Sz (default 0)"},
     {"temperature", true, "K", "temperature of the initial-state Boltzmann weights (default 300)"},
     {"set", true, "NAME=V,...", "override multiplet parameters after scaling (eV)"},
+    {"configurations", true, "N", "1 crystal field; 2 adds 3d^(n+1)L, 3 also 3d^(n+2)L^2 (default 1; 2 with --delta)"},
+    {"delta", true, "EV", "charge-transfer energy: E(3d^(n+1)L) - E(3d^n), configuration averages"},
+    {"udd", true, "EV", "3d-3d Coulomb U (final-state delta' = delta + udd - upd; default 0)"},
+    {"upd", true, "EV", "2p-3d core-hole potential (default 0)"},
+    {"veg", true, "EV", "hopping between e_g 3d and ligand orbitals (default 0)"},
+    {"vt2g", true, "EV", "hopping between t2g 3d and ligand orbitals (default 0)"},
+    {"ligand-tendq", true, "EV", "crystal field of the ligand orbitals (default 0)"},
+    {"ground-state-json", false, "", "print the ground state's energy and configuration weights as JSON, and exit"},
     {"lorentz-fwhm", true, "EV", "Lorentzian FWHM of both edges (eV)"},
     {"lorentz-fwhm-l3", true, "EV", "Lorentzian FWHM of a 2p3/2 core hole (default 0.4)"},
     {"lorentz-fwhm-l2", true, "EV", "Lorentzian FWHM of a 2p1/2 core hole (default 0.8)"},
@@ -123,6 +131,35 @@ int run_simulate(const CliArgs& args) {
   }
   p.polarization = polarization->second;
   if (const auto list = args.value("set")) apply_set(p, *list);
+  ChargeTransferParameters& ct = p.charge_transfer;
+  const double configurations = args.number("configurations", args.has("delta") ? 2.0 : 1.0);
+  if (configurations != 1.0 && configurations != 2.0 && configurations != 3.0) {
+    throw UsageError("--configurations must be 1, 2 or 3");
+  }
+  ct.configurations = static_cast<int>(configurations);
+  for (const char* key : {"delta", "udd", "upd", "veg", "vt2g", "ligand-tendq"}) {
+    if (args.has(key) && ct.configurations == 1) {
+      throw UsageError(std::string("--") + key + " needs charge transfer: --configurations 2 or 3 (or --delta)");
+    }
+  }
+  ct.delta = args.number("delta", 0.0);
+  ct.udd = args.number("udd", 0.0);
+  ct.upd = args.number("upd", 0.0);
+  ct.v_eg = args.number("veg", 0.0);
+  ct.v_t2g = args.number("vt2g", 0.0);
+  ct.ligand_tendq = args.number("ligand-tendq", 0.0);
+  // As ttmult does: the configurations with a transferred electron take the Hartree-Fock terms of
+  // the ion one charge lower (one more 3d electron), when the atomic table has it.
+  std::string transferred_from = "none";
+  if (ct.configurations > 1 && ion.charge > 1) {
+    try {
+      const Ion lower = parse_ion(ion.element + std::to_string(ion.charge - 1) + "+");
+      ct.transferred = make_transferred_terms(table.lookup(lower), scaling);
+      transferred_from = lower.name();
+    } catch (const Error&) {
+      transferred_from = ion.name() + "'s own (no " + ion.element + std::to_string(ion.charge - 1) + "+ in the table)";
+    }
+  }
 
   Broadening b;
   b.lorentz_l3_ev = b.lorentz_l2_ev = positive(args, "lorentz-fwhm", 0.0, true);
@@ -146,6 +183,14 @@ int run_simulate(const CliArgs& args) {
   const StickSpectrum sticks = compute_sticks(p);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (args.has("ground-state-json")) {
+    // The ground state on ttmult's scale: its energy from the first configuration's average.
+    const MultipletDiagnostics& d = sticks.diagnostics;
+    std::printf("{\"energy_ev\": %.9f, \"weights\": [", d.ground_energy_from_average_ev);
+    for (std::size_t k = 0; k < d.ground_weights.size(); ++k) std::printf("%s%.9f", k ? ", " : "", d.ground_weights[k]);
+    std::printf("]}\n");
+    return 0;
+  }
 
   const std::string axis = args.value("energy").value_or("relative");
   double offset = 0.0;
@@ -201,6 +246,12 @@ int run_simulate(const CliArgs& args) {
                  d.ground_energy_ev, d.ground_degeneracy, d.ground_spin_squared,
                  sticks.sticks.size(), d.max_residual, d.max_asymmetry,
                  l3_l2_split(sticks) + offset, seconds);
+    if (ct.configurations > 1) {
+      std::fprintf(stderr, "charge transfer: %d configurations, ground-state weights", ct.configurations);
+      for (const double w : d.ground_weights) std::fprintf(stderr, " %.5f", w);
+      std::fprintf(stderr, ", ground %.6f eV from the 3d^%d average; transferred terms from %s\n",
+                   d.ground_energy_from_average_ev, p.n3d, transferred_from.c_str());
+    }
   }
   return 0;
 }

@@ -13,28 +13,15 @@
 #include "xasmap/core/error.hpp"
 #include "xasmap/core/multiplet.hpp"
 #include "xasmap/core/simulated_library.hpp"
+#include "multiplet_support.hpp"
 
 using namespace xasmap;
 
 namespace {
 
-const AtomicTable& table() {
-  static const AtomicTable t = AtomicTable::load(std::string(XASMAP_SOURCE_DIR) + "/data/atomic");
-  return t;
-}
-
-MultipletParameters mn(const char* ion, double tendq) {
-  const Ion i = parse_ion(ion);
-  MultipletParameters p = make_parameters(i, table().lookup(i), ParameterScaling{});
-  p.tendq = tendq;
-  return p;
-}
-
-double total(const StickSpectrum& s) {
-  double sum = 0.0;
-  for (const auto& st : s.sticks) sum += st.intensity;
-  return sum;
-}
+using testing::mn;
+using testing::table;
+using testing::total;
 
 // Expands (energy, degeneracy) pairs into a sorted list.
 std::vector<double> expand(const std::vector<std::pair<double, int>>& levels) {

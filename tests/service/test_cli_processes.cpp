@@ -204,6 +204,27 @@ TEST_CASE("xasmap simulate refuses bad options with the reason", "[integration][
   CHECK(no_offset.output.find("no energy offset for Fe3+") != std::string::npos);
 }
 
+TEST_CASE("xasmap simulate with charge transfer prints the ground state as JSON", "[integration][cli][simulate]") {
+  // ttmult's ni2_d8_oh fixture: ground state -3.449934 eV, weights 0.88520 / 0.11480
+  // (tests/core/test_charge_transfer.cpp checks the model itself).
+  const Run r = run(kTool + " simulate --ion Ni2+ --tendq 1.0 --delta 5 --upd 6 --veg 2 --vt2g 1 --ground-state-json");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  const auto energy_at = r.output.find("\"energy_ev\": ");
+  const auto weights_at = r.output.find("\"weights\": [");
+  REQUIRE(energy_at != std::string::npos);
+  REQUIRE(weights_at != std::string::npos);
+  CHECK(std::stod(r.output.substr(energy_at + 13)) == Approx(-3.4499).margin(1e-3));
+  CHECK(std::stod(r.output.substr(weights_at + 12)) == Approx(0.8852).margin(5e-4));
+  CHECK(r.output.find("energy_eV") == std::string::npos);  // no spectrum
+  const Run hop_without_ct = run(kTool + " simulate --ion Ni2+ --veg 2");
+  CHECK(hop_without_ct.status == 64);
+  CHECK(hop_without_ct.output.find("--veg needs charge transfer") != std::string::npos);
+  const Run too_many = run(kTool + " simulate --ion Cu2+ --configurations 3 --delta 3");
+  CHECK(too_many.status == 1);
+  CHECK(too_many.output.find("room for 1") != std::string::npos);
+}
+
 TEST_CASE("xasmap library writes one CSV per spectrum and a manifest", "[integration][cli][library]") {
   const auto dir = std::filesystem::temp_directory_path() / "xasmap_cli_library";
   std::filesystem::remove_all(dir);

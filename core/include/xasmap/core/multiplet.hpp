@@ -25,6 +25,37 @@ enum class CrystalSymmetry { kOh, kD4h };
 // along +z).
 enum class BeamPolarization { kIsotropic, kX, kY, kZ, kLeft, kRight };
 
+// The atomic terms of the configurations with transferred electrons (3d^(n+1)L, 2p5 3d^(n+2)L; the
+// third configuration takes them too), in eV after scaling. NaN: those of configuration 1.
+// ttmult takes them from the ion one charge lower (the one with one more 3d electron), as
+// make_charge_transfer_terms() does.
+struct TransferredTerms {
+  static constexpr double kSame = std::numeric_limits<double>::quiet_NaN();
+  double f2dd_initial = kSame, f4dd_initial = kSame, zeta3d_initial = kSame;
+  double f2dd_final = kSame, f4dd_final = kSame, f2pd = kSame, g1pd = kSame, g3pd = kSame;
+  double zeta3d_final = kSame, zeta2p = kSame;
+};
+
+// Charge transfer (issue #14): the initial state 2p6 3d^n mixes with 2p6 3d^(n+1)L (and
+// 3d^(n+2)L^2), the final state 2p5 3d^(n+1) with 2p5 3d^(n+2)L (...), L a hole in a ligand shell of
+// ten spin-orbitals that transform like the 3d ones and carry no Coulomb terms. docs/simulator.md
+// states the conventions.
+struct ChargeTransferParameters {
+  int configurations = 1;  // 1: the crystal-field model; 2: + 3d^(n+1)L; 3: + 3d^(n+2)L^2
+  // Configuration energies, as differences of configuration-average energies (the average of the
+  // Hamiltonian without hopping over all of a configuration's determinants): 3d^(n+1)L lies delta
+  // above 3d^n, and 3d^(n+2)L^2 at 2 delta + udd. In the final state the core hole pulls the 3d
+  // level down by upd: delta' = delta + udd - upd takes delta's place (ttmult's EG2 = delta,
+  // EF2 = delta').
+  double delta = 0, udd = 0, upd = 0;
+  // Hopping between a 3d orbital and the ligand orbital of its symmetry (Oh: e_g, t2g), the same in
+  // both states: H = sum_g v_g (d+_g L_g + L+_g d_g).
+  double v_eg = 0, v_t2g = 0;
+  // Crystal field of the ligand orbitals: e_g at +0.6, t2g at -0.4 of it (ttmult has none).
+  double ligand_tendq = 0;
+  TransferredTerms transferred;
+};
+
 // Every parameter of one calculation, in eV, already scaled. make_parameters() fills it from the
 // Hartree-Fock table with the usual scaling; any field may be overridden afterwards.
 struct MultipletParameters {
@@ -49,6 +80,8 @@ struct MultipletParameters {
   // manifold) always get weight 1; others exp(-dE / kT), which is 0 at T = 0.
   double temperature_k = 0;
   BeamPolarization polarization = BeamPolarization::kIsotropic;
+
+  ChargeTransferParameters charge_transfer;
 };
 
 // Scaling applied to raw Hartree-Fock values (CTM4XAS's "100%" is 0.8 on every Slater integral
@@ -63,6 +96,10 @@ struct HartreeFockValues;
 struct Ion;
 MultipletParameters make_parameters(const Ion& ion, const HartreeFockValues& hf,
                                     const ParameterScaling& scaling);
+
+// The transferred configurations' terms from the Hartree-Fock values of the ion one charge lower
+// (`lower`: e.g. Ni+ for Ni2+), scaled as make_parameters() scales.
+TransferredTerms make_transferred_terms(const HartreeFockValues& lower, const ParameterScaling& scaling);
 
 // Names of the numeric fields of MultipletParameters that set_parameter() accepts, in order:
 // f0dd_initial, f2dd_initial, f4dd_initial, zeta3d_initial, f0dd_final, f2dd_final, f4dd_final,
@@ -96,6 +133,11 @@ struct MultipletDiagnostics {
   double ground_spin_squared = 0;  // <S^2>, averaged over the ground manifold
   int weighted_initial_states = 0; // initial states with a Boltzmann weight > 1e-8
   std::vector<double> initial_energies_ev;  // every initial eigenvalue, ascending
+  // Charge transfer: the ground manifold's weight in each configuration (3d^n, 3d^(n+1)L, ...),
+  // and its energy relative to the average energy of the first configuration (the zero of
+  // ttmult's energies). One weight of 1 and ground_energy_ev minus that average without it.
+  std::vector<double> ground_weights;
+  double ground_energy_from_average_ev = 0;
 };
 
 struct StickSpectrum {

@@ -1,0 +1,255 @@
+// Charge-transfer multiplets (3d^n + 3d^(n+1)L, issue #14): the limit with a known answer (no
+// hopping is the crystal-field model), the sum rule over the configurations, and the ground states
+// of ttmult (the engine behind CTM4XAS) fixtures.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "xasmap/core/atomic_data.hpp"
+#include "xasmap/core/error.hpp"
+#include "xasmap/core/multiplet.hpp"
+#include "multiplet_support.hpp"
+
+using namespace xasmap;
+
+namespace {
+
+using testing::table;
+using testing::total;
+
+MultipletParameters ion(const char* name, double tendq) { return testing::mn(name, tendq); }
+
+// The ground state a ttban output reports: the lowest "Ground state energy Eg0=" over its
+// symmetry triads, and the configuration weights printed under it.
+struct TtmultGround {
+  double energy = std::numeric_limits<double>::infinity();
+  std::vector<double> weights;
+};
+
+TtmultGround read_ground(const std::string& file) {
+  std::ifstream in(std::string(XASMAP_TEST_DATA_DIR) + "/ttmult/" + file);
+  REQUIRE(in);
+  TtmultGround g;
+  std::string line;
+  double energy = 0.0;
+  bool pending = false;
+  while (std::getline(in, line)) {
+    if (const auto at = line.find("Ground state energy Eg0="); at != std::string::npos) {
+      energy = std::stod(line.substr(at + 24));
+      pending = true;
+    } else if (pending && line.find("Weight of configurations") != std::string::npos) {
+      pending = false;
+      if (energy < g.energy) {
+        g.energy = energy;
+        g.weights.clear();
+        std::istringstream numbers(line.substr(line.find(':') + 1));
+        for (double w = 0.0; numbers >> w;) g.weights.push_back(w);
+      }
+    }
+  }
+  REQUIRE(std::isfinite(g.energy));
+  return g;
+}
+
+// The sticks from the global ground state in a ttban output: (Ef - Eg, a^2) of every "BRA/KET"
+// row pair whose ground energy is the lowest Eg0 (ttmult's energies include a +20 eV final-state
+// average; intensities are half the sum over the ground's degenerate partners and the three
+// dipole components).
+std::vector<Stick> read_sticks(const std::string& file, double ground) {
+  std::ifstream in(std::string(XASMAP_TEST_DATA_DIR) + "/ttmult/" + file);
+  REQUIRE(in);
+  std::vector<Stick> out;
+  std::vector<double> energies;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (const auto at = line.find("BRA/KET :"); at != std::string::npos) {
+      std::istringstream numbers(line.substr(at + 9));
+      energies.clear();
+      for (double e = 0.0; numbers >> e;) energies.push_back(e);
+      continue;
+    }
+    const auto colon = line.find(':');
+    if (energies.empty() || colon == std::string::npos) continue;
+    double eg = 0.0;
+    try {
+      eg = std::stod(line.substr(0, colon));
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (std::abs(eg - ground) < 1e-4) {
+      std::istringstream numbers(line.substr(colon + 1));
+      std::size_t k = 0;
+      for (double a = 0.0; numbers >> a && k < energies.size(); ++k) {
+        out.push_back({energies[k] - ground, a * a});
+      }
+    }
+    energies.clear();
+  }
+  return out;
+}
+
+// A stick spectrum broadened by Gaussians of FWHM 0.3 eV on a grid of 0.02 eV from `lo` to `hi`.
+std::vector<double> gaussians(const std::vector<Stick>& sticks, double shift, double lo, double hi) {
+  std::vector<double> out;
+  const double sigma = 0.3 / 2.3548;
+  for (double e = lo; e <= hi; e += 0.02) {
+    double y = 0.0;
+    for (const Stick& s : sticks) y += s.intensity * std::exp(-0.5 * std::pow((e - s.energy_ev - shift) / sigma, 2));
+    out.push_back(y);
+  }
+  return out;
+}
+
+double centroid(const std::vector<Stick>& sticks) {
+  double sum = 0.0, weight = 0.0;
+  for (const Stick& s : sticks) {
+    sum += s.energy_ev * s.intensity;
+    weight += s.intensity;
+  }
+  return sum / weight;
+}
+
+}  // namespace
+
+TEST_CASE("charge transfer without hopping is the crystal-field model", "[core][multiplet][ct]") {
+  for (const char* name : {"Ni2+", "Co2+"}) {
+    INFO(name);
+    const MultipletParameters cf = ion(name, 1.1);
+    MultipletParameters ct = cf;
+    ct.charge_transfer.configurations = 2;
+    ct.charge_transfer.delta = 6.0;
+    ct.charge_transfer.udd = 7.0;
+    ct.charge_transfer.upd = 8.5;
+    const StickSpectrum a = compute_sticks(cf);
+    const StickSpectrum b = compute_sticks(ct);
+    CHECK(b.diagnostics.initial_dimension > a.diagnostics.initial_dimension);
+    REQUIRE(b.diagnostics.ground_weights.size() == 2);
+    CHECK(b.diagnostics.ground_weights[0] == Approx(1.0).margin(1e-12));
+    CHECK(b.diagnostics.ground_energy_ev == Approx(a.diagnostics.ground_energy_ev).margin(1e-9));
+    REQUIRE(b.sticks.size() == a.sticks.size());
+    const double largest = std::max_element(a.sticks.begin(), a.sticks.end(), [](const Stick& x, const Stick& y) {
+                             return x.intensity < y.intensity;
+                           })->intensity;
+    for (std::size_t i = 0; i < a.sticks.size(); ++i) {
+      CHECK(b.sticks[i].energy_ev == Approx(a.sticks[i].energy_ev).margin(1e-8));
+      CHECK(std::abs(b.sticks[i].intensity - a.sticks[i].intensity) <= 1e-8 * largest);
+    }
+  }
+}
+
+TEST_CASE("charge transfer: the intensity counts the 3d holes the ground state leaves", "[core][multiplet][ct]") {
+  // Each 3d hole carries 2/15 of isotropic intensity (as in the crystal-field model); a ground
+  // state w1 3d^n + w2 3d^(n+1)L has 10 - n - w2 holes.
+  MultipletParameters p = ion("Ni2+", 1.0);
+  p.charge_transfer.configurations = 2;
+  p.charge_transfer.delta = 5.0;
+  p.charge_transfer.upd = 6.0;  // delta' = -1
+  p.charge_transfer.v_eg = 2.0;
+  p.charge_transfer.v_t2g = 1.0;
+  for (double temperature : {0.0, 300.0}) {
+    p.temperature_k = temperature;
+    const StickSpectrum s = compute_sticks(p);
+    const auto& w = s.diagnostics.ground_weights;
+    REQUIRE(w.size() == 2);
+    CHECK(w[1] > 0.05);  // the hopping mixes the configurations
+    CHECK(w[0] + w[1] == Approx(1.0).margin(1e-12));
+    if (temperature == 0.0) CHECK(total(s) == Approx((2.0 - w[1]) * 2.0 / 15.0).epsilon(1e-10));
+  }
+}
+
+TEST_CASE("charge transfer: Ti4+ d0 in Oh has ttmult's ground state", "[core][multiplet][ct]") {
+  // ti4_d0_oh.ban: EG2 = 3.0 (delta), EF2 = -2.0 (delta'), XMIX 2.0 1.0 (V(e_g), V(t2g)), XHAM
+  // 1.0 1.8 (10Dq). The only atomic term of 3d0 + 3d1L is zeta(3d) of the 3d1 configuration:
+  // 0.019 eV (Blume-Watson, ti4_d0_oh.rcn31_out, unscaled).
+  MultipletParameters p;
+  p.n3d = 0;
+  p.tendq = 1.8;
+  p.zeta3d_initial = 0.019;
+  p.charge_transfer.configurations = 2;
+  p.charge_transfer.delta = 3.0;
+  p.charge_transfer.upd = 5.0;  // delta' = delta + udd - upd = -2
+  p.charge_transfer.v_eg = 2.0;
+  p.charge_transfer.v_t2g = 1.0;
+  const StickSpectrum s = compute_sticks(p);
+  const TtmultGround reference = read_ground("ti4_d0_oh.ban_out");
+  CHECK(reference.energy == Approx(-3.261953354).margin(1e-9));  // the parser found it
+  CHECK(s.diagnostics.ground_energy_from_average_ev == Approx(reference.energy).margin(1e-3));
+  REQUIRE(reference.weights.size() >= 2);
+  REQUIRE(s.diagnostics.ground_weights.size() == 2);
+  CHECK(s.diagnostics.ground_weights[0] == Approx(reference.weights[0]).margin(5e-4));
+  CHECK(s.diagnostics.ground_weights[1] == Approx(reference.weights[1]).margin(5e-4));
+  CHECK(s.diagnostics.initial_dimension == 1 + 10 * 10);
+  CHECK(s.diagnostics.final_dimension == 6 * 10 + 6 * 45 * 10);
+  // d0 + d1L: 10 - 0 - w2 holes.
+  CHECK(total(s) == Approx((10.0 - s.diagnostics.ground_weights[1]) * 2.0 / 15.0).epsilon(1e-10));
+}
+
+TEST_CASE("charge transfer: parameters outside the model are refused", "[core][multiplet][ct]") {
+  MultipletParameters p = ion("Ni2+", 1.0);
+  p.charge_transfer.configurations = 4;
+  CHECK_THROWS_AS(compute_sticks(p), Error);
+  p.charge_transfer.configurations = 3;  // 3d8 -> 3d10 L^2 fits
+  p.n3d = 9;                             // 3d9 has room for one
+  CHECK_THROWS_WITH(compute_sticks(p), Catch::Contains("room for 1"));
+  p.n3d = 8;
+  p.charge_transfer.configurations = 2;
+  p.symmetry = CrystalSymmetry::kD4h;
+  CHECK_THROWS_WITH(compute_sticks(p), Catch::Contains("Oh only"));
+}
+
+TEST_CASE("charge transfer: Ni2+ d8 in Oh has ttmult's ground state", "[core][multiplet][ct]") {
+  // ni2_d8_oh.ban: EG2 = 5.0 (delta), EF2 = -1.0 (delta'), XMIX 2.0 1.0, 10Dq 1.0. ttmult takes the
+  // 3d8 terms from Ni2+ and the 3d9L terms from Ni+ (its .rcn31_out), Slater integrals at 80 %.
+  MultipletParameters p = ion("Ni2+", 1.0);
+  p.charge_transfer.configurations = 2;
+  p.charge_transfer.delta = 5.0;
+  p.charge_transfer.upd = 6.0;
+  p.charge_transfer.v_eg = 2.0;
+  p.charge_transfer.v_t2g = 1.0;
+  p.charge_transfer.transferred = make_transferred_terms(table().lookup(parse_ion("Ni1+")), ParameterScaling{});
+  const StickSpectrum s = compute_sticks(p);
+  const TtmultGround reference = read_ground("ni2_d8_oh.ban_out");
+  CHECK(reference.energy == Approx(-3.449934483).margin(1e-9));  // the lowest of its triads
+  CHECK(s.diagnostics.ground_energy_from_average_ev == Approx(reference.energy).margin(1e-3));
+  REQUIRE(s.diagnostics.ground_weights.size() == 2);
+  CHECK(s.diagnostics.ground_weights[0] == Approx(reference.weights[0]).margin(5e-4));
+  CHECK(s.diagnostics.ground_weights[1] == Approx(reference.weights[1]).margin(5e-4));
+  CHECK(s.diagnostics.initial_dimension == 45 + 10 * 10);
+  CHECK(s.diagnostics.final_dimension == 6 * 10 + 6 * 10);
+  // The 3A2 ground state (with spin-orbit, a T2 triplet) keeps its degeneracy.
+  CHECK(s.diagnostics.ground_degeneracy == 3);
+  CHECK(total(s) == Approx((2.0 - s.diagnostics.ground_weights[1]) * 2.0 / 15.0).epsilon(1e-10));
+
+  // The sticks, after one common shift (ttmult's energy zero is its own): every strong reference
+  // stick has one of ours within 0.02 eV, the broadened shapes agree, and the intensities scale as
+  // the normalisations do (isotropic average over 3 components here; half the sum over 3 partners
+  // and 3 components there: a factor 2/9).
+  const std::vector<Stick> ref = read_sticks("ni2_d8_oh.ban_out", reference.energy);
+  REQUIRE(ref.size() > 40);
+  CHECK(total(s) / std::accumulate(ref.begin(), ref.end(), 0.0, [](double a, const Stick& x) { return a + x.intensity; }) ==
+        Approx(2.0 / 9.0).epsilon(1e-3));
+  const double shift = centroid(ref) - centroid(s.sticks);
+  const double strongest =
+      std::max_element(ref.begin(), ref.end(), [](const Stick& a, const Stick& b) { return a.intensity < b.intensity; })->intensity;
+  for (const Stick& r : ref) {
+    if (r.intensity < 0.1 * strongest) continue;
+    double nearest = 1e9;
+    for (const Stick& x : s.sticks) nearest = std::min(nearest, std::abs(x.energy_ev + shift - r.energy_ev));
+    INFO("reference stick at " << r.energy_ev << " eV");
+    CHECK(nearest < 0.02);
+  }
+  const std::vector<double> a = gaussians(ref, 0.0, 10.0, 36.0);
+  const std::vector<double> b = gaussians(s.sticks, shift, 10.0, 36.0);
+  const double cosine = std::inner_product(a.begin(), a.end(), b.begin(), 0.0) /
+                        std::sqrt(std::inner_product(a.begin(), a.end(), a.begin(), 0.0) *
+                                  std::inner_product(b.begin(), b.end(), b.begin(), 0.0));
+  CHECK(cosine > 0.999);
+}
