@@ -808,6 +808,14 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
   }
   if (averages_i.empty()) averages_i = configuration_averages(initial, p.n3d, 1, ti);
   diag.ground_energy_from_average_ev = e0 - averages_i[0];
+  if (options.ground_state_only) {
+    std::vector<StickSpectrum> results(temperatures_k.size());
+    for (auto& r : results) {
+      r.zeta2p = p.zeta2p;
+      r.diagnostics = diag;
+    }
+    return results;
+  }
 
   // Final blocks reached from the weighted initial blocks.
   std::array<bool, kNumBlocks> needed{};

@@ -180,7 +180,9 @@ int run_simulate(const CliArgs& args) {
   }
 
   const auto started = std::chrono::steady_clock::now();
-  const StickSpectrum sticks = compute_sticks(p);
+  SolverOptions solver;
+  solver.ground_state_only = args.has("ground-state-json");
+  const StickSpectrum sticks = compute_sticks(p, solver);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   if (args.has("ground-state-json")) {

@@ -253,3 +253,43 @@ TEST_CASE("charge transfer: Ni2+ d8 in Oh has ttmult's ground state", "[core][mu
                                   std::inner_product(b.begin(), b.end(), b.begin(), 0.0));
   CHECK(cosine > 0.999);
 }
+
+TEST_CASE("charge transfer: Mn2+, Fe2+ and Co2+ in Oh have ttmult's ground states", "[core][multiplet][ct]") {
+  // Each fixture's .ban (Delta = EG2, Delta' = EF2, XMIX V(e_g) V(t2g), XHAM 10Dq) and the 3d^(n+1)
+  // terms of its .rcn31_out (state 1: the ion one charge lower, raw Hartree-Fock F2, F4 and the
+  // Blume-Watson zeta(3d); the atomic table has no Mn+, Fe+ or Co+), F scaled to 80 %.
+  struct Case {
+    const char* ion;
+    const char* file;
+    double delta, delta_final, v_eg, v_t2g, tendq;
+    double f2, f4, zeta;  // the transferred configuration's, raw
+  };
+  const Case cases[] = {
+      {"Mn2+", "mn2_d5_oh.ban_out", 5.0, -0.5, 1.8, 0.9, 0.8, 9.07331, 5.59083, 0.035},
+      {"Fe2+", "fe2_d6_oh.ban_out", 5.0, -1.5, 2.0, 1.0, 1.0, 9.76225, 6.01755, 0.046},
+      {"Co2+", "co2_d7_oh.ban_out", 5.5, -0.5, 1.8, 0.9, 0.9, 10.43110, 6.43154, 0.059},
+  };
+  SolverOptions ground_only;
+  ground_only.ground_state_only = true;
+  for (const Case& c : cases) {
+    INFO(c.ion);
+    MultipletParameters p = ion(c.ion, c.tendq);
+    auto& ct = p.charge_transfer;
+    ct.configurations = 2;
+    ct.delta = c.delta;
+    ct.upd = c.delta - c.delta_final;
+    ct.v_eg = c.v_eg;
+    ct.v_t2g = c.v_t2g;
+    ct.transferred.f2dd_initial = 0.8 * c.f2;
+    ct.transferred.f4dd_initial = 0.8 * c.f4;
+    ct.transferred.zeta3d_initial = c.zeta;
+    const StickSpectrum s = compute_sticks(p, ground_only);
+    CHECK(s.sticks.empty());
+    const TtmultGround reference = read_ground(c.file);
+    // Issue #14's targets are 5 meV and 0.005; measured: 7 ueV, 0.1 meV, 7 ueV and 1e-5.
+    CHECK(s.diagnostics.ground_energy_from_average_ev == Approx(reference.energy).margin(1e-3));
+    REQUIRE(s.diagnostics.ground_weights.size() == 2);
+    CHECK(s.diagnostics.ground_weights[0] == Approx(reference.weights[0]).margin(5e-4));
+    CHECK(s.diagnostics.ground_weights[1] == Approx(reference.weights[1]).margin(5e-4));
+  }
+}
