@@ -1,6 +1,7 @@
 #include "xasmap/core/multiplet.hpp"
 
 #include <Eigen/Eigenvalues>
+#include <Eigen/SparseCore>
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -344,20 +345,22 @@ const ConfigTerms& terms_of(const std::vector<ConfigTerms>& terms, std::uint32_t
   return terms[std::min(k, terms.size() - 1)];
 }
 
-// `config_shift`: a constant added to the diagonal per configuration (charge transfer), or none.
-Eigen::MatrixXd build_block(const std::vector<std::uint32_t>& dets, const Space& space,
-                            const std::vector<ConfigTerms>& terms, int n_d0,
-                            const std::vector<double>& config_shift = {}) {
+// Calls add(row, col, value) for every Hamiltonian element between determinants of `dets` (rows
+// and columns are positions in that block); elements of one (row, col) may come several times and
+// sum. `config_shift`: a constant added to the diagonal per configuration (charge transfer), or none.
+template <class Add>
+void for_each_element(const std::vector<std::uint32_t>& dets, const Space& space,
+                      const std::vector<ConfigTerms>& terms, int n_d0,
+                      const std::vector<double>& config_shift, Add&& add) {
   const auto n = static_cast<Eigen::Index>(dets.size());
   const int orbitals = space.orbitals;
-  Eigen::MatrixXd h = Eigen::MatrixXd::Zero(n, n);
   for (Eigen::Index col = 0; col < n; ++col) {
     const std::uint32_t det = dets[static_cast<std::size_t>(col)];
     const ConfigTerms& own = terms_of(terms, det, n_d0);
     const OneBody& t = own.t;
     const TwoBody& v = own.v;
     if (!config_shift.empty()) {
-      h(col, col) += config_shift[static_cast<std::size_t>(std::popcount(det & kDMask) - n_d0)];
+      add(col, col, config_shift[static_cast<std::size_t>(std::popcount(det & kDMask) - n_d0)]);
     }
     // One-body: t_ij c+_i c_j
     for (int j = 0; j < orbitals; ++j) {
@@ -371,7 +374,7 @@ Eigen::MatrixXd build_block(const std::vector<std::uint32_t>& dets, const Space&
         const std::uint32_t target = without_j | (1u << i);
         const std::int32_t row = space.find(target);
         if (row < 0) continue;
-        h(row, col) += tij * sign_j * sign_below(without_j, i);
+        add(row, col, tij * sign_j * sign_below(without_j, i));
       }
     }
     // Two-body: V_ab,cd c+a c+b cd cc
@@ -390,11 +393,37 @@ Eigen::MatrixXd build_block(const std::vector<std::uint32_t>& dets, const Space&
           const double sign_a = sign_below(with_b, term.a);
           const std::int32_t row = space.find(with_b | (1u << term.a));
           if (row < 0) continue;
-          h(row, col) += term.value * sign_cd * sign_b * sign_a;
+          add(row, col, term.value * sign_cd * sign_b * sign_a);
         }
       }
     }
   }
+}
+
+Eigen::MatrixXd build_block(const std::vector<std::uint32_t>& dets, const Space& space,
+                            const std::vector<ConfigTerms>& terms, int n_d0,
+                            const std::vector<double>& config_shift = {}) {
+  const auto n = static_cast<Eigen::Index>(dets.size());
+  Eigen::MatrixXd h = Eigen::MatrixXd::Zero(n, n);
+  for_each_element(dets, space, terms, n_d0, config_shift,
+                   [&h](Eigen::Index row, Eigen::Index col, double value) { h(row, col) += value; });
+  return h;
+}
+
+using SparseHamiltonian = Eigen::SparseMatrix<double>;
+
+SparseHamiltonian build_sparse_block(const std::vector<std::uint32_t>& dets, const Space& space,
+                                     const std::vector<ConfigTerms>& terms, int n_d0,
+                                     const std::vector<double>& config_shift = {}) {
+  const auto n = static_cast<Eigen::Index>(dets.size());
+  std::vector<Eigen::Triplet<double>> entries;
+  for_each_element(dets, space, terms, n_d0, config_shift,
+                   [&entries](Eigen::Index row, Eigen::Index col, double value) {
+                     if (value != 0.0) entries.emplace_back(row, col, value);
+                   });
+  SparseHamiltonian h(n, n);
+  h.setFromTriplets(entries.begin(), entries.end());
+  h.prune(0.0);
   return h;
 }
 
@@ -433,6 +462,161 @@ SolvedBlock solve_block(const Eigen::MatrixXd& h, const char* state, int block,
                 " in the " + state + " block " + std::to_string(block) + " exceeds 1e-8");
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lanczos for large final-state blocks
+
+// The eigenvalues of the symmetric tridiagonal matrix with diagonal `a` and off-diagonal `b`
+// (b[i] = T(i, i+1)), returned in `a`, and the first component of each normalised eigenvector, in
+// `first`: implicit QR steps with the Wilkinson shift (Golub & Van Loan, Matrix Computations,
+// 4th ed., algorithm 8.3.2) on each unreduced window, accumulating only the first row of the
+// rotations. O(m^2) where a full eigen-decomposition is O(m^3).
+void tridiagonal_first_components(std::vector<double>& a, std::vector<double> b, std::vector<double>& first) {
+  const std::size_t n = a.size();
+  first.assign(n, 0.0);
+  if (n == 0) return;
+  first[0] = 1.0;
+  b.resize(n, 0.0);
+  constexpr double kEps = std::numeric_limits<double>::epsilon();
+  const auto negligible = [&](std::size_t i) {  // is T(i, i+1) zero to working precision?
+    return std::abs(b[i]) <= kEps * (std::abs(a[i]) + std::abs(a[i + 1]));
+  };
+  std::size_t q = n - 1;
+  std::size_t steps = 0;
+  while (q > 0) {
+    if (negligible(q - 1)) {
+      b[q - 1] = 0.0;
+      --q;
+      continue;
+    }
+    std::size_t p = q - 1;
+    while (p > 0 && !negligible(p - 1)) --p;
+    if (++steps > 50 * n) throw Error("multiplet: the tridiagonal QR iteration did not converge");
+    // Wilkinson shift: the eigenvalue of the window's last 2x2 block closer to its last entry.
+    const double delta = 0.5 * (a[q - 1] - a[q]);
+    const double bq = b[q - 1];
+    const double mu = a[q] - bq * bq / (delta + std::copysign(std::sqrt(delta * delta + bq * bq), delta == 0.0 ? 1.0 : delta));
+    double x = a[p] - mu, y = b[p];
+    for (std::size_t k = p; k < q; ++k) {
+      // The rotation G = [[c, -s], [s, c]] on rows and columns k, k+1 with G^T (x, y) = (r, 0):
+      // the first one applies the shift, the others chase the bulge T(k-1, k+1) = y down.
+      const double r = std::sqrt(x * x + y * y);  // entries are energies in eV: no overflow
+      const double c = r == 0.0 ? 1.0 : x / r, s = r == 0.0 ? 0.0 : y / r;
+      if (k > p) b[k - 1] = r;
+      const double akk = a[k], ak1 = a[k + 1], bk = b[k];
+      a[k] = c * c * akk + 2.0 * c * s * bk + s * s * ak1;
+      a[k + 1] = s * s * akk - 2.0 * c * s * bk + c * c * ak1;
+      b[k] = c * s * (ak1 - akk) + (c * c - s * s) * bk;
+      if (k + 1 < q) {
+        y = s * b[k + 1];
+        b[k + 1] *= c;
+        x = b[k];
+      }
+      const double zk = first[k], zk1 = first[k + 1];
+      first[k] = c * zk + s * zk1;
+      first[k + 1] = -s * zk + c * zk1;
+    }
+  }
+}
+
+// The spectrum of one transition vector in one final block.
+struct TransitionSpectrum {
+  Eigen::VectorXd energies;   // ascending
+  Eigen::VectorXd intensity;  // |<f|t>|^2 (exact eigenstates) or Gauss weights (Lanczos)
+  Eigen::VectorXd j32;        // 2p3/2 character; NaN where not known (Lanczos)
+};
+
+// Lanczos from `start` on `h`: the Gauss quadrature of the spectral measure
+// sum_f |<f|start>|^2 delta(E - E_f) from the tridiagonal matrix T_m of m steps, its nodes the
+// eigenvalues of T_m and its weights |start|^2 times their eigenvectors' squared first
+// components. It keeps the first 2m moments of the measure, and stays a good quadrature when the
+// Lanczos vectors lose orthogonality (copies of converged eigenvalues then share their weight), so
+// no reorthogonalisation is done (the newest vector is reorthogonalised against the two before
+// it only). At step counts growing by half, the measure broadened by a Lorentzian of FWHM
+// options.krylov_resolution_ev is compared with the previous one's: the run stops when it moved by
+// at most options.krylov_tolerance of its maximum, or when a step finds nothing new (the
+// quadrature is then exact).
+struct LanczosRun {
+  TransitionSpectrum spectrum;
+  int steps = 0;
+  double change = 0;  // the last relative change (0 when the space closed)
+};
+
+LanczosRun lanczos_spectrum(const SparseHamiltonian& h, const Eigen::VectorXd& start, double h_norm,
+                            const SolverOptions& options, int block) {
+  LanczosRun out;
+  const double norm0 = start.norm();
+  if (!(norm0 > 0.0)) return out;
+  const Eigen::Index n = h.rows();
+  const Eigen::Index cap = std::max<Eigen::Index>(64, options.krylov_max_steps);
+  Eigen::VectorXd v_prev = Eigen::VectorXd::Zero(n), v = start / norm0, w(n);
+  std::vector<double> alpha, beta;
+  const double drop = 1e-10 * h_norm;
+  Eigen::VectorXd grid, previous;
+  std::size_t next_check = static_cast<std::size_t>(std::min<Eigen::Index>(n, 64));
+  for (;;) {
+    w.noalias() = h * v;
+    double a = v.dot(w);
+    w -= a * v;
+    if (!beta.empty()) w -= beta.back() * v_prev;
+    // Local reorthogonalisation against the two newest vectors.
+    const double a2 = v.dot(w);
+    w -= a2 * v;
+    a += a2;
+    if (!beta.empty()) w -= v_prev.dot(w) * v_prev;
+    alpha.push_back(a);
+    const double b = w.norm();
+    const bool closed = !(b > drop);
+    const std::size_t m = alpha.size();
+    if (closed || m >= next_check || static_cast<Eigen::Index>(m) >= cap) {
+      std::vector<double> nodes = alpha, first;
+      tridiagonal_first_components(nodes, beta, first);
+      std::vector<std::size_t> order(m);
+      for (std::size_t i = 0; i < m; ++i) order[i] = i;
+      std::sort(order.begin(), order.end(), [&](std::size_t i, std::size_t j) { return nodes[i] < nodes[j]; });
+      TransitionSpectrum& ts = out.spectrum;
+      ts.energies.resize(static_cast<Eigen::Index>(m));
+      ts.intensity.resize(static_cast<Eigen::Index>(m));
+      for (std::size_t i = 0; i < m; ++i) {
+        ts.energies[static_cast<Eigen::Index>(i)] = nodes[order[i]];
+        ts.intensity[static_cast<Eigen::Index>(i)] = norm0 * norm0 * first[order[i]] * first[order[i]];
+      }
+      ts.j32 = Eigen::VectorXd::Constant(static_cast<Eigen::Index>(m), std::numeric_limits<double>::quiet_NaN());
+      out.steps = static_cast<int>(m);
+      if (closed) {
+        out.change = 0.0;
+        return out;
+      }
+      // The broadened measure on a grid fixed at the first check: the extreme nodes only move
+      // outwards as m grows, and by then they lie close to the extreme eigenvalues reached.
+      if (grid.size() == 0) {
+        const double margin = std::max(2.0, 10.0 * options.krylov_resolution_ev);
+        const double from = ts.energies.minCoeff() - margin, to = ts.energies.maxCoeff() + margin;
+        grid = Eigen::VectorXd::LinSpaced(
+            static_cast<Eigen::Index>((to - from) / (0.25 * options.krylov_resolution_ev)) + 2, from, to);
+      }
+      const double gamma = 0.5 * options.krylov_resolution_ev;
+      Eigen::VectorXd broadened = Eigen::VectorXd::Zero(grid.size());
+      for (Eigen::Index i = 0; i < ts.energies.size(); ++i) {
+        broadened.array() += ts.intensity[i] * gamma / ((grid.array() - ts.energies[i]).square() + gamma * gamma);
+      }
+      out.change = previous.size() == 0 ? 1.0
+                                         : (broadened - previous).cwiseAbs().maxCoeff() /
+                                               std::max(1e-300, broadened.cwiseAbs().maxCoeff());
+      previous = std::move(broadened);
+      if (out.change <= options.krylov_tolerance) return out;
+      if (static_cast<Eigen::Index>(m) >= cap) {
+        throw Error("multiplet: Lanczos on final block " + std::to_string(block) + " did not converge in " +
+                    std::to_string(m) + " steps (last change " + std::to_string(out.change) +
+                    " of the maximum, asked " + std::to_string(options.krylov_tolerance) + ")");
+      }
+      next_check = std::min<std::size_t>(static_cast<std::size_t>(cap), m + std::max<std::size_t>(m / 2, 32));
+    }
+    beta.push_back(b);
+    v_prev.swap(v);
+    v = w / b;
+  }
 }
 
 // Applies T_q = sum_{m, s} c1(2, m+q; 1, m) d+_{m+q,s} p_{m,s} to `v` (in block `from` of the
@@ -776,6 +960,7 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
     int block;
     Eigen::Index column;
     double energy;
+    int multiplicity = 1;  // 0: its time-reversal partner stands for it; 2: it stands for both
   };
   std::vector<Weighted> weighted;
   double spin2_sum = 0.0;
@@ -843,7 +1028,23 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
   const auto final_block_of = [blocked](int initial_block, int q) {
     return blocked ? (((initial_block * 2 + 2 * q) % 8 + 8) % 8) / 2 : 0;
   };
+  // Time reversal: without an exchange field both Hamiltonians commute with it, so the partner of
+  // an initial state g, in the block of -2Jz, has g's energy, and its spectrum at q is g's at -q.
+  // For the spectra that take q = 0 alone or q = +1 and -1 alike (isotropic, x, y, z) the two are
+  // the same: the states of one of each pair of partner blocks are left out and the other's count
+  // twice. A block that is its own partner (2Jz = 0 or 4 mod 8) is computed as it is.
+  const bool time_reversal = blocked && p.exchange_field == 0.0 &&
+                             p.polarization != BeamPolarization::kLeft &&
+                             p.polarization != BeamPolarization::kRight;
+  const int parity = (6 + p.n3d) % 2;  // of 2*Jz: the number of electrons
+  const auto partner_block = [parity](int b) { return ((-(2 * b + parity)) % 8 + 8) % 8 / 2; };
+  for (auto& w : weighted) {
+    if (!time_reversal) continue;
+    const int partner = partner_block(w.block);
+    w.multiplicity = partner == w.block ? 1 : partner > w.block ? 2 : 0;
+  }
   for (const auto& w : weighted) {
+    if (w.multiplicity == 0) continue;
     for (int q : qs) needed[static_cast<std::size_t>(final_block_of(w.block, q))] = true;
   }
   // The 2p spin-orbit operator alone, sum over 2p electrons of l.s, gives each final state's core
@@ -852,19 +1053,64 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
   StateParameters so_only;
   so_only.zeta2p = 1.0;
   const std::vector<ConfigTerms> t_so{{one_body(so_only), TwoBody(kMaxOrbitals * kMaxOrbitals)}};
-  std::array<SolvedBlock, kNumBlocks> final_blocks;
-  std::array<Eigen::VectorXd, kNumBlocks> final_j32;
+  // Each needed final block, with the transition vectors T_q g of every weighted initial state g
+  // that land in it: blocks below options.krylov_min_dimension are diagonalised whole, larger ones
+  // give each vector's spectrum by Lanczos.
+  std::vector<std::vector<TransitionSpectrum>> transitions(weighted.size(),
+                                                           std::vector<TransitionSpectrum>(qs.size()));
   for (int b = 0; b < kNumBlocks; ++b) {
     const auto& dets = final_space.blocks[static_cast<std::size_t>(b)];
     diag.final_block_sizes.push_back(static_cast<int>(dets.size()));
-    if (!needed[static_cast<std::size_t>(b)]) continue;
-    SolvedBlock& fblk = final_blocks[static_cast<std::size_t>(b)];
-    fblk = solve_block(build_block(dets, final_space, tf, p.n3d + 1, shift_f), "final", b, diag);
-    const Eigen::MatrixXd so = build_block(dets, final_space, t_so, p.n3d + 1);
-    const Eigen::VectorXd ls_electrons =
-        fblk.vectors.cwiseProduct(so * fblk.vectors).colwise().sum().transpose();
-    final_j32[static_cast<std::size_t>(b)] =
-        ((2.0 / 3.0) * (1.0 - ls_electrons.array())).cwiseMax(0.0).cwiseMin(1.0).matrix();
+    diag.lanczos_steps.push_back(0);
+    if (!needed[static_cast<std::size_t>(b)] || dets.empty()) continue;
+    const bool krylov = static_cast<int>(dets.size()) >= options.krylov_min_dimension;
+    SolvedBlock fblk;
+    Eigen::VectorXd j32;
+    SparseHamiltonian sparse;
+    double h_norm = 1.0;  // the largest absolute column sum, an upper bound of ||H||_2
+    if (!krylov) {
+      fblk = solve_block(build_block(dets, final_space, tf, p.n3d + 1, shift_f), "final", b, diag);
+      const Eigen::MatrixXd so = build_block(dets, final_space, t_so, p.n3d + 1);
+      const Eigen::VectorXd ls_electrons =
+          fblk.vectors.cwiseProduct(so * fblk.vectors).colwise().sum().transpose();
+      j32 = ((2.0 / 3.0) * (1.0 - ls_electrons.array())).cwiseMax(0.0).cwiseMin(1.0).matrix();
+    } else {
+      sparse = build_sparse_block(dets, final_space, tf, p.n3d + 1, shift_f);
+      const SparseHamiltonian diff = sparse - SparseHamiltonian(sparse.transpose());
+      double asymmetry = 0.0;
+      for (Eigen::Index k = 0; k < diff.nonZeros(); ++k) asymmetry = std::max(asymmetry, std::abs(diff.valuePtr()[k]));
+      for (Eigen::Index k = 0; k < sparse.outerSize(); ++k) {
+        double sum = 0.0;
+        for (SparseHamiltonian::InnerIterator it(sparse, k); it; ++it) sum += std::abs(it.value());
+        h_norm = std::max(h_norm, sum);
+      }
+      diag.max_asymmetry = std::max(diag.max_asymmetry, asymmetry);
+      if (asymmetry > 1e-12 * h_norm) {
+        throw Error("multiplet: the final Hamiltonian block " + std::to_string(b) +
+                    " is not symmetric (max |H - H^T| = " + std::to_string(asymmetry) + " eV)");
+      }
+    }
+    for (std::size_t k = 0; k < weighted.size(); ++k) {
+      const Weighted& w = weighted[k];
+      if (w.multiplicity == 0) continue;
+      for (std::size_t iq = 0; iq < qs.size(); ++iq) {
+        if (final_block_of(w.block, qs[iq]) != b) continue;
+        const auto& initial_dets = initial.blocks[static_cast<std::size_t>(w.block)];
+        const Eigen::VectorXd g = initial_blocks[static_cast<std::size_t>(w.block)].vectors.col(w.column);
+        const Eigen::VectorXd t = apply_dipole(qs[iq], g, initial_dets, final_space, b);
+        TransitionSpectrum& ts = transitions[k][iq];
+        if (!krylov) {
+          ts.energies = fblk.energies;
+          ts.intensity = (fblk.vectors.transpose() * t).array().square().matrix();
+          ts.j32 = j32;
+        } else {
+          LanczosRun run = lanczos_spectrum(sparse, t, h_norm, options, b);
+          diag.lanczos_steps.back() = std::max(diag.lanczos_steps.back(), run.steps);
+          diag.lanczos_change = std::max(diag.lanczos_change, run.change);
+          ts = std::move(run.spectrum);
+        }
+      }
+    }
   }
 
   // Polarisation weights per q: isotropic averages q = -1, 0, +1; x and y reach the q = -1 and
@@ -874,23 +1120,6 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
                              p.polarization == BeamPolarization::kY)
                               ? 0.5
                               : 1.0;
-  // Transition amplitudes from every weighted initial state, once for all temperatures.
-  std::vector<std::vector<Eigen::VectorXd>> amplitudes(weighted.size());
-  for (std::size_t k = 0; k < weighted.size(); ++k) {
-    const Weighted& w = weighted[k];
-    const auto& initial_dets = initial.blocks[static_cast<std::size_t>(w.block)];
-    const Eigen::VectorXd g = initial_blocks[static_cast<std::size_t>(w.block)].vectors.col(w.column);
-    for (int q : qs) {
-      const int fb = final_block_of(w.block, q);
-      const SolvedBlock& fblk = final_blocks[static_cast<std::size_t>(fb)];
-      if (fblk.energies.size() == 0) {
-        amplitudes[k].emplace_back();
-        continue;
-      }
-      const Eigen::VectorXd t = apply_dipole(q, g, initial_dets, final_space, fb);
-      amplitudes[k].push_back(fblk.vectors.transpose() * t);
-    }
-  }
 
   std::vector<StickSpectrum> results;
   for (const double temperature : temperatures_k) {
@@ -911,15 +1140,11 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
     for (std::size_t k = 0; k < weighted.size(); ++k) {
       if (weight[k] == 0.0) continue;
       for (std::size_t iq = 0; iq < qs.size(); ++iq) {
-        const Eigen::VectorXd& a = amplitudes[k][iq];
-        if (a.size() == 0) continue;
-        const int fb = final_block_of(weighted[k].block, qs[iq]);
-        const SolvedBlock& fblk = final_blocks[static_cast<std::size_t>(fb)];
-        const Eigen::VectorXd& j32 = final_j32[static_cast<std::size_t>(fb)];
-        const double scale = q_weight * weight[k] / total_weight;
-        for (Eigen::Index f = 0; f < a.size(); ++f) {
-          const double intensity = scale * a[f] * a[f];
-          if (intensity > 0.0) sticks.push_back({fblk.energies[f] - weighted[k].energy, intensity, j32[f]});
+        const TransitionSpectrum& ts = transitions[k][iq];
+        const double scale = q_weight * weight[k] * weighted[k].multiplicity / total_weight;
+        for (Eigen::Index f = 0; f < ts.energies.size(); ++f) {
+          const double intensity = scale * ts.intensity[f];
+          if (intensity > 0.0) sticks.push_back({ts.energies[f] - weighted[k].energy, intensity, ts.j32[f]});
         }
       }
     }

@@ -39,6 +39,9 @@ const std::vector<OptionSpec> kSimulateOptions = {
     {"veg", true, "EV", "hopping between e_g 3d and ligand orbitals (default 0)"},
     {"vt2g", true, "EV", "hopping between t2g 3d and ligand orbitals (default 0)"},
     {"ligand-tendq", true, "EV", "crystal field of the ligand orbitals (default 0)"},
+    {"krylov-min-dimension", true, "N", "final blocks this large or larger are solved by Lanczos (default 1000; 0 all)"},
+    {"krylov-resolution", true, "EV", "Lorentzian FWHM at which Lanczos checks its spectrum (default 0.1)"},
+    {"krylov-tolerance", true, "X", "Lanczos stops when that spectrum moves by at most X of its maximum (default 1e-3)"},
     {"ground-state-json", false, "", "print the ground state's energy and configuration weights as JSON, and exit"},
     {"lorentz-fwhm", true, "EV", "Lorentzian FWHM of both edges (eV)"},
     {"lorentz-fwhm-l3", true, "EV", "Lorentzian FWHM of a 2p3/2 core hole (default 0.4)"},
@@ -182,6 +185,13 @@ int run_simulate(const CliArgs& args) {
   const auto started = std::chrono::steady_clock::now();
   SolverOptions solver;
   solver.ground_state_only = args.has("ground-state-json");
+  const double krylov_min = positive(args, "krylov-min-dimension", solver.krylov_min_dimension, true);
+  if (krylov_min != std::floor(krylov_min) || krylov_min > 1e9) {
+    throw UsageError("--krylov-min-dimension must be a whole number of determinants");
+  }
+  solver.krylov_min_dimension = static_cast<int>(krylov_min);
+  solver.krylov_resolution_ev = positive(args, "krylov-resolution", solver.krylov_resolution_ev, false);
+  solver.krylov_tolerance = positive(args, "krylov-tolerance", solver.krylov_tolerance, false);
   const StickSpectrum sticks = compute_sticks(p, solver);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -254,6 +264,16 @@ int run_simulate(const CliArgs& args) {
       std::fprintf(stderr, ", ground %.6f eV from the 3d^%d average; transferred terms from %s\n",
                    d.ground_energy_from_average_ev, p.n3d, transferred_from.c_str());
     }
+    std::fprintf(stderr, "final blocks:");
+    for (std::size_t blk = 0; blk < d.final_block_sizes.size(); ++blk) {
+      const int steps = blk < d.lanczos_steps.size() ? d.lanczos_steps[blk] : 0;
+      if (steps > 0) {
+        std::fprintf(stderr, " %d (Lanczos, up to %d steps)", d.final_block_sizes[blk], steps);
+      } else {
+        std::fprintf(stderr, " %d", d.final_block_sizes[blk]);
+      }
+    }
+    std::fprintf(stderr, "; last change of a Lanczos spectrum %.1e\n", d.lanczos_change);
   }
   return 0;
 }

@@ -138,6 +138,11 @@ struct MultipletDiagnostics {
   // ttmult's energies). One weight of 1 and ground_energy_ev minus that average without it.
   std::vector<double> ground_weights;
   double ground_energy_from_average_ev = 0;
+  // Per final block, the most Lanczos steps one of its transition vectors took (0: diagonalised
+  // whole, or not needed), and over all of them the last relative change of the broadened
+  // spectrum at which Lanczos stopped (0 where every Krylov space closed and the sticks are exact).
+  std::vector<int> lanczos_steps;
+  double lanczos_change = 0;
 };
 
 struct StickSpectrum {
@@ -153,6 +158,18 @@ struct SolverOptions {
   bool use_symmetry_blocks = true;
   // Diagonalise the initial state only: the diagnostics (ground state, its weights) without sticks.
   bool ground_state_only = false;
+  // Final-state blocks of at least this many determinants are not diagonalised: the spectrum of
+  // each transition vector comes from Lanczos, as the nodes and weights of the Gauss quadrature
+  // of its spectral measure (exact when the Krylov space closes). Those sticks have no core-hole
+  // character (j32_weight NaN). 0: every block by Lanczos; INT_MAX: none.
+  int krylov_min_dimension = 1000;
+  // Lanczos stops when the transition's spectrum broadened by a Lorentzian of FWHM
+  // krylov_resolution_ev moves by at most krylov_tolerance of its maximum between two checks (the
+  // step count grows by half between checks), and fails after krylov_max_steps steps. Keep the
+  // resolution below the narrowest broadening the sticks will get.
+  double krylov_resolution_ev = 0.1;
+  double krylov_tolerance = 1e-3;
+  int krylov_max_steps = 20000;
 };
 
 // Diagonalises both states and returns the sticks. Throws xasmap::Error when a parameter is out of
