@@ -8,6 +8,7 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <sstream>
 #include <string>
@@ -411,4 +412,178 @@ TEST_CASE("time reversal: the isotropic spectrum is the mean of the left, right 
     // which states they reach, not in the spectrum.
     CHECK((left - right).cwiseAbs().maxCoeff() < 1e-10 * iso.maxCoeff());
   }
+}
+
+namespace {
+
+// One state's summary from a Cowan .rcn31_out ("state N  count  E 0  v1 t1  v2 t2 ..."): the
+// values after the state's total energy (raw Hartree-Fock, eV) by their tag, over as many lines
+// as they take. Tag 1: F2, F4 (dd); 2: zeta (2p before 3d); 3: F2 (pd); 4: G1, G3 (pd). A closed or
+// one-hole shell lists none of its own Coulomb terms.
+std::map<int, std::vector<double>> rcn31_state(const std::string& file, int state) {
+  std::ifstream in(std::string(XASMAP_TEST_DATA_DIR) + "/ttmult/" + file);
+  REQUIRE(in);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string word;
+    int number = 0, count = 0;
+    if (line.find('=') != std::string::npos || !(words >> word) || word != "state" || !(words >> number) ||
+        number != state || !(words >> count)) {
+      continue;
+    }
+    std::map<int, std::vector<double>> values;
+    double value = 0.0;
+    int tag = 0;
+    words >> value >> tag;  // the total energy
+    for (int read = 1; read < count;) {
+      if (words >> value >> tag) {
+        values[tag].push_back(value);
+        ++read;
+      } else {
+        REQUIRE(std::getline(in, line));
+        words = std::istringstream(line);
+      }
+    }
+    return values;
+  }
+  FAIL("no summary of state " << state << " in " << file);
+  return {};
+}
+
+// A ttmult fixture's model: the .ban's Delta, Delta', V(e_g), V(t2g) and 10Dq with the atomic
+// table's terms for 3d^n and those of the .rcn31_out (the ion one charge lower, F and G at 80 %,
+// zeta rounded to ttmult's three decimals) for the transferred configurations.
+MultipletParameters fixture_model(const char* name, const std::string& stem, double delta, double delta_final,
+                                  double v_eg, double v_t2g, double tendq) {
+  MultipletParameters p = ion(name, tendq);
+  auto& ct = p.charge_transfer;
+  ct.configurations = 2;
+  ct.delta = delta;
+  ct.upd = delta - delta_final;
+  ct.v_eg = v_eg;
+  ct.v_t2g = v_t2g;
+  const auto rounded = [](double x) { return std::round(x * 1000.0) / 1000.0; };
+  auto initial = rcn31_state(stem + ".rcn31_out", 1);
+  auto final = rcn31_state(stem + ".rcn31_out", 2);
+  REQUIRE(initial[2].size() == 1);  // zeta(3d)
+  if (initial[1].size() == 2) {
+    ct.transferred.f2dd_initial = 0.8 * initial[1][0];
+    ct.transferred.f4dd_initial = 0.8 * initial[1][1];
+  }
+  ct.transferred.zeta3d_initial = rounded(initial[2][0]);
+  if (final[1].size() == 2) {
+    ct.transferred.f2dd_final = 0.8 * final[1][0];
+    ct.transferred.f4dd_final = 0.8 * final[1][1];
+  }
+  REQUIRE(!final[2].empty());
+  ct.transferred.zeta2p = rounded(final[2][0]);
+  if (final[2].size() == 2) ct.transferred.zeta3d_final = rounded(final[2][1]);
+  if (final[3].size() == 1) ct.transferred.f2pd = 0.8 * final[3][0];
+  if (final[4].size() == 2) {
+    ct.transferred.g1pd = 0.8 * final[4][0];
+    ct.transferred.g3pd = 0.8 * final[4][1];
+  }
+  return p;
+}
+
+// The best cosine between the fixture's broadened .xy and our sticks broadened as the fixtures
+// were: Lorentzian FWHM 0.2 eV below the middle of the .xy's energy grid and 0.4 eV above (the
+// fixtures' pseudo-Voigt broadening splits L3 from L2 at the grid's median energy; multitorch's
+// multitorch/spectrum/broaden.py describes it), Gaussian FWHM 0.2 eV. The .xy's energy zero is
+// its own: the shift is the best one within 3 eV of the one aligning the two maxima, found with
+// one Lorentzian for all sticks, then refined with the split.
+double xy_cosine(const StickSpectrum& s, const std::string& file) {
+  std::ifstream in(std::string(XASMAP_TEST_DATA_DIR) + "/ttmult/" + file);
+  REQUIRE(in);
+  std::vector<double> xe, xi;
+  for (double e = 0.0, y = 0.0; in >> e >> y;) {
+    xe.push_back(e);
+    xi.push_back(y);
+  }
+  REQUIRE(xe.size() == 1200);
+  const double lo = s.sticks.front().energy_ev - 70.0, step = 0.005;
+  const Eigen::VectorXd grid = Eigen::VectorXd::LinSpaced(28001, lo, lo + 28000 * step);
+  const auto broadened_part = [&](double lorentz, double from, double to) {
+    StickSpectrum part = s;
+    part.sticks.clear();
+    for (const Stick& x : s.sticks) {
+      if (x.energy_ev >= from && x.energy_ev < to) part.sticks.push_back(x);
+    }
+    Broadening b;
+    b.lorentz_l3_ev = b.lorentz_l2_ev = lorentz;
+    b.gauss_ev = 0.2;
+    b.rule = LifetimeRule::kSplitEnergy;
+    return Eigen::VectorXd(broaden(part, b, grid));
+  };
+  const auto best_shift = [&](const Eigen::VectorXd& ours, double from, double to) {
+    const auto at = [&](double e) {  // linear interpolation, 0 outside
+      const double x = (e - lo) / step;
+      if (x < 0.0 || x >= 28000.0) return 0.0;
+      const auto i = static_cast<Eigen::Index>(x);
+      return ours[i] + (x - static_cast<double>(i)) * (ours[i + 1] - ours[i]);
+    };
+    std::pair<double, double> best{-1.0, 0.0};  // cosine, shift
+    for (double shift = from; shift <= to; shift += 0.01) {
+      double ab = 0.0, aa = 0.0, bb = 0.0;
+      for (std::size_t k = 0; k < xe.size(); ++k) {
+        const double y = at(xe[k] - shift);
+        ab += y * xi[k];
+        aa += y * y;
+        bb += xi[k] * xi[k];
+      }
+      best = std::max(best, {ab / std::sqrt(aa * bb), shift});
+    }
+    return best;
+  };
+  constexpr double kAll = std::numeric_limits<double>::infinity();
+  const Eigen::VectorXd single = broadened_part(0.2, -kAll, kAll);
+  Eigen::Index top = 0;
+  single.maxCoeff(&top);
+  const double aligned = xe[static_cast<std::size_t>(std::max_element(xi.begin(), xi.end()) - xi.begin())] - grid[top];
+  const double shift = best_shift(single, aligned - 3.0, aligned + 3.0).second;
+  const double split = 0.5 * (xe.front() + xe.back()) - shift;
+  const Eigen::VectorXd two = broadened_part(0.2, -kAll, split) + broadened_part(0.4, split, kAll);
+  return best_shift(two, shift - 0.5, shift + 0.5).first;
+}
+
+}  // namespace
+
+TEST_CASE("charge transfer: Mn2+, Fe2+ and Co2+ sticks and spectra against ttmult's", "[core][multiplet][ct]") {
+  // Issue #14's targets: every strong stick within 0.02 eV after one shift, and the broadened
+  // spectrum at cosine >= 0.99 against the fixture's .xy. Mn2+'s final blocks (2,116 states) go
+  // to Lanczos: its sticks are quadrature nodes, and only the strong ones need to be eigenvalues.
+  // Measured: 21, 23 and 20 strong sticks, the farthest 0.11, 0.19 and 0.19 meV away; .xy cosines
+  // 0.9955, 0.9982 and 0.9997.
+  struct Case {
+    const char* ion;
+    const char* stem;
+    double delta, delta_final, v_eg, v_t2g, tendq;
+  };
+  const Case cases[] = {
+      {"Mn2+", "mn2_d5_oh", 5.0, -0.5, 1.8, 0.9, 0.8},
+      {"Fe2+", "fe2_d6_oh", 5.0, -1.5, 2.0, 1.0, 1.0},
+      {"Co2+", "co2_d7_oh", 5.5, -0.5, 1.8, 0.9, 0.9},
+  };
+  for (const Case& c : cases) {
+    INFO(c.ion);
+    const MultipletParameters p = fixture_model(c.ion, c.stem, c.delta, c.delta_final, c.v_eg, c.v_t2g, c.tendq);
+    const StickSpectrum s = compute_sticks(p);
+    const TtmultGround reference = read_ground(std::string(c.stem) + ".ban_out");
+    CHECK(s.diagnostics.ground_energy_from_average_ev == Approx(reference.energy).margin(5e-3));
+    const std::vector<Stick> ref = read_sticks(std::string(c.stem) + ".ban_out", reference.energy);
+    REQUIRE(ref.size() > 100);
+    check_sticks(s.sticks, ref, 2.0 / (3.0 * s.diagnostics.ground_degeneracy), 0.0, 40.0);
+    const double cosine = xy_cosine(s, std::string(c.stem) + ".xy");
+    CHECK(cosine >= 0.99);
+  }
+}
+
+TEST_CASE("charge transfer: Ni2+ and Ti4+ spectra against ttmult's broadened ones", "[core][multiplet][ct]") {
+  // Their sticks are compared above; here the .xy files (measured: cosine 0.9996 and 0.9993).
+  const MultipletParameters ni = fixture_model("Ni2+", "ni2_d8_oh", 5.0, -1.0, 2.0, 1.0, 1.0);
+  CHECK(xy_cosine(compute_sticks(ni), "ni2_d8_oh.xy") >= 0.99);
+  MultipletParameters ti = fixture_model("Ti4+", "ti4_d0_oh", 3.0, -2.0, 2.0, 1.0, 1.8);
+  ti.zeta3d_initial = 0.019;  // ti4_d0_oh.rcn31_out's Blume-Watson value, as ttmult has it
+  CHECK(xy_cosine(compute_sticks(ti), "ti4_d0_oh.xy") >= 0.99);
 }
