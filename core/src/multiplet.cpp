@@ -464,9 +464,6 @@ SolvedBlock solve_block(const Eigen::MatrixXd& h, const char* state, int block,
   return out;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Lanczos for large final-state blocks
-
 // The eigenvalues of the symmetric tridiagonal matrix with diagonal `a` and off-diagonal `b`
 // (b[i] = T(i, i+1)), returned in `a`, and the first component of each normalised eigenvector, in
 // `first`: implicit QR steps with the Wilkinson shift (Golub & Van Loan, Matrix Computations,
@@ -519,6 +516,142 @@ void tridiagonal_first_components(std::vector<double>& a, std::vector<double> b,
     }
   }
 }
+
+// Solves (T - sigma I) x = rhs for the symmetric tridiagonal T (diagonal d, off-diagonal e) by
+// Gaussian elimination with partial pivoting (the upper factor has two off-diagonals). A pivot
+// that vanishes becomes `tiny`: inverse iteration at an exact eigenvalue wants a huge, finite x.
+Eigen::VectorXd tridiagonal_solve(const Eigen::VectorXd& d, const Eigen::VectorXd& e, double sigma,
+                                  Eigen::VectorXd rhs, double tiny) {
+  const Eigen::Index n = d.size();
+  std::vector<double> u0(static_cast<std::size_t>(n)), u1(u0.size(), 0.0), u2(u0.size(), 0.0);
+  double r0 = d[0] - sigma, r1 = n > 1 ? e[0] : 0.0, r2 = 0.0;  // row i at columns i, i+1, i+2
+  for (Eigen::Index i = 0; i + 1 < n; ++i) {
+    double l = e[i], n1 = d[i + 1] - sigma, n2 = i + 2 < n ? e[i + 1] : 0.0;  // row i+1
+    if (std::abs(l) > std::abs(r0)) {
+      std::swap(r0, l);
+      std::swap(r1, n1);
+      std::swap(r2, n2);
+      std::swap(rhs[i], rhs[i + 1]);
+    }
+    if (r0 == 0.0) r0 = tiny;
+    const double m = l / r0;
+    n1 -= m * r1;
+    n2 -= m * r2;
+    rhs[i + 1] -= m * rhs[i];
+    const auto k = static_cast<std::size_t>(i);
+    u0[k] = r0;
+    u1[k] = r1;
+    u2[k] = r2;
+    r0 = n1;
+    r1 = n2;
+    r2 = 0.0;
+  }
+  u0.back() = r0 == 0.0 ? tiny : r0;
+  Eigen::VectorXd x(n);
+  for (Eigen::Index i = n - 1; i >= 0; --i) {
+    const auto k = static_cast<std::size_t>(i);
+    double v = rhs[i];
+    if (i + 1 < n) v -= u1[k] * x[i + 1];
+    if (i + 2 < n) v -= u2[k] * x[i + 2];
+    x[i] = v / u0[k];
+  }
+  return x;
+}
+
+// An initial-state block: every eigenvalue, and eigenvectors only for the states asked for
+// (those with a Boltzmann weight). Householder tridiagonalisation, eigenvalues by the tridiagonal
+// QR iteration, and each vector asked for by inverse iteration on the tridiagonal matrix,
+// orthogonalised within clusters of close eigenvalues, then transformed back. Where every vector
+// is wanted (the final state) solve_block() is used instead.
+struct InitialBlock {
+  Eigen::MatrixXd h;
+  Eigen::Tridiagonalization<Eigen::MatrixXd> tri;
+  Eigen::VectorXd energies;            // ascending
+  std::vector<Eigen::Index> columns;   // the eigenvalue indices of `vectors`' columns
+  Eigen::MatrixXd vectors;
+  Eigen::VectorXd vector(Eigen::Index i) const {
+    const auto at = std::find(columns.begin(), columns.end(), i);
+    if (at == columns.end()) throw Error("multiplet: no initial eigenvector " + std::to_string(i) + " was computed");
+    return vectors.col(at - columns.begin());
+  }
+};
+
+InitialBlock initial_eigenvalues(Eigen::MatrixXd h, int block, MultipletDiagnostics& diag) {
+  InitialBlock out;
+  out.h = std::move(h);
+  if (out.h.rows() == 0) return out;
+  const double asymmetry = (out.h - out.h.transpose()).cwiseAbs().maxCoeff();
+  diag.max_asymmetry = std::max(diag.max_asymmetry, asymmetry);
+  const double scale = std::max(1.0, out.h.cwiseAbs().maxCoeff() * static_cast<double>(out.h.rows()));
+  if (asymmetry > 1e-10 * scale) {
+    throw Error("multiplet: the initial Hamiltonian block " + std::to_string(block) +
+                " is not symmetric (max |H - H^T| = " + std::to_string(asymmetry) + " eV)");
+  }
+  out.tri.compute(out.h);
+  const Eigen::VectorXd diagonal = out.tri.diagonal();  // (a strided view of the packed matrix)
+  const Eigen::VectorXd sub = out.tri.subDiagonal();
+  std::vector<double> values(diagonal.data(), diagonal.data() + diagonal.size());
+  std::vector<double> first;
+  tridiagonal_first_components(values, std::vector<double>(sub.data(), sub.data() + sub.size()), first);
+  std::sort(values.begin(), values.end());
+  out.energies = Eigen::Map<const Eigen::VectorXd>(values.data(), static_cast<Eigen::Index>(values.size()));
+  return out;
+}
+
+void initial_vectors(InitialBlock& blk, const std::vector<Eigen::Index>& wanted, int block,
+                     MultipletDiagnostics& diag) {
+  const Eigen::Index n = blk.h.rows();
+  blk.columns = wanted;
+  blk.vectors.resize(n, static_cast<Eigen::Index>(wanted.size()));
+  if (wanted.empty()) return;
+  const Eigen::VectorXd d = blk.tri.diagonal();
+  const Eigen::VectorXd e = blk.tri.subDiagonal();
+  const double norm = std::max(1.0, d.cwiseAbs().maxCoeff() + 2.0 * (e.size() ? e.cwiseAbs().maxCoeff() : 0.0));
+  const double tiny = std::numeric_limits<double>::epsilon() * norm;
+  Eigen::MatrixXd y(n, static_cast<Eigen::Index>(wanted.size()));
+  for (std::size_t k = 0; k < wanted.size(); ++k) {
+    const double lambda = blk.energies[wanted[k]];
+    // A start with every component nonzero (a fixed pseudo-random sequence).
+    Eigen::VectorXd x(n);
+    std::uint32_t seed = 2463534242u + static_cast<std::uint32_t>(k) * 2654435761u;
+    for (Eigen::Index i = 0; i < n; ++i) {
+      seed ^= seed << 13;
+      seed ^= seed >> 17;
+      seed ^= seed << 5;
+      x[i] = 0.5 + static_cast<double>(seed % 1000u) / 1000.0;
+    }
+    for (int iteration = 0; iteration < 3; ++iteration) {
+      x = tridiagonal_solve(d, e, lambda, x, tiny);
+      // Within a cluster the iteration finds any vector of the cluster's space: keep it orthogonal
+      // to the ones already found there.
+      for (std::size_t j = 0; j < k; ++j) {
+        if (std::abs(blk.energies[wanted[j]] - lambda) < 1e-3 * norm) {
+          x -= y.col(static_cast<Eigen::Index>(j)).dot(x) * y.col(static_cast<Eigen::Index>(j));
+        }
+      }
+      x /= x.norm();
+    }
+    y.col(static_cast<Eigen::Index>(k)) = x;
+  }
+  // Column by column: a vector's rounding then does not depend on how many others are asked for
+  // (compute_sticks at several temperatures gives each one's sticks bit for bit).
+  for (Eigen::Index k = 0; k < y.cols(); ++k) blk.vectors.col(k) = blk.tri.matrixQ() * y.col(k);
+  Eigen::VectorXd lambdas(static_cast<Eigen::Index>(wanted.size()));
+  for (std::size_t k = 0; k < wanted.size(); ++k) lambdas[static_cast<Eigen::Index>(k)] = blk.energies[wanted[k]];
+  const Eigen::MatrixXd residual = blk.h * blk.vectors - blk.vectors * lambdas.asDiagonal();
+  const double worst = residual.colwise().norm().maxCoeff() / std::max(1.0, blk.h.norm());
+  diag.max_residual = std::max(diag.max_residual, worst);
+  const double overlap =
+      (blk.vectors.transpose() * blk.vectors - Eigen::MatrixXd::Identity(y.cols(), y.cols())).cwiseAbs().maxCoeff();
+  if (worst > 1e-8 || overlap > 1e-8) {
+    throw Error("multiplet: initial eigenvectors of block " + std::to_string(block) + ": residual " +
+                std::to_string(worst) + ", loss of orthogonality " + std::to_string(overlap) +
+                " (both must stay below 1e-8)");
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lanczos for large final-state blocks
 
 // The spectrum of one transition vector in one final block.
 struct TransitionSpectrum {
@@ -928,12 +1061,12 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
                                    ct.delta + ct.udd - ct.upd, ct.udd);
   }
 
-  std::array<SolvedBlock, kNumBlocks> initial_blocks;
+  std::array<InitialBlock, kNumBlocks> initial_blocks;
   for (int b = 0; b < kNumBlocks; ++b) {
     const auto& dets = initial.blocks[static_cast<std::size_t>(b)];
     diag.initial_block_sizes.push_back(static_cast<int>(dets.size()));
     initial_blocks[static_cast<std::size_t>(b)] =
-        solve_block(build_block(dets, initial, ti, p.n3d, shift_i), "initial", b, diag);
+        initial_eigenvalues(build_block(dets, initial, ti, p.n3d, shift_i), b, diag);
   }
 
   double e0 = std::numeric_limits<double>::infinity();
@@ -963,16 +1096,25 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
     int multiplicity = 1;  // 0: its time-reversal partner stands for it; 2: it stands for both
   };
   std::vector<Weighted> weighted;
+  for (int b = 0; b < kNumBlocks; ++b) {
+    auto& blk = initial_blocks[static_cast<std::size_t>(b)];
+    std::vector<Eigen::Index> wanted;
+    for (Eigen::Index i = 0; i < blk.energies.size(); ++i) {
+      if (boltzmann(blk.energies[i] - e0, hottest) > 1e-8) {
+        weighted.push_back({b, i, blk.energies[i]});
+        wanted.push_back(i);
+      }
+    }
+    initial_vectors(blk, wanted, b, diag);
+  }
   double spin2_sum = 0.0;
   for (int b = 0; b < kNumBlocks; ++b) {
     const auto& blk = initial_blocks[static_cast<std::size_t>(b)];
     for (Eigen::Index i = 0; i < blk.energies.size(); ++i) {
-      const double excess = blk.energies[i] - e0;
-      if (excess < kDegenerate) {
+      if (blk.energies[i] - e0 < kDegenerate) {
         ++diag.ground_degeneracy;
-        spin2_sum += spin_squared(blk.vectors.col(i), initial.blocks[static_cast<std::size_t>(b)]);
+        spin2_sum += spin_squared(blk.vector(i), initial.blocks[static_cast<std::size_t>(b)]);
       }
-      if (boltzmann(excess, hottest) > 1e-8) weighted.push_back({b, i, blk.energies[i]});
     }
   }
   diag.ground_spin_squared = spin2_sum / diag.ground_degeneracy;
@@ -984,8 +1126,9 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
     const auto& dets = initial.blocks[static_cast<std::size_t>(b)];
     for (Eigen::Index i = 0; i < blk.energies.size(); ++i) {
       if (blk.energies[i] - e0 >= kDegenerate) continue;
+      const Eigen::VectorXd g = blk.vector(i);
       for (std::size_t k = 0; k < dets.size(); ++k) {
-        const double a = blk.vectors(static_cast<Eigen::Index>(k), i);
+        const double a = g[static_cast<Eigen::Index>(k)];
         diag.ground_weights[static_cast<std::size_t>(std::popcount(dets[k] & kDMask) - p.n3d)] +=
             a * a / diag.ground_degeneracy;
       }
@@ -1096,7 +1239,7 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
       for (std::size_t iq = 0; iq < qs.size(); ++iq) {
         if (final_block_of(w.block, qs[iq]) != b) continue;
         const auto& initial_dets = initial.blocks[static_cast<std::size_t>(w.block)];
-        const Eigen::VectorXd g = initial_blocks[static_cast<std::size_t>(w.block)].vectors.col(w.column);
+        const Eigen::VectorXd g = initial_blocks[static_cast<std::size_t>(w.block)].vector(w.column);
         const Eigen::VectorXd t = apply_dipole(qs[iq], g, initial_dets, final_space, b);
         TransitionSpectrum& ts = transitions[k][iq];
         if (!krylov) {

@@ -40,7 +40,7 @@ const std::vector<OptionSpec> kSimulateOptions = {
     {"vt2g", true, "EV", "hopping between t2g 3d and ligand orbitals (default 0)"},
     {"ligand-tendq", true, "EV", "crystal field of the ligand orbitals (default 0)"},
     {"krylov-min-dimension", true, "N", "final blocks this large or larger are solved by Lanczos (default 1000; 0 all)"},
-    {"krylov-resolution", true, "EV", "Lorentzian FWHM at which Lanczos checks its spectrum (default 0.1)"},
+    {"krylov-resolution", true, "EV", "Lorentzian FWHM at which Lanczos checks its spectrum (default 0.2)"},
     {"krylov-tolerance", true, "X", "Lanczos stops when that spectrum moves by at most X of its maximum (default 1e-3)"},
     {"ground-state-json", false, "", "print the ground state's energy and configuration weights as JSON, and exit"},
     {"lorentz-fwhm", true, "EV", "Lorentzian FWHM of both edges (eV)"},
@@ -264,7 +264,7 @@ int run_simulate(const CliArgs& args) {
       std::fprintf(stderr, ", ground %.6f eV from the 3d^%d average; transferred terms from %s\n",
                    d.ground_energy_from_average_ev, p.n3d, transferred_from.c_str());
     }
-    std::fprintf(stderr, "final blocks:");
+    std::fprintf(stderr, "initial states with a Boltzmann weight: %d; final blocks:", d.weighted_initial_states);
     for (std::size_t blk = 0; blk < d.final_block_sizes.size(); ++blk) {
       const int steps = blk < d.lanczos_steps.size() ? d.lanczos_steps[blk] : 0;
       if (steps > 0) {

@@ -167,7 +167,7 @@ struct SolverOptions {
   // krylov_resolution_ev moves by at most krylov_tolerance of its maximum between two checks (the
   // step count grows by half between checks), and fails after krylov_max_steps steps. Keep the
   // resolution below the narrowest broadening the sticks will get.
-  double krylov_resolution_ev = 0.1;
+  double krylov_resolution_ev = 0.2;
   double krylov_tolerance = 1e-3;
   int krylov_max_steps = 20000;
 };
