@@ -13,6 +13,8 @@
 #include <type_traits>
 #include <variant>
 
+#include "xasmap/core/atomic_data.hpp"
+#include "xasmap/core/error.hpp"
 #include "xasmap/core/multiplet.hpp"
 #include "xasmap/core/text.hpp"
 #include "keys.hpp"
@@ -287,10 +289,37 @@ void validate_simulate(const SimulateConfig& s, Checker& c) {
     c.add(p + ".slater_scale", "several values with slater_scale_dd or slater_scale_pd set",
           "one value, or no slater_scale_dd and slater_scale_pd (a swept scale applies to all)");
   }
+  const ChargeTransferConfig& ct = s.charge_transfer;
+  if (ct.configurations > 1 && s.symmetry != Symmetry::kOh) {
+    c.add(p + ".charge_transfer.configurations", std::to_string(ct.configurations) + " with symmetry D4h",
+          "1 (charge transfer is implemented in Oh only)");
+  }
+  if (ct.configurations > 1) {
+    for (std::size_t i = 0; i < s.ions.size(); ++i) {
+      if (!valid_ion(s.ions[i])) continue;
+      int room = 0;
+      try {
+        room = 10 - xasmap::parse_ion(s.ions[i]).n3d;
+      } catch (const xasmap::Error&) {
+        continue;  // reported by the simulator with the ion's name
+      }
+      if (room < ct.configurations - 1) {
+        c.add(p + ".charge_transfer.configurations",
+              std::to_string(ct.configurations) + " with " + s.ions[i] + " (room for " + std::to_string(room) +
+                  " transferred electrons)",
+              "at most " + std::to_string(room + 1) + " for every ion in library.simulate.ions");
+      }
+    }
+  }
   std::size_t size = s.ions.size();
   for (const Sweep* sweep : {&s.tendq_ev, &s.ds_ev, &s.dt_ev, &s.slater_scale, &s.temperature_k,
                              &s.lorentz_scale, &s.gauss_fwhm_ev}) {
     size *= std::max<std::size_t>(1, sweep->values().size());
+  }
+  if (ct.configurations > 1) {
+    for (const Sweep* sweep : {&ct.delta_ev, &ct.udd_ev, &ct.upd_ev, &ct.veg_ev, &ct.vt2g_ev}) {
+      size *= std::max<std::size_t>(1, sweep->values().size());
+    }
   }
   if (size > kMaxSweepValues) {
     c.add(p, std::to_string(size) + " spectra (ions x every swept value)",

@@ -260,6 +260,32 @@ std::vector<Entry> build_entries() {
         "on reference spectra (docs/simulator.md): Mn2+ on the XRM2018 poster's own MnO library\n"
         "curve (L3 maximum 640.40 eV at 10Dq 0.9), Mn3+ on measured LaMnO3 and Mn4+ on measured\n"
         "SrMnO3 (MnEdgeNet's Data2 files; the other measured spectra are kept for validation)."),
+      section("library.simulate.charge_transfer", false,
+        "Charge transfer (docs/simulator.md): configurations 1 is the crystal-field model (the other\n"
+        "keys here are then unused)."),
+      key("library.simulate.charge_transfer.configurations",
+          field(XASMAP_MEMBER(library.simulate.charge_transfer.configurations)), closed(1, 3),
+        "Configurations: 2 mixes 3d^n with 3d^(n+1)L, 3 also 3d^(n+2)L^2 (L: a ligand hole). delta_ev,\n"
+        "udd_ev, upd_ev, veg_ev and vt2g_ev take one value or a sweep; each swept one multiplies the\n"
+        "library and becomes a parameter of its spectra, and every spectrum also carries its ground\n"
+        "state's 3d count n_d and covalency (the weight outside 3d^n), which estimates report."),
+      key("library.simulate.charge_transfer.delta_ev", field(XASMAP_MEMBER(library.simulate.charge_transfer.delta_ev)),
+          closed(-20.0, 20.0),
+        "Charge-transfer energy E(3d^(n+1)L) - E(3d^n) between configuration averages (eV)."),
+      key("library.simulate.charge_transfer.udd_ev", field(XASMAP_MEMBER(library.simulate.charge_transfer.udd_ev)),
+          closed(0.0, 20.0),
+        "3d-3d Coulomb U and the core-hole potential Upd (eV): the final state's charge-transfer\n"
+        "energy is delta + udd - upd."),
+      key("library.simulate.charge_transfer.upd_ev", field(XASMAP_MEMBER(library.simulate.charge_transfer.upd_ev)),
+          closed(0.0, 20.0), ""),
+      key("library.simulate.charge_transfer.veg_ev", field(XASMAP_MEMBER(library.simulate.charge_transfer.veg_ev)),
+          closed(0.0, 10.0),
+        "Hopping between the 3d and ligand orbitals of e_g and of t2g symmetry (eV)."),
+      key("library.simulate.charge_transfer.vt2g_ev", field(XASMAP_MEMBER(library.simulate.charge_transfer.vt2g_ev)),
+          closed(0.0, 10.0), ""),
+      key("library.simulate.charge_transfer.ligand_tendq_ev",
+          field(XASMAP_MEMBER(library.simulate.charge_transfer.ligand_tendq_ev)), closed(-5.0, 5.0),
+        "Crystal field of the ligand orbitals (eV); 0 as in ttmult."),
       section("library.grid", true,
         "The common energy grid every spectrum, library or measured, is resampled onto (eV)."),
       key("library.grid.emin_ev", field(XASMAP_MEMBER(library.grid.emin_ev)), closed(0.0, 100000.0), "",

@@ -67,6 +67,14 @@ std::vector<SimulatedSpectrum> simulate_library(const std::vector<SimulationJob>
           SimulatedSpectrum& s = out[i];
           s.label = job.label;
           s.labels = job.labels;
+          if (job.parameters.charge_transfer.configurations > 1) {
+            // The ground state's 3d count and covalency, parameters like the job's own labels.
+            const std::vector<double>& w = sticks.diagnostics.ground_weights;
+            double n_d = job.parameters.n3d;
+            for (std::size_t k = 1; k < w.size(); ++k) n_d += static_cast<double>(k) * w[k];
+            s.labels["n_d"] = n_d;
+            s.labels["covalency"] = w.empty() ? 0.0 : 1.0 - w.front();
+          }
           s.intensity = broaden(sticks, job.broadening.value_or(broadening), energy_ev, job.energy_offset_ev);
           s.diagnostics = sticks.diagnostics;
           std::lock_guard lock(mutex);

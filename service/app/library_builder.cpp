@@ -66,10 +66,40 @@ std::vector<std::string> label_names(const config::SimulateConfig& s) {
   std::vector<std::string> names{"charge", "tendq"};
   if (s.ds_ev.values().size() > 1) names.emplace_back("ds");
   if (s.dt_ev.values().size() > 1) names.emplace_back("dt");
+  for (const auto& [name, sweep] : charge_transfer_sweeps(s)) {
+    if (sweep->values().size() > 1) names.emplace_back(name);
+  }
+  if (s.charge_transfer.configurations > 1) {
+    names.emplace_back("n_d");
+    names.emplace_back("covalency");
+  }
   for (const auto& [name, sweep] : nuisance_sweeps(s)) {
     if (sweep->values().size() > 1) names.emplace_back(name);
   }
   return names;
+}
+
+std::vector<std::pair<std::string, const config::Sweep*>> charge_transfer_sweeps(const config::SimulateConfig& s) {
+  const config::ChargeTransferConfig& ct = s.charge_transfer;
+  if (ct.configurations <= 1) return {};
+  return {{"delta", &ct.delta_ev}, {"udd", &ct.udd_ev}, {"upd", &ct.upd_ev}, {"veg", &ct.veg_ev}, {"vt2g", &ct.vt2g_ev}};
+}
+
+TransferredTerms transferred_terms_of(const Ion& ion, const AtomicTable& table, const ParameterScaling& scaling,
+                                      std::string* from) {
+  const std::string lower_name = ion.element + std::to_string(ion.charge - 1) + "+";
+  if (ion.charge > 1) {
+    try {
+      const Ion lower = parse_ion(lower_name);
+      TransferredTerms terms = make_transferred_terms(table.lookup(lower), scaling);
+      if (from != nullptr) *from = lower.name();
+      return terms;
+    } catch (const Error&) {
+      // not in the table: the ion's own terms
+    }
+  }
+  if (from != nullptr) *from = ion.name() + "'s own (no " + lower_name + " in the table)";
+  return {};
 }
 
 std::vector<std::pair<std::string, const config::Sweep*>> nuisance_sweeps(const config::SimulateConfig& s) {
@@ -102,52 +132,93 @@ std::vector<SimulationJob> make_jobs(const config::SimulateConfig& s, const Atom
     }
     // The first job of each Hamiltonian (Slater scale, 10Dq, Ds, Dt): its temperature and width
     // variants share its diagonalisation.
-    std::map<std::array<double, 4>, int> hamiltonian;
+    std::map<std::array<double, 9>, int> hamiltonian;
+    // The charge-transfer settings: one (unused) set without charge transfer.
+    const config::ChargeTransferConfig& ctc = s.charge_transfer;
+    const bool ct = ctc.configurations > 1;
+    std::vector<std::array<double, 5>> ct_sets;
+    for (const double delta : ctc.delta_ev.values()) {
+      for (const double udd : ctc.udd_ev.values()) {
+        for (const double upd : ctc.upd_ev.values()) {
+          for (const double veg : ctc.veg_ev.values()) {
+            for (const double vt2g : ctc.vt2g_ev.values()) ct_sets.push_back({delta, udd, upd, veg, vt2g});
+          }
+        }
+      }
+    }
+    if (!ct) ct_sets.resize(1);
+    const std::vector<std::pair<std::string, const config::Sweep*>> ct_sweeps =
+        charge_transfer_sweeps(s);
     for (const double slater : s.slater_scale.values()) {
-      const MultipletParameters base = make_parameters(ion, table.lookup(ion), scaling_of(s, slater));
+      MultipletParameters base = make_parameters(ion, table.lookup(ion), scaling_of(s, slater));
+      if (ct) {
+        base.charge_transfer.configurations = ctc.configurations;
+        base.charge_transfer.ligand_tendq = ctc.ligand_tendq_ev;
+        base.charge_transfer.transferred = transferred_terms_of(ion, table, scaling_of(s, slater));
+      }
       for (const double temperature : s.temperature_k.values()) {
         for (const double tendq : s.tendq_ev.values()) {
           for (const double ds : s.ds_ev.values()) {
             for (const double dt : s.dt_ev.values()) {
-              SimulationJob job;
-              job.parameters = base;
-              for (const auto& [name, value] : s.overrides) set_parameter(job.parameters, name, value);
-              job.parameters.symmetry = symmetry_of(s.symmetry);
-              job.parameters.tendq = tendq;
-              job.parameters.ds = ds;
-              job.parameters.dt = dt;
-              job.parameters.exchange_field = s.exchange_field_ev;
-              job.parameters.temperature_k = temperature;
-              job.parameters.polarization = polarization_of(s.polarization);
-              job.energy_offset_ev = offset->second;
-              job.label = ion.element + std::to_string(ion.charge) + "_tendq" + format_value(tendq);
-              job.labels = {{"charge", ion.charge}, {"tendq", tendq}};
-              const auto label = [&](bool with, const char* name, const char* tag, double v) {
-                if (!with) return;
-                job.labels[name] = v;
-                job.label += std::string("_") + tag + format_value(v);
-              };
-              label(with_ds, "ds", "ds", ds);
-              label(with_dt, "dt", "dt", dt);
-              label(with_slater, "slater_scale", "slater", slater);
-              label(with_temperature, "temperature_k", "T", temperature);
-              // The job diagonalising this Hamiltonian: this one's first width variant, or an
-              // earlier job at another temperature.
-              const int root = hamiltonian.try_emplace({slater, tendq, ds, dt}, static_cast<int>(jobs.size())).first->second;
-              for (const double gauss : s.gauss_fwhm_ev.values()) {
-                for (const double lorentz : s.lorentz_scale.values()) {
-                  SimulationJob variant = job;
-                  variant.broadening = broadening_of(s, gauss, lorentz);
-                  variant.same_hamiltonian_as = static_cast<int>(jobs.size()) == root ? -1 : root;
-                  if (with_gauss) {
-                    variant.labels["gauss_fwhm_ev"] = gauss;
-                    variant.label += "_gauss" + format_value(gauss);
+              for (const std::array<double, 5>& cts : ct_sets) {
+                SimulationJob job;
+                job.parameters = base;
+                if (ct) {
+                  ChargeTransferParameters& c = job.parameters.charge_transfer;
+                  c.delta = cts[0];
+                  c.udd = cts[1];
+                  c.upd = cts[2];
+                  c.v_eg = cts[3];
+                  c.v_t2g = cts[4];
+                }
+                for (const auto& [name, value] : s.overrides)
+                  set_parameter(job.parameters, name, value);
+                job.parameters.symmetry = symmetry_of(s.symmetry);
+                job.parameters.tendq = tendq;
+                job.parameters.ds = ds;
+                job.parameters.dt = dt;
+                job.parameters.exchange_field = s.exchange_field_ev;
+                job.parameters.temperature_k = temperature;
+                job.parameters.polarization = polarization_of(s.polarization);
+                job.energy_offset_ev = offset->second;
+                job.label =
+                    ion.element + std::to_string(ion.charge) + "_tendq" + format_value(tendq);
+                job.labels = {{"charge", ion.charge}, {"tendq", tendq}};
+                const auto label = [&](bool with, const char* name, const char* tag, double v) {
+                  if (!with) return;
+                  job.labels[name] = v;
+                  job.label += std::string("_") + tag + format_value(v);
+                };
+                label(with_ds, "ds", "ds", ds);
+                label(with_dt, "dt", "dt", dt);
+                label(with_slater, "slater_scale", "slater", slater);
+                label(with_temperature, "temperature_k", "T", temperature);
+                for (std::size_t k = 0; k < ct_sweeps.size(); ++k) {
+                  label(ct_sweeps[k].second->values().size() > 1, ct_sweeps[k].first.c_str(),
+                        ct_sweeps[k].first.c_str(), cts[k]);
+                }
+                // The job diagonalising this Hamiltonian: this one's first width variant, or an
+                // earlier job at another temperature.
+                const int root = hamiltonian
+                                     .try_emplace({slater, tendq, ds, dt, cts[0], cts[1], cts[2],
+                                                   cts[3], cts[4]},
+                                                  static_cast<int>(jobs.size()))
+                                     .first->second;
+                for (const double gauss : s.gauss_fwhm_ev.values()) {
+                  for (const double lorentz : s.lorentz_scale.values()) {
+                    SimulationJob variant = job;
+                    variant.broadening = broadening_of(s, gauss, lorentz);
+                    variant.same_hamiltonian_as = static_cast<int>(jobs.size()) == root ? -1 : root;
+                    if (with_gauss) {
+                      variant.labels["gauss_fwhm_ev"] = gauss;
+                      variant.label += "_gauss" + format_value(gauss);
+                    }
+                    if (with_lorentz) {
+                      variant.labels["lorentz_scale"] = lorentz;
+                      variant.label += "_lorentz" + format_value(lorentz);
+                    }
+                    jobs.push_back(std::move(variant));
                   }
-                  if (with_lorentz) {
-                    variant.labels["lorentz_scale"] = lorentz;
-                    variant.label += "_lorentz" + format_value(lorentz);
-                  }
-                  jobs.push_back(std::move(variant));
                 }
               }
             }

@@ -23,15 +23,28 @@ ParameterScaling scaling_of(const config::SimulateConfig& s, double slater_scale
 CrystalSymmetry symmetry_of(config::Symmetry s);
 BeamPolarization polarization_of(config::Polarization p);
 
-// One job per ion x Slater scale x temperature x 10Dq x Ds x Dt x Gaussian width x lifetime scale,
+// One job per ion x Slater scale x temperature x 10Dq x Ds x Dt x charge-transfer settings x
+// Gaussian width x lifetime scale,
 // labelled with charge and tendq and with each other setting that is swept (more than one
 // value). Temperature and width variants of one spectrum share its diagonalisation
 // (SimulationJob::same_hamiltonian_as).
 // Throws xasmap::Error when the atomic table lacks an ion.
 std::vector<SimulationJob> make_jobs(const config::SimulateConfig& s, const AtomicTable& table);
 
-// The parameter names a job set is labelled with, in manifest order.
+// The parameter names a job set is labelled with, in manifest order. With charge transfer the
+// simulated spectra also carry n_d and covalency (from their ground states, SimulatedSpectrum).
 std::vector<std::string> label_names(const config::SimulateConfig& s);
+
+// The charge-transfer sweeps that may have several values, by parameter name: delta, udd, upd,
+// veg, vt2g.
+std::vector<std::pair<std::string, const config::Sweep*>> charge_transfer_sweeps(const config::SimulateConfig& s);
+
+// The atomic terms of the configurations with a transferred electron, as ttmult takes them: the
+// Hartree-Fock values of the ion one charge lower, scaled like the ion's own. `from` tells whose
+// they are; with no such ion in the table (e.g. Mn+), NaN terms (the ion's own) and a `from`
+// that says so.
+TransferredTerms transferred_terms_of(const Ion& ion, const AtomicTable& table, const ParameterScaling& scaling,
+                                      std::string* from = nullptr);
 
 // The nuisance settings that may be swept, by the parameter name they are reported under:
 // slater_scale, temperature_k, gauss_fwhm_ev, lorentz_scale.

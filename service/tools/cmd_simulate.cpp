@@ -154,15 +154,7 @@ int run_simulate(const CliArgs& args) {
   // As ttmult does: the configurations with a transferred electron take the Hartree-Fock terms of
   // the ion one charge lower (one more 3d electron), when the atomic table has it.
   std::string transferred_from = "none";
-  if (ct.configurations > 1 && ion.charge > 1) {
-    try {
-      const Ion lower = parse_ion(ion.element + std::to_string(ion.charge - 1) + "+");
-      ct.transferred = make_transferred_terms(table.lookup(lower), scaling);
-      transferred_from = lower.name();
-    } catch (const Error&) {
-      transferred_from = ion.name() + "'s own (no " + ion.element + std::to_string(ion.charge - 1) + "+ in the table)";
-    }
-  }
+  if (ct.configurations > 1) ct.transferred = transferred_terms_of(ion, table, scaling, &transferred_from);
 
   Broadening b;
   b.lorentz_l3_ev = b.lorentz_l2_ev = positive(args, "lorentz-fwhm", 0.0, true);

@@ -248,6 +248,43 @@ TEST_CASE("xasmap library writes one CSV per spectrum and a manifest", "[integra
   std::filesystem::remove(config);
 }
 
+TEST_CASE("xasmap library sweeps charge transfer and labels each spectrum's ground state", "[integration][cli][library]") {
+  // Ni2+ 3d8 + 3d9L at two charge-transfer energies: the smaller one mixes more 3d9L into the
+  // ground state; n_d = 8 + w(3d9L) and covalency = w(3d9L) come from the simulation.
+  const auto dir = std::filesystem::temp_directory_path() / "xasmap_cli_ct_library";
+  std::filesystem::remove_all(dir);
+  const std::string config = write_temp(
+      "xasmap_cli_ct_library.yaml",
+      "library:\n  simulate:\n    ions: [Ni2+]\n    tendq_ev: 1.0\n    energy_offset_ev: {Ni2+: 855.0}\n"
+      "    slater_scale: 0.8\n    temperature_k: 300\n    gauss_fwhm_ev: 0.3\n"
+      "    charge_transfer: {configurations: 2, delta_ev: [2.0, 6.0], udd_ev: 7.0, upd_ev: 8.0, veg_ev: 2.0, vt2g_ev: 1.0}\n"
+      "  grid: {emin_ev: 845, emax_ev: 880, step_ev: 0.2}\n");
+  const Run r = run(kTool + " library --config " + config + " --out " + dir.string());
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  std::ifstream manifest(dir / "manifest.csv");
+  std::string header, row;
+  REQUIRE(std::getline(manifest, header));
+  CHECK(header == "file,charge,tendq,delta,n_d,covalency");
+  std::vector<std::vector<std::string>> rows;
+  while (std::getline(manifest, row)) {
+    std::vector<std::string> cells;
+    std::istringstream in(row);
+    for (std::string cell; std::getline(in, cell, ',');) cells.push_back(cell);
+    rows.push_back(cells);
+  }
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0][0] == "Ni2_tendq1_delta2.csv");
+  CHECK(rows[1][0] == "Ni2_tendq1_delta6.csv");
+  const double covalent = std::stod(rows[0][5]), ionic = std::stod(rows[1][5]);
+  CHECK(std::stod(rows[0][4]) == Approx(8.0 + covalent).margin(2e-6));
+  CHECK(std::stod(rows[1][4]) == Approx(8.0 + ionic).margin(2e-6));
+  CHECK(ionic > 0.02);
+  CHECK(covalent > ionic + 0.05);
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove(config);
+}
+
 TEST_CASE("xasmap embed writes a model that xasmap estimate uses", "[integration][cli][estimate]") {
   const auto dir = std::filesystem::temp_directory_path();
   const std::string config = write_temp(

@@ -47,6 +47,23 @@ enum class MixtureMode { kAuto, kOff };
 enum class LogFormat { kText, kJson };
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kCritical, kOff };
 
+// library.simulate.charge_transfer: 3d^n + 3d^(n+1)L (...) configuration interaction (issue #14;
+// xasmap::ChargeTransferParameters and docs/simulator.md). configurations 1 is the crystal-field
+// model and leaves the other keys unused. Each sweep with more than one value multiplies the
+// library and becomes a parameter of its spectra (delta, udd, upd, veg, vt2g); with charge
+// transfer every spectrum also carries its ground state's 3d count n_d and covalency (the weight
+// outside 3d^n), parameters an estimate reports.
+struct ChargeTransferConfig {
+  int configurations = 1;
+  Sweep delta_ev = Sweep::single(4.0);
+  Sweep udd_ev = Sweep::single(6.0);
+  Sweep upd_ev = Sweep::single(7.5);
+  Sweep veg_ev = Sweep::single(2.0);
+  Sweep vt2g_ev = Sweep::single(1.0);
+  double ligand_tendq_ev = 0.0;
+  bool operator==(const ChargeTransferConfig&) const = default;
+};
+
 // library.simulate: the parameter grid the built-in multiplet simulator sweeps.
 struct SimulateConfig {
   std::vector<std::string> ions{"Mn2+", "Mn3+", "Mn4+"};
@@ -80,6 +97,7 @@ struct SimulateConfig {
   // Absolute energy = simulator's relative energy + this offset, per ion (see docs/simulator.md).
   std::map<std::string, double> energy_offset_ev{
       {"Mn2+", 645.05}, {"Mn3+", 646.35}, {"Mn4+", 647.10}};
+  ChargeTransferConfig charge_transfer;
   bool operator==(const SimulateConfig&) const = default;
 };
 

@@ -29,6 +29,8 @@ struct SimulationJob {
 
 struct SimulatedSpectrum {
   std::string label;
+  // The job's labels; with charge transfer also the ground state's 3d count n_d = n + w2 + 2 w3
+  // and covalency = 1 - w1 (w: its configuration weights).
   std::map<std::string, double> labels;
   Eigen::VectorXd intensity;                // on the grid given to simulate_library()
   MultipletDiagnostics diagnostics;
