@@ -255,3 +255,11 @@ TEST_CASE("command-line overrides replace endpoints", "[config]") {
   CHECK(c.output.endpoint == "tcp://127.0.0.1:7002");
   CHECK(c.control.endpoint == "ipc:///tmp/xasmap-ctl");
 }
+
+TEST_CASE("docs/examples/charge_transfer_library.yaml is a valid configuration", "[config]") {
+  const Config c = load_config(std::filesystem::path(XASMAP_SOURCE_DIR) / "docs" / "examples" /
+                               "charge_transfer_library.yaml");
+  CHECK(c.library.simulate.charge_transfer.configurations == 2);
+  CHECK(c.library.simulate.charge_transfer.delta_ev.values() == std::vector<double>{1.0, 3.0, 5.0});
+  CHECK(c.library.simulate.tendq_ev.values().size() == 11);
+}
