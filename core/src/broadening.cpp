@@ -44,7 +44,7 @@ Eigen::VectorXd broaden(const StickSpectrum& s, const Broadening& b,
   const Eigen::Index n = energy_ev.size();
   Eigen::VectorXd out = Eigen::VectorXd::Zero(n);
   if (n == 0 || s.sticks.empty()) return out;
-  const double split = l3_l2_split(s) + shift_ev;
+  const double split = (std::isfinite(b.split_ev) ? b.split_ev : l3_l2_split(s)) + shift_ev;
   // Each stick's half width at half maximum.
   std::vector<double> stick_hwhm(s.sticks.size());
   for (std::size_t i = 0; i < s.sticks.size(); ++i) {

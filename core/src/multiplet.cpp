@@ -1136,6 +1136,8 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
   }
   if (averages_i.empty()) averages_i = configuration_averages(initial, p.n3d, 1, ti);
   diag.ground_energy_from_average_ev = e0 - averages_i[0];
+  diag.initial_average_ev = averages_i[0];
+  diag.final_average_ev = configuration_averages(final_space, p.n3d + 1, final_configs, tf)[0];
   if (options.ground_state_only) {
     std::vector<StickSpectrum> results(temperatures_k.size());
     for (auto& r : results) {

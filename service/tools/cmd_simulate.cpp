@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include "app_config.hpp"
@@ -16,11 +17,13 @@
 #include "xasmap/core/atomic_data.hpp"
 #include "xasmap/core/error.hpp"
 #include "xasmap/core/multiplet.hpp"
+#include "xasmap/core/ttmult.hpp"
 
 namespace xasmap::service {
 
 const std::vector<OptionSpec> kSimulateOptions = {
-    {"ion", true, "ION", "3d ion with its charge, e.g. Mn3+ (required)"},
+    {"ion", true, "ION", "3d ion with its charge, e.g. Mn3+ (required, unless --ttmult)"},
+    {"ttmult", true, "FILE.ban", "read a ttmult/CTM4XAS charge-transfer input (.ban, with its .rcn31_out beside it)"},
     {"tendq", true, "EV", "crystal-field splitting 10Dq in eV (default 0)"},
     {"symmetry", true, "SYM", "Oh or D4h (default Oh; D4h when --ds or --dt is given)"},
     {"ds", true, "EV", "tetragonal Ds in eV (default 0)"},
@@ -49,7 +52,7 @@ const std::vector<OptionSpec> kSimulateOptions = {
     {"lifetime", true, "RULE", "core_hole or split_energy (CTM4XAS's) (default core_hole)"},
     {"gauss-fwhm", true, "EV", "Gaussian (instrument) FWHM, 0 = none (default 0.3)"},
     {"polarization", true, "POL", "isotropic, x, y, z, left or right (default isotropic)"},
-    {"energy", true, "AXIS", "relative or absolute (default relative)"},
+    {"energy", true, "AXIS", "relative, absolute or ttmult (default relative; ttmult with --ttmult)"},
     {"offset", true, "EV", "absolute offset (default: library.simulate.energy_offset_ev)"},
     {"config", true, "FILE", "config whose energy offsets --energy absolute uses"},
     {"emin", true, "EV", "first energy (default: lowest stick - 5 eV)"},
@@ -97,10 +100,20 @@ int run_simulate(const CliArgs& args) {
   if (!args.positionals().empty()) {
     throw UsageError("unexpected argument '" + args.positionals().front() + "'");
   }
-  const auto ion_text = args.value("ion");
-  if (!ion_text) throw UsageError("simulate needs --ion, e.g. --ion Mn3+");
-  const Ion ion = parse_ion(*ion_text);
   const AtomicTable table = load_atomic_table();
+  // A ttmult input gives the whole model; the options that set one are refused beside it.
+  std::optional<TtmultModel> tt;
+  if (const auto file = args.value("ttmult")) {
+    for (const char* key : {"ion", "tendq", "symmetry", "ds", "dt", "slater-scale", "slater-scale-dd",
+                            "slater-scale-pd", "zeta-scale", "exchange-field", "set", "configurations",
+                            "delta", "udd", "upd", "veg", "vt2g", "ligand-tendq"}) {
+      if (args.has(key)) throw UsageError(std::string("--") + key + " cannot be given with --ttmult: the .ban file sets the model");
+    }
+    tt = read_ttmult(*file, table);
+  }
+  const auto ion_text = args.value("ion");
+  if (!tt && !ion_text) throw UsageError("simulate needs --ion, e.g. --ion Mn3+ (or --ttmult FILE.ban)");
+  const Ion ion = tt ? tt->ion : parse_ion(*ion_text);
 
   ParameterScaling scaling;
   scaling.slater_dd = scaling.slater_pd = positive(args, "slater-scale", 0.8, true);
@@ -155,6 +168,16 @@ int run_simulate(const CliArgs& args) {
   // the ion one charge lower (one more 3d electron), when the atomic table has it.
   std::string transferred_from = "none";
   if (ct.configurations > 1) ct.transferred = transferred_terms_of(ion, table, scaling, &transferred_from);
+  if (tt) {
+    const BeamPolarization asked = p.polarization;
+    p = tt->parameters;
+    p.polarization = asked;
+    if (args.has("temperature")) p.temperature_k = positive(args, "temperature", 0.0, true);
+    transferred_from = "the .rcn31_out beside the .ban";
+  }
+  const bool ttmult_broadening_default = tt && !args.has("lorentz-fwhm") && !args.has("lorentz-fwhm-l3") &&
+                                         !args.has("lorentz-fwhm-l2") && !args.has("gauss-fwhm") &&
+                                         !args.has("lifetime");
 
   Broadening b;
   b.lorentz_l3_ev = b.lorentz_l2_ev = positive(args, "lorentz-fwhm", 0.0, true);
@@ -196,9 +219,13 @@ int run_simulate(const CliArgs& args) {
     return 0;
   }
 
-  const std::string axis = args.value("energy").value_or("relative");
+  const std::string axis = args.value("energy").value_or(tt ? "ttmult" : "relative");
   double offset = 0.0;
-  if (axis == "absolute") {
+  if (axis == "ttmult") {
+    if (!tt) throw UsageError("--energy ttmult needs --ttmult");
+    if (args.has("offset")) throw UsageError("--offset needs --energy absolute");
+    offset = ttmult_energy_offset(sticks.diagnostics);
+  } else if (axis == "absolute") {
     if (args.has("offset")) {
       offset = args.number("offset", 0.0);
     } else {
@@ -212,16 +239,21 @@ int run_simulate(const CliArgs& args) {
       offset = it->second;
     }
   } else if (axis != "relative") {
-    throw UsageError("--energy must be relative or absolute, got '" + axis + "'");
+    throw UsageError("--energy must be relative, absolute or ttmult, got '" + axis + "'");
   } else if (args.has("offset")) {
     throw UsageError("--offset needs --energy absolute");
   }
 
   double lo = sticks.sticks.empty() ? -10.0 : sticks.sticks.front().energy_ev;
   double hi = sticks.sticks.empty() ? 10.0 : sticks.sticks.back().energy_ev;
-  const double emin = args.number("emin", std::floor(lo + offset - 5.0));
-  const double emax = args.number("emax", std::ceil(hi + offset + 5.0));
-  const double estep = positive(args, "estep", 0.05, false);
+  // On ttmult's axis, the grid of its .xy files: 0-60 eV in 1200 points.
+  const bool ttmult_axis = axis == "ttmult";
+  const double emin = args.number("emin", ttmult_axis ? 0.0 : std::floor(lo + offset - 5.0));
+  const double emax = args.number("emax", ttmult_axis ? 60.0 : std::ceil(hi + offset + 5.0));
+  const double estep = positive(args, "estep", ttmult_axis ? 60.0 / 1199.0 : 0.05, false);
+  if (ttmult_broadening_default) {
+    b = ttmult_broadening(ttmult_energy_offset(sticks.diagnostics));
+  }
   if (!(emax > emin)) throw UsageError("--emax must be above --emin");
   const auto n = static_cast<Eigen::Index>(std::floor((emax - emin) / estep + 1e-9)) + 1;
   if (n > 10'000'000) throw UsageError("--emin/--emax/--estep give more than 10^7 points");

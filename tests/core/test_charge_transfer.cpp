@@ -17,6 +17,7 @@
 #include "xasmap/core/atomic_data.hpp"
 #include "xasmap/core/error.hpp"
 #include "xasmap/core/multiplet.hpp"
+#include "xasmap/core/ttmult.hpp"
 #include "multiplet_support.hpp"
 
 using namespace xasmap;
@@ -586,4 +587,52 @@ TEST_CASE("charge transfer: Ni2+ and Ti4+ spectra against ttmult's broadened one
   MultipletParameters ti = fixture_model("Ti4+", "ti4_d0_oh", 3.0, -2.0, 2.0, 1.0, 1.8);
   ti.zeta3d_initial = 0.019;  // ti4_d0_oh.rcn31_out's Blume-Watson value, as ttmult has it
   CHECK(xy_cosine(compute_sticks(ti), "ti4_d0_oh.xy") >= 0.99);
+}
+
+TEST_CASE("read_ttmult reads the fixtures' .ban and .rcn31_out as the tests' own models", "[core][multiplet][ct]") {
+  struct Case {
+    const char* ion;
+    const char* stem;
+    double delta, delta_final, v_eg, v_t2g, tendq;
+  };
+  const Case cases[] = {
+      {"Ti4+", "ti4_d0_oh", 3.0, -2.0, 2.0, 1.0, 1.8}, {"Ni2+", "ni2_d8_oh", 5.0, -1.0, 2.0, 1.0, 1.0},
+      {"Mn2+", "mn2_d5_oh", 5.0, -0.5, 1.8, 0.9, 0.8}, {"Fe2+", "fe2_d6_oh", 5.0, -1.5, 2.0, 1.0, 1.0},
+      {"Co2+", "co2_d7_oh", 5.5, -0.5, 1.8, 0.9, 0.9},
+  };
+  for (const Case& c : cases) {
+    INFO(c.stem);
+    const TtmultModel m = read_ttmult(std::string(XASMAP_TEST_DATA_DIR) + "/ttmult/" + c.stem + ".ban", table());
+    CHECK(m.ion.name() == c.ion);
+    const MultipletParameters want = fixture_model(c.ion, c.stem, c.delta, c.delta_final, c.v_eg, c.v_t2g, c.tendq);
+    const MultipletParameters& got = m.parameters;
+    CHECK(got.tendq == want.tendq);
+    CHECK(got.temperature_k == 0.0);
+    CHECK(got.charge_transfer.configurations == 2);
+    CHECK(got.charge_transfer.delta == Approx(want.charge_transfer.delta).margin(1e-12));
+    CHECK(got.charge_transfer.delta + got.charge_transfer.udd - got.charge_transfer.upd ==
+          Approx(c.delta_final).margin(1e-12));
+    CHECK(got.charge_transfer.v_eg == want.charge_transfer.v_eg);
+    CHECK(got.charge_transfer.v_t2g == want.charge_transfer.v_t2g);
+    const TransferredTerms& a = got.charge_transfer.transferred;
+    const TransferredTerms& b = want.charge_transfer.transferred;
+    for (const auto& [x, y] : {std::pair{a.f2dd_initial, b.f2dd_initial}, {a.f4dd_initial, b.f4dd_initial},
+                               {a.zeta3d_initial, b.zeta3d_initial}, {a.f2dd_final, b.f2dd_final},
+                               {a.f4dd_final, b.f4dd_final}, {a.f2pd, b.f2pd}, {a.g1pd, b.g1pd}, {a.g3pd, b.g3pd},
+                               {a.zeta3d_final, b.zeta3d_final}, {a.zeta2p, b.zeta2p}}) {
+      CHECK(((std::isnan(x) && std::isnan(y)) || x == y));
+    }
+  }
+  // ttmult's energy axis: the strongest stick of Ni2+ where the fixture's .xy has its maximum.
+  const TtmultModel ni = read_ttmult(std::string(XASMAP_TEST_DATA_DIR) + "/ttmult/ni2_d8_oh.ban", table());
+  const StickSpectrum s = compute_sticks(ni.parameters);
+  const Stick strongest = *std::max_element(s.sticks.begin(), s.sticks.end(),
+                                            [](const Stick& x, const Stick& y) { return x.intensity < y.intensity; });
+  CHECK(strongest.energy_ev + ttmult_energy_offset(s.diagnostics) == Approx(14.625).margin(0.02));
+}
+
+TEST_CASE("read_ttmult refuses what it does not model, naming the file and line", "[core][multiplet][ct]") {
+  const std::string dir = std::string(XASMAP_TEST_DATA_DIR) + "/ttmult/";
+  CHECK_THROWS_WITH(read_ttmult(dir + "nid8ct.ban", table()), Catch::Contains("nid8ct.ban:6: XMIX with 4 values is a D4h model"));
+  CHECK_THROWS_WITH(read_ttmult(dir + "missing.ban", table()), Catch::Contains("missing.ban: cannot open"));
 }

@@ -225,6 +225,58 @@ TEST_CASE("xasmap simulate with charge transfer prints the ground state as JSON"
   CHECK(too_many.output.find("room for 1") != std::string::npos);
 }
 
+TEST_CASE("xasmap simulate --ttmult runs a ttmult input as it is, on ttmult's axis", "[integration][cli][simulate]") {
+  // The fixtures' .ban files as CTM4XAS users have them: the ground state as ttmult prints it, and
+  // the spectrum on the fixture's own energy grid with its broadening, compared point for point
+  // with no shift (measured: cosine 0.9996 and 0.9994, maxima at the same energy).
+  const std::string dir = std::string(XASMAP_TEST_DATA_DIR) + "/ttmult/";
+  struct Case {
+    const char* stem;
+    double energy, weight;  // ttmult's lowest Eg0 and its first configuration weight
+  };
+  for (const Case& c : {Case{"ni2_d8_oh", -3.449934483, 0.88520}, Case{"ti4_d0_oh", -3.261953354, 0.67015}}) {
+    INFO(c.stem);
+    const Run ground = run(kTool + " simulate --ttmult " + dir + c.stem + ".ban --ground-state-json");
+    INFO(ground.output);
+    REQUIRE(ground.status == 0);
+    const auto energy_at = ground.output.find("\"energy_ev\": ");
+    const auto weights_at = ground.output.find("\"weights\": [");
+    REQUIRE(energy_at != std::string::npos);
+    REQUIRE(weights_at != std::string::npos);
+    CHECK(std::stod(ground.output.substr(energy_at + 13)) == Approx(c.energy).margin(5e-3));
+    CHECK(std::stod(ground.output.substr(weights_at + 12)) == Approx(c.weight).margin(5e-3));
+    const std::string out = (std::filesystem::temp_directory_path() / (std::string("xasmap_tt_") + c.stem + ".csv")).string();
+    const Run spectrum = run(kTool + " simulate --ttmult " + dir + c.stem + ".ban --out " + out);
+    REQUIRE(spectrum.status == 0);
+    std::ifstream ours_file(out);
+    const std::string ours_text((std::istreambuf_iterator<char>(ours_file)), {});
+    const auto ours = read_csv_pairs(ours_text);
+    std::ifstream xy(dir + c.stem + ".xy");
+    std::vector<std::pair<double, double>> ref;
+    for (double e = 0, y = 0; xy >> e >> y;) ref.emplace_back(e, y);
+    REQUIRE(ours.size() == ref.size());
+    double ab = 0, aa = 0, bb = 0;
+    std::size_t top_ours = 0, top_ref = 0;
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+      CHECK(ours[i].first == Approx(ref[i].first).margin(1e-3));
+      ab += ours[i].second * ref[i].second;
+      aa += ours[i].second * ours[i].second;
+      bb += ref[i].second * ref[i].second;
+      if (ours[i].second > ours[top_ours].second) top_ours = i;
+      if (ref[i].second > ref[top_ref].second) top_ref = i;
+    }
+    CHECK(ab / std::sqrt(aa * bb) >= 0.99);
+    CHECK(std::abs(ours[top_ours].first - ref[top_ref].first) <= 0.02);
+    std::filesystem::remove(out);
+  }
+  const Run d4h = run(kTool + " simulate --ttmult " + dir + "nid8ct.ban");
+  CHECK(d4h.status == 1);
+  CHECK(d4h.output.find("XMIX with 4 values is a D4h model") != std::string::npos);
+  const Run both = run(kTool + " simulate --ttmult " + dir + "ni2_d8_oh.ban --ion Ni2+");
+  CHECK(both.status == 64);
+  CHECK(both.output.find("--ion cannot be given with --ttmult") != std::string::npos);
+}
+
 TEST_CASE("xasmap library writes one CSV per spectrum and a manifest", "[integration][cli][library]") {
   const auto dir = std::filesystem::temp_directory_path() / "xasmap_cli_library";
   std::filesystem::remove_all(dir);

@@ -143,6 +143,10 @@ struct MultipletDiagnostics {
   // spectrum at which Lanczos stopped (0 where every Krylov space closed and the sticks are exact).
   std::vector<int> lanczos_steps;
   double lanczos_change = 0;
+  // The first configuration's average energy (the Hamiltonian without hopping averaged over all
+  // its determinants) in the initial and in the final state: ttmult's zero of each state.
+  double initial_average_ev = 0;
+  double final_average_ev = 0;
 };
 
 struct StickSpectrum {
@@ -203,6 +207,8 @@ struct Broadening {
   double lorentz_l2_ev = 0.8;
   double gauss_ev = 0.3;
   LifetimeRule rule = LifetimeRule::kCoreHoleCharacter;
+  // kSplitEnergy's split, on the sticks' energy scale; NaN: l3_l2_split() estimates it.
+  double split_ev = std::numeric_limits<double>::quiet_NaN();
 };
 
 // The split energy that separates L3 from L2 sticks (LifetimeRule::kSplitEnergy).
