@@ -636,3 +636,65 @@ TEST_CASE("read_ttmult refuses what it does not model, naming the file and line"
   CHECK_THROWS_WITH(read_ttmult(dir + "nid8ct.ban", table()), Catch::Contains("nid8ct.ban:6: XMIX with 4 values is a D4h model"));
   CHECK_THROWS_WITH(read_ttmult(dir + "missing.ban", table()), Catch::Contains("missing.ban: cannot open"));
 }
+
+TEST_CASE("charge transfer: NiO has the satellite, the L3 shoulder and the L2 doublet of published spectra", "[core][multiplet][ct]") {
+  // NiO with parameters of the range the literature uses (Delta 5, Udd 7, Upd 8 eV, V(e_g) 2 eV,
+  // V(t2g) = V(e_g)/2, bare 10Dq 0.7 eV; van der Laan et al., Phys. Rev. B 33, 4253 (1986); de
+  // Groot, Coord. Chem. Rev. 249, 31 (2005)), against the same model without hopping. Published
+  // NiO L2,3 spectra show: the L3 peak with a shoulder about 1.8 eV above it, a weak charge-transfer
+  // satellite 5-8 eV above it that the crystal-field model lacks, and L2 as a doublet about 1.2 eV
+  // wide.
+  const auto spectrum = [](double v_eg) {
+    MultipletParameters p = ion("Ni2+", 0.7);
+    p.temperature_k = 300.0;
+    p.charge_transfer.configurations = 2;
+    p.charge_transfer.delta = 5.0;
+    p.charge_transfer.udd = 7.0;
+    p.charge_transfer.upd = 8.0;
+    p.charge_transfer.v_eg = v_eg;
+    p.charge_transfer.v_t2g = v_eg / 2.0;
+    p.charge_transfer.transferred = make_transferred_terms(table().lookup(parse_ion("Ni1+")), ParameterScaling{});
+    const StickSpectrum s = compute_sticks(p);
+    Broadening b;
+    b.lorentz_l3_ev = 0.3;
+    b.lorentz_l2_ev = 0.6;
+    b.gauss_ev = 0.3;
+    const Eigen::VectorXd grid = Eigen::VectorXd::LinSpaced(1201, -20.0, 40.0);  // 0.05 eV
+    const Eigen::VectorXd y = broaden(s, b, grid);
+    Eigen::Index top = 0;
+    y.maxCoeff(&top);
+    // Local maxima above 0.5 % of the L3 peak, as (energy above the L3 peak, relative height).
+    std::vector<std::pair<double, double>> peaks;
+    for (Eigen::Index i = 1; i + 1 < y.size(); ++i) {
+      if (y[i] > y[i - 1] && y[i] >= y[i + 1] && y[i] > 0.005 * y[top]) peaks.emplace_back(grid[i] - grid[top], y[i] / y[top]);
+    }
+    return std::make_pair(peaks, s.diagnostics.ground_weights);
+  };
+  const auto within = [](const std::vector<std::pair<double, double>>& peaks, double lo, double hi) {
+    std::vector<std::pair<double, double>> out;
+    for (const auto& p : peaks) {
+      if (p.first >= lo && p.first <= hi) out.push_back(p);
+    }
+    return out;
+  };
+  const auto [ct, weights] = spectrum(2.0);
+  const auto [cf, cf_weights] = spectrum(0.0);
+  // Measured: 3d9L weight 0.119; shoulder +1.80 eV at 0.24; satellite +6.65 eV at 0.021; L2 peaks
+  // +17.40 and +18.45 eV at 0.154 and 0.177. Without hopping: no satellite.
+  REQUIRE(weights.size() == 2);
+  CHECK(weights[1] > 0.05);
+  CHECK(weights[1] < 0.3);
+  CHECK(cf_weights[1] == Approx(0.0).margin(1e-12));
+  const auto shoulder = within(ct, 1.4, 2.2);
+  REQUIRE(shoulder.size() == 1);
+  CHECK(shoulder[0].second > 0.1);
+  CHECK(shoulder[0].second < 0.4);
+  const auto satellite = within(ct, 5.0, 8.0);
+  REQUIRE(satellite.size() == 1);
+  CHECK(satellite[0].second > 0.01);
+  CHECK(within(cf, 3.5, 12.0).empty());
+  const auto l2 = within(ct, 15.0, 21.0);
+  REQUIRE(l2.size() == 2);
+  CHECK(l2[1].first - l2[0].first > 0.8);
+  CHECK(l2[1].first - l2[0].first < 1.6);
+}
