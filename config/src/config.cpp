@@ -290,10 +290,6 @@ void validate_simulate(const SimulateConfig& s, Checker& c) {
           "one value, or no slater_scale_dd and slater_scale_pd (a swept scale applies to all)");
   }
   const ChargeTransferConfig& ct = s.charge_transfer;
-  if (ct.configurations > 1 && s.symmetry != Symmetry::kOh) {
-    c.add(p + ".charge_transfer.configurations", std::to_string(ct.configurations) + " with symmetry D4h",
-          "1 (charge transfer is implemented in Oh only)");
-  }
   if (ct.configurations > 1) {
     for (std::size_t i = 0; i < s.ions.size(); ++i) {
       if (!valid_ion(s.ions[i])) continue;

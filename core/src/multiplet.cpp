@@ -142,7 +142,7 @@ struct StateParameters {
   // Charge transfer: the spin-orbitals in use (16, or 26 with the ligand shell), the hopping
   // between each 3d orbital and its ligand partner, and the ligand shell's own crystal field.
   int orbitals = kNumOrbitals;
-  double v_eg = 0, v_t2g = 0, ligand_tendq = 0;
+  double v_b1 = 0, v_a1 = 0, v_b2 = 0, v_e = 0, ligand_tendq = 0;  // Oh: b1 = a1 = e_g, b2 = e = t2g
 };
 
 // <a b | 1/r12 | c d> for spin-orbitals, shell-conserving terms only (no configuration mixing).
@@ -218,22 +218,25 @@ OneBody one_body(const StateParameters& sp) {
     for (int m = -2; m <= 2; ++m) t(d_index(m, s), d_index(m, s)) += sp.exchange * s;
   }
   if (sp.orbitals > kNumOrbitals) {
-    // The Oh projectors in the complex basis: e_g = {m = 0, (m = 2 + m = -2)/sqrt 2}, t2g =
-    // {m = +-1, (m = 2 - m = -2)/sqrt 2}. Hopping V_g (d+_g L_g + L+_g d_g) for g in e_g, t2g, and
-    // the ligand crystal field (e_g at +0.6, t2g at -0.4 ligand_tendq).
+    // The D4h projectors in the complex basis: a1 = {m = 0}, b1 = {(m = 2 + m = -2)/sqrt 2},
+    // b2 = {(m = 2 - m = -2)/sqrt 2}, e = {m = +-1}; Oh's e_g is a1 + b1 and t2g is b2 + e.
+    // Hopping V_g (d+_g L_g + L+_g d_g) for each, and the ligand crystal field (e_g at +0.6, t2g
+    // at -0.4 ligand_tendq).
     const double ldq = sp.ligand_tendq / 10.0;
     for (int s : {-1, +1}) {
       for (int m = -2; m <= 2; ++m) {
         for (int mp = -2; mp <= 2; ++mp) {
-          double eg = 0.0, t2g = 0.0;
+          double a1 = 0.0, b1 = 0.0, b2 = 0.0, e = 0.0;
           if (m == mp) {
-            eg = (m == 0) ? 1.0 : (std::abs(m) == 2 ? 0.5 : 0.0);
-            t2g = (std::abs(m) == 1) ? 1.0 : (std::abs(m) == 2 ? 0.5 : 0.0);
+            a1 = m == 0 ? 1.0 : 0.0;
+            e = std::abs(m) == 1 ? 1.0 : 0.0;
+            b1 = b2 = std::abs(m) == 2 ? 0.5 : 0.0;
           } else if (std::abs(m) == 2 && mp == -m) {
-            eg = 0.5;
-            t2g = -0.5;
+            b1 = 0.5;
+            b2 = -0.5;
           }
-          const double hop = sp.v_eg * eg + sp.v_t2g * t2g;
+          const double eg = a1 + b1, t2g = b2 + e;
+          const double hop = sp.v_a1 * a1 + sp.v_b1 * b1 + sp.v_b2 * b2 + sp.v_e * e;
           if (hop != 0.0) {
             t(d_index(m, s), l_index(mp, s)) += hop;
             t(l_index(mp, s), d_index(m, s)) += hop;
@@ -829,8 +832,12 @@ StateParameters initial_state(const MultipletParameters& p) {
   s.exchange = p.exchange_field;
   if (p.charge_transfer.configurations > 1) {
     s.orbitals = kMaxOrbitals;
-    s.v_eg = p.charge_transfer.v_eg;
-    s.v_t2g = p.charge_transfer.v_t2g;
+    const ChargeTransferParameters& ct = p.charge_transfer;
+    const auto or_else = [](double v, double fallback) { return std::isnan(v) ? fallback : v; };
+    s.v_b1 = or_else(ct.v_b1, ct.v_eg);
+    s.v_a1 = or_else(ct.v_a1, ct.v_eg);
+    s.v_b2 = or_else(ct.v_b2, ct.v_t2g);
+    s.v_e = or_else(ct.v_e, ct.v_t2g);
     s.ligand_tendq = p.charge_transfer.ligand_tendq;
   }
   return s;
@@ -1016,8 +1023,9 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
     throw Error("multiplet: charge_transfer.configurations = " + std::to_string(ct.configurations) +
                 " is outside 1..3");
   }
-  if (ct.configurations > 1 && p.symmetry != CrystalSymmetry::kOh) {
-    throw Error("multiplet: charge transfer is implemented in Oh only (symmetry D4h asked)");
+  if (ct.configurations > 1 && p.symmetry == CrystalSymmetry::kOh &&
+      !(std::isnan(ct.v_b1) && std::isnan(ct.v_a1) && std::isnan(ct.v_b2) && std::isnan(ct.v_e))) {
+    throw Error("multiplet: the D4h hoppings v_b1, v_a1, v_b2, v_e need symmetry D4h (Oh has v_eg and v_t2g)");
   }
   if (p.n3d + ct.configurations - 1 > 10) {
     throw Error("multiplet: 3d^" + std::to_string(p.n3d) + " has room for " + std::to_string(10 - p.n3d) +

@@ -42,6 +42,10 @@ const std::vector<OptionSpec> kSimulateOptions = {
     {"veg", true, "EV", "hopping between e_g 3d and ligand orbitals (default 0)"},
     {"vt2g", true, "EV", "hopping between t2g 3d and ligand orbitals (default 0)"},
     {"ligand-tendq", true, "EV", "crystal field of the ligand orbitals (default 0)"},
+    {"vb1", true, "EV", "D4h: hopping of b1 (x2-y2) (default --veg)"},
+    {"va1", true, "EV", "D4h: hopping of a1 (z2) (default --veg)"},
+    {"vb2", true, "EV", "D4h: hopping of b2 (xy) (default --vt2g)"},
+    {"ve", true, "EV", "D4h: hopping of e (xz, yz) (default --vt2g)"},
     {"krylov-min-dimension", true, "N", "final blocks this large or larger are solved by Lanczos (default 1000; 0 all)"},
     {"krylov-resolution", true, "EV", "Lorentzian FWHM at which Lanczos checks its spectrum (default 0.2)"},
     {"krylov-tolerance", true, "X", "Lanczos stops when that spectrum moves by at most X of its maximum (default 1e-3)"},
@@ -106,7 +110,7 @@ int run_simulate(const CliArgs& args) {
   if (const auto file = args.value("ttmult")) {
     for (const char* key : {"ion", "tendq", "symmetry", "ds", "dt", "slater-scale", "slater-scale-dd",
                             "slater-scale-pd", "zeta-scale", "exchange-field", "set", "configurations",
-                            "delta", "udd", "upd", "veg", "vt2g", "ligand-tendq"}) {
+                            "delta", "udd", "upd", "veg", "vt2g", "ligand-tendq", "vb1", "va1", "vb2", "ve"}) {
       if (args.has(key)) throw UsageError(std::string("--") + key + " cannot be given with --ttmult: the .ban file sets the model");
     }
     tt = read_ttmult(*file, table);
@@ -153,7 +157,7 @@ int run_simulate(const CliArgs& args) {
     throw UsageError("--configurations must be 1, 2 or 3");
   }
   ct.configurations = static_cast<int>(configurations);
-  for (const char* key : {"delta", "udd", "upd", "veg", "vt2g", "ligand-tendq"}) {
+  for (const char* key : {"delta", "udd", "upd", "veg", "vt2g", "ligand-tendq", "vb1", "va1", "vb2", "ve"}) {
     if (args.has(key) && ct.configurations == 1) {
       throw UsageError(std::string("--") + key + " needs charge transfer: --configurations 2 or 3 (or --delta)");
     }
@@ -164,6 +168,11 @@ int run_simulate(const CliArgs& args) {
   ct.v_eg = args.number("veg", 0.0);
   ct.v_t2g = args.number("vt2g", 0.0);
   ct.ligand_tendq = args.number("ligand-tendq", 0.0);
+  for (const auto& [key, field] : {std::pair{"vb1", &ct.v_b1}, {"va1", &ct.v_a1}, {"vb2", &ct.v_b2}, {"ve", &ct.v_e}}) {
+    if (!args.has(key)) continue;
+    if (p.symmetry != CrystalSymmetry::kD4h) throw UsageError(std::string("--") + key + " needs --symmetry D4h");
+    *field = args.number(key, 0.0);
+  }
   // As ttmult does: the configurations with a transferred electron take the Hartree-Fock terms of
   // the ion one charge lower (one more 3d electron), when the atomic table has it.
   std::string transferred_from = "none";

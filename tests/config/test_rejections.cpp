@@ -123,9 +123,7 @@ TEST_CASE("cross-field rules are checked and located", "[config][reject]") {
   // Every swept setting multiplies the library: 5001 10Dq values x 3 ions x 12 nuisance variants.
   check(rejection("library:\n  simulate:\n    tendq_ev: {start: 0, stop: 2.5, step: 0.0005}\n"),
         {"library.simulate", 3, 5, "180036 spectra", "at most 100000 spectra"});
-  // Charge transfer is implemented in Oh, and needs room in the 3d shell for its electrons.
-  check(rejection("library:\n  simulate:\n    symmetry: D4h\n    charge_transfer:\n      configurations: 2\n"),
-        {"library.simulate.charge_transfer.configurations", 5, 23, "2 with symmetry D4h", "Oh only"});
+  // Charge transfer needs room in the 3d shell for its electrons.
   check(rejection("library:\n  simulate:\n    ions: [Cu2+]\n    energy_offset_ev: {Cu2+: 930}\n"
                   "    charge_transfer:\n      configurations: 3\n"),
         {"library.simulate.charge_transfer.configurations", 6, 23, "3 with Cu2+ (room for 1", "at most 2"});

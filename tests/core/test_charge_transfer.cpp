@@ -247,8 +247,8 @@ TEST_CASE("charge transfer: parameters outside the model are refused", "[core][m
   CHECK_THROWS_WITH(compute_sticks(p), Catch::Contains("room for 1"));
   p.n3d = 8;
   p.charge_transfer.configurations = 2;
-  p.symmetry = CrystalSymmetry::kD4h;
-  CHECK_THROWS_WITH(compute_sticks(p), Catch::Contains("Oh only"));
+  p.charge_transfer.v_b1 = 2.0;  // a D4h hopping in Oh
+  CHECK_THROWS_WITH(compute_sticks(p), Catch::Contains("need symmetry D4h"));
 }
 
 TEST_CASE("charge transfer: Ni2+ d8 in Oh has ttmult's ground state", "[core][multiplet][ct]") {
@@ -697,4 +697,61 @@ TEST_CASE("charge transfer: NiO has the satellite, the L3 shoulder and the L2 do
   REQUIRE(l2.size() == 2);
   CHECK(l2[1].first - l2[0].first > 0.8);
   CHECK(l2[1].first - l2[0].first < 1.6);
+}
+
+TEST_CASE("charge transfer in D4h: the four hoppings, and Oh as their limit", "[core][multiplet][ct]") {
+  // In D4h with Ds = Dt = 0 and V(b1) = V(a1) = V(e_g), V(b2) = V(e) = V(t2g) the model is the Oh one.
+  MultipletParameters oh = ion("Ni2+", 1.0);
+  oh.temperature_k = 300.0;
+  oh.charge_transfer.configurations = 2;
+  oh.charge_transfer.delta = 5.0;
+  oh.charge_transfer.upd = 6.0;
+  oh.charge_transfer.v_eg = 2.0;
+  oh.charge_transfer.v_t2g = 1.0;
+  MultipletParameters d4h = oh;
+  d4h.symmetry = CrystalSymmetry::kD4h;
+  d4h.charge_transfer.v_b1 = d4h.charge_transfer.v_a1 = 2.0;
+  d4h.charge_transfer.v_b2 = d4h.charge_transfer.v_e = 1.0;
+  const StickSpectrum a = compute_sticks(oh), b = compute_sticks(d4h);
+  REQUIRE(a.sticks.size() == b.sticks.size());
+  for (std::size_t i = 0; i < a.sticks.size(); ++i) {
+    CHECK(b.sticks[i].energy_ev == Approx(a.sticks[i].energy_ev).margin(1e-9));
+    CHECK(b.sticks[i].intensity == Approx(a.sticks[i].intensity).margin(1e-12));
+  }
+  // Each hopping acts on its own orbital: Ni2+ 3A2 (t2g^6 e_g^2) transfers into the e_g holes, so
+  // b1 and a1 hoppings move the 3d9L weight and the b2 and e ones (full orbitals) barely do.
+  const auto covalency = [&](double b1, double a1, double b2, double e) {
+    MultipletParameters p = d4h;
+    p.charge_transfer.v_b1 = b1;
+    p.charge_transfer.v_a1 = a1;
+    p.charge_transfer.v_b2 = b2;
+    p.charge_transfer.v_e = e;
+    SolverOptions ground;
+    ground.ground_state_only = true;
+    return compute_sticks(p, ground).diagnostics.ground_weights[1];
+  };
+  const double base = covalency(2.0, 2.0, 1.0, 1.0);
+  CHECK(covalency(2.5, 2.0, 1.0, 1.0) > base + 0.01);
+  CHECK(covalency(2.0, 2.5, 1.0, 1.0) > base + 0.01);
+  CHECK(std::abs(covalency(2.0, 2.0, 1.5, 1.0) - base) < 0.01 * base);
+  CHECK(std::abs(covalency(2.0, 2.0, 1.0, 1.5) - base) < 0.01 * base);
+  // 3A2 holds one hole in each e_g orbital: raising V(b1) or V(a1) alike moves the weight alike.
+  CHECK(std::abs(covalency(2.5, 2.0, 1.0, 1.0) - covalency(2.0, 2.5, 1.0, 1.0)) < 0.05);
+
+  // ttmult's nid8ct (D4h: XMIX 4 with V(b1) = V(a1) = 2, V(b2) = V(e) = 1; 10Dq 1.0, Ds 0.1 as its
+  // XHAM reads; Delta 5, Delta' 4): the ground state within 0.2 meV and its weights within 5e-5.
+  // Weak as a test of D4h: Ds = 0 is within 0.5 meV too. Its sticks are not compared yet: ttmult's
+  // D4h triads and its XHAM convention are not worked out (the strong sticks lie 0.7 eV apart).
+  MultipletParameters nid = d4h;
+  nid.temperature_k = 0.0;
+  nid.ds = 0.1;
+  nid.charge_transfer.upd = 1.0;
+  nid.charge_transfer.transferred = make_transferred_terms(table().lookup(parse_ion("Ni1+")), ParameterScaling{});
+  SolverOptions ground;
+  ground.ground_state_only = true;
+  const StickSpectrum n = compute_sticks(nid, ground);
+  const TtmultGround reference = read_ground("nid8ct.ban_out");
+  CHECK(reference.energy == Approx(-3.450600624).margin(1e-9));
+  CHECK(n.diagnostics.ground_energy_from_average_ev == Approx(reference.energy).margin(5e-3));
+  CHECK(n.diagnostics.ground_weights[0] == Approx(reference.weights[0]).margin(5e-3));
 }

@@ -49,8 +49,11 @@ struct ChargeTransferParameters {
   // EF2 = delta').
   double delta = 0, udd = 0, upd = 0;
   // Hopping between a 3d orbital and the ligand orbital of its symmetry (Oh: e_g, t2g), the same in
-  // both states: H = sum_g v_g (d+_g L_g + L+_g d_g).
+  // both states: H = sum_g v_g (d+_g L_g + L+_g d_g). In D4h each of b1 (x2-y2), a1 (z2), b2 (xy)
+  // and e (xz, yz) may have its own; NaN takes v_eg (b1, a1) or v_t2g (b2, e). Only with D4h.
   double v_eg = 0, v_t2g = 0;
+  double v_b1 = std::numeric_limits<double>::quiet_NaN(), v_a1 = std::numeric_limits<double>::quiet_NaN();
+  double v_b2 = std::numeric_limits<double>::quiet_NaN(), v_e = std::numeric_limits<double>::quiet_NaN();
   // Crystal field of the ligand orbitals: e_g at +0.6, t2g at -0.4 of it (ttmult has none).
   double ligand_tendq = 0;
   TransferredTerms transferred;
