@@ -161,7 +161,8 @@ struct StickSpectrum {
 struct SolverOptions {
   SolverOptions() = default;  // not an aggregate: compute_sticks(p, {20.0, 300.0}) means temperatures
   // Split each Hamiltonian into the four 2*Jz mod 8 blocks (true), or diagonalise it whole
-  // (false: slower, for cross-checks and benchmark baselines).
+  // (false: slower, for cross-checks and benchmark baselines; a whole final state of
+  // krylov_min_dimension states or more then goes to Lanczos unless that is raised too).
   bool use_symmetry_blocks = true;
   // Diagonalise the initial state only: the diagnostics (ground state, its weights) without sticks.
   bool ground_state_only = false;
