@@ -62,6 +62,13 @@ void read_csv(const std::filesystem::path& file, std::size_t min_fields, F&& row
 
 }  // namespace
 
+std::string element_symbol(int z) {
+  for (const auto& [symbol, number] : kElements) {
+    if (number == z) return symbol;
+  }
+  throw Error("Z = " + std::to_string(z) + " is not a 3d element Ti..Cu");
+}
+
 Ion parse_ion(const std::string& text) {
   for (const auto& [symbol, z] : kElements) {
     const std::string element(symbol);

@@ -435,10 +435,8 @@ struct SolvedBlock {
   Eigen::MatrixXd vectors;
 };
 
-SolvedBlock solve_block(const Eigen::MatrixXd& h, const char* state, int block,
-                        MultipletDiagnostics& diag) {
-  SolvedBlock out;
-  if (h.rows() == 0) return out;
+// Records max |H - H^T| of a dense block and refuses one that is not symmetric.
+void check_symmetric(const Eigen::MatrixXd& h, const char* state, int block, MultipletDiagnostics& diag) {
   const double asymmetry = (h - h.transpose()).cwiseAbs().maxCoeff();
   diag.max_asymmetry = std::max(diag.max_asymmetry, asymmetry);
   const double scale = std::max(1.0, h.cwiseAbs().maxCoeff() * static_cast<double>(h.rows()));
@@ -447,6 +445,13 @@ SolvedBlock solve_block(const Eigen::MatrixXd& h, const char* state, int block,
                 std::to_string(block) + " is not symmetric (max |H - H^T| = " +
                 std::to_string(asymmetry) + " eV)");
   }
+}
+
+SolvedBlock solve_block(const Eigen::MatrixXd& h, const char* state, int block,
+                        MultipletDiagnostics& diag) {
+  SolvedBlock out;
+  if (h.rows() == 0) return out;
+  check_symmetric(h, state, block, diag);
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(h);
   if (solver.info() != Eigen::Success) {
     throw Error(std::string("multiplet: the eigen-solver failed on the ") + state +
@@ -583,13 +588,7 @@ InitialBlock initial_eigenvalues(Eigen::MatrixXd h, int block, MultipletDiagnost
   InitialBlock out;
   out.h = std::move(h);
   if (out.h.rows() == 0) return out;
-  const double asymmetry = (out.h - out.h.transpose()).cwiseAbs().maxCoeff();
-  diag.max_asymmetry = std::max(diag.max_asymmetry, asymmetry);
-  const double scale = std::max(1.0, out.h.cwiseAbs().maxCoeff() * static_cast<double>(out.h.rows()));
-  if (asymmetry > 1e-10 * scale) {
-    throw Error("multiplet: the initial Hamiltonian block " + std::to_string(block) +
-                " is not symmetric (max |H - H^T| = " + std::to_string(asymmetry) + " eV)");
-  }
+  check_symmetric(out.h, "initial", block, diag);
   out.tri.compute(out.h);
   const Eigen::VectorXd diagonal = out.tri.diagonal();  // (a strided view of the packed matrix)
   const Eigen::VectorXd sub = out.tri.subDiagonal();
@@ -1061,12 +1060,13 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
     ti.push_back({one_body(si2), two_body(si2)});
     tf.push_back({one_body(sf2), two_body(sf2)});
   }
-  std::vector<double> shift_i, shift_f, averages_i;
+  // Each configuration's average energy; with one configuration the mean of the diagonal.
+  const std::vector<double> averages_i = configuration_averages(initial, p.n3d, configs, ti);
+  const std::vector<double> averages_f = configuration_averages(final_space, p.n3d + 1, final_configs, tf);
+  std::vector<double> shift_i, shift_f;
   if (configs > 1) {
-    averages_i = configuration_averages(initial, p.n3d, configs, ti);
     shift_i = configuration_shifts(averages_i, ct.delta, ct.udd);
-    shift_f = configuration_shifts(configuration_averages(final_space, p.n3d + 1, final_configs, tf),
-                                   ct.delta + ct.udd - ct.upd, ct.udd);
+    shift_f = configuration_shifts(averages_f, ct.delta + ct.udd - ct.upd, ct.udd);
   }
 
   std::array<InitialBlock, kNumBlocks> initial_blocks;
@@ -1142,10 +1142,9 @@ std::vector<StickSpectrum> compute_sticks(const MultipletParameters& p, const st
       }
     }
   }
-  if (averages_i.empty()) averages_i = configuration_averages(initial, p.n3d, 1, ti);
   diag.ground_energy_from_average_ev = e0 - averages_i[0];
   diag.initial_average_ev = averages_i[0];
-  diag.final_average_ev = configuration_averages(final_space, p.n3d + 1, final_configs, tf)[0];
+  diag.final_average_ev = averages_f[0];
   if (options.ground_state_only) {
     std::vector<StickSpectrum> results(temperatures_k.size());
     for (auto& r : results) {

@@ -1,6 +1,5 @@
 #include "xasmap/core/ttmult.hpp"
 
-#include <array>
 #include <cctype>
 #include <cstdio>
 #include <cmath>
@@ -144,12 +143,12 @@ TtmultModel read_ttmult(const std::filesystem::path& ban, const AtomicTable& tab
   std::filesystem::path rcn = ban;
   rcn.replace_extension(".rcn31_out");
   const Rcn31 hf = read_rcn31(rcn);
-  static constexpr std::array<const char*, 8> kElements{"Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu"};
   std::string element;
-  for (const char* e : kElements) {
-    if (parse_ion(std::string(e) + "2+").z == hf.z) element = e;
+  try {
+    element = element_symbol(hf.z);
+  } catch (const Error& e) {
+    throw Error(rcn.string() + ": " + e.what());
   }
-  if (element.empty()) throw Error(rcn.string() + ": Z = " + std::to_string(hf.z) + " is not a 3d element Ti..Cu");
   TtmultModel out;
   out.ion = parse_ion(element + std::to_string(hf.ion + 1) + "+");
   MultipletParameters& p = out.parameters;

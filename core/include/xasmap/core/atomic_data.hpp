@@ -25,6 +25,9 @@ struct Ion {
 // the sign is refused, suggesting "Mn3+").
 Ion parse_ion(const std::string& text);
 
+// The symbol of the 3d element with atomic number z (Ti..Cu). Throws xasmap::Error otherwise.
+std::string element_symbol(int z);
+
 // Raw Hartree-Fock values in eV, before any scaling.
 struct HartreeFockValues {
   // Initial state 2p6 3d^n.
