@@ -204,18 +204,24 @@ TEST_CASE("xasmap simulate refuses bad options with the reason", "[integration][
   CHECK(no_offset.output.find("no energy offset for Fe3+") != std::string::npos);
 }
 
+// The energy and the first configuration weight of `xasmap simulate --ground-state-json`'s object.
+std::pair<double, double> ground_state_json(const std::string& output) {
+  const auto energy_at = output.find("\"energy_ev\": ");
+  const auto weights_at = output.find("\"weights\": [");
+  REQUIRE(energy_at != std::string::npos);
+  REQUIRE(weights_at != std::string::npos);
+  return {std::stod(output.substr(energy_at + 13)), std::stod(output.substr(weights_at + 12))};
+}
+
 TEST_CASE("xasmap simulate with charge transfer prints the ground state as JSON", "[integration][cli][simulate]") {
   // ttmult's ni2_d8_oh fixture: ground state -3.449934 eV, weights 0.88520 / 0.11480
   // (tests/core/test_charge_transfer.cpp checks the model itself).
   const Run r = run(kTool + " simulate --ion Ni2+ --tendq 1.0 --delta 5 --upd 6 --veg 2 --vt2g 1 --ground-state-json");
   INFO(r.output);
   REQUIRE(r.status == 0);
-  const auto energy_at = r.output.find("\"energy_ev\": ");
-  const auto weights_at = r.output.find("\"weights\": [");
-  REQUIRE(energy_at != std::string::npos);
-  REQUIRE(weights_at != std::string::npos);
-  CHECK(std::stod(r.output.substr(energy_at + 13)) == Approx(-3.4499).margin(1e-3));
-  CHECK(std::stod(r.output.substr(weights_at + 12)) == Approx(0.8852).margin(5e-4));
+  const auto [energy, weight] = ground_state_json(r.output);
+  CHECK(energy == Approx(-3.4499).margin(1e-3));
+  CHECK(weight == Approx(0.8852).margin(5e-4));
   CHECK(r.output.find("energy_eV") == std::string::npos);  // no spectrum
   const Run hop_without_ct = run(kTool + " simulate --ion Ni2+ --veg 2");
   CHECK(hop_without_ct.status == 64);
@@ -239,12 +245,9 @@ TEST_CASE("xasmap simulate --ttmult runs a ttmult input as it is, on ttmult's ax
     const Run ground = run(kTool + " simulate --ttmult " + dir + c.stem + ".ban --ground-state-json");
     INFO(ground.output);
     REQUIRE(ground.status == 0);
-    const auto energy_at = ground.output.find("\"energy_ev\": ");
-    const auto weights_at = ground.output.find("\"weights\": [");
-    REQUIRE(energy_at != std::string::npos);
-    REQUIRE(weights_at != std::string::npos);
-    CHECK(std::stod(ground.output.substr(energy_at + 13)) == Approx(c.energy).margin(5e-3));
-    CHECK(std::stod(ground.output.substr(weights_at + 12)) == Approx(c.weight).margin(5e-3));
+    const auto [energy, weight] = ground_state_json(ground.output);
+    CHECK(energy == Approx(c.energy).margin(5e-3));
+    CHECK(weight == Approx(c.weight).margin(5e-3));
     const std::string out = (std::filesystem::temp_directory_path() / (std::string("xasmap_tt_") + c.stem + ".csv")).string();
     const Run spectrum = run(kTool + " simulate --ttmult " + dir + c.stem + ".ban --out " + out);
     REQUIRE(spectrum.status == 0);
