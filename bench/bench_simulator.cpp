@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "xasmap/core/atomic_data.hpp"
-#include "xasmap/core/error.hpp"
 #include "xasmap/core/multiplet.hpp"
 #include "xasmap/core/simulated_library.hpp"
 
@@ -110,14 +109,7 @@ MultipletParameters charge_transfer(const char* ion) {
   ct.upd = 7.5;
   ct.v_eg = 2.0;
   ct.v_t2g = 1.0;
-  // The transferred configurations' terms from the ion one charge lower, where the table has it.
-  const Ion i = parse_ion(ion);
-  try {
-    const Ion lower = parse_ion(i.element + std::to_string(i.charge - 1) + "+");
-    ct.transferred = make_transferred_terms(table().lookup(lower), ParameterScaling{});
-  } catch (const Error&) {
-    // Mn+ is not in the table: Mn2+ keeps its own terms, as xasmap simulate does
-  }
+  ct.transferred = transferred_terms_of(parse_ion(ion), table(), ParameterScaling{});  // Mn2+: its own
   return p;
 }
 

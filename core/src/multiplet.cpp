@@ -1008,6 +1008,23 @@ TransferredTerms make_transferred_terms(const HartreeFockValues& lower, const Pa
   return t;
 }
 
+TransferredTerms transferred_terms_of(const Ion& ion, const AtomicTable& table, const ParameterScaling& scaling,
+                                      std::string* from) {
+  const std::string lower_name = ion.element + std::to_string(ion.charge - 1) + "+";
+  if (ion.charge > 1) {
+    try {
+      const Ion lower = parse_ion(lower_name);
+      TransferredTerms terms = make_transferred_terms(table.lookup(lower), scaling);
+      if (from != nullptr) *from = lower.name();
+      return terms;
+    } catch (const Error&) {
+      // not in the table: the ion's own terms
+    }
+  }
+  if (from != nullptr) *from = ion.name() + "'s own (no " + lower_name + " in the table)";
+  return {};
+}
+
 StickSpectrum compute_sticks(const MultipletParameters& p, const SolverOptions& options) {
   return std::move(compute_sticks(p, {p.temperature_k}, options).front());
 }

@@ -85,23 +85,6 @@ std::vector<std::pair<std::string, const config::Sweep*>> charge_transfer_sweeps
   return {{"delta", &ct.delta_ev}, {"udd", &ct.udd_ev}, {"upd", &ct.upd_ev}, {"veg", &ct.veg_ev}, {"vt2g", &ct.vt2g_ev}};
 }
 
-TransferredTerms transferred_terms_of(const Ion& ion, const AtomicTable& table, const ParameterScaling& scaling,
-                                      std::string* from) {
-  const std::string lower_name = ion.element + std::to_string(ion.charge - 1) + "+";
-  if (ion.charge > 1) {
-    try {
-      const Ion lower = parse_ion(lower_name);
-      TransferredTerms terms = make_transferred_terms(table.lookup(lower), scaling);
-      if (from != nullptr) *from = lower.name();
-      return terms;
-    } catch (const Error&) {
-      // not in the table: the ion's own terms
-    }
-  }
-  if (from != nullptr) *from = ion.name() + "'s own (no " + lower_name + " in the table)";
-  return {};
-}
-
 std::vector<std::pair<std::string, const config::Sweep*>> nuisance_sweeps(const config::SimulateConfig& s) {
   return {{"slater_scale", &s.slater_scale},
           {"temperature_k", &s.temperature_k},

@@ -39,12 +39,6 @@ std::vector<std::string> label_names(const config::SimulateConfig& s);
 // veg, vt2g.
 std::vector<std::pair<std::string, const config::Sweep*>> charge_transfer_sweeps(const config::SimulateConfig& s);
 
-// The atomic terms of the configurations with a transferred electron, as ttmult takes them: the
-// Hartree-Fock values of the ion one charge lower, scaled like the ion's own. `from` tells whose
-// they are; with no such ion in the table (e.g. Mn+), NaN terms (the ion's own) and a `from`
-// that says so.
-TransferredTerms transferred_terms_of(const Ion& ion, const AtomicTable& table, const ParameterScaling& scaling,
-                                      std::string* from = nullptr);
 
 // The nuisance settings that may be swept, by the parameter name they are reported under:
 // slater_scale, temperature_k, gauss_fwhm_ev, lorentz_scale.

@@ -97,12 +97,19 @@ struct ParameterScaling {
 
 struct HartreeFockValues;
 struct Ion;
+class AtomicTable;
 MultipletParameters make_parameters(const Ion& ion, const HartreeFockValues& hf,
                                     const ParameterScaling& scaling);
 
 // The transferred configurations' terms from the Hartree-Fock values of the ion one charge lower
 // (`lower`: e.g. Ni+ for Ni2+), scaled as make_parameters() scales.
 TransferredTerms make_transferred_terms(const HartreeFockValues& lower, const ParameterScaling& scaling);
+
+// The same for `ion`, as ttmult takes them: from the table's ion one charge lower. `from` tells
+// whose they are; with no such ion in the table (e.g. Mn+), NaN terms (the ion's own) and a `from`
+// that says so.
+TransferredTerms transferred_terms_of(const Ion& ion, const AtomicTable& table, const ParameterScaling& scaling,
+                                      std::string* from = nullptr);
 
 // Names of the numeric fields of MultipletParameters that set_parameter() accepts, in order:
 // f0dd_initial, f2dd_initial, f4dd_initial, zeta3d_initial, f0dd_final, f2dd_final, f4dd_final,
