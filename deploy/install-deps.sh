@@ -18,6 +18,10 @@ packages=(
   systemd librsvg2-bin
   # readelf, which checks the installed binaries' hardening; groff, which checks the man pages
   binutils groff-base
+  # the daemon's Prometheus endpoint and the dashboard's web server (header and shared library)
+  libcpp-httplib-dev
+  # the Prometheus server the monitoring test scrapes the daemon with (and promtool, which lints /metrics)
+  prometheus
   # clang and its libFuzzer runtime, for the protocol decoders' fuzz target (deploy/fuzz.sh)
   clang-14 libclang-rt-14-dev
 )

@@ -159,8 +159,40 @@ bool is_wildcard_endpoint(const std::string& endpoint) {
   return false;
 }
 
+bool HostPort::loopback() const {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+std::optional<HostPort> parse_host_port(const std::string& text, std::string* expected) {
+  const auto fail = [&](const char* what) -> std::optional<HostPort> {
+    if (expected) *expected = what;
+    return std::nullopt;
+  };
+  constexpr const char* kForm = "HOST:PORT, for example 127.0.0.1:9464 (no scheme, no path)";
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || text.find('/') != std::string::npos) return fail(kForm);
+  std::string host = text.substr(0, colon);
+  const std::string port = text.substr(colon + 1);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+    if (host.find_first_not_of("0123456789abcdefABCDEF:.") != std::string::npos) return fail(kForm);
+  } else if (host == "*" || host.find(':') != std::string::npos || !valid_host(host)) {
+    return fail(kForm);
+  }
+  int number = -1;
+  const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (port.empty() || ec != std::errc() || ptr != port.data() + port.size()) return fail(kForm);
+  if (number < 0 || number > 65535) return fail("a port in [0, 65535] (0: any free port)");
+  return HostPort{host, number};
+}
+
 std::vector<std::string> Config::warnings() const {
   std::vector<std::string> out;
+  if (const auto http = parse_host_port(metrics.http_endpoint); http && !http->loopback()) {
+    out.push_back("metrics.http_endpoint '" + metrics.http_endpoint +
+                  "' is not a loopback address: the metrics have no authentication; anyone who can reach "
+                  "the port can read the counters (docs/operations.md, Monitoring)");
+  }
   if (is_wildcard_endpoint(control.endpoint) && !control.curve.enabled()) {
     out.push_back("control.endpoint '" + control.endpoint +
                   "' listens on every network interface, and the control socket has no "
@@ -464,6 +496,9 @@ std::vector<Problem> Config::validate() const {
 
   c.endpoint("output.endpoint", output.endpoint, output.bind);
   c.endpoint("control.endpoint", control.endpoint, true);
+  if (std::string expected; !metrics.http_endpoint.empty() && !parse_host_port(metrics.http_endpoint, &expected)) {
+    c.add("metrics.http_endpoint", "'" + metrics.http_endpoint + "'", expected + ", or empty (off)");
+  }
   if (control.endpoint == output.endpoint) {
     c.add("control.endpoint", "'" + control.endpoint + "', the same as output.endpoint",
           "an endpoint of its own");

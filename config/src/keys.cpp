@@ -476,6 +476,10 @@ std::vector<Entry> build_entries() {
       section("metrics", true, ""),
       key("metrics.interval_s", field(XASMAP_MEMBER(metrics.interval_s)), closed(0.01, 3600.0),
         "Seconds between metrics messages."),
+      key("metrics.http_endpoint", field(XASMAP_MEMBER(metrics.http_endpoint)),
+        "Serve Prometheus's text format at http://HOST:PORT/metrics (docs/operations.md, Monitoring);\n"
+        "empty = off. Keep it on loopback (127.0.0.1:9464): the page has no authentication. Port 0 takes\n"
+        "a free port, logged and reported by status (metrics_http)."),
       section("logging", true, ""),
       key("logging.level", choice(XASMAP_MEMBER(logging.level), kLogLevels),
         "trace, debug, info, warn, error, critical or off."),

@@ -103,9 +103,11 @@ void Daemon::Impl::status_reply(Packer& pk) {
     reload_error = last_reload_error;
     reload_result = last_reload_result;
   }
-  pk.pack_map(23);
+  pk.pack_map(24);
   pk.pack("ok");
   pk.pack(true);
+  pk.pack("metrics_http");
+  pk.pack(metrics_http ? metrics_http->address() : std::string());
   pk.pack("ready");
   pk.pack(ready.load());
   pk.pack("received");

@@ -49,6 +49,7 @@ void Daemon::Impl::stop_threads() {
 
 Daemon::Impl::~Impl() {
   stop_threads();
+  metrics_http.reset();
   input.reset();
   output.reset();
   control.reset();
@@ -91,8 +92,9 @@ void Daemon::Impl::log_startup(const ModelState& s, double sockets_s, double tot
             config::to_string(config.input.pattern), config.input.bind ? "bind" : "connect", input_endpoint,
             config.input.topic, config.input.queue_capacity, config::to_string(config.input.overflow),
             config.input.memory_budget_bytes >> 20, workers_count, curve_note(input_curve, config.input.bind));
-  log->info("  output     pub {} {}, metrics every {} s{}", config.output.bind ? "bind" : "connect", output_endpoint,
-            config.metrics.interval_s, curve_note(output_curve, config.output.bind));
+  log->info("  output     pub {} {}, metrics every {} s{}{}", config.output.bind ? "bind" : "connect", output_endpoint,
+            config.metrics.interval_s, curve_note(output_curve, config.output.bind),
+            metrics_http ? ", Prometheus at http://" + metrics_http->address() + "/metrics" : "");
   log->info("  control    rep bind {}{}", control_endpoint, curve_note(control_curve, true));
 }
 
@@ -169,11 +171,21 @@ int Daemon::Impl::run() {
     log->error("cannot open the output socket on {}: {}", config.output.endpoint, e.what());
     return 69;
   }
+  if (!config.metrics.http_endpoint.empty()) {
+    try {
+      metrics_http = std::make_unique<MetricsEndpoint>(*config::parse_host_port(config.metrics.http_endpoint),
+                                                       [this] { return prometheus_text(); });
+    } catch (const std::exception& e) {
+      log->error("{}", e.what());
+      return 69;
+    }
+  }
   for (const std::string& w : config.warnings()) log->warn("{}", w);
   controller = std::jthread([this] { guarded("control", [this] { control_loop(); }); });
   publisher = std::jthread([this] { guarded("publisher", [this] { publish_loop(); }); });
-  log->info("xasmapd {} starting: control {}, output {}; building the model ({})", kVersion,
-            control_endpoint, output_endpoint, config::to_string(config.library.source));
+  log->info("xasmapd {} starting: control {}, output {}{}; building the model ({})", kVersion, control_endpoint,
+            output_endpoint, metrics_http ? ", metrics http://" + metrics_http->address() + "/metrics" : "",
+            config::to_string(config.library.source));
 
   int status = 0;
   // The start-up model is built on its own thread, so that SIGTERM, SIGINT or `shutdown` stop the

@@ -7,6 +7,7 @@
 //   workers.cpp    the worker threads: decode, estimate (single spectra, stacks), encode
 //   publisher.cpp  the publisher thread: numbering, stamping, answers, metrics
 //   control.cpp    the control thread: status, library, config, reload, shutdown requests
+//   monitoring.cpp the optional HTTP /metrics (Prometheus's text format) and what it exports
 //   model.cpp      building the model and swapping it in on reload
 // Only the daemon's own sources include this header.
 
@@ -14,12 +15,14 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include <array>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <chrono>
 #include <cmath>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -33,8 +36,10 @@
 #include "curve.hpp"
 #include "latency_histogram.hpp"
 #include "memory_budget.hpp"
+#include "metrics_http.hpp"
 #include "model_builder.hpp"
 #include "pixel_chunks.hpp"
+#include "prometheus.hpp"
 #include "xasmap/core/embedding.hpp"
 #include "xasmap/core/model.hpp"
 #include "xasmap/core/session_offset.hpp"
@@ -106,6 +111,7 @@ enum class Outcome { kPublished, kRejected, kDropped };
 struct Outgoing {
   std::string_view topic;
   Outcome outcome = Outcome::kPublished;
+  ErrorCode code = ErrorCode::kInternal;  // a rejection's code, counted per code
   protocol::Encoded encoded;       // estimate and estimate_map carry stamp offsets
   bool stamp = false;
   Clock::time_point received;
@@ -131,6 +137,7 @@ struct ModelState {
   BuildReport report;
   protocol::LibrarySummary summary;
   std::uint64_t generation = 1;
+  Clock::time_point built = Clock::now();  // when it was built or loaded (model age)
   // The session's energy offset: where it started (the config's calibration section), and the
   // tracker fed by every single spectrum's estimate (docs/estimation.md).
   double session_start_ev = 0;
@@ -316,6 +323,12 @@ struct Daemon::Impl {
   std::atomic<std::uint64_t> received{0}, published{0}, rejected{0}, dropped{0};
   std::atomic<std::uint64_t> duplicates{0};  // acknowledged input: resends of ids in flight or answered
   std::atomic<std::uint64_t> unannounced{0};  // errors and drop notices counted but not sent (budget full)
+  static constexpr std::size_t kErrorCodes = static_cast<std::size_t>(ErrorCode::kInternal) + 1;
+  std::array<std::atomic<std::uint64_t>, kErrorCodes> rejected_by_code{};  // sums to `rejected`
+  // Every result's latency by stage since start-up (queue, decode, compute: the workers; service:
+  // the publisher), for /metrics.
+  enum Stage { kStageQueue, kStageDecode, kStageCompute, kStageService, kStages };
+  std::array<StageHistogram, kStages> stage_latency;
   std::atomic<bool> ready{false}, stop_receiving{false}, stop_control{false};
   std::atomic<bool> shutdown_requested{false}, reloading{false};
   std::mutex reload_mutex;
@@ -464,7 +477,7 @@ struct Daemon::Impl {
   // or for a notice that did not fit in the budget, a short error saying so.
   void answer_sender(Outgoing& o, zmq::message_t* body);
 
-  void count(Outcome outcome);
+  void count(const Outgoing& o);
 
   // Counters read in an order that keeps queue_depth >= 0 while messages flow: the outcomes first,
   // then `received`, which is counted before any outcome of the same message.
@@ -478,6 +491,11 @@ struct Daemon::Impl {
   void publish_metrics(double interval_s);
 
   void publish_loop();
+
+  // ---- monitoring (metrics.http_endpoint) ----
+  std::unique_ptr<MetricsEndpoint> metrics_http;  // set before the threads start; ended first
+  void record_stages(const protocol::Latency& latency);  // queue, decode and compute, in microseconds
+  std::string prometheus_text() const;
 
   // ---- control ----
   void control_loop();

@@ -8,7 +8,7 @@ namespace xasmap::service {
 void Daemon::Impl::publish(Outgoing& o) {
   if (!o.announce) {  // a notice that did not fit in the budget: counted only
     ++unannounced;
-    count(o.outcome);
+    count(o);
     answer_sender(o, nullptr);
     return;
   }
@@ -34,6 +34,7 @@ void Daemon::Impl::publish(Outgoing& o) {
     if (o.acquisition_time) end_to_end = (wall - *o.acquisition_time) * 1e6;
     protocol::stamp(o.encoded, ++seq, wall, service, end_to_end);
     interval_latency.record(service);
+    stage_latency[kStageService].record(service * 1e-6);
   }
   // Acknowledged input: the sender's answer is the message as published (a copy: the published
   // bytes go to ZeroMQ without one).
@@ -52,7 +53,7 @@ void Daemon::Impl::publish(Outgoing& o) {
     delete h;
   }, held);
   sock.send(body, zmq::send_flags::none);
-  count(o.outcome);
+  count(o);
   if (answer) answer_sender(o, &*answer);
 }
 
@@ -78,13 +79,14 @@ void Daemon::Impl::answer_sender(Outgoing& o, zmq::message_t* body) {
   acks_out->send(zmq::buffer(o.peer.id), zmq::send_flags::none);
 }
 
-void Daemon::Impl::count(Outcome outcome) {
-  switch (outcome) {
+void Daemon::Impl::count(const Outgoing& o) {
+  switch (o.outcome) {
     case Outcome::kPublished:
       ++published;
       ++interval_published;
       break;
     case Outcome::kRejected:
+      ++rejected_by_code[static_cast<std::size_t>(o.code)];
       ++rejected;
       ++interval_rejected;
       break;

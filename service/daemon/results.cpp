@@ -18,6 +18,7 @@ void Daemon::Impl::reject(ErrorCode code, std::optional<std::string> id, std::st
   Outgoing out;
   out.topic = protocol::kTopicError;
   out.outcome = Outcome::kRejected;
+  out.code = code;
   out.encoded.bytes = protocol::encode(e);
   out.received = t_received;
   out.peer = std::move(peer);

@@ -106,6 +106,7 @@ void Daemon::Impl::process_single(protocol::SpectrumMessage& m, const ModelState
     return;
   }
   latency.compute = micros(t1, Clock::now());
+  record_stages(latency);
 
   protocol::EstimateMessage& em = w.message;
   em.id.swap(m.id);
@@ -242,6 +243,7 @@ void Daemon::Impl::process_stack(protocol::SpectrumMessage& m, const ModelState&
     }
   }, [this] { queue.wake(); });
   latency.compute = micros(t1, Clock::now());
+  record_stages(latency);
   mm.id = std::move(m.id);
   mm.shape = m.shape;
   mm.rejected_pixels = rejected_pixels.load();

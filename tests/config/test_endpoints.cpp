@@ -48,3 +48,36 @@ TEST_CASE("a control endpoint on every interface is warned about", "[config][end
   CHECK(c.warnings()[0].find("control.endpoint 'tcp://0.0.0.0:5557'") == 0);
   CHECK(c.warnings()[0].find("no authentication") != std::string::npos);
 }
+
+TEST_CASE("HTTP listening addresses: HOST:PORT, loopback or warned about", "[config][endpoint]") {
+  using xasmap::config::parse_host_port;
+  const auto a = parse_host_port("127.0.0.1:9464");
+  REQUIRE(a);
+  CHECK(a->host == "127.0.0.1");
+  CHECK(a->port == 9464);
+  CHECK(a->loopback());
+  const auto v6 = parse_host_port("[::1]:0");
+  REQUIRE(v6);
+  CHECK(v6->host == "::1");
+  CHECK(v6->port == 0);
+  CHECK(v6->loopback());
+  CHECK(parse_host_port("localhost:80")->loopback());
+  CHECK_FALSE(parse_host_port("10.1.2.3:9464")->loopback());
+  for (const char* bad : {"", "9464", "http://127.0.0.1:9464", "127.0.0.1:9464/metrics", "127.0.0.1:",
+                          "127.0.0.1:x", "*:9464", "::1:9464", ":9464", "bad host:1"}) {
+    INFO(bad);
+    std::string expected;
+    CHECK_FALSE(parse_host_port(bad, &expected));
+    CHECK(expected.find("HOST:PORT") != std::string::npos);
+  }
+  std::string expected;
+  CHECK_FALSE(parse_host_port("127.0.0.1:65536", &expected));
+  CHECK(expected == "a port in [0, 65535] (0: any free port)");
+
+  xasmap::config::Config c;
+  c.metrics.http_endpoint = "127.0.0.1:9464";
+  CHECK(c.warnings().empty());
+  c.metrics.http_endpoint = "0.0.0.0:9464";
+  REQUIRE(c.warnings().size() == 1);
+  CHECK(c.warnings()[0].find("metrics.http_endpoint '0.0.0.0:9464' is not a loopback address") == 0);
+}

@@ -113,6 +113,8 @@ TEST_CASE("cross-field rules are checked and located", "[config][reject]") {
         {"library.simulate.ions[1]", 3, 18, "'Mn9'", "a 3d ion"});
   check(rejection("control:\n  endpoint: tcp://127.0.0.1:5556\n"),
         {"control.endpoint", 2, 13, "the same as output.endpoint", "an endpoint of its own"});
+  check(rejection("metrics:\n  http_endpoint: http://127.0.0.1:9464\n"),
+        {"metrics.http_endpoint", 2, 18, "'http://127.0.0.1:9464'", "HOST:PORT, for example 127.0.0.1:9464"});
   check(rejection("input:\n  max_message_bytes: 67108864\n  memory_budget_bytes: 33554432\n"),
         {"input.memory_budget_bytes", 3, 24, "33554432", "at least input.max_message_bytes (67108864)"});
   // A swept Slater scale applies to F(dd) and F(pd) alike: separate scales need one value.

@@ -101,12 +101,13 @@ class Daemon:
     """An xasmapd process on its own config; its output is collected by a background thread."""
 
     def __init__(self, args, name, feed_endpoint, pattern="sub", input_yaml="", simulate=False, env=None,
-                 extra_yaml="", library_yaml="", output_yaml="", control_yaml="", curve=None, bind=False):
+                 extra_yaml="", library_yaml="", output_yaml="", control_yaml="", curve=None, bind=False,
+                 metrics_yaml=""):
         """`input_yaml`: extra lines for the config's input section. `simulate`: build the default
         simulated library at start-up instead of loading the model file. `env`: extra environment
         variables (test hooks). `extra_yaml`: more top-level sections, appended as they are.
-        `library_yaml`: extra lines for the library section (model source only); `output_yaml`
-        and `control_yaml` likewise for output and control. `curve`: (server public key, client
+        `library_yaml`: extra lines for the library section (model source only); `output_yaml`,
+        `control_yaml` and `metrics_yaml` likewise for output, control and metrics. `curve`: (server public key, client
         public key, client secret key) that the collector and control requests use. `bind`: the
         input binds `feed_endpoint` (else it connects to it)."""
         self.name = name
@@ -124,7 +125,8 @@ class Daemon:
                 "".join("  %s\n" % line for line in output_yaml.splitlines() if line.strip()) +
                 "control:\n  endpoint: %s\n" % self.control +
                 "".join("  %s\n" % line for line in control_yaml.splitlines() if line.strip()) +
-                "metrics:\n  interval_s: 0.2\n") + extra_yaml
+                "metrics:\n  interval_s: 0.2\n" +
+                "".join("  %s\n" % line for line in metrics_yaml.splitlines() if line.strip())) + extra_yaml
         with open(self.config, "w") as f:
             f.write(text)
         self.messages = []  # (topic, decoded map, arrival time)
@@ -351,6 +353,222 @@ def malformed_messages(lib, limits):
     add("message_too_big", "too_large", [b"spectrum", msgpack.packb(big, use_bin_type=True)], "bad-too-big")
     add("key_not_string", "bad_type", [b"spectrum", msgpack.packb({1: "x", "id": "y"})], None)
     return cases
+
+
+# ---- Prometheus ---------------------------------------------------------------------------------------
+
+def http_get(url, timeout=5.0):
+    import urllib.request
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return r.status, r.headers.get("Content-Type", ""), r.read().decode()
+
+
+def parse_exposition(text):
+    """{(name, frozenset(labels)): value} of a text exposition (no timestamps, as xasmapd writes)."""
+    series = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        head, value = line.rsplit(" ", 1)
+        labels = frozenset()
+        if "{" in head:
+            name, rest = head.split("{", 1)
+            labels = frozenset(tuple(kv.split("=", 1)) for kv in rest.rstrip("}").split(","))
+            labels = frozenset((k, v.strip('"')) for k, v in labels)
+        else:
+            name = head
+        series[(name, labels)] = float(value)
+    return series
+
+
+class Prometheus:
+    """Debian's prometheus server scraping one target every second, from deploy/monitoring/
+    prometheus.yml with its target and intervals replaced; its TSDB in the work folder."""
+
+    def __init__(self, args, target):
+        source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "monitoring",
+                              "prometheus.yml")
+        text = open(source).read()
+        check('"127.0.0.1:9464"' in text and "scrape_interval: 5s" in text,
+              "deploy/monitoring/prometheus.yml has the documented target and interval")
+        text = text.replace('"127.0.0.1:9464"', '"%s"' % target).replace("scrape_interval: 5s", "scrape_interval: 1s")
+        self.config = os.path.join(args.workdir, "prometheus.yml")
+        with open(self.config, "w") as f:
+            f.write(text)
+        out = subprocess.run(["promtool", "check", "config", source], capture_output=True, text=True)
+        check(out.returncode == 0, "promtool check config deploy/monitoring/prometheus.yml: %s" % out.stdout)
+        self.url = "http://127.0.0.1:%d" % free_port()
+        self.log = open(os.path.join(args.workdir, "prometheus.log"), "w")
+        self.proc = subprocess.Popen(["prometheus", "--config.file=" + self.config,
+                                      "--storage.tsdb.path=" + os.path.join(args.workdir, "tsdb"),
+                                      "--web.listen-address=" + self.url[len("http://"):]],
+                                     stdout=self.log, stderr=self.log)
+        DAEMONS.append(self.proc)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if http_get(self.url + "/-/ready", 1.0)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("prometheus did not become ready (see prometheus.log)")
+
+    def query(self, expr):
+        """The instant vector `expr` evaluates to: [(labels, value)]."""
+        import urllib.parse
+        _, _, body = http_get(self.url + "/api/v1/query?" + urllib.parse.urlencode({"query": expr}))
+        reply = json.loads(body)
+        if reply.get("status") != "success":
+            raise RuntimeError("query %s: %s" % (expr, reply))
+        return [(r["metric"], float(r["value"][1])) for r in reply["data"]["result"]]
+
+    def wait_value(self, expr, expected, timeout=30.0):
+        """Polls until `expr` has one series equal to `expected`; returns what it had last."""
+        deadline = time.time() + timeout
+        got = None
+        while time.time() < deadline:
+            got = self.query(expr)
+            if len(got) == 1 and got[0][1] == expected:
+                return got
+            time.sleep(0.5)
+        return got
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(20)
+        self.log.close()
+
+
+def scenario_prometheus(args):
+    """metrics.http_endpoint: /metrics in Prometheus's text format, linted by promtool, agreeing with
+    status; scraped by a real Prometheus server, whose HTTP API gives back the counts fed; the
+    Grafana dashboard's queries all answer; a taken port is refused naming the key."""
+    lib = Library(args.library)
+    rng = np.random.default_rng(23)
+    feed = Feed()
+    d = Daemon(args, "prometheus", feed.endpoint, metrics_yaml="http_endpoint: 127.0.0.1:0")
+    status = d.wait_ready()
+    feed.wait_subscribers()
+    address = status.get("metrics_http", "")
+    check(address.startswith("127.0.0.1:") and int(address.split(":")[1]) > 0,
+          "status reports the bound metrics address (got %r)" % address)
+    check("http://%s/metrics" % address in d.log_text(), "the log names the metrics URL")
+    url = "http://%s/metrics" % address
+    code, ctype, text = http_get(url)
+    check(code == 200 and ctype.startswith("text/plain; version=0.0.4"), "200 text/plain version=0.0.4 (%s)" % ctype)
+    series = parse_exposition(text)
+    check(series[("xasmapd_ready", frozenset())] == 1.0, "xasmapd_ready 1")
+    check(series[("xasmapd_received_total", frozenset())] == 0.0, "nothing received yet")
+    try:
+        http_get("http://%s/status" % address)
+        check(False, "another path is 404")
+    except Exception as e:  # urllib raises HTTPError for 404
+        check(getattr(e, "code", None) == 404 and "/metrics" in e.read().decode(), "another path: 404 naming /metrics")
+
+    prom = Prometheus(args, address)
+    # 300 spectra and malformed messages of three codes.
+    n, bad = 300, {"bad_msgpack": 4, "non_finite": 3, "missing_field": 2}
+    e0 = lib.entries[5]
+    for i in range(n):
+        entry = lib.entries[rng.integers(len(lib.entries))]
+        energy, intensity = lib.measured(rng, entry)
+        feed.send(spectrum_message("p%04d" % i, energy, intensity))
+    for k in range(bad["bad_msgpack"]):
+        feed.send(b"\xc1 not msgpack %d" % k)
+    for k in range(bad["non_finite"]):
+        y = list(e0["intensity"])
+        y[10] = float("nan")
+        feed.send(spectrum_message("nan%d" % k, e0["energy"], y))
+    for k in range(bad["missing_field"]):
+        feed.send(msgpack.packb({"id": "noenergy%d" % k, "intensity": [1.0, 2.0]}))
+    total = n + sum(bad.values())
+    d.wait_answers(total)
+    time.sleep(0.3)
+
+    # The page itself: lint, and the same counts as status.
+    code, _, text = http_get(url)
+    with open(os.path.join(args.workdir, "metrics.txt"), "w") as f:
+        f.write(text)
+    lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    check(lint.returncode == 0 and not lint.stdout.strip() and not lint.stderr.strip(),
+          "promtool check metrics finds nothing (%s%s)" % (lint.stdout, lint.stderr))
+    series = parse_exposition(text)
+    status = d.request("status")
+    def value(name, **labels):
+        return series.get((name, frozenset(labels.items())))
+    for name in ("received", "published", "rejected", "dropped", "queue_depth"):
+        metric = "xasmapd_%s" % name if name == "queue_depth" else None
+        if name == "rejected":
+            got = sum(v for (k, _), v in series.items() if k == "xasmapd_rejected_total")
+        else:
+            got = value(metric or "xasmapd_%s_total" % name)
+        check(got == status[name], "/metrics %s %s == status %s" % (name, got, status[name]))
+    check(value("xasmapd_published_total") == n, "published %s == %d" % (value("xasmapd_published_total"), n))
+    for c, k in bad.items():
+        check(value("xasmapd_rejected_total", code=c) == k, "rejected{code=%s} %s == %d" %
+              (c, value("xasmapd_rejected_total", code=c), k))
+    for stage in ("queue", "decode", "compute", "service"):
+        count = value("xasmapd_latency_seconds_count", stage=stage)
+        inf = value("xasmapd_latency_seconds_bucket", stage=stage, le="+Inf")
+        buckets = sorted(((float(dict(l)["le"]), v) for (k, l), v in series.items()
+                          if k == "xasmapd_latency_seconds_bucket" and dict(l)["stage"] == stage))
+        check(count == n and inf == n, "latency %s: count %s and +Inf %s == %d results" % (stage, count, inf, n))
+        check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])), "latency %s buckets cumulative" % stage)
+        check(value("xasmapd_latency_seconds_sum", stage=stage) > 0, "latency %s sum > 0" % stage)
+    check(value("xasmapd_model_age_seconds") > 0 and value("xasmapd_model_generation") == 1, "model age and generation")
+    check(("xasmapd_session_offset_ev", frozenset({("kind", "applied")})) in series, "session offset exported")
+
+    # Through Prometheus: scraped, stored, and read back through its HTTP API.
+    check(prom.wait_value('up{job="xasmapd"}', 1.0) is not None, "the target is up")
+    got = prom.wait_value('xasmapd_published_total{job="xasmapd"}', float(n))
+    check(got and got[0][1] == n, "Prometheus has published_total %d (got %s)" % (n, got))
+    got = prom.wait_value('sum(xasmapd_rejected_total{job="xasmapd"})', float(sum(bad.values())))
+    check(got and got[0][1] == sum(bad.values()), "Prometheus: rejected %d in all (got %s)" % (sum(bad.values()), got))
+    got = prom.query('xasmapd_rejected_total{job="xasmapd", code="non_finite"}')
+    check(got and got[0][1] == bad["non_finite"], "Prometheus: rejected by code non_finite (got %s)" % got)
+    got = prom.query('xasmapd_latency_seconds_count{job="xasmapd"}')
+    check(sorted(g[0]["stage"] for g in got) == ["compute", "decode", "queue", "service"] and
+          all(g[1] == n for g in got), "Prometheus: a latency histogram per stage, %d each (got %s)" % (n, got))
+    p99 = prom.query('histogram_quantile(0.99, xasmapd_latency_seconds_bucket{job="xasmapd", stage="service"})')
+    print("service latency p99 from Prometheus: %s s" % (p99[0][1] if p99 else None))
+    check(p99 and 0 < p99[0][1] <= 10.0, "histogram_quantile works on the service stage")
+    check(prom.query('xasmapd_queue_depth{job="xasmapd"}')[0][1] == 0, "queue depth 0 once answered")
+
+    # Every query of the shipped Grafana dashboard evaluates (rates need two scrapes in range:
+    # wait for three).
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        scrapes = prom.query('count_over_time(up{job="xasmapd"}[1m])')
+        if scrapes and scrapes[0][1] >= 3:
+            break
+        time.sleep(0.5)
+    dash_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy", "monitoring",
+                             "grafana-xasmapd.json")
+    dash = json.load(open(dash_file))
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    check(len(exprs) >= 10, "the dashboard has its queries (%d)" % len(exprs))
+    for expr in exprs:
+        try:
+            result = prom.query(expr)
+            check(len(result) >= 1, "dashboard query answers with data: %s" % expr)
+        except RuntimeError as e:
+            check(False, "dashboard query fails: %s" % e)
+    prom.stop()
+
+    # A second daemon on the same port: refused at start-up, naming the key; the first goes on.
+    feed2 = Feed()
+    d2 = Daemon(args, "prometheus_taken", feed2.endpoint, metrics_yaml="http_endpoint: %s" % address)
+    try:
+        rc = d2.proc.wait(20)
+    except subprocess.TimeoutExpired:
+        rc = None
+    check(rc not in (None, 0), "a daemon whose metrics port is taken exits non-zero (got %s)" % rc)
+    check("metrics.http_endpoint" in d2.log_text(), "its log names metrics.http_endpoint")
+    d2.stop_collecting.set()
+    check(http_get(url)[0] == 200, "the first daemon still serves /metrics")
+    code, _ = d.stop()
+    check(code == 0, "exit status 0 on SIGTERM (got %s)" % code)
 
 
 # ---- scenarios ----------------------------------------------------------------------------------------
@@ -1697,6 +1915,7 @@ SCENARIOS = {
     "curve": scenario_curve,
     "acknowledged": scenario_acknowledged,
     "mixture": scenario_mixture,
+    "prometheus": scenario_prometheus,
 }
 
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <limits>
 #include <random>
 #include <set>
 #include <thread>
@@ -11,6 +13,7 @@
 #include "feed_sources.hpp"
 #include "latency_histogram.hpp"
 #include "memory_budget.hpp"
+#include "prometheus.hpp"
 
 using namespace xasmap::service;
 
@@ -50,6 +53,56 @@ TEST_CASE("latency histogram quantiles are within 1% of the exact ones", "[servi
   CHECK(h.quantile(0.5) <= 3e7 * 1.0101);
   CHECK(h.quantile(0.75) >= 6e7);
   CHECK(h.quantile(0.75) <= 6e7 * 1.0101);
+}
+
+TEST_CASE("stage histograms: Prometheus's cumulative buckets, recorded from several threads", "[service][metrics]") {
+  StageHistogram h;
+  // Four threads, 25,000 samples each: 1 us, 30 us, 2 ms and 20 s (past the last bound).
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&h] {
+      for (int i = 0; i < 25000; ++i) h.record(i % 4 == 0 ? 1e-6 : i % 4 == 1 ? 3e-5 : i % 4 == 2 ? 2e-3 : 20.0);
+    });
+  }
+  for (auto& t : threads) t.join();
+  const auto s = h.snapshot();
+  CHECK(s.count() == 100000);
+  CHECK(s.cumulative[0] == 25000);  // le 1e-5
+  CHECK(s.cumulative[1] == 25000);  // le 2.5e-5
+  CHECK(s.cumulative[2] == 50000);  // le 5e-5
+  CHECK(s.cumulative[6] == 50000);  // le 1e-3
+  CHECK(s.cumulative[7] == 75000);  // le 2.5e-3
+  CHECK(s.cumulative[18] == 75000);  // le 10
+  CHECK(s.sum_seconds == Approx(25000 * (1e-6 + 3e-5 + 2e-3 + 20.0)).epsilon(1e-9));
+  // A sample on a bound falls in that bucket (le is "less than or equal"); NaN in the first.
+  StageHistogram edge;
+  edge.record(1e-3);
+  edge.record(std::nan(""));
+  CHECK(edge.snapshot().cumulative[5] == 1);  // le 5e-4: the NaN only
+  CHECK(edge.snapshot().cumulative[6] == 2);  // le 1e-3
+}
+
+TEST_CASE("Prometheus text: families, escaped labels, histograms", "[service][metrics]") {
+  PrometheusText p;
+  p.family("x_total", "counter", "Line one\nback\\slash");
+  p.sample("x_total", {{"code", "a\"b\\c\nd"}}, std::uint64_t{7});
+  p.family("g", "gauge", "A gauge.");
+  p.sample("g", {}, 0.25);
+  p.sample("g", {{"kind", "inf"}}, std::numeric_limits<double>::infinity());
+  StageHistogram h;
+  h.record(2e-5);
+  p.family("lat_seconds", "histogram", "Latency.");
+  p.histogram("lat_seconds", {{"stage", "queue"}}, h.snapshot());
+  const std::string& t = p.text();
+  CHECK(t.find("# HELP x_total Line one\\nback\\\\slash\n# TYPE x_total counter\n") == 0);
+  CHECK(t.find("x_total{code=\"a\\\"b\\\\c\\nd\"} 7\n") != std::string::npos);
+  CHECK(t.find("g 0.25\n") != std::string::npos);
+  CHECK(t.find("g{kind=\"inf\"} +Inf\n") != std::string::npos);
+  CHECK(t.find("lat_seconds_bucket{stage=\"queue\",le=\"1e-05\"} 0\n") != std::string::npos);
+  CHECK(t.find("lat_seconds_bucket{stage=\"queue\",le=\"2.5e-05\"} 1\n") != std::string::npos);
+  CHECK(t.find("lat_seconds_bucket{stage=\"queue\",le=\"+Inf\"} 1\n") != std::string::npos);
+  CHECK(t.find("lat_seconds_sum{stage=\"queue\"} 2e-05\n") != std::string::npos);
+  CHECK(t.find("lat_seconds_count{stage=\"queue\"} 1\n") != std::string::npos);
 }
 
 TEST_CASE("bounded queue overflow policies", "[service]") {

@@ -211,6 +211,9 @@ struct ControlConfig {
 
 struct MetricsConfig {
   double interval_s = 1.0;
+  // Prometheus's text exposition at http://HTTP_ENDPOINT/metrics (docs/operations.md,
+  // Monitoring): HOST:PORT, empty = off. Port 0 takes a free port (logged, and in status).
+  std::string http_endpoint;
   bool operator==(const MetricsConfig&) const = default;
 };
 
@@ -305,6 +308,16 @@ std::string check_endpoint(const std::string& endpoint, bool bind);
 // Whether a tcp endpoint's host is a wildcard that listens on every interface: *, 0.0.0.0, [::]
 // or [0:0:0:0:0:0:0:0]. False for ipc://, inproc:// and named or specific hosts.
 bool is_wildcard_endpoint(const std::string& endpoint);
+
+// An HTTP listening address, HOST:PORT (metrics.http_endpoint, xasmap dashboard --listen): HOST an
+// IPv4 address, a name such as localhost, or [IPv6]; PORT in [0, 65535], 0 for any free port.
+struct HostPort {
+  std::string host;  // as written, without the brackets of an IPv6 address
+  int port = 0;
+  bool loopback() const;  // 127.x.y.z, localhost or ::1
+};
+// The address, or nullopt with `expected` saying what was expected.
+std::optional<HostPort> parse_host_port(const std::string& text, std::string* expected = nullptr);
 
 // Enum <-> YAML spelling, used by the parser, to_yaml() and the service's logs.
 std::string to_string(LibrarySource v);
