@@ -22,6 +22,8 @@ packages=(
   libcpp-httplib-dev
   # the Prometheus server the monitoring test scrapes the daemon with (and promtool, which lints /metrics)
   prometheus
+  # NeXus/HDF5 files (NXxas, NXstxm in; stack results out), and h5py, which the tests open them with
+  libhdf5-dev python3-h5py
   # clang and its libFuzzer runtime, for the protocol decoders' fuzz target (deploy/fuzz.sh)
   clang-14 libclang-rt-14-dev
 )

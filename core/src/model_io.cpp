@@ -321,6 +321,7 @@ ModelFileInfo open_checked(const std::filesystem::path& file, std::ifstream& in)
                 std::to_string(length + kHeader + kTrailer) + ")");
   }
   // First pass: the checksum, so that nothing of a corrupt file is parsed.
+  std::uint64_t stored = 0;
   {
     Checksum sum;
     std::vector<char> chunk(std::size_t{4} << 20);
@@ -331,12 +332,11 @@ ModelFileInfo open_checked(const std::filesystem::path& file, std::ifstream& in)
       sum.update(chunk.data(), n);
       left -= n;
     }
-    std::uint64_t stored = 0;
     in.read(reinterpret_cast<char*>(&stored), sizeof stored);
     if (!in || stored != sum.finish()) throw ModelFileError(name + ": corrupt model file (checksum mismatch)");
   }
   in.seekg(static_cast<std::streamoff>(kHeader));
-  return {version, length};
+  return {version, length, stored};
 }
 
 }  // namespace

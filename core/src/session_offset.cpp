@@ -167,6 +167,34 @@ Estimate estimate_over_offsets(const Model& model, const Spectrum& spectrum, dou
   return e;
 }
 
+double stack_offset_ev(const Model& model, const Eigen::Ref<const Eigen::VectorXd>& energy_ev, std::size_t pixels,
+                       const std::function<void(std::size_t, Eigen::VectorXd&)>& pixel, double centre_ev,
+                       double range_ev, double min_confidence) {
+  if (range_ev <= 0.0 || pixels == 0) return centre_ev;
+  constexpr std::size_t kSampled = 16;
+  const std::size_t sampled = std::min(kSampled, pixels);
+  OffsetSearchScratch scratch;
+  Estimate e;
+  Eigen::VectorXd intensity(energy_ev.size());
+  std::vector<double> found;
+  for (std::size_t k = 0; k < sampled; ++k) {
+    pixel((2 * k + 1) * pixels / (2 * sampled), intensity);
+    try {
+      estimate_over_offsets(model, energy_ev, intensity, centre_ev, range_ev, scratch, e);
+    } catch (const PreprocessError&) {
+      continue;  // the pixel's own estimate will say why
+    }
+    const double p = e.class_probability.empty()
+                         ? 1.0
+                         : *std::max_element(e.class_probability.begin(), e.class_probability.end());
+    if (e.in_library && p >= min_confidence) found.push_back(e.energy_shift_ev);
+  }
+  if (found.size() < 3) return centre_ev;
+  const auto mid = found.begin() + static_cast<std::ptrdiff_t>(found.size() / 2);
+  std::nth_element(found.begin(), mid, found.end());
+  return *mid;
+}
+
 Mixture mixture_over_offsets(const Model& model, const Eigen::Ref<const Eigen::VectorXd>& energy_ev,
                              const Eigen::Ref<const Eigen::VectorXd>& intensity, double centre_ev, double range_ev,
                              const Estimate& estimate, const MixtureOptions& options, Prepared& scratch) {

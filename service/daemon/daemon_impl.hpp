@@ -442,11 +442,8 @@ struct Daemon::Impl {
                       Clock::time_point t1, protocol::Latency latency, Peer& peer);
 
   // The offset a stack is estimated on: the applied session offset, or while that is not known
-  // (ModelState::search_ev), the median whole offset of up to 16 pixels spread over the stack,
-  // each searched (estimate_over_offsets), over those whose estimates are confident
-  // (track_min_confidence) and inside the library; at least 3 must be, else the applied offset
-  // stands. Pixels, not the mean spectrum: a stack of several phases has a mean that none of them
-  // is. Stacks do not feed the tracker: a session of stacks alone searches each one.
+  // (ModelState::search_ev), core's stack_offset_ev over its pixels (session_offset.hpp), with
+  // track_min_confidence. Stacks do not feed the tracker: a session of stacks alone searches each one.
   double stack_offset_ev(const protocol::SpectrumMessage& m, const ModelState& state, const Eigen::VectorXd& energy,
                          bool f4);
 

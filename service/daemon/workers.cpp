@@ -133,37 +133,18 @@ void Daemon::Impl::process_single(protocol::SpectrumMessage& m, const ModelState
 
 double Daemon::Impl::stack_offset_ev(const protocol::SpectrumMessage& m, const ModelState& state,
                                      const Eigen::VectorXd& energy, bool f4) {
-  const double session = state.applied_offset_ev();
-  const double search = state.search_ev();
-  if (search <= 0.0) return session;
-  constexpr std::size_t kSampled = 16;
-  const std::size_t pixels = m.pixels();
   const auto n = energy.size();
-  OffsetSearchScratch scratch;
-  Estimate e;
-  Eigen::VectorXd pixel(n);
-  std::vector<double> found;
-  for (std::size_t k = 0; k < std::min(kSampled, pixels); ++k) {
-    const auto px = static_cast<Eigen::Index>((2 * k + 1) * pixels / (2 * std::min(kSampled, pixels)));
-    if (f4) {
-      pixel = Eigen::Map<const Eigen::VectorXf>(m.intensity_f4.data() + px * n, n).cast<double>();
-    } else {
-      pixel = Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + px * n, n);
-    }
-    try {
-      estimate_over_offsets(state.model, energy, pixel, session, search, scratch, e);
-    } catch (const PreprocessError&) {
-      continue;  // the pixel's own estimate will say why
-    }
-    const double p = e.class_probability.empty()
-                         ? 1.0
-                         : *std::max_element(e.class_probability.begin(), e.class_probability.end());
-    if (e.in_library && p >= state.config.calibration.track_min_confidence) found.push_back(e.energy_shift_ev);
-  }
-  if (found.size() < 3) return session;
-  const auto mid = found.begin() + static_cast<std::ptrdiff_t>(found.size() / 2);
-  std::nth_element(found.begin(), mid, found.end());
-  return *mid;
+  return xasmap::stack_offset_ev(
+      state.model, energy, m.pixels(),
+      [&](std::size_t px, Eigen::VectorXd& out) {
+        const auto at = static_cast<Eigen::Index>(px) * n;
+        if (f4) {
+          out = Eigen::Map<const Eigen::VectorXf>(m.intensity_f4.data() + at, n).cast<double>();
+        } else {
+          out = Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + at, n);
+        }
+      },
+      state.applied_offset_ev(), state.search_ev(), state.config.calibration.track_min_confidence);
 }
 
 void Daemon::Impl::process_stack(protocol::SpectrumMessage& m, const ModelState& state, Clock::time_point received_at,

@@ -4,13 +4,17 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <atomic>
 #include <filesystem>
 #include <iostream>
+#include <limits>
+#include <thread>
 
 #include "commands.hpp"
 #include "logging.hpp"
 #include "model_builder.hpp"
 #include "model_file.hpp"
+#include "nexus.hpp"
 #include "paths.hpp"
 #include "progress.hpp"
 #include "spectrum_files.hpp"
@@ -19,6 +23,7 @@
 #include "xasmap/core/model.hpp"
 #include "xasmap/core/preprocess.hpp"
 #include "xasmap/core/session_offset.hpp"
+#include "xasmap/core/version.hpp"
 #include "xasmap/protocol/results.hpp"
 
 namespace xasmap::service {
@@ -35,6 +40,9 @@ const std::vector<OptionSpec> kEstimateOptions = with_spectrum_file_options({
      "auto: also fit each spectrum as a mixture of two charges and show the atom fractions and mean "
      "valence (default: the config's estimation.mixture, off)"},
     {"json", false, "", "one JSON object per spectrum instead of a table"},
+    {"out", true, "RESULT.h5",
+     "for an NXstxm stack (NeXus/HDF5): write its parameter maps here as NeXus (docs/files.md)"},
+    {"threads", true, "N", "threads for a stack's pixels (default: every core)"},
 });
 
 namespace {
@@ -139,6 +147,122 @@ std::string estimate_json(const std::string& file, const Model& model, const Est
   return s + "}";
 }
 
+// How the model was made, for a result file's provenance.
+std::string library_description(const Model& model) {
+  std::string s = std::to_string(model.library_size()) + " spectra (" + to_string(model.options().method) + ", " +
+                  to_string(model.options().distance) + " distance); parameters";
+  for (const ParameterInfo& p : model.parameters()) s += " " + p.name;
+  return s;
+}
+
+// An NXstxm stack estimated pixel by pixel, as the daemon estimates a stack message (one session
+// offset for the stack, core's stack_offset_ev while it is searched), its maps written as NeXus.
+struct StackRun {
+  const Model& model;
+  const config::Config& cfg;
+  double offset = 0, search = 0;
+  bool mixture = false;
+  MixtureOptions mixing;
+  std::string model_checksum;
+  int threads = 1;
+};
+
+void estimate_stack(const StackRun& run, const std::string& file, const std::string& out_file) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const NexusStack stack = read_nxstxm(file);
+  const Model& model = run.model;
+  const auto n = stack.energy_ev.size();
+  const std::size_t pixels = stack.pixels();
+  const auto pixel_of = [&](std::size_t px, Eigen::VectorXd& out) {
+    out = Eigen::Map<const Eigen::VectorXf>(stack.intensity.data() + static_cast<Eigen::Index>(px) * n, n).cast<double>();
+  };
+  const double session = stack_offset_ev(model, stack.energy_ev, pixels, pixel_of, run.offset, run.search,
+                                         run.cfg.calibration.track_min_confidence);
+  const auto& params = model.parameters();
+  // One map per parameter, its uncertainty (or a category's confidence), novelty, and with
+  // mixtures the mean valence and its sd. The class parameter (charge) first: the signal.
+  std::vector<NexusMap> maps;
+  std::vector<std::size_t> value_map(params.size()), spread_map(params.size());
+  const auto add = [&](const std::string& name) {
+    maps.push_back(nexus_map(name, pixels));
+    return maps.size() - 1;
+  };
+  std::vector<std::size_t> order(params.size());
+  for (std::size_t p = 0; p < params.size(); ++p) order[p] = p;
+  if (model.class_parameter() > 0) std::swap(order[0], order[static_cast<std::size_t>(model.class_parameter())]);
+  for (const std::size_t p : order) {
+    value_map[p] = add(params[p].name);
+    spread_map[p] = add(params[p].name + (params[p].categorical ? "_confidence" : "_uncertainty"));
+  }
+  const std::size_t novelty = add("novelty");
+  std::size_t valence = 0, valence_sd = 0;
+  if (run.mixture) {
+    valence = add("valence");
+    valence_sd = add("valence_uncertainty");
+  }
+  std::atomic<std::size_t> next{0};
+  std::atomic<std::uint64_t> rejected{0};
+  const auto work = [&] {
+    Prepared prepared;
+    Estimate e;
+    Eigen::VectorXd intensity;
+    constexpr std::size_t kChunk = 64;
+    for (std::size_t begin; (begin = next.fetch_add(kChunk)) < pixels;) {
+      for (std::size_t px = begin; px < std::min(pixels, begin + kChunk); ++px) {
+        pixel_of(px, intensity);
+        try {
+          preprocess_into(stack.energy_ev, intensity, model.options().preprocess, prepared, session);
+          model.estimate_into(prepared, e);
+        } catch (const PreprocessError&) {
+          ++rejected;
+          continue;
+        }
+        if (run.mixture) {
+          const Mixture x = model.mixture(prepared, e, run.mixing);
+          cap_class_confidence(x, e);
+          maps[valence].values[px] = static_cast<float>(x.mean_value);
+          maps[valence_sd].values[px] = static_cast<float>(x.mean_value_sd);
+        }
+        for (std::size_t p = 0; p < params.size(); ++p) {
+          maps[value_map[p]].values[px] = static_cast<float>(e.values[p]);
+          maps[spread_map[p]].values[px] =
+              static_cast<float>(params[p].categorical ? e.confidence[p] : e.uncertainty[p]);
+        }
+        maps[novelty].values[px] = static_cast<float>(e.novelty);
+      }
+    }
+  };
+  if (run.mixture) model.prepare_mixture();  // once, before the threads share it
+  {
+    std::vector<std::jthread> pool;
+    for (int t = 1; t < run.threads; ++t) pool.emplace_back(work);
+    work();
+  }
+  NexusResult res;
+  res.ny = stack.ny;
+  res.nx = stack.nx;
+  res.y = stack.y;
+  res.x = stack.x;
+  res.y_units = stack.y_units;
+  res.x_units = stack.x_units;
+  res.maps = std::move(maps);
+  res.title = std::filesystem::path(file).filename().string();
+  res.version = kVersion;
+  res.model_checksum = run.model_checksum;
+  res.library = library_description(model);
+  res.config_yaml = config::to_yaml(run.cfg);
+  res.source = file + ":" + stack.signal_path + " (" + stack.layout + ")";
+  res.session_offset_ev = session;
+  res.rejected_pixels = rejected.load();
+  write_nexus_result(out_file, res);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::fprintf(stderr,
+               "xasmap estimate: %s: %zu x %zu pixels x %lld energies (%s) -> %s in %.2f s; session offset %+.2f eV; "
+               "%llu pixels could not be judged\n",
+               file.c_str(), stack.ny, stack.nx, static_cast<long long>(n), stack.layout.c_str(), out_file.c_str(),
+               seconds, session, static_cast<unsigned long long>(res.rejected_pixels));
+}
+
 }  // namespace
 
 int run_estimate(const CliArgs& args) {
@@ -155,8 +279,12 @@ int run_estimate(const CliArgs& args) {
     offset = session_offset(cfg, model, &offset_from);
     search = cfg.calibration.reference_file.empty() ? cfg.calibration.search_ev : 0.0;
   };
+  std::string model_checksum = "none: the model was fitted from the config (no model file)";
   if (const auto file = args.value("model")) {
     model = Model::load(*file);
+    char hex[40];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(Model::check_file(*file).checksum));
+    model_checksum = std::string(hex) + " (" + std::filesystem::path(*file).filename().string() + ")";
     if (args.has("config")) {
       cfg = config_from_args(args);
       model.set_estimation_options(model_options(cfg));
@@ -191,6 +319,24 @@ int run_estimate(const CliArgs& args) {
   }
   const SpectrumReadOptions reading = spectrum_read_options(args);
   const bool json = args.has("json");
+
+  // NXstxm stacks: each to its NeXus result (--out), not the table.
+  std::vector<std::string> spectra;
+  std::vector<std::string> stacks;
+  for (const std::string& file : args.positionals()) {
+    (is_nexus_file(file) && nexus_kind(file) == NexusKind::kStack ? stacks : spectra).push_back(file);
+  }
+  if (!stacks.empty()) {
+    if (!args.value("out")) throw UsageError(stacks.front() + " is a stack (NXstxm): give --out RESULT.h5 for its maps");
+    if (stacks.size() > 1) throw UsageError("--out takes the maps of one stack; " + std::to_string(stacks.size()) + " stacks were given");
+    const long long threads = args.integer("threads", std::max(1u, std::thread::hardware_concurrency()));
+    if (threads < 1 || threads > 256) throw UsageError("--threads must be within 1-256");
+    StackRun run{model, cfg, offset, search, mixture, mixing, model_checksum, static_cast<int>(threads)};
+    estimate_stack(run, stacks.front(), *args.value("out"));
+    if (spectra.empty()) return 0;
+  } else if (args.value("out")) {
+    throw UsageError("--out is for an NXstxm stack; none of the files is one");
+  }
   const auto& params = model.parameters();
   if (!json) {
     std::printf("%-32s", "spectrum");
@@ -201,9 +347,9 @@ int run_estimate(const CliArgs& args) {
   }
   Prepared prepared;
   int failures = 0;
-  for (const std::string& file : args.positionals()) {
+  for (const std::string& file : spectra) {
     try {
-      const Spectrum spectrum = read_spectrum(file, reading);
+      const Spectrum spectrum = is_nexus_file(file) ? read_nxxas(file).spectrum : read_spectrum(file, reading);
       Estimate e = search > 0.0 ? estimate_over_offsets(model, spectrum, offset, search)
                                 : model.estimate(spectrum, offset);
       Mixture m;

@@ -19,6 +19,7 @@
 #include "client.hpp"
 #include "commands.hpp"
 #include "feed_sources.hpp"
+#include "nexus.hpp"
 #include "spectrum_files.hpp"
 #include "xasmap/core/error.hpp"
 #include "xasmap/core/library.hpp"
@@ -305,12 +306,21 @@ int run_feed(const CliArgs& args) {
     std::vector<Source> files;
     const SpectrumReadOptions reading = spectrum_read_options(args);
     for (const auto& f : args.positionals()) {
-      const Spectrum sp = read_spectrum(f, reading);
       Source s;
       s.id = prefix + std::filesystem::path(f).stem().string();
-      s.energy = to_std(sp.energy_ev);
-      s.intensity = to_std(sp.intensity);
       s.meta_label = std::filesystem::path(f).filename().string();
+      if (is_nexus_file(f) && nexus_kind(f) == NexusKind::kStack) {
+        // An NXstxm stack: one stack message, pixel-major as the protocol has it.
+        const NexusStack stack = read_nxstxm(f);
+        s.energy = to_std(stack.energy_ev);
+        s.intensity.assign(stack.intensity.begin(), stack.intensity.end());
+        s.shape = {static_cast<std::int64_t>(stack.ny), static_cast<std::int64_t>(stack.nx),
+                   static_cast<std::int64_t>(stack.energy_ev.size())};
+      } else {
+        const Spectrum sp = is_nexus_file(f) ? read_nxxas(f).spectrum : read_spectrum(f, reading);
+        s.energy = to_std(sp.energy_ev);
+        s.intensity = to_std(sp.intensity);
+      }
       files.push_back(std::move(s));
     }
     const auto count = static_cast<std::size_t>(args.integer("count", static_cast<long long>(files.size())));

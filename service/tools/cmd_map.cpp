@@ -3,7 +3,8 @@
 //                     (charge) and labelled with a continuous one (10Dq x 10), with measured
 //                     spectra overlaid.
 //   compare_ID.svg    Fig. 2: a measured spectrum over its best-matching library spectrum.
-//   stack_ID.svg      per-pixel parameter maps of an STXM stack (live mode).
+//   stack_ID.svg      per-pixel parameter maps of an STXM stack (live mode),
+//   stack_ID.h5       and the same maps as NeXus (docs/files.md).
 // Offline (--model or --config) it estimates the given spectrum files itself; live (--control and
 // --live) it takes the map from a running daemon and collects its results.
 
@@ -23,11 +24,13 @@
 #include "commands.hpp"
 #include "latency_histogram.hpp"
 #include "model_builder.hpp"
+#include "nexus.hpp"
 #include "svg.hpp"
 #include "xasmap/core/error.hpp"
 #include "xasmap/core/library.hpp"
 #include "xasmap/core/model.hpp"
 #include "xasmap/core/spectrum.hpp"
+#include "xasmap/core/version.hpp"
 #include "xasmap/protocol/control.hpp"
 #include "xasmap/protocol/messages.hpp"
 #include "xasmap/protocol/results.hpp"
@@ -539,6 +542,71 @@ std::string safe_name(std::string s) {
 
 }  // namespace
 
+namespace {
+
+// The daemon's effective configuration (the control command `config`), or why there is none.
+std::string daemon_config_yaml(zmq::context_t& context, const std::string& control, const ClientCurve& curve) {
+  try {
+    const auto handle = control_request(context, control, "config", std::chrono::milliseconds(10000), curve);
+    if (!handle) return "(the daemon did not answer 'config')";
+    const msgpack::object& root = handle->get();
+    if (root.type == msgpack::type::MAP) {
+      for (std::uint32_t i = 0; i < root.via.map.size; ++i) {
+        const msgpack::object_kv& kv = root.via.map.ptr[i];
+        if (kv.key.type == msgpack::type::STR && kv.val.type == msgpack::type::STR &&
+            std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == "yaml") {
+          return std::string(kv.val.via.str.ptr, kv.val.via.str.size);
+        }
+      }
+    }
+  } catch (const std::exception& e) {
+    return std::string("(the daemon's 'config' reply could not be read: ") + e.what() + ")";
+  }
+  return "(the daemon's 'config' reply had no yaml)";
+}
+
+// A stack's estimate_map as NeXus maps (nexus.hpp): the class parameter first, each parameter's
+// uncertainty or confidence after it, novelty, and the mixture's fractions when present. Only
+// [rows, cols, energies] stacks have two dimensions; a list of pixels is one row.
+NexusResult nexus_result_of(const protocol::EstimateMapMessage& m, const std::string& control,
+                            const std::string& config_yaml) {
+  NexusResult r;
+  const std::size_t pixels = m.novelty.size();
+  r.ny = m.shape.size() == 3 ? static_cast<std::size_t>(m.shape[0]) : 1;
+  r.nx = m.shape.size() == 3 ? static_cast<std::size_t>(m.shape[1]) : pixels;
+  const auto add = [&](const std::string& name, const std::vector<float>& values) {
+    NexusMap map = nexus_map(name, pixels);
+    map.values = values;
+    r.maps.push_back(std::move(map));
+  };
+  const auto find = [](const auto& list, const std::string& name) -> const std::vector<float>* {
+    for (const auto& [key, values] : list) {
+      if (key == name) return &values;
+    }
+    return nullptr;
+  };
+  std::vector<std::string> names;
+  for (const auto& [name, values] : m.params) names.push_back(name);
+  std::stable_partition(names.begin(), names.end(), [&](const std::string& n) { return find(m.confidence, n) != nullptr; });
+  for (const std::string& name : names) {
+    add(name, *find(m.params, name));
+    if (const auto* c = find(m.confidence, name)) add(name + "_confidence", *c);
+    if (const auto* u = find(m.uncertainty, name)) add(name + "_uncertainty", *u);
+  }
+  add("novelty", m.novelty);
+  for (const auto& [charge, values] : m.fractions) add("fraction_" + charge, values);
+  r.title = m.id;
+  r.version = kVersion;
+  r.model_checksum = "not reported by the daemon (see its start-up log for the model file)";
+  r.library = "the model in service at " + control;
+  r.config_yaml = config_yaml;
+  r.source = "xasmapd at " + control + ": estimate_map '" + m.id + "', seq " + std::to_string(m.seq);
+  r.rejected_pixels = m.rejected_pixels;
+  return r;
+}
+
+}  // namespace
+
 int run_map(const CliArgs& args) {
   const std::filesystem::path out_dir = args.value("out-dir").value_or("out");
   const bool live = args.value("control").has_value() || args.value("live").has_value();
@@ -549,6 +617,7 @@ int run_map(const CliArgs& args) {
   std::optional<Model> model;
   std::vector<Placed> placed;
   std::vector<protocol::EstimateMapMessage> stacks;
+  std::string daemon_config;  // live: the daemon's effective config, for the NeXus files' provenance
   std::map<std::string, std::uint64_t> errors;
   LatencyHistogram latency, stack_latency;
   std::uint64_t estimates = 0;
@@ -565,6 +634,7 @@ int run_map(const CliArgs& args) {
     const auto reply = control_request_frame(context, control, "library", std::chrono::milliseconds(10000), curve);
     if (!reply) throw Error("no reply from the daemon's control socket " + control);
     lib = view_of(protocol::decode_library_reply(reply->data(), reply->size()));
+    daemon_config = daemon_config_yaml(context, control, curve);
     zmq::socket_t sub(context, zmq::socket_type::sub);
     sub.set(zmq::sockopt::rcvhwm, 0);
     for (const char* t : {"estimate", "error"}) sub.set(zmq::sockopt::subscribe, t);  // estimate also matches estimate_map
@@ -659,6 +729,9 @@ int run_map(const CliArgs& args) {
     const auto png = draw_stack(m, lib, file);
     written.push_back(file);
     if (!png.empty()) written.push_back(png);
+    const auto nexus = out_dir / ("stack_" + safe_name(m.id) + ".h5");
+    write_nexus_result(nexus, nexus_result_of(m, args.value("control").value_or(cfg.control.endpoint), daemon_config));
+    written.push_back(nexus);
   }
 
   for (const auto& f : written) std::cerr << "xasmap map: wrote " << f.string() << "\n";

@@ -571,6 +571,227 @@ def scenario_prometheus(args):
     check(code == 0, "exit status 0 on SIGTERM (got %s)" % code)
 
 
+# ---- NeXus/HDF5 -----------------------------------------------------------------------------------------
+
+def write_nxstxm(path, energy, stack, layout="energy,y,x", units="eV", axes=None, signal="data", extra=None):
+    """An NXstxm file as the application definition lays it out: /entry1 (NXentry) /counter0 (NXdata)
+    with data in `layout` order, energy, sample_y and sample_x (um). `stack` is [y, x, energy]."""
+    import h5py
+    ny, nx, _ = stack.shape
+    order = {"energy,y,x": (2, 0, 1), "y,x,energy": (0, 1, 2)}[layout]
+    names = {"energy": "energy", "y": "sample_y", "x": "sample_x"}
+    with h5py.File(path, "w") as f:
+        entry = f.create_group("entry1")
+        entry.attrs["NX_class"] = "NXentry"
+        entry["definition"] = "NXstxm"
+        d = entry.create_group("counter0")
+        d.attrs["NX_class"] = "NXdata"
+        d.attrs["signal"] = signal
+        d.attrs["axes"] = axes if axes is not None else [names[n] for n in layout.split(",")]
+        d["data"] = np.transpose(stack, order).astype("f4")
+        d["energy"] = energy
+        d["energy"].attrs["units"] = units
+        d["sample_y"] = 2.0 + 0.05 * np.arange(ny)
+        d["sample_y"].attrs["units"] = "um"
+        d["sample_x"] = 10.0 + 0.05 * np.arange(nx)
+        d["sample_x"].attrs["units"] = "um"
+        if extra:
+            extra(f)
+
+
+def two_phase_stack(lib, rng, ny=12, nx=16, snr=50.0):
+    """[y, x, energy] of two phases (Mn2+ 10Dq 0.9 eV left, Mn3+ 1.5 eV right) on a 0.15 eV grid,
+    with a background and noise; and the truth per pixel (charge, 10Dq)."""
+    a, b = lib.find(2, 0.9), lib.find(3, 1.5)
+    energy = np.arange(636.0, 659.0, 0.15)
+    stack = np.zeros((ny, nx, energy.size))
+    truth = np.zeros((ny, nx, 2))
+    for y in range(ny):
+        for x in range(nx):
+            src = a if x < nx // 2 else b
+            s = np.interp(energy, src["energy"], src["intensity"])
+            stack[y, x] = s + 0.1 * s.max() + rng.normal(0.0, s.max() / snr, energy.size)
+            truth[y, x] = (src["charge"], src["tendq"])
+    return energy, stack, truth
+
+
+def check_nxdata(f, what):
+    """The NXdata rules h5py readers and NeXus viewers rely on; returns the NXdata group."""
+    check(f.attrs.get("default") == "entry", "%s: /@default = entry" % what)
+    entry = f["entry"]
+    check(entry.attrs.get("NX_class") == "NXentry", "%s: /entry is an NXentry" % what)
+    process = entry["xasmap"]
+    check(process.attrs.get("NX_class") == "NXprocess", "%s: /entry/xasmap is an NXprocess" % what)
+    for field in ("program", "version", "date", "model_checksum", "library", "config", "source"):
+        check(field in process and len(process[field][()]) > 0, "%s: provenance %s" % (what, field))
+    data = process["maps"]
+    check(data.attrs.get("NX_class") == "NXdata", "%s: maps is an NXdata" % what)
+    check(data.attrs.get("signal") == "charge" and "charge" in data, "%s: @signal = charge" % what)
+    axes = list(data.attrs.get("axes"))
+    check(axes == ["y", "x"], "%s: @axes = [y, x] (got %s)" % (what, axes))
+    shape = data["charge"].shape
+    check(len(shape) == 2 and data["y"].shape == (shape[0],) and data["x"].shape == (shape[1],),
+          "%s: y and x axes match the [y, x] maps %s" % (what, shape))
+    check(data.attrs.get("y_indices") == 0 and data.attrs.get("x_indices") == 1, "%s: y_indices 0, x_indices 1" % what)
+    for name in data:
+        check("units" in data[name].attrs, "%s: %s has @units" % (what, name))
+        if name not in ("x", "y"):
+            check(data[name].shape == shape and data[name].dtype == np.float32, "%s: %s is a float32 [y, x] map" % (what, name))
+    for name in list(data.attrs.get("auxiliary_signals", [])):
+        check(name in data, "%s: auxiliary signal %s present" % (what, name))
+    return data
+
+
+def scenario_nexus(args):
+    """NeXus in and out: xasmap estimate reads NXstxm stacks in both layouts and NXxas spectra and
+    writes NeXus results that h5py opens and that follow the NXdata rules; broken files are refused
+    naming the path inside the file; xasmap feed sends an NXstxm stack to the daemon and xasmap map
+    writes the daemon's maps as NeXus."""
+    import h5py
+    lib = Library(args.library)
+    rng = np.random.default_rng(31)
+    w = args.workdir
+    energy, stack, truth = two_phase_stack(lib, rng)
+    results = {}
+    for layout in ("energy,y,x", "y,x,energy"):
+        src = os.path.join(w, "stack_%s.h5" % layout.replace(",", "_"))
+        out = os.path.join(w, "result_%s.h5" % layout.replace(",", "_"))
+        write_nxstxm(src, energy, stack, layout)
+        run = subprocess.run([args.xasmap, "estimate", "--model", args.model, src, "--out", out, "--threads", "2"],
+                             capture_output=True, text=True, timeout=120)
+        check(run.returncode == 0, "estimate %s exits 0 (%s)" % (layout, run.stderr.strip()))
+        print(run.stderr.strip())
+        with h5py.File(out, "r") as f:
+            data = check_nxdata(f, layout)
+            charge, tendq = data["charge"][()], data["tendq"][()]
+            results[layout] = (charge, tendq)
+            right = np.mean(charge == truth[:, :, 0])
+            err = np.abs(tendq - truth[:, :, 1])
+            print("%s: charge right %.3f, 10Dq mean |error| %.3f eV, max %.3f" % (layout, right, err.mean(), err.max()))
+            check(right >= 0.99, "%s: charge right on >= 99 %% of pixels (%.3f)" % (layout, right))
+            check(err.mean() <= 0.03, "%s: 10Dq mean |error| <= 0.03 eV (%.3f)" % (layout, err.mean()))
+            check(np.allclose(data["x"][()], 10.0 + 0.05 * np.arange(stack.shape[1])) and
+                  data["x"].attrs["units"] == "um", "%s: the x axis is the file's sample_x in um" % layout)
+            check(data["tendq"].attrs["units"] == "eV" and data["charge_confidence"].attrs["units"] == "1",
+                  "%s: units eV for 10Dq, 1 for the charge's probability" % layout)
+            check("stack_%s.h5:/entry1/counter0/data" % layout.replace(",", "_") in f["entry/xasmap/source"][()].decode(),
+                  "%s: the source names the file and the path inside it" % layout)
+    a, b = results["energy,y,x"], results["y,x,energy"]
+    check(np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1], atol=1e-6), "both layouts give the same maps")
+
+    # An NXxas spectrum: the same estimate as the same data in a CSV file.
+    entry = lib.find(2, 0.9)
+    e_grid = np.arange(636.0, 659.0, 0.1)
+    y = np.interp(e_grid, entry["energy"], entry["intensity"])
+    xas = os.path.join(w, "mno.h5")
+    with h5py.File(xas, "w") as f:
+        en = f.create_group("entry")
+        en.attrs["NX_class"] = "NXentry"
+        en["definition"] = "NXxas"
+        d = en.create_group("data")
+        d.attrs["NX_class"] = "NXdata"
+        d.attrs["signal"] = "absorbed_beam"
+        d.attrs["axes"] = "energy"
+        d["energy"] = e_grid / 1000.0
+        d["energy"].attrs["units"] = "keV"
+        d["absorbed_beam"] = y
+    csv_file = os.path.join(w, "mno.csv")
+    np.savetxt(csv_file, np.column_stack([e_grid, y]), delimiter=",", header="energy_eV,intensity", comments="")
+    outs = []
+    for f in (xas, csv_file):
+        run = subprocess.run([args.xasmap, "estimate", "--model", args.model, "--session-offset", "0", f, "--json"],
+                             capture_output=True, text=True, timeout=60)
+        check(run.returncode == 0, "estimate %s exits 0 (%s)" % (f, run.stderr.strip()))
+        outs.append(json.loads(run.stdout.strip().splitlines()[-1]) if run.returncode == 0 else {})
+    if all(outs):
+        check(outs[0]["params"]["charge"] == 2 and abs(outs[0]["params"]["tendq"] - outs[1]["params"]["tendq"]) < 1e-6,
+              "NXxas (keV axis) and CSV give the same estimate (%s, %s)" % (outs[0]["params"], outs[1]["params"]))
+
+    # Broken files: refused, naming the path inside the file.
+    def broken(name, make, expected):
+        path = os.path.join(w, name + ".h5")
+        make(path)
+        run = subprocess.run([args.xasmap, "estimate", "--model", args.model, path, "--out", path + ".out.h5"],
+                             capture_output=True, text=True, timeout=60)
+        text = run.stderr.strip()
+        check(run.returncode != 0 and expected in text and "Traceback" not in text,
+              "%s: refused naming '%s' (exit %d: %s)" % (name, expected, run.returncode, text))
+        check(not os.path.exists(path + ".out.h5"), "%s: no result file left behind" % name)
+
+    def text_file(path):
+        with open(path, "w") as f:
+            f.write("energy,intensity\n640,1\n")
+    broken("not_hdf5", text_file, "not an HDF5 file")
+
+    def no_group(path):
+        with h5py.File(path, "w") as f:
+            f["x"] = [1, 2, 3]
+    broken("no_group", no_group, "/: no group")
+
+    def flat_2d(path):
+        with h5py.File(path, "w") as f:
+            d = f.create_group("entry").create_group("data")
+            f["entry"].attrs["NX_class"] = "NXentry"
+            d.attrs["NX_class"] = "NXdata"
+            d["data"] = np.zeros((4, 5))
+    broken("two_dimensions", flat_2d, "/entry/data/data (2 dimensions)")
+    broken("axes_without_energy", lambda p: write_nxstxm(p, energy, stack[:2, :2], axes=["a", "b", "c"]),
+           "/entry1/counter0/@axes")
+    broken("energy_in_nm", lambda p: write_nxstxm(p, energy, stack[:2, :2], units="nm"),
+           "/entry1/counter0/energy/@units")
+    broken("energy_decreasing", lambda p: write_nxstxm(p, energy[::-1].copy(), stack[:2, :2]),
+           "/entry1/counter0/energy: not strictly increasing")
+    nan_stack = stack[:2, :2].copy()
+    nan_stack[1, 0, 7] = np.nan
+    broken("nan_pixel", lambda p: write_nxstxm(p, energy, nan_stack), "/entry1/counter0/data: pixel (y 1, x 0)")
+    broken("signal_missing", lambda p: write_nxstxm(p, energy, stack[:2, :2], signal="counts"),
+           "/entry1/counter0/@signal")
+
+    def string_energy(f):
+        del f["entry1/counter0/energy"]
+        f["entry1/counter0/energy"] = np.array([b"x"] * energy.size)
+    broken("energy_strings", lambda p: write_nxstxm(p, energy, stack[:2, :2], extra=string_energy),
+           "/entry1/counter0/energy: expected numbers")
+
+    def truncated(path):
+        full = os.path.join(w, "stack_energy_y_x.h5")
+        with open(full, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(data[: len(data) // 3])
+    broken("truncated", truncated, "truncated.h5:")
+
+    # The daemon: xasmap feed sends an NXstxm stack; xasmap map writes its maps as NeXus.
+    feed_endpoint = "tcp://127.0.0.1:%d" % free_port()
+    d = Daemon(args, "nexus", feed_endpoint, library_yaml="", extra_yaml="")
+    d.wait_ready()
+    out_dir = os.path.join(w, "maps")
+    mapper = subprocess.Popen([args.xasmap, "map", "--control", d.control, "--output", d.output, "--live", "8",
+                               "--out-dir", out_dir], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    src = os.path.join(w, "stack_energy_y_x.h5")
+    run = subprocess.run([args.xasmap, "feed", "--input", feed_endpoint, src, "--rate", "0", "--raw", "f4",
+                          "--id-prefix", "nx-"], capture_output=True, text=True, timeout=60)
+    check(run.returncode == 0, "xasmap feed STACK.h5 exits 0 (%s)" % run.stderr.strip())
+    d.wait_answers(1, 30)
+    maps = d.of("estimate_map")
+    check(len(maps) == 1 and maps[0]["id"] == "nx-stack_energy_y_x" and maps[0]["shape"][:2] == [12, 16],
+          "the daemon answers the fed stack with a 12 x 16 estimate_map (%s)" %
+          [(m.get("id"), m.get("shape")) for m in maps])
+    out, err = mapper.communicate(timeout=30)
+    check(mapper.returncode == 0, "xasmap map --live exits 0 (%s)" % err.strip())
+    nexus = os.path.join(out_dir, "stack_nx-stack_energy_y_x.h5")
+    check(os.path.exists(nexus), "xasmap map wrote %s (%s)" % (nexus, err.strip()))
+    if os.path.exists(nexus):
+        with h5py.File(nexus, "r") as f:
+            data = check_nxdata(f, "map")
+            right = np.mean(data["charge"][()] == truth[:, :, 0])
+            check(right >= 0.99, "the daemon's maps: charge right on >= 99 %% of pixels (%.3f)" % right)
+            check("max_points" in f["entry/xasmap/config"][()].decode(), "the daemon's config is in the provenance")
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+
+
 # ---- scenarios ----------------------------------------------------------------------------------------
 
 def scenario_stream(args):
@@ -1916,6 +2137,7 @@ SCENARIOS = {
     "acknowledged": scenario_acknowledged,
     "mixture": scenario_mixture,
     "prometheus": scenario_prometheus,
+    "nexus": scenario_nexus,
 }
 
 

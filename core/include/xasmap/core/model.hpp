@@ -150,6 +150,7 @@ class ModelFileError : public Error {
 struct ModelFileInfo {
   std::uint32_t format_version = 0;
   std::uint64_t payload_bytes = 0;
+  std::uint64_t checksum = 0;  // the payload's, as stored in the file (and verified)
 };
 
 // Called while a model file is written with the payload bytes written so far.

@@ -10,6 +10,7 @@
 //    estimates.
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -55,6 +56,16 @@ void estimate_over_offsets(const Model& model, const Eigen::Ref<const Eigen::Vec
                            const Eigen::Ref<const Eigen::VectorXd>& intensity, double centre_ev, double range_ev,
                            OffsetSearchScratch& scratch, Estimate& out);
 Estimate estimate_over_offsets(const Model& model, const Spectrum& spectrum, double centre_ev, double range_ev);
+
+// The one session offset a whole stack is estimated on while the session's is not known: the
+// median whole offset of up to 16 pixels spread over the stack, each searched
+// (estimate_over_offsets within +-range_ev of centre_ev), over those whose estimates are confident
+// (class probability >= min_confidence) and inside the library; at least 3 must be, else centre_ev.
+// Pixels, not the mean spectrum: a stack of several phases has a mean that none of them is.
+// `pixel(k, out)` writes pixel k's intensities (on energy_ev) into out. With range_ev <= 0: centre_ev.
+double stack_offset_ev(const Model& model, const Eigen::Ref<const Eigen::VectorXd>& energy_ev, std::size_t pixels,
+                       const std::function<void(std::size_t, Eigen::VectorXd&)>& pixel, double centre_ev,
+                       double range_ev, double min_confidence);
 
 // Model::mixture on the same session offsets as estimate_over_offsets (the spectrum read on each,
 // its components' common shift searched within max_shift_ev of it), keeping the mixture that fits
