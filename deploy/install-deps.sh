@@ -24,6 +24,8 @@ packages=(
   prometheus
   # NeXus/HDF5 files (NXxas, NXstxm in; stack results out), and h5py, which the tests open them with
   libhdf5-dev python3-h5py
+  # the dashboard's browser test: headless Chromium driven through its DevTools protocol
+  chromium python3-websocket fonts-dejavu-core
   # clang and its libFuzzer runtime, for the protocol decoders' fuzz target (deploy/fuzz.sh)
   clang-14 libclang-rt-14-dev
 )

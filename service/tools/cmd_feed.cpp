@@ -66,7 +66,7 @@ const std::vector<OptionSpec> kFeedOptions = with_client_curve_options(with_spec
     {"id-prefix", true, "TEXT", "prefix of every message id"},
     {"seed", true, "N", "random seed (default 1)"},
     {"wait-subscriber", true, "S",
-     "pub + bind: wait up to S s for a subscriber before sending (default 10)"},
+     "pub + bind: wait up to S s for a subscriber to the topic (the daemon) before sending (default 10)"},
 }));
 
 namespace {
@@ -349,7 +349,9 @@ int run_feed(const CliArgs& args) {
   install_interrupt_handler();
   if (pattern == "pub" && bind) {
     // A PUB drops what it sends before a subscriber's subscription arrives; the XPUB sees the
-    // subscription, so sending starts only once somebody listens.
+    // subscription, so sending starts only once somebody listens: a subscription to the topic
+    // itself, as xasmapd's, not one to everything (a dashboard's or a recorder's, which would
+    // start the feed before the daemon has subscribed).
     const double wait = args.number("wait-subscriber", 10.0);
     sock.set(zmq::sockopt::rcvtimeo, 100);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait);
@@ -357,13 +359,16 @@ int run_feed(const CliArgs& args) {
     while (!subscribed && !interrupted() && std::chrono::steady_clock::now() < deadline) {
       zmq::message_t sub;
       try {
-        if (sock.recv(sub) && sub.size() > 0 && static_cast<const char*>(sub.data())[0] == 1) subscribed = true;
+        if (sock.recv(sub) && sub.size() == topic.size() + 1 && static_cast<const char*>(sub.data())[0] == 1 &&
+            std::string_view(static_cast<const char*>(sub.data()) + 1, topic.size()) == topic) {
+          subscribed = true;
+        }
       } catch (const zmq::error_t& e) {
         if (e.num() != EINTR) throw;  // interrupted: the loop's condition ends it
       }
     }
     if (!subscribed) {
-      std::cerr << "xasmap feed: no subscriber on " << endpoint << " within " << wait << " s\n";
+      std::cerr << "xasmap feed: no subscriber to topic '" << topic << "' on " << endpoint << " within " << wait << " s\n";
       return 69;
     }
   } else if (!bind) {

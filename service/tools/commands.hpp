@@ -33,6 +33,9 @@ int run_feed(const CliArgs& args);
 extern const std::vector<OptionSpec> kWatchOptions;
 int run_watch(const CliArgs& args);
 
+extern const std::vector<OptionSpec> kDashboardOptions;
+int run_dashboard(const CliArgs& args);
+
 extern const std::vector<OptionSpec> kMapOptions;
 int run_map(const CliArgs& args);
 

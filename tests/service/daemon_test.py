@@ -792,6 +792,183 @@ def scenario_nexus(args):
     check(code == 0, "exit 0")
 
 
+# ---- the web dashboard in a real browser ------------------------------------------------------------
+
+class Browser:
+    """Debian's headless Chromium driven through the DevTools protocol (python3-websocket)."""
+
+    def __init__(self, workdir):
+        import re
+        import tempfile
+        self.profile = tempfile.mkdtemp(dir=workdir, prefix="chromium-")
+        self.log = open(os.path.join(workdir, "chromium.log"), "w")
+        self.proc = subprocess.Popen(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                      "--remote-debugging-port=0", "--user-data-dir=" + self.profile,
+                                      "--window-size=1400,1700", "about:blank"],
+                                     stderr=subprocess.PIPE, stdout=self.log, text=True)
+        DAEMONS.append(self.proc)
+        self.port = None
+        deadline = time.time() + 60
+        while time.time() < deadline and self.port is None:
+            line = self.proc.stderr.readline()
+            if not line and self.proc.poll() is not None:
+                break
+            m = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
+            if m:
+                self.port = int(m.group(1))
+        if self.port is None:
+            raise RuntimeError("chromium did not start its DevTools endpoint")
+        threading.Thread(target=lambda: [self.log.write(l) for l in self.proc.stderr], daemon=True).start()
+        self.tabs = []
+
+    def open(self, url):
+        """A new tab at `url`: its DevTools connection."""
+        import urllib.request
+        import websocket
+        req = urllib.request.Request("http://127.0.0.1:%d/json/new?%s" % (self.port, url), method="PUT")
+        target = json.load(urllib.request.urlopen(req, timeout=10))
+        tab = {"ws": websocket.create_connection(target["webSocketDebuggerUrl"], timeout=30), "n": 0}
+        self.tabs.append(tab)
+        return tab
+
+    def call(self, tab, method, **params):
+        tab["n"] += 1
+        tab["ws"].send(json.dumps({"id": tab["n"], "method": method, "params": params}))
+        while True:
+            reply = json.loads(tab["ws"].recv())
+            if reply.get("id") == tab["n"]:
+                if "error" in reply:
+                    raise RuntimeError("%s: %s" % (method, reply["error"]))
+                return reply["result"]
+
+    def evaluate(self, tab, expression):
+        result = self.call(tab, "Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError("%s: %s" % (expression, result["exceptionDetails"]))
+        return result["result"].get("value")
+
+    def wait_for(self, tab, expression, expected, timeout=30.0):
+        deadline = time.time() + timeout
+        value = None
+        while time.time() < deadline:
+            try:
+                value = self.evaluate(tab, expression)
+            except RuntimeError as e:  # the page is still loading
+                value = str(e)
+            if value == expected:
+                return value
+            time.sleep(0.2)
+        return value
+
+    def screenshot(self, tab, path):
+        import base64
+        data = self.call(tab, "Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(data))
+
+    def close(self):
+        for tab in self.tabs:
+            tab["ws"].close()
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def scenario_dashboard(args):
+    """xasmap dashboard between a daemon and headless Chromium: the page's DOM counts what was fed
+    (estimates, stack maps, errors), six tabs at once see the same, nothing is fetched from elsewhere,
+    and a screenshot is saved (dashboard.png in the work folder)."""
+    import re
+    import urllib.request
+    lib = Library(args.library)
+    rng = np.random.default_rng(41)
+    feed = Feed()
+    d = Daemon(args, "dashboard", feed.endpoint)
+    d.wait_ready()
+    feed.wait_subscribers()
+    dash_log = open(os.path.join(args.workdir, "dashboard.log"), "w")
+    dash = subprocess.Popen([args.xasmap, "dashboard", "--output", d.output, "--control", d.control,
+                             "--listen", "127.0.0.1:0", "--input", feed.endpoint, "--library", args.library],
+                            stdout=subprocess.PIPE, stderr=dash_log, text=True)
+    DAEMONS.append(dash)
+    line = dash.stdout.readline()
+    m = re.search(r"serving (http://127\.0\.0\.1:\d+/)", line)
+    check(m is not None, "the dashboard prints its address (%r)" % line)
+    url = m.group(1)
+    page = urllib.request.urlopen(url, timeout=10).read().decode()
+    check('id="estimate-count"' in page and 'id="map-count"' in page, "the page has estimate-count and map-count")
+    external = re.findall(r"""(?:src|href)\s*=\s*["'](?:https?:)?//""", page) + re.findall(r"url\(\s*['\"]?(?:https?:)?//", page)
+    check(not external and "@import" not in page, "the page loads nothing from elsewhere (%s)" % external)
+
+    browser = Browser(args.workdir)
+    try:
+        tab = browser.open(url)
+        check(browser.wait_for(tab, "document.getElementById('estimate-count').textContent", "0") == "0",
+              "the page starts at 0 estimates")
+        check(browser.wait_for(tab, "state.library.length", len(lib.entries)) == len(lib.entries),
+              "the page has the daemon's library map (%d spectra)" % len(lib.entries))
+        # The feed: 150 spectra, 3 malformed messages and one 8 x 10 stack of two phases.
+        n = 150
+        for i in range(n):
+            entry = lib.entries[rng.integers(len(lib.entries))]
+            energy, intensity = lib.measured(rng, entry)
+            feed.send(spectrum_message("d%04d" % i, energy, intensity))
+        for k in range(3):
+            feed.send(b"\xc1 not msgpack %d" % k)
+        energy, stack, _ = two_phase_stack(lib, rng, ny=8, nx=10)
+        feed.send(msgpack.packb({"id": "dash-stack", "kind": "stack", "shape": [8, 10, energy.size],
+                                 "energy": energy.tolist(), "intensity": stack.reshape(-1).tolist()}))
+        d.wait_answers(n + 4, 60)
+        got = browser.wait_for(tab, "document.getElementById('estimate-count').textContent", str(n))
+        check(got == str(n), "the page's estimate-count reaches %d (got %s)" % (n, got))
+        got = browser.wait_for(tab, "document.getElementById('map-count').textContent", "1")
+        check(got == "1", "the page's map-count reaches 1 (got %s)" % got)
+        got = browser.wait_for(tab, "document.getElementById('error-count').textContent", "3")
+        check(got == "3", "the page counts the 3 malformed messages (got %s)" % got)
+        status = d.request("status")
+        check(status["published"] == n + 1 and status["rejected"] == 3, "the daemon agrees: %d published, 3 rejected" % (n + 1))
+        listed = browser.wait_for(tab, "Array.from(document.querySelectorAll('#rows tr td:first-child'))"
+                                       ".map((td) => td.textContent).includes('d%04d')" % (n - 1), True)
+        check(listed is True, "the table lists the last spectrum fed")
+        maps = browser.wait_for(tab, "document.querySelectorAll('#stacks canvas').length", 3)
+        check(maps == 3, "the stack's charge, 10Dq and novelty maps are drawn (%s canvases)" % maps)
+        points = browser.evaluate(tab, "state.points.length")
+        check(points == n, "the map holds a point per estimate (%s)" % points)
+        note = "document.getElementById('spectrum-note').textContent"
+        spectrum = browser.wait_for(tab, "/^d\\d{4}: Mn\\d\\+.*grey: M/.test(%s) && !%s.includes('--library')" % (note, note), True)
+        check(spectrum is True, "a fed spectrum is drawn over its best library match (%s)" % browser.evaluate(tab, note))
+        browser.screenshot(tab, os.path.join(args.workdir, "dashboard.png"))
+        with open(os.path.join(args.workdir, "dashboard.png"), "rb") as f:
+            png = f.read()
+        check(png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000, "a screenshot was saved (%d bytes)" % len(png))
+        # Five more tabs: each gets the whole state from the dashboard, not from the daemon.
+        tabs = [browser.open(url) for _ in range(5)]
+        counts = [browser.wait_for(t, "document.getElementById('estimate-count').textContent", str(n)) for t in tabs]
+        check(counts == [str(n)] * 5, "five more tabs show %d estimates (%s)" % (n, counts))
+        for i in range(20):
+            entry = lib.entries[rng.integers(len(lib.entries))]
+            energy, intensity = lib.measured(rng, entry)
+            feed.send(spectrum_message("e%04d" % i, energy, intensity))
+        counts = [browser.wait_for(t, "document.getElementById('estimate-count').textContent", str(n + 20))
+                  for t in [tab] + tabs]
+        check(counts == [str(n + 20)] * 6, "all six tabs follow the stream (%s)" % counts)
+    finally:
+        browser.close()
+    dash.terminate()
+    try:
+        dash.wait(20)
+    except subprocess.TimeoutExpired:
+        dash.kill()
+        check(False, "the dashboard stops on SIGTERM")
+    check(dash.returncode == 0, "the dashboard exits 0 on SIGTERM (got %s)" % dash.returncode)
+    dash_log.close()
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+
+
 # ---- scenarios ----------------------------------------------------------------------------------------
 
 def scenario_stream(args):
@@ -2138,6 +2315,7 @@ SCENARIOS = {
     "mixture": scenario_mixture,
     "prometheus": scenario_prometheus,
     "nexus": scenario_nexus,
+    "dashboard": scenario_dashboard,
 }
 
 
