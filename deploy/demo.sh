@@ -6,10 +6,12 @@
 # Installs what is missing, builds, and starts xasmapd on the default config (the simulated Mn
 # library of the XRM2018 seed study). Then it feeds the daemon the poster's measured MnO, the other
 # measured Mn spectra, a few hundred noisy library spectra and one 64x64 STXM stack; shows the live
-# dashboard (xasmap watch) for --seconds (default 20); draws the map, the spectrum comparison and the
-# stack's parameter maps into out/; prints a summary; stops everything and exits 0.
+# terminal dashboard (xasmap watch) for --seconds (default 20) while the web dashboard (xasmap
+# dashboard) serves its page on loopback (its address is printed); draws the map, the spectrum
+# comparison and the stack's parameter maps (SVG, and NeXus for the stack) into out/, with a
+# screenshot of the web dashboard; prints a summary; stops everything and exits 0.
 # --short is the quick variant ctest runs (5 s, fewer spectra, a 32x32 stack).
-# Ports: three free loopback ports are picked at random, so a second run, or one next to another
+# Ports: four free loopback ports are picked at random, so a second run, or one next to another
 # daemon, works.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,7 +31,7 @@ while [ $# -gt 0 ]; do
     --build-dir) build="$2"; shift 2 ;;
     --no-install) install=0; shift ;;
     --no-build) do_build=0; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "demo.sh: unknown option '$1' (try --help)" >&2; exit 64 ;;
   esac
 done
@@ -57,10 +59,10 @@ python=/usr/bin/python3
 mkdir -p "$out"
 work="$(mktemp -d)"
 
-# Three free loopback ports (input, output, control).
-read -r p_in p_out p_ctl < <("$python" -c '
+# Four free loopback ports (input, output, control, the web dashboard).
+read -r p_in p_out p_ctl p_web < <("$python" -c '
 import socket
-socks = [socket.socket() for _ in range(3)]
+socks = [socket.socket() for _ in range(4)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])
@@ -106,6 +108,13 @@ daemon_pid=$!
   echo "demo.sh: xasmapd did not become ready; its log:" >&2; cat "$out/xasmapd.log" >&2; exit 1; }
 sed -n '/ready in/,/control /p' "$out/xasmapd.log" | sed 's/^\[[^]]*\] \[[^]]*\] /  /'
 
+# The web dashboard (docs/dashboard.md): open its address in a browser while the demo runs.
+"$bin/xasmap" dashboard --output "$output" --control "$control" --listen "127.0.0.1:$p_web" --input "$input" \
+  --library "$out/library" > "$work/dashboard.log" 2>&1 &
+pids+=("$!")
+dashboard="http://127.0.0.1:$p_web/"
+echo "== the web dashboard: open $dashboard in a browser (it runs until the demo ends)"
+
 # Collect the results for the figures and the summary, for as long as the feeds run.
 # It runs until the feeds are done (stopped with SIGINT below); 600 s is only a backstop.
 "$bin/xasmap" map --control "$control" --output "$output" --live 600 --library "$out/library" \
@@ -129,6 +138,12 @@ echo "== xasmap watch for $seconds s"
 
 wait "$feed_pid" || { echo "demo.sh: the feed failed:" >&2; cat "$work/feed.log" >&2; exit 1; }
 sleep 2  # the last results (the stack's map) reach the collector
+# A picture of the dashboard once it shows the stack, with Debian's headless Chromium
+# (install-deps.sh) driven by deploy/dashboard_screenshot.py.
+if command -v chromium > /dev/null; then
+  "$python" "$root/deploy/dashboard_screenshot.py" "$dashboard" "$out/dashboard.png" --wait-maps 1 \
+    > "$work/chromium.log" 2>&1 || { echo "demo.sh: the dashboard's screenshot:" >&2; tail -n 5 "$work/chromium.log" >&2; }
+fi
 kill -INT "$map_pid"
 wait "$map_pid" || { echo "demo.sh: xasmap map failed:" >&2; cat "$work/map.log" >&2; exit 1; }
 pids=()
@@ -151,3 +166,4 @@ echo "The XRM2018 poster's expert placed its MnO at Mn2+ with 10Dq = 0.9 eV (doc
 echo
 echo "== figures"
 sed -n 's/^xasmap map: wrote /  /p' "$work/map.log"
+[ -s "$out/dashboard.png" ] && echo "  $out/dashboard.png (the web dashboard at the end of the run)"

@@ -106,8 +106,6 @@ void Daemon::Impl::status_reply(Packer& pk) {
   pk.pack_map(24);
   pk.pack("ok");
   pk.pack(true);
-  pk.pack("metrics_http");
-  pk.pack(metrics_http ? metrics_http->address() : std::string());
   pk.pack("ready");
   pk.pack(ready.load());
   pk.pack("received");
@@ -146,6 +144,8 @@ void Daemon::Impl::status_reply(Packer& pk) {
   pk.pack(static_cast<std::uint64_t>(budget.used()));
   pk.pack("memory_budget_bytes");
   pk.pack(static_cast<std::uint64_t>(budget.limit()));
+  pk.pack("metrics_http");
+  pk.pack(metrics_http ? metrics_http->address() : std::string());
   pk.pack("unannounced");
   pk.pack(unannounced.load());
   pk.pack("endpoints");

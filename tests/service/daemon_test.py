@@ -794,87 +794,10 @@ def scenario_nexus(args):
 
 # ---- the web dashboard in a real browser ------------------------------------------------------------
 
-class Browser:
-    """Debian's headless Chromium driven through the DevTools protocol (python3-websocket)."""
-
-    def __init__(self, workdir):
-        import re
-        import tempfile
-        self.profile = tempfile.mkdtemp(dir=workdir, prefix="chromium-")
-        self.log = open(os.path.join(workdir, "chromium.log"), "w")
-        self.proc = subprocess.Popen(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                                      "--remote-debugging-port=0", "--user-data-dir=" + self.profile,
-                                      "--window-size=1400,1700", "about:blank"],
-                                     stderr=subprocess.PIPE, stdout=self.log, text=True)
-        DAEMONS.append(self.proc)
-        self.port = None
-        deadline = time.time() + 60
-        while time.time() < deadline and self.port is None:
-            line = self.proc.stderr.readline()
-            if not line and self.proc.poll() is not None:
-                break
-            m = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
-            if m:
-                self.port = int(m.group(1))
-        if self.port is None:
-            raise RuntimeError("chromium did not start its DevTools endpoint")
-        threading.Thread(target=lambda: [self.log.write(l) for l in self.proc.stderr], daemon=True).start()
-        self.tabs = []
-
-    def open(self, url):
-        """A new tab at `url`: its DevTools connection."""
-        import urllib.request
-        import websocket
-        req = urllib.request.Request("http://127.0.0.1:%d/json/new?%s" % (self.port, url), method="PUT")
-        target = json.load(urllib.request.urlopen(req, timeout=10))
-        tab = {"ws": websocket.create_connection(target["webSocketDebuggerUrl"], timeout=30), "n": 0}
-        self.tabs.append(tab)
-        return tab
-
-    def call(self, tab, method, **params):
-        tab["n"] += 1
-        tab["ws"].send(json.dumps({"id": tab["n"], "method": method, "params": params}))
-        while True:
-            reply = json.loads(tab["ws"].recv())
-            if reply.get("id") == tab["n"]:
-                if "error" in reply:
-                    raise RuntimeError("%s: %s" % (method, reply["error"]))
-                return reply["result"]
-
-    def evaluate(self, tab, expression):
-        result = self.call(tab, "Runtime.evaluate", expression=expression, returnByValue=True)
-        if "exceptionDetails" in result:
-            raise RuntimeError("%s: %s" % (expression, result["exceptionDetails"]))
-        return result["result"].get("value")
-
-    def wait_for(self, tab, expression, expected, timeout=30.0):
-        deadline = time.time() + timeout
-        value = None
-        while time.time() < deadline:
-            try:
-                value = self.evaluate(tab, expression)
-            except RuntimeError as e:  # the page is still loading
-                value = str(e)
-            if value == expected:
-                return value
-            time.sleep(0.2)
-        return value
-
-    def screenshot(self, tab, path):
-        import base64
-        data = self.call(tab, "Page.captureScreenshot", format="png", captureBeyondViewport=True)["data"]
-        with open(path, "wb") as f:
-            f.write(base64.b64decode(data))
-
-    def close(self):
-        for tab in self.tabs:
-            tab["ws"].close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+# Headless Chromium over its DevTools protocol: deploy/dashboard_screenshot.py's Browser (the demo
+# takes its screenshot with it too).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy"))
+from dashboard_screenshot import Browser  # noqa: E402
 
 
 def scenario_dashboard(args):
