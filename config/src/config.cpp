@@ -496,6 +496,15 @@ std::vector<Problem> Config::validate() const {
 
   c.endpoint("output.endpoint", output.endpoint, output.bind);
   c.endpoint("control.endpoint", control.endpoint, true);
+  if (!output.nexus_file.empty()) {
+    std::error_code ec;
+    const std::filesystem::path folder = std::filesystem::absolute(output.nexus_file, ec).parent_path();
+    if (!std::filesystem::is_directory(folder, ec)) {
+      c.add("output.nexus_file", "'" + output.nexus_file.string() + "'", "a file in an existing folder (" + folder.string() + " is not one)");
+    } else if (std::filesystem::is_directory(output.nexus_file, ec)) {
+      c.add("output.nexus_file", "'" + output.nexus_file.string() + "', a folder", "a file name");
+    }
+  }
   if (std::string expected; !metrics.http_endpoint.empty() && !parse_host_port(metrics.http_endpoint, &expected)) {
     c.add("metrics.http_endpoint", "'" + metrics.http_endpoint + "'", expected + ", or empty (off)");
   }

@@ -456,6 +456,10 @@ std::vector<Entry> build_entries() {
         "true: bind the endpoint; false: connect to it (for example to a proxy's XSUB)."),
       key("output.send_hwm", field(XASMAP_MEMBER(output.send_hwm)), closed(0, 100000000),
         "ZeroMQ send high-water mark (messages); 0 = unlimited."),
+      key("output.nexus_file", field(XASMAP_MEMBER(output.nexus_file)),
+        "Also append each stack's maps to this NeXus/HDF5 file, one NXentry per stack (docs/files.md);\n"
+        "empty = off. Written by a thread of its own; a stack that finds 4 waiting is not written\n"
+        "(logged, and counted in status). Relative to this file's folder."),
       section("output.curve", false,
         "CURVE: with secret_key_file set the results are encrypted; subscribers need this side's public\n"
         "key. authorized_keys_file (optional when bound) limits them to the keys it lists."),

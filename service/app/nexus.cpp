@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cmath>
 #include <ctime>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -521,10 +522,16 @@ namespace {
 
 class Writer {
  public:
-  Writer(std::filesystem::path file, std::filesystem::path part) : file_(std::move(file)) {
+  // Creates `target` (file itself, or its .part), or with `append` opens the existing file.
+  Writer(std::filesystem::path file, const std::filesystem::path& target, bool append) : file_(std::move(file)) {
     silence_hdf5();
-    handle_ = Handle(H5Fcreate(part.string().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
-    if (!handle_) throw NexusError(file_, "", "cannot create " + part.string() + " (folder missing or not writable?)");
+    if (append) {
+      handle_ = Handle(H5Fopen(target.string().c_str(), H5F_ACC_RDWR, H5P_DEFAULT));
+      if (!handle_) throw NexusError(file_, "", "cannot be opened for appending (damaged, or open in another program?)");
+    } else {
+      handle_ = Handle(H5Fcreate(target.string().c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
+      if (!handle_) throw NexusError(file_, "", "cannot create " + target.string() + " (folder missing or not writable?)");
+    }
   }
   hid_t root() const { return handle_.get(); }
 
@@ -634,7 +641,9 @@ NexusMap nexus_map(const std::string& name, std::size_t pixels) {
   return {name, units, long_name, std::vector<float>(pixels, std::numeric_limits<float>::quiet_NaN())};
 }
 
-void write_nexus_result(const std::filesystem::path& file, const NexusResult& res) {
+namespace {
+
+void check_maps(const NexusResult& res) {
   if (res.maps.empty()) throw Error("write_nexus_result: no maps to write");
   const std::size_t pixels = res.ny * res.nx;
   for (const NexusMap& m : res.maps) {
@@ -643,64 +652,80 @@ void write_nexus_result(const std::filesystem::path& file, const NexusResult& re
                   " values for " + std::to_string(res.ny) + " x " + std::to_string(res.nx) + " pixels");
     }
   }
+}
+
+// The root's attributes, once per file.
+void write_root(const Writer& w, const NexusResult& res, const std::string& default_entry) {
+  w.attribute(w.root(), "default", default_entry, "/");
+  w.attribute(w.root(), "creator", "xasmap " + res.version, "/");
+  w.attribute(w.root(), "file_time", iso_time_now(), "/");
+  unsigned major = 0, minor = 0, release = 0;
+  H5get_libversion(&major, &minor, &release);
+  w.attribute(w.root(), "HDF5_Version", std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(release),
+              "/");
+}
+
+// /NAME (NXentry) / xasmap (NXprocess) / maps (NXdata).
+void write_entry(const Writer& w, const std::string& name, const NexusResult& res) {
+  const std::string at = "/" + name;
+  Handle entry = w.group(w.root(), name, "NXentry", at);
+  w.attribute(entry.get(), "default", "xasmap/maps", at);
+  w.text(entry.get(), "title", res.title, at);
+  w.text(entry.get(), "start_time", iso_time_now(), at);
+  const std::string pat = at + "/xasmap";
+  Handle process = w.group(entry.get(), "xasmap", "NXprocess", pat);
+  w.attribute(process.get(), "default", "maps", pat);
+  w.text(process.get(), "program", "xasmap", pat);
+  w.text(process.get(), "version", res.version, pat);
+  w.text(process.get(), "date", iso_time_now(), pat);
+  w.text(process.get(), "model_checksum", res.model_checksum, pat);
+  w.text(process.get(), "library", res.library, pat);
+  w.text(process.get(), "config", res.config_yaml, pat);
+  w.text(process.get(), "source", res.source, pat);
+  {
+    Handle d = w.number(process.get(), "session_offset", res.session_offset_ev, pat);
+    w.attribute(d.get(), "units", "eV", pat + "/session_offset");
+  }
+  w.number(process.get(), "rejected_pixels", static_cast<double>(res.rejected_pixels), pat);
+
+  const std::string where = pat + "/maps";
+  Handle data = w.group(process.get(), "maps", "NXdata", where);
+  w.attribute(data.get(), "signal", res.maps.front().name, where);
+  std::vector<std::string> auxiliary;
+  for (std::size_t i = 1; i < res.maps.size(); ++i) auxiliary.push_back(res.maps[i].name);
+  if (!auxiliary.empty()) w.attribute(data.get(), "auxiliary_signals", auxiliary, where);
+  w.attribute(data.get(), "axes", std::vector<std::string>{res.y_name, res.x_name}, where);
+  w.attribute(data.get(), (res.y_name + "_indices").c_str(), 0, where);
+  w.attribute(data.get(), (res.x_name + "_indices").c_str(), 1, where);
+  for (const NexusMap& m : res.maps) {
+    Handle d = w.array(data.get(), m.name.c_str(), m.values, {res.ny, res.nx}, where);
+    w.attribute(d.get(), "units", m.units, where + "/" + m.name);
+    w.attribute(d.get(), "long_name", m.long_name.empty() ? m.name : m.long_name, where + "/" + m.name);
+  }
+  const auto axis = [&](const std::string& axis_name, const std::vector<double>& v, std::size_t n,
+                        const std::string& units) {
+    std::vector<double> values = v;
+    if (values.size() != n) {
+      values.resize(n);
+      for (std::size_t i = 0; i < n; ++i) values[i] = static_cast<double>(i);
+    }
+    Handle d = w.array(data.get(), axis_name.c_str(), values, {n}, where);
+    w.attribute(d.get(), "units", units.empty() ? std::string("pixel") : units, where + "/" + axis_name);
+  };
+  axis(res.y_name, res.y, res.ny, res.y_units);
+  axis(res.x_name, res.x, res.nx, res.x_units);
+}
+
+}  // namespace
+
+void write_nexus_result(const std::filesystem::path& file, const NexusResult& res) {
+  check_maps(res);
   std::filesystem::path part = file;
   part += ".part";
   try {
-    Writer w(file, part);
-    w.attribute(w.root(), "default", "entry", "/");
-    w.attribute(w.root(), "creator", "xasmap " + res.version, "/");
-    w.attribute(w.root(), "file_time", iso_time_now(), "/");
-    {
-      unsigned major = 0, minor = 0, release = 0;
-      H5get_libversion(&major, &minor, &release);
-      w.attribute(w.root(), "HDF5_Version",
-                  std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(release), "/");
-    }
-    Handle entry = w.group(w.root(), "entry", "NXentry", "/entry");
-    w.attribute(entry.get(), "default", "xasmap/maps", "/entry");
-    w.text(entry.get(), "title", res.title, "/entry");
-    w.text(entry.get(), "start_time", iso_time_now(), "/entry");
-    Handle process = w.group(entry.get(), "xasmap", "NXprocess", "/entry/xasmap");
-    w.attribute(process.get(), "default", "maps", "/entry/xasmap");
-    w.text(process.get(), "program", "xasmap", "/entry/xasmap");
-    w.text(process.get(), "version", res.version, "/entry/xasmap");
-    w.text(process.get(), "date", iso_time_now(), "/entry/xasmap");
-    w.text(process.get(), "model_checksum", res.model_checksum, "/entry/xasmap");
-    w.text(process.get(), "library", res.library, "/entry/xasmap");
-    w.text(process.get(), "config", res.config_yaml, "/entry/xasmap");
-    w.text(process.get(), "source", res.source, "/entry/xasmap");
-    {
-      Handle d = w.number(process.get(), "session_offset", res.session_offset_ev, "/entry/xasmap");
-      w.attribute(d.get(), "units", "eV", "/entry/xasmap/session_offset");
-    }
-    w.number(process.get(), "rejected_pixels", static_cast<double>(res.rejected_pixels), "/entry/xasmap");
-
-    const std::string where = "/entry/xasmap/maps";
-    Handle data = w.group(process.get(), "maps", "NXdata", where);
-    w.attribute(data.get(), "signal", res.maps.front().name, where);
-    std::vector<std::string> auxiliary;
-    for (std::size_t i = 1; i < res.maps.size(); ++i) auxiliary.push_back(res.maps[i].name);
-    if (!auxiliary.empty()) w.attribute(data.get(), "auxiliary_signals", auxiliary, where);
-    w.attribute(data.get(), "axes", std::vector<std::string>{res.y_name, res.x_name}, where);
-    w.attribute(data.get(), (res.y_name + "_indices").c_str(), 0, where);
-    w.attribute(data.get(), (res.x_name + "_indices").c_str(), 1, where);
-    for (const NexusMap& m : res.maps) {
-      Handle d = w.array(data.get(), m.name.c_str(), m.values, {res.ny, res.nx}, where);
-      w.attribute(d.get(), "units", m.units, where + "/" + m.name);
-      w.attribute(d.get(), "long_name", m.long_name.empty() ? m.name : m.long_name, where + "/" + m.name);
-    }
-    const auto axis = [&](const std::string& name, const std::vector<double>& v, std::size_t n,
-                          const std::string& units) {
-      std::vector<double> values = v;
-      if (values.size() != n) {
-        values.resize(n);
-        for (std::size_t i = 0; i < n; ++i) values[i] = static_cast<double>(i);
-      }
-      Handle d = w.array(data.get(), name.c_str(), values, {n}, where);
-      w.attribute(d.get(), "units", units.empty() ? std::string("pixel") : units, where + "/" + name);
-    };
-    axis(res.y_name, res.y, res.ny, res.y_units);
-    axis(res.x_name, res.x, res.nx, res.x_units);
+    Writer w(file, part, false);
+    write_root(w, res, "entry");
+    write_entry(w, "entry", res);
     w.close();
   } catch (...) {
     std::error_code ignored;
@@ -714,5 +739,65 @@ void write_nexus_result(const std::filesystem::path& file, const NexusResult& re
     throw NexusError(file, "", "could not be renamed from its .part file");
   }
 }
+
+std::string append_nexus_result(const std::filesystem::path& file, const NexusResult& res) {
+  check_maps(res);
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(file, ec);
+  if (exists && !is_hdf5_file(file)) throw NexusError(file, "", "exists and is not an HDF5 file: not appended to");
+  Writer w(file, file, exists);
+  H5G_info_t info{};
+  H5Gget_info(w.root(), &info);
+  std::string entry;
+  for (hsize_t n = info.nlinks + 1;; ++n) {
+    char name[32];
+    std::snprintf(name, sizeof name, "stack_%06llu", static_cast<unsigned long long>(n));
+    if (H5Lexists(w.root(), name, H5P_DEFAULT) <= 0) {
+      entry = name;
+      break;
+    }
+  }
+  if (exists) {
+    if (H5Aexists(w.root(), "default") > 0) H5Adelete(w.root(), "default");
+    w.attribute(w.root(), "default", entry, "/");
+  } else {
+    write_root(w, res, entry);
+  }
+  write_entry(w, entry, res);
+  w.close();
+  return entry;
+}
+
+NexusResult nexus_result_of(const protocol::EstimateMapMessage& m) {
+  NexusResult r;
+  const std::size_t pixels = m.novelty.size();
+  r.ny = m.shape.size() == 3 ? static_cast<std::size_t>(m.shape[0]) : 1;
+  r.nx = m.shape.size() == 3 ? static_cast<std::size_t>(m.shape[1]) : pixels;
+  const auto add = [&](const std::string& name, const std::vector<float>& values) {
+    NexusMap map = nexus_map(name, pixels);
+    map.values = values;
+    r.maps.push_back(std::move(map));
+  };
+  const auto find = [](const auto& list, const std::string& name) -> const std::vector<float>* {
+    for (const auto& [key, values] : list) {
+      if (key == name) return &values;
+    }
+    return nullptr;
+  };
+  std::vector<std::string> names;
+  for (const auto& [name, values] : m.params) names.push_back(name);
+  std::stable_partition(names.begin(), names.end(), [&](const std::string& n) { return find(m.confidence, n) != nullptr; });
+  for (const std::string& name : names) {
+    add(name, *find(m.params, name));
+    if (const auto* c = find(m.confidence, name)) add(name + "_confidence", *c);
+    if (const auto* u = find(m.uncertainty, name)) add(name + "_uncertainty", *u);
+  }
+  add("novelty", m.novelty);
+  for (const auto& [charge, values] : m.fractions) add("fraction_" + charge, values);
+  r.title = m.id;
+  r.rejected_pixels = m.rejected_pixels;
+  return r;
+}
+
 
 }  // namespace xasmap::service

@@ -16,6 +16,7 @@
 
 #include "xasmap/core/error.hpp"
 #include "xasmap/core/spectrum.hpp"
+#include "xasmap/protocol/results.hpp"
 
 namespace xasmap::service {
 
@@ -93,6 +94,16 @@ struct NexusResult {
   std::uint64_t rejected_pixels = 0;
 };
 void write_nexus_result(const std::filesystem::path& file, const NexusResult& result);
+// The same as a further NXentry of `file` (created when absent), named stack_NNNNNN with the first
+// number free, whose root @default then names it: the daemon's output.nexus_file. Returns the
+// entry's name.
+std::string append_nexus_result(const std::filesystem::path& file, const NexusResult& result);
+
+// A daemon's estimate_map as NeXus maps: the categorical parameters first (charge: the signal),
+// each parameter's uncertainty or confidence after it, novelty, the mixture's mean valence and
+// atom fractions when present. A stack of [rows, cols, energies] has two dimensions; a list of
+// pixels is one row. Provenance is the caller's.
+NexusResult nexus_result_of(const protocol::EstimateMapMessage& m);
 
 // A map named as xasmap names them, with its units and long name: charge and valence in e, tendq
 // and parameters ending in _ev in eV, NAME_uncertainty in NAME's units, NAME_confidence, novelty

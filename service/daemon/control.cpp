@@ -103,7 +103,7 @@ void Daemon::Impl::status_reply(Packer& pk) {
     reload_error = last_reload_error;
     reload_result = last_reload_result;
   }
-  pk.pack_map(24);
+  pk.pack_map(25);
   pk.pack("ok");
   pk.pack(true);
   pk.pack("ready");
@@ -146,6 +146,16 @@ void Daemon::Impl::status_reply(Packer& pk) {
   pk.pack(static_cast<std::uint64_t>(budget.limit()));
   pk.pack("metrics_http");
   pk.pack(metrics_http ? metrics_http->address() : std::string());
+  pk.pack("nexus_file");
+  pk.pack_map(4);
+  pk.pack("path");
+  pk.pack(config.output.nexus_file.string());
+  pk.pack("written");
+  pk.pack(nexus_written.load());
+  pk.pack("failed");
+  pk.pack(nexus_failed.load());
+  pk.pack("skipped");
+  pk.pack(nexus_skipped.load());
   pk.pack("unannounced");
   pk.pack(unannounced.load());
   pk.pack("endpoints");
@@ -196,8 +206,9 @@ void Daemon::Impl::library_reply(msgpack::sbuffer& reply, Packer& pk) {
   reply.write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
-config::Config Daemon::Impl::effective_config() const {
-  const auto state = current_model();
+config::Config Daemon::Impl::effective_config() const { return effective_config(current_model().get()); }
+
+config::Config Daemon::Impl::effective_config(const ModelState* state) const {
   if (!state) return config;
   config::Config c = state->config;
   c.input = config.input;

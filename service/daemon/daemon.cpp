@@ -32,6 +32,7 @@ void Daemon::Impl::stop_threads() {
   for (auto& w : workers) {
     if (w.joinable()) w.join();
   }
+  stop_nexus();  // the workers are done: every stack they answered is queued for the file
   outbox.close();
   if (publisher.joinable()) publisher.join();
   acks_done = true;
@@ -96,6 +97,7 @@ void Daemon::Impl::log_startup(const ModelState& s, double sockets_s, double tot
             config.metrics.interval_s, curve_note(output_curve, config.output.bind),
             metrics_http ? ", Prometheus at http://" + metrics_http->address() + "/metrics" : "");
   log->info("  control    rep bind {}{}", control_endpoint, curve_note(control_curve, true));
+  if (!config.output.nexus_file.empty()) log->info("  nexus      each stack's maps appended to {}", config.output.nexus_file.string());
 }
 
 bool Daemon::Impl::set_up_curve() {
@@ -266,6 +268,7 @@ int Daemon::Impl::run() {
     sockets_s = std::chrono::duration<double>(Clock::now() - t_sockets).count();
   }
   if (status == 0) {
+    if (!config.output.nexus_file.empty()) nexus_thread = std::thread([this] { nexus_loop(); });
     for (int i = 0; i < workers_count; ++i) {
       workers.emplace_back([this] { guarded("worker", [this] { work_loop(); }); });
     }

@@ -20,6 +20,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <chrono>
+#include <condition_variable>
 #include <cmath>
 #include <deque>
 #include <memory>
@@ -131,7 +132,7 @@ struct Outgoing {
   Peer peer;            // acknowledged input: who is answered once this is published
 };
 
-struct ModelState {
+struct ModelState : std::enable_shared_from_this<ModelState> {
   Model model;
   config::Config config;
   BuildReport report;
@@ -489,6 +490,26 @@ struct Daemon::Impl {
 
   void publish_loop();
 
+  // ---- the NeXus result writer (output.nexus_file): nexus_writer.cpp ----
+  // Each stack's maps wait here (at most kNexusWaiting) for the writer thread, which appends them
+  // to the file off the workers' path; a stack that finds the queue full is not written (counted).
+  struct NexusJob {
+    protocol::EstimateMapMessage map;
+    double session_offset_ev = 0;
+    std::shared_ptr<const ModelState> state;
+  };
+  static constexpr std::size_t kNexusWaiting = 4;
+  std::mutex nexus_mutex;
+  std::condition_variable nexus_cv;
+  std::deque<NexusJob> nexus_jobs;  // guarded by nexus_mutex
+  bool nexus_closing = false;       // guarded by nexus_mutex
+  std::thread nexus_thread;
+  std::atomic<std::uint64_t> nexus_written{0}, nexus_failed{0}, nexus_skipped{0};
+  void queue_nexus(const protocol::EstimateMapMessage& map, double session_offset_ev,
+                   std::shared_ptr<const ModelState> state);
+  void nexus_loop();
+  void stop_nexus();  // writes what waits, then ends the thread
+
   // ---- monitoring (metrics.http_endpoint) ----
   std::unique_ptr<MetricsEndpoint> metrics_http;  // set before the threads start; ended first
   void record_stages(const protocol::Latency& latency);  // queue, decode and compute, in microseconds
@@ -508,6 +529,7 @@ struct Daemon::Impl {
   // The configuration in force: the model's sections from the model in service (a reload may have
   // changed them), the rest from start-up (they change only with a restart).
   config::Config effective_config() const;
+  config::Config effective_config(const ModelState* state) const;  // with that model's sections
 
   // ---- model building and reload ----
   // Thrown by a reload's build once its stop is requested (the daemon is stopping).

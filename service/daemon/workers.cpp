@@ -234,6 +234,10 @@ void Daemon::Impl::process_stack(protocol::SpectrumMessage& m, const ModelState&
     log->debug("stack '{}': {} of {} pixels could not be judged", mm.id, mm.rejected_pixels, pixels);
   }
 
+  if (!config.output.nexus_file.empty()) {
+    queue_nexus(mm, session, state.shared_from_this());
+  }
+
   Outgoing out;
   out.topic = protocol::kTopicEstimateMap;
   out.encoded = protocol::encode(mm);

@@ -565,46 +565,6 @@ std::string daemon_config_yaml(zmq::context_t& context, const std::string& contr
   return "(the daemon's 'config' reply had no yaml)";
 }
 
-// A stack's estimate_map as NeXus maps (nexus.hpp): the class parameter first, each parameter's
-// uncertainty or confidence after it, novelty, and the mixture's fractions when present. Only
-// [rows, cols, energies] stacks have two dimensions; a list of pixels is one row.
-NexusResult nexus_result_of(const protocol::EstimateMapMessage& m, const std::string& control,
-                            const std::string& config_yaml) {
-  NexusResult r;
-  const std::size_t pixels = m.novelty.size();
-  r.ny = m.shape.size() == 3 ? static_cast<std::size_t>(m.shape[0]) : 1;
-  r.nx = m.shape.size() == 3 ? static_cast<std::size_t>(m.shape[1]) : pixels;
-  const auto add = [&](const std::string& name, const std::vector<float>& values) {
-    NexusMap map = nexus_map(name, pixels);
-    map.values = values;
-    r.maps.push_back(std::move(map));
-  };
-  const auto find = [](const auto& list, const std::string& name) -> const std::vector<float>* {
-    for (const auto& [key, values] : list) {
-      if (key == name) return &values;
-    }
-    return nullptr;
-  };
-  std::vector<std::string> names;
-  for (const auto& [name, values] : m.params) names.push_back(name);
-  std::stable_partition(names.begin(), names.end(), [&](const std::string& n) { return find(m.confidence, n) != nullptr; });
-  for (const std::string& name : names) {
-    add(name, *find(m.params, name));
-    if (const auto* c = find(m.confidence, name)) add(name + "_confidence", *c);
-    if (const auto* u = find(m.uncertainty, name)) add(name + "_uncertainty", *u);
-  }
-  add("novelty", m.novelty);
-  for (const auto& [charge, values] : m.fractions) add("fraction_" + charge, values);
-  r.title = m.id;
-  r.version = kVersion;
-  r.model_checksum = "not reported by the daemon (see its start-up log for the model file)";
-  r.library = "the model in service at " + control;
-  r.config_yaml = config_yaml;
-  r.source = "xasmapd at " + control + ": estimate_map '" + m.id + "', seq " + std::to_string(m.seq);
-  r.rejected_pixels = m.rejected_pixels;
-  return r;
-}
-
 }  // namespace
 
 int run_map(const CliArgs& args) {
@@ -730,7 +690,14 @@ int run_map(const CliArgs& args) {
     written.push_back(file);
     if (!png.empty()) written.push_back(png);
     const auto nexus = out_dir / ("stack_" + safe_name(m.id) + ".h5");
-    write_nexus_result(nexus, nexus_result_of(m, args.value("control").value_or(cfg.control.endpoint), daemon_config));
+    const std::string control = args.value("control").value_or(cfg.control.endpoint);
+    NexusResult r = nexus_result_of(m);
+    r.version = kVersion;
+    r.model_checksum = "not reported by the daemon (see its start-up log for the model file)";
+    r.library = "the model in service at " + control;
+    r.config_yaml = daemon_config;
+    r.source = "xasmapd at " + control + ": estimate_map '" + m.id + "', seq " + std::to_string(m.seq);
+    write_nexus_result(nexus, r);
     written.push_back(nexus);
   }
 

@@ -791,6 +791,47 @@ def scenario_nexus(args):
     code, _ = d.stop()
     check(code == 0, "exit 0")
 
+    # The daemon's own writer: output.nexus_file gets one NXentry per stack.
+    results = os.path.join(w, "daemon_results.h5")
+    feed = Feed()
+    d = Daemon(args, "nexus_writer", feed.endpoint, output_yaml="nexus_file: %s" % results)
+    d.wait_ready()
+    feed.wait_subscribers()
+    for k in range(2):
+        feed.send(msgpack.packb({"id": "writer-%d" % k, "kind": "stack", "shape": [12, 16, energy.size],
+                                 "energy": energy.tolist(), "intensity": stack.reshape(-1).tolist()}))
+    d.wait_answers(2, 60)
+    deadline = time.time() + 30
+    while time.time() < deadline and d.request("status")["nexus_file"]["written"] < 2:
+        time.sleep(0.1)
+    status = d.request("status")
+    check(status["nexus_file"] == {"path": results, "written": 2, "failed": 0, "skipped": 0},
+          "status counts 2 stacks written to output.nexus_file (%s)" % status["nexus_file"])
+    code, _ = d.stop()
+    check(code == 0, "exit 0")
+    with h5py.File(results, "r") as f:
+        entries = sorted(k for k in f if f[k].attrs.get("NX_class") == "NXentry")
+        check(entries == ["stack_000001", "stack_000002"], "one NXentry per stack (%s)" % entries)
+        check(f.attrs.get("default") == "stack_000002", "the root's @default names the latest entry")
+        for name in entries:
+            data = f[name]["xasmap/maps"]
+            check(data.attrs.get("signal") == "charge" and list(data.attrs.get("axes")) == ["y", "x"],
+                  "%s: NXdata with @signal charge and @axes [y, x]" % name)
+            right = np.mean(data["charge"][()] == truth[:, :, 0])
+            check(right >= 0.99, "%s: charge right on >= 99 %% of pixels (%.3f)" % (name, right))
+            check(f[name]["title"][()].decode().startswith("writer-"), "%s: titled by the stack's id" % name)
+            check(len(f[name]["xasmap/model_checksum"][()]) == 16 + len(" (%s)" % args.model),
+                  "%s: the model file's checksum (%s)" % (name, f[name]["xasmap/model_checksum"][()]))
+    # A folder that does not exist: the config is refused, naming the key.
+    bad = os.path.join(w, "bad_nexus.yaml")
+    with open(d.config) as f:
+        text = f.read().replace(results, os.path.join(w, "no_such_folder", "r.h5"))
+    with open(bad, "w") as f:
+        f.write(text)
+    run = subprocess.run([args.xasmapd, "--check-config", bad], capture_output=True, text=True, timeout=30)
+    check(run.returncode != 0 and "output.nexus_file" in run.stderr + run.stdout,
+          "a nexus_file in a missing folder is refused naming output.nexus_file (%s)" % (run.stderr + run.stdout).strip())
+
 
 # ---- the web dashboard in a real browser ------------------------------------------------------------
 

@@ -197,6 +197,9 @@ struct OutputConfig {
   bool bind = true;
   int send_hwm = 100000;
   CurveConfig curve;  // encrypts the results; authorized keys, if any, name the subscribers
+  // Each stack's maps are also appended to this NeXus/HDF5 file as an NXentry (docs/files.md);
+  // empty = off.
+  std::filesystem::path nexus_file;
   bool operator==(const OutputConfig&) const = default;
 };
 
