@@ -22,13 +22,14 @@ import time
 class Browser:
     """Debian's headless Chromium driven through the DevTools protocol (python3-websocket)."""
 
-    def __init__(self, workdir=None):
-        """`workdir`: where chromium.log goes (default: the throw-away profile folder)."""
+    def __init__(self, workdir=None, niceness=0):
+        """`workdir`: where chromium.log goes (default: the throw-away profile folder); `niceness`:
+        run Chromium at that scheduling niceness (a browser beside a busy daemon)."""
         import re
         import tempfile
         self.profile = tempfile.mkdtemp(prefix="xasmap-chromium-")
         self.log = open(os.path.join(workdir or self.profile, "chromium.log"), "w")
-        self.proc = subprocess.Popen(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+        self.proc = subprocess.Popen((["nice", "-n", str(niceness)] if niceness else []) + ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                       "--remote-debugging-port=0", "--user-data-dir=" + self.profile,
                                       "--window-size=1400,1700", "about:blank"],
                                      stderr=subprocess.PIPE, stdout=self.log, text=True)

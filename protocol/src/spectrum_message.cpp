@@ -249,9 +249,20 @@ SpectrumMessage decode_spectrum(const std::uint8_t* data, std::size_t size,
 }
 
 std::vector<std::uint8_t> encode(const SpectrumMessage& m, const std::string& raw_dtype) {
-  msgpack::sbuffer buffer;
-  msgpack::packer<msgpack::sbuffer> pk(buffer);
   const bool raw = !raw_dtype.empty();
+  // Packed straight into the vector returned, with room for the arrays at once (9 bytes a value
+  // at most): a stack is written once, not copied while a buffer grows and again at the end.
+  struct VectorWriter {
+    std::vector<std::uint8_t>& out;
+    void write(const char* p, std::size_t n) {
+      const auto* b = reinterpret_cast<const std::uint8_t*>(p);
+      out.insert(out.end(), b, b + n);
+    }
+  };
+  std::vector<std::uint8_t> bytes_out;
+  bytes_out.reserve(256 + m.id.size() + m.meta.size() + 9 * (m.energy.size() + m.intensity_count()));
+  VectorWriter buffer{bytes_out};
+  msgpack::packer<VectorWriter> pk(buffer);
   std::uint32_t entries = 3 + (raw ? 1 : 0) + (m.time ? 1 : 0) + (m.meta.empty() ? 0 : 1) +
                           (m.stack ? 2 : 0);
   pk.pack_map(entries);
@@ -265,6 +276,13 @@ std::vector<std::uint8_t> encode(const SpectrumMessage& m, const std::string& ra
     }
     const std::size_t width = raw_dtype == "f4" ? 4 : 8;
     pk.pack_bin(static_cast<std::uint32_t>(v.size() * width));
+    using Value = typename std::decay_t<decltype(v)>::value_type;
+    if constexpr (std::endian::native == std::endian::little) {
+      if (sizeof(Value) == width) {  // already the wire's type and byte order: as it is
+        pk.pack_bin_body(reinterpret_cast<const char*>(v.data()), static_cast<std::uint32_t>(v.size() * width));
+        return;
+      }
+    }
     std::vector<char> bytes(v.size() * width);
     for (std::size_t i = 0; i < v.size(); ++i) {
       if (width == 4) {
@@ -304,8 +322,7 @@ std::vector<std::uint8_t> encode(const SpectrumMessage& m, const std::string& ra
     pk.pack_array(static_cast<std::uint32_t>(m.shape.size()));
     for (auto s : m.shape) pk.pack(s);
   }
-  const auto* bytes = reinterpret_cast<const std::uint8_t*>(buffer.data());
-  return {bytes, bytes + buffer.size()};
+  return bytes_out;
 }
 
 }  // namespace xasmap::protocol

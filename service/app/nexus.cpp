@@ -488,13 +488,26 @@ NexusStack read_nxstxm(const std::filesystem::path& file) {
   axis_values(spatial[0], s.ny, s.y, s.y_name, s.y_units);
   axis_values(spatial[1], s.nx, s.x, s.x_name, s.x_units);
 
-  const std::vector<float> raw = r.numbers<float>(signal);
-  s.intensity.resize(raw.size());
+  std::vector<float> raw = r.numbers<float>(signal);
   // To pixel-major [y][x][energy] from whichever order the file has.
   const std::size_t d1 = dims[1], d2 = dims[2];
   if (e_dim == 2) {
-    s.intensity = raw;  // [y][x][e] already
+    s.intensity = std::move(raw);  // [y][x][e] already
+  } else if (e_dim == 0) {
+    // [e][y][x], NXstxm's order: blocks of 64 pixels, so that both the reads (64 pixels of one
+    // energy) and the writes (64 whole spectra, 51 KB at 200 energies) stay in cache.
+    s.intensity.resize(raw.size());
+    const std::size_t pixels = s.ny * s.nx;
+    constexpr std::size_t kBlock = 64;
+    for (std::size_t p0 = 0; p0 < pixels; p0 += kBlock) {
+      const std::size_t p1 = std::min(pixels, p0 + kBlock);
+      for (std::size_t e = 0; e < n_e; ++e) {
+        const float* in = raw.data() + e * pixels;
+        for (std::size_t px = p0; px < p1; ++px) s.intensity[px * n_e + e] = in[px];
+      }
+    }
   } else {
+    s.intensity.resize(raw.size());
     std::array<std::size_t, 3> stride{d1 * d2, d2, 1};  // of the stored dimensions
     const std::size_t se = stride[static_cast<std::size_t>(e_dim)], sy = stride[static_cast<std::size_t>(spatial[0])],
                       sx = stride[static_cast<std::size_t>(spatial[1])];

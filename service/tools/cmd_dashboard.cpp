@@ -8,7 +8,11 @@
 #include <msgpack.hpp>
 #include <zmq.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -49,6 +53,8 @@ const std::vector<OptionSpec> kDashboardOptions = with_client_curve_options({
      "also subscribe to the acquisition's feed here, to draw the latest spectrum (optional)"},
     {"library", true, "DIR", "library spectra (manifest.csv) to draw the best match under it (optional)"},
     {"seconds", true, "S", "stop after S seconds (default: until Ctrl-C or SIGTERM)"},
+    {"nice", true, "N",
+     "scheduling niceness to run at (default 10: on a busy host the daemon, not the dashboard, gets the CPU)"},
 });
 
 namespace {
@@ -90,9 +96,18 @@ struct Point {
   double x, y, charge, valence;
 };
 
+// A table row, kept as numbers: its JSON is written only when a tab is sent it.
 struct Row {
   std::uint64_t index;
-  std::string json;
+  std::string id, match;
+  double charge, p, tendq, tendq_u, novelty, valence, shift, service_us;
+  bool in_library;
+  std::string json() const {
+    return "{\"id\":" + str(id) + ",\"charge\":" + num(charge) + ",\"p\":" + num(p) + ",\"tendq\":" + num(tendq) +
+           ",\"tendq_u\":" + num(tendq_u) + ",\"novelty\":" + num(novelty) + ",\"in_library\":" +
+           (in_library ? "true" : "false") + ",\"valence\":" + num(valence) + ",\"shift\":" + num(shift) +
+           ",\"match\":" + str(match) + ",\"service_us\":" + num(service_us) + "}";
+  }
 };
 
 struct StackEntry {
@@ -196,7 +211,7 @@ class Dashboard {
     first = true;
     for (const Row& r : recent_) {
       if (r.index <= c.row) continue;
-      s += std::string(first ? "" : ",") + r.json;
+      s += std::string(first ? "" : ",") + r.json();
       first = false;
     }
     if (!recent_.empty()) c.row = recent_.back().index;
@@ -272,20 +287,16 @@ class Dashboard {
     ++rate_.back();
   }
 
-  void on_estimate(const protocol::EstimateMessage& e) {
+  void on_estimate(protocol::EstimateMessage& e) {
     const double charge = param_number(e.params, "charge");
     const double valence = e.mixture ? e.mixture->mean_valence : std::nan("");
-    std::string row = "{\"id\":" + str(e.id) + ",\"charge\":" + num(charge) + ",\"p\":" +
-                      num(number_of(e.confidence, "charge")) + ",\"tendq\":" + num(param_number(e.params, "tendq")) +
-                      ",\"tendq_u\":" + num(number_of(e.uncertainty, "tendq")) + ",\"novelty\":" + num(e.novelty) +
-                      ",\"in_library\":" + (e.in_library ? "true" : "false") + ",\"valence\":" + num(valence) +
-                      ",\"shift\":" + num(e.energy_shift_ev) + ",\"match\":" +
-                      str(e.neighbors.empty() ? "" : e.neighbors.front().label) + ",\"service_us\":" +
-                      num(e.latency.service) + "}";
     std::lock_guard lock(m_);
     ++estimates_;
     const std::uint64_t index = ++next_index_;
-    recent_.push_back({index, std::move(row)});
+    recent_.push_back({index, std::move(e.id), e.neighbors.empty() ? std::string() : std::move(e.neighbors.front().label),
+                       charge, number_of(e.confidence, "charge"), param_number(e.params, "tendq"),
+                       number_of(e.uncertainty, "tendq"), e.novelty, valence, e.energy_shift_ev, e.latency.service,
+                       e.in_library});
     if (recent_.size() > kRecentRows) recent_.pop_front();
     if (e.embedding.size() >= 2) {
       points_.push_back({index, e.embedding[0], e.embedding[1], charge, valence});
@@ -293,13 +304,13 @@ class Dashboard {
     }
     latency_.record(e.latency.service);
     count_second(Clock::now());
-    if (!input_.empty()) match_spectrum(e);
+    if (!input_.empty()) match_spectrum(e, recent_.back());
     changed();
   }
 
   // Under m_: the estimate's spectrum, if it came on the input, with its best library match.
-  void match_spectrum(const protocol::EstimateMessage& e) {
-    const auto it = std::find_if(spectra_.rbegin(), spectra_.rend(), [&](const auto& p) { return p.first == e.id; });
+  void match_spectrum(const protocol::EstimateMessage& e, const Row& row) {
+    const auto it = std::find_if(spectra_.rbegin(), spectra_.rend(), [&](const auto& p) { return p.first == row.id; });
     if (it == spectra_.rend()) return;
     protocol::SpectrumMessage m;
     try {
@@ -309,18 +320,17 @@ class Dashboard {
     }
     if (m.stack) return;
     if (m.intensity.empty()) m.intensity.assign(m.intensity_f4.begin(), m.intensity_f4.end());
-    std::string s = "{\"id\":" + str(e.id) + ",\"charge\":" + num(param_number(e.params, "charge")) +
+    std::string s = "{\"id\":" + str(row.id) + ",\"charge\":" + num(param_number(e.params, "charge")) +
                     ",\"tendq\":" + num(param_number(e.params, "tendq")) + ",\"shift\":" + num(e.energy_shift_ev) +
                     ",\"energy\":[";
     for (std::size_t i = 0; i < m.energy.size(); ++i) s += (i ? "," : "") + num(m.energy[i]);
     s += "],\"intensity\":[";
     for (std::size_t i = 0; i < m.intensity.size(); ++i) s += (i ? "," : "") + num(m.intensity[i]);
     s += "]";
-    if (!e.neighbors.empty()) {
-      const protocol::NeighborEntry& n = e.neighbors.front();
-      s += ",\"match\":" + str(n.label) + ",\"match_shift\":" + num(n.shift_ev);
+    if (!row.match.empty()) {
+      s += ",\"match\":" + str(row.match) + ",\"match_shift\":" + num(e.neighbors.front().shift_ev);
       if (library_) {
-        const auto li = std::find(library_->labels.begin(), library_->labels.end(), n.label);
+        const auto li = std::find(library_->labels.begin(), library_->labels.end(), row.match);
         if (li != library_->labels.end()) {
           const Spectrum& ls = library_->spectra[static_cast<std::size_t>(li - library_->labels.begin())];
           s += ",\"match_energy\":[";
@@ -373,7 +383,8 @@ class Dashboard {
       const std::string_view t = topic.to_string_view();
       try {
         if (t == protocol::kTopicEstimate) {
-          on_estimate(protocol::decode_estimate(data, body.size()));
+          protocol::EstimateMessage e = protocol::decode_estimate(data, body.size());
+          on_estimate(e);
         } else if (t == protocol::kTopicEstimateMap) {
           on_map(protocol::decode_estimate_map(data, body.size()));
         } else if (t == protocol::kTopicError) {
@@ -493,6 +504,12 @@ int run_dashboard(const CliArgs& args) {
   const double seconds = args.number("seconds", 0.0);
   if (seconds < 0) throw UsageError("--seconds must be >= 0");
 
+  const long long niceness = args.integer("nice", 10);
+  if (niceness < 0 || niceness > 19) throw UsageError("--nice must be within 0-19");
+  errno = 0;
+  if (::nice(static_cast<int>(niceness)) == -1 && errno != 0) {
+    std::cerr << "xasmap dashboard: could not lower its priority: " << std::strerror(errno) << "\n";
+  }
   Dashboard dash(output, control, args.value("input").value_or(""), client_curve(args), std::move(lib));
   httplib::Server server;
   // Each open tab holds one thread for its event stream: 64 threads serve 60 tabs and leave room

@@ -84,15 +84,18 @@ std::vector<std::uint8_t> meta_bytes(const Source& s, const std::string& source)
   return {b.data(), b.data() + b.size()};
 }
 
-protocol::SpectrumMessage message_of(const Source& s, const std::string& kind) {
+// The message of `s`: its arrays copied (an acknowledged feed may resend it), or moved out of a
+// source sent once.
+protocol::SpectrumMessage message_of(Source s, const std::string& kind) {
   protocol::SpectrumMessage m;
-  m.id = s.id;
-  m.energy = s.energy;
-  m.intensity = s.intensity;
+  m.id = std::move(s.id);
+  m.energy = std::move(s.energy);
+  m.intensity = std::move(s.intensity);
+  m.intensity_f4 = std::move(s.intensity_f4);
   m.time = wall_seconds();
   m.meta = meta_bytes(s, kind);
   m.stack = !s.shape.empty();
-  m.shape = s.shape;
+  m.shape = std::move(s.shape);
   return m;
 }
 
@@ -311,9 +314,9 @@ int run_feed(const CliArgs& args) {
       s.meta_label = std::filesystem::path(f).filename().string();
       if (is_nexus_file(f) && nexus_kind(f) == NexusKind::kStack) {
         // An NXstxm stack: one stack message, pixel-major as the protocol has it.
-        const NexusStack stack = read_nxstxm(f);
+        NexusStack stack = read_nxstxm(f);
         s.energy = to_std(stack.energy_ev);
-        s.intensity.assign(stack.intensity.begin(), stack.intensity.end());
+        s.intensity_f4 = std::move(stack.intensity);
         s.shape = {static_cast<std::int64_t>(stack.ny), static_cast<std::int64_t>(stack.nx),
                    static_cast<std::int64_t>(stack.energy_ev.size())};
       } else {
@@ -325,7 +328,7 @@ int run_feed(const CliArgs& args) {
     }
     const auto count = static_cast<std::size_t>(args.integer("count", static_cast<long long>(files.size())));
     for (std::size_t i = 0; i < count; ++i) {
-      Source s = files[i % files.size()];
+      Source s = count <= files.size() ? std::move(files[i]) : files[i % files.size()];
       if (i >= files.size()) s.id += "#" + std::to_string(i / files.size() + 1);
       sources.push_back(std::move(s));
     }
@@ -377,14 +380,18 @@ int run_feed(const CliArgs& args) {
 
   const auto t0 = std::chrono::steady_clock::now();
   std::size_t sent = 0;
-  for (const Source& s : sources) {
+  for (Source& s : sources) {
     if (interrupted()) break;
     if (rate > 0) std::this_thread::sleep_until(t0 + std::chrono::duration<double>(static_cast<double>(sent) / rate));
     if (seconds > 0 && std::chrono::steady_clock::now() - t0 > std::chrono::duration<double>(seconds)) break;
-    const auto body = protocol::encode(message_of(s, kind), raw);
+    // Each source is sent once here: its arrays move into the message, and the encoded bytes into
+    // ZeroMQ without a copy (it frees them once sent).
+    auto* body = new std::vector<std::uint8_t>(protocol::encode(message_of(std::move(s), kind), raw));
+    zmq::message_t frame(body->data(), body->size(),
+                         [](void*, void* hint) { delete static_cast<std::vector<std::uint8_t>*>(hint); }, body);
     try {
       sock.send(zmq::buffer(topic), zmq::send_flags::sndmore);
-      sock.send(zmq::buffer(body), zmq::send_flags::none);
+      sock.send(frame, zmq::send_flags::none);
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) break;  // a PUSH waiting for a peer, interrupted
       throw;

@@ -19,6 +19,7 @@ namespace xasmap::service {
 struct Source {
   std::string id;
   std::vector<double> energy, intensity;
+  std::vector<float> intensity_f4;  // instead of intensity: a stack read as float32 (NeXus)
   std::vector<std::int64_t> shape;  // stacks only
   std::string meta_label;           // library label, or file name
   double offset_ev = 0;
