@@ -4,6 +4,7 @@
 // fetched from elsewhere) and pushes the aggregate to every browser tab as Server-Sent Events,
 // four times a second at most, sampled: the daemon sees one subscriber whatever the tabs, and a
 // tab sees at most kMaxPointsPerEvent new points and kRecentRows new rows per event whatever the rate.
+// Estimates are counted as they come and decoded only when a tab asks, the last kKeptRaw of them.
 
 #include <msgpack.hpp>
 #include <zmq.hpp>
@@ -67,6 +68,7 @@ constexpr std::size_t kMaxPointsPerEvent = 400;   // points sent to a tab per ev
 constexpr std::size_t kKeptStacks = 4;            // stack maps kept
 constexpr std::size_t kStackSide = 128;           // stack maps are sent at most this many pixels a side
 constexpr std::size_t kKeptSpectra = 256;         // raw input messages kept to match estimates by id
+constexpr std::size_t kKeptRaw = 1024;            // undecoded estimates kept until a tab asks
 constexpr auto kEventPeriod = std::chrono::milliseconds(250);
 
 std::string num(double v) {
@@ -182,6 +184,7 @@ class Dashboard {
   // The latest estimate whose spectrum came on the input, over its best library match.
   std::string spectrum_json() {
     std::lock_guard lock(m_);
+    digest();
     if (input_.empty()) return "{\"note\":\"start xasmap dashboard with --input EP to see the spectra\"}";
     return latest_spectrum_json_.empty() ? "{\"note\":\"no estimate of a spectrum seen on the input yet\"}"
                                          : latest_spectrum_json_;
@@ -195,6 +198,7 @@ class Dashboard {
     std::lock_guard lock(m_);
     if (version_ == c.version) return {};
     c.version = version_;
+    digest();
     std::string s = "{\"estimates\":" + std::to_string(estimates_) + ",\"maps\":" + std::to_string(maps_) +
                     ",\"errors\":" + std::to_string(errors_) + ",\"errors_by_code\":{";
     bool first = true;
@@ -287,12 +291,44 @@ class Dashboard {
     ++rate_.back();
   }
 
-  void on_estimate(protocol::EstimateMessage& e) {
-    const double charge = param_number(e.params, "charge");
-    const double valence = e.mixture ? e.mixture->mean_valence : std::nan("");
+  // An estimate as it arrives: counted, and its bytes kept (the last kKeptRaw) for digest(), which
+  // decodes them only when a tab asks: at 25,000 estimates/s this is all the dashboard does per
+  // estimate, and with no tab open nothing more.
+  void on_estimate_bytes(const std::uint8_t* data, std::size_t size) {
     std::lock_guard lock(m_);
     ++estimates_;
+    count_second(Clock::now());
     const std::uint64_t index = ++next_index_;
+    if (raw_.size() == kKeptRaw) {
+      std::pair<std::uint64_t, std::vector<std::uint8_t>> reuse = std::move(raw_.front());
+      raw_.pop_front();
+      reuse.first = index;
+      reuse.second.assign(data, data + size);
+      raw_.push_back(std::move(reuse));
+    } else {
+      raw_.emplace_back(index, std::vector<std::uint8_t>(data, data + size));
+    }
+    changed();
+  }
+
+  // Under m_: decodes the estimates kept since the last digest (at most kKeptRaw: at high rates a
+  // sample, the latest) into rows, points and the latency histogram.
+  void digest() {
+    for (auto& [index, bytes] : raw_) {
+      if (index <= digested_) continue;
+      digested_ = index;
+      try {
+        protocol::EstimateMessage e = protocol::decode_estimate(bytes.data(), bytes.size());
+        on_estimate(e, index, &bytes == &raw_.back().second);
+      } catch (const std::exception& ex) {
+        std::cerr << "xasmap dashboard: an estimate could not be decoded: " << ex.what() << "\n";
+      }
+    }
+  }
+
+  void on_estimate(protocol::EstimateMessage& e, std::uint64_t index, bool latest) {
+    const double charge = param_number(e.params, "charge");
+    const double valence = e.mixture ? e.mixture->mean_valence : std::nan("");
     recent_.push_back({index, std::move(e.id), e.neighbors.empty() ? std::string() : std::move(e.neighbors.front().label),
                        charge, number_of(e.confidence, "charge"), param_number(e.params, "tendq"),
                        number_of(e.uncertainty, "tendq"), e.novelty, valence, e.energy_shift_ev, e.latency.service,
@@ -303,9 +339,7 @@ class Dashboard {
       if (points_.size() > kMaxPoints) points_.pop_front();
     }
     latency_.record(e.latency.service);
-    count_second(Clock::now());
-    if (!input_.empty()) match_spectrum(e, recent_.back());
-    changed();
+    if (latest && !input_.empty()) match_spectrum(e, recent_.back());
   }
 
   // Under m_: the estimate's spectrum, if it came on the input, with its best library match.
@@ -383,8 +417,7 @@ class Dashboard {
       const std::string_view t = topic.to_string_view();
       try {
         if (t == protocol::kTopicEstimate) {
-          protocol::EstimateMessage e = protocol::decode_estimate(data, body.size());
-          on_estimate(e);
+          on_estimate_bytes(data, body.size());
         } else if (t == protocol::kTopicEstimateMap) {
           on_map(protocol::decode_estimate_map(data, body.size()));
         } else if (t == protocol::kTopicError) {
@@ -476,6 +509,8 @@ class Dashboard {
   std::uint64_t version_ = 1, next_index_ = 0;
   std::uint64_t estimates_ = 0, maps_ = 0, errors_ = 0;
   std::map<std::string, std::uint64_t> errors_by_code_;
+  std::deque<std::pair<std::uint64_t, std::vector<std::uint8_t>>> raw_;  // undecoded estimates
+  std::uint64_t digested_ = 0;
   std::deque<Row> recent_;
   std::deque<Point> points_;
   std::deque<StackEntry> stacks_;
