@@ -68,6 +68,8 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--drain", type=float, default=10.0)
+    parser.add_argument("--sustained", default="12000,16000,20000,24000",
+                        help="offered rates at which delivery is compared, alone and watched (3 s each)")
     parser.add_argument("--out-jsonl")
     args = parser.parse_args()
     args.build = os.path.abspath(args.build)
@@ -101,6 +103,38 @@ def main():
         a, w = statistics.median(alone), statistics.median(watched)
         print("flat out (median of %d): alone %.0f /s, with the dashboard and %d tabs %.0f /s: %.1f %% fewer" %
               (args.rounds, a, args.tabs, w, 100.0 * (1 - w / a)))
+
+        # Sustained: at fixed offered rates, what is delivered without drops, alone and watched.
+        rates = [int(v) for v in args.sustained.split(",") if v]
+        sustained = {"alone": {}, "watched": {}}
+        for r in range(args.rounds):
+            for case in ("alone", "watched"):
+                dash = browser = None
+                if case == "watched":
+                    dash, url = start_dashboard(args, service)
+                    browser = Browser(niceness=args.browser_nice)
+                    tabs = [browser.open(url) for _ in range(args.tabs)]
+                    for t in tabs:
+                        browser.wait_for(t, "document.getElementById('conn').className.includes('ok')", True, 20)
+                try:
+                    for rate in rates:
+                        res = run_baseline.bench(args, service, rate, rate * 3)
+                        delivered = res["estimates"] / float(rate * 3)
+                        sustained[case].setdefault(rate, []).append((delivered, res["dropped"], res["p99_us"]))
+                        rows.append(dict(res, case="sustained " + case, round=r))
+                finally:
+                    if browser:
+                        browser.close()
+                    if dash:
+                        stop(dash)
+        for rate in rates:
+            line = []
+            for case in ("alone", "watched"):
+                v = sustained[case][rate]
+                line.append("%s: delivered %.1f %% (min %.1f %%), drops %s, p99 %.1f ms" % (
+                    case, 100 * statistics.median(x[0] for x in v), 100 * min(x[0] for x in v),
+                    "/".join(str(x[1]) for x in v), statistics.median(x[2] for x in v) / 1000))
+            print("offered %d /s: %s" % (rate, "; ".join(line)), flush=True)
 
         # Responsiveness at a fixed rate, one tab.
         dash, url = start_dashboard(args, service)
