@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 #include <limits>
+#include <optional>
 #include <thread>
 
 #include "commands.hpp"
@@ -321,11 +322,23 @@ int run_estimate(const CliArgs& args) {
   const bool json = args.has("json");
 
   // NXstxm stacks: each to its NeXus result (--out), not the table.
+  // A NeXus file that cannot be read stays with the spectra, whose loop reports it with the others;
+  // alone with --out, its reason is the error.
   std::vector<std::string> spectra;
   std::vector<std::string> stacks;
+  std::optional<NexusError> unreadable;
   for (const std::string& file : args.positionals()) {
-    (is_nexus_file(file) && nexus_kind(file) == NexusKind::kStack ? stacks : spectra).push_back(file);
+    bool stack = false;
+    if (is_nexus_file(file)) {
+      try {
+        stack = nexus_kind(file) == NexusKind::kStack;
+      } catch (const NexusError& e) {
+        if (!unreadable) unreadable = e;
+      }
+    }
+    (stack ? stacks : spectra).push_back(file);
   }
+  if (stacks.empty() && args.value("out") && unreadable) throw *unreadable;
   if (!stacks.empty()) {
     if (!args.value("out")) throw UsageError(stacks.front() + " is a stack (NXstxm): give --out RESULT.h5 for its maps");
     if (stacks.size() > 1) throw UsageError("--out takes the maps of one stack; " + std::to_string(stacks.size()) + " stacks were given");
