@@ -1,7 +1,7 @@
 #pragma once
 // xasmapd's optional HTTP endpoint (metrics.http_endpoint): GET /metrics in Prometheus's text
-// format, from a thread pool of its own (two threads), so that a scrape never waits on, nor
-// delays, the estimating threads. Anything else gets 404 and says where the metrics are.
+// format, from threads of its own (one listening, two answering), so that a scrape never waits on,
+// nor delays, the estimating threads. Anything else gets 404 and says where the metrics are.
 
 #include <functional>
 #include <memory>
