@@ -473,7 +473,7 @@ NexusStack read_nxstxm(const std::filesystem::path& file) {
   }
   s.layout = names[0] + "," + names[1] + "," + names[2];
   // The spatial axes' values, when the group has them.
-  const auto axis_values = [&](int dim, std::size_t n, std::vector<double>& values, std::string& name, std::string& units) {
+  const auto axis_values = [&](int dim, std::size_t n, std::vector<double>& values, std::string& units) {
     values.resize(n);
     for (std::size_t i = 0; i < n; ++i) values[i] = static_cast<double>(i);
     if (axes.size() != 3) return;
@@ -482,11 +482,10 @@ NexusStack read_nxstxm(const std::filesystem::path& file) {
     const std::string path = child_path(group, a);
     if (r.shape(path).size() != 1) return;  // 2-D positions (a non-rectangular scan): indices
     values = r.numbers<double>(path, n);
-    name = a;
     units = r.units(path).value_or("");
   };
-  axis_values(spatial[0], s.ny, s.y, s.y_name, s.y_units);
-  axis_values(spatial[1], s.nx, s.x, s.x_name, s.x_units);
+  axis_values(spatial[0], s.ny, s.y, s.y_units);
+  axis_values(spatial[1], s.nx, s.x, s.x_units);
 
   std::vector<float> raw = r.numbers<float>(signal);
   // To pixel-major [y][x][energy] from whichever order the file has.
@@ -707,9 +706,9 @@ void write_entry(const Writer& w, const std::string& name, const NexusResult& re
   std::vector<std::string> auxiliary;
   for (std::size_t i = 1; i < res.maps.size(); ++i) auxiliary.push_back(res.maps[i].name);
   if (!auxiliary.empty()) w.attribute(data.get(), "auxiliary_signals", auxiliary, where);
-  w.attribute(data.get(), "axes", std::vector<std::string>{res.y_name, res.x_name}, where);
-  w.attribute(data.get(), (res.y_name + "_indices").c_str(), 0, where);
-  w.attribute(data.get(), (res.x_name + "_indices").c_str(), 1, where);
+  w.attribute(data.get(), "axes", std::vector<std::string>{"y", "x"}, where);
+  w.attribute(data.get(), "y_indices", 0, where);
+  w.attribute(data.get(), "x_indices", 1, where);
   for (const NexusMap& m : res.maps) {
     Handle d = w.array(data.get(), m.name.c_str(), m.values, {res.ny, res.nx}, where);
     w.attribute(d.get(), "units", m.units, where + "/" + m.name);
@@ -725,8 +724,8 @@ void write_entry(const Writer& w, const std::string& name, const NexusResult& re
     Handle d = w.array(data.get(), axis_name.c_str(), values, {n}, where);
     w.attribute(d.get(), "units", units.empty() ? std::string("pixel") : units, where + "/" + axis_name);
   };
-  axis(res.y_name, res.y, res.ny, res.y_units);
-  axis(res.x_name, res.x, res.nx, res.x_units);
+  axis("y", res.y, res.ny, res.y_units);
+  axis("x", res.x, res.nx, res.x_units);
 }
 
 }  // namespace

@@ -55,7 +55,7 @@ struct NexusStack {
   std::size_t ny = 0, nx = 0;
   std::vector<float> intensity;  // pixel-major: (y * nx + x) * energies + e
   std::vector<double> y, x;      // the axes' values (indices when the file has none)
-  std::string y_name = "y", x_name = "x", y_units, x_units;
+  std::string y_units, x_units;
   std::string signal_path;  // e.g. /entry1/counter0/data
   std::string layout;       // the dimensions as stored, e.g. "energy,y,x"
   std::size_t pixels() const { return ny * nx; }
@@ -80,8 +80,8 @@ struct NexusMap {
 };
 struct NexusResult {
   std::size_t ny = 0, nx = 0;
-  std::vector<double> y, x;
-  std::string y_name = "y", x_name = "x", y_units, x_units;
+  std::vector<double> y, x;  // the axes, written as y and x
+  std::string y_units, x_units;
   std::vector<NexusMap> maps;  // the first is the signal
   std::string title;           // the stack's id or file
   // Provenance (the NXprocess group).

@@ -108,6 +108,15 @@ bool wait_readable(zmq::socket_t& socket, std::chrono::milliseconds timeout) {
   return (item.revents & ZMQ_POLLIN) != 0;
 }
 
+bool receive_frames(zmq::socket_t& socket, std::chrono::milliseconds timeout, zmq::message_t& topic,
+                    zmq::message_t& body) {
+  if (!wait_readable(socket, timeout)) return false;
+  (void)socket.recv(topic);
+  if (!topic.more()) return false;
+  (void)socket.recv(body);
+  return true;
+}
+
 const msgpack::object* find_key(const msgpack::object& map, std::string_view key) {
   if (map.type != msgpack::type::MAP) return nullptr;
   for (const auto& kv : map.via.map) {

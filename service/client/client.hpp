@@ -53,6 +53,11 @@ std::optional<std::vector<std::uint8_t>> control_request_frame(zmq::context_t& c
 // re-checks its stop conditions.
 bool wait_readable(zmq::socket_t& socket, std::chrono::milliseconds timeout);
 
+// A result as the daemon publishes it, two frames (topic, body), waited for up to `timeout`.
+// False on a timeout, an interrupted wait, or a message of one frame (which is taken and dropped).
+bool receive_frames(zmq::socket_t& socket, std::chrono::milliseconds timeout, zmq::message_t& topic,
+                    zmq::message_t& body);
+
 // A msgpack value as compact JSON (bin as "<bin: N bytes>", non-finite floats as null).
 std::string to_json(const msgpack::object& o);
 

@@ -505,7 +505,7 @@ struct Daemon::Impl {
   bool nexus_closing = false;       // guarded by nexus_mutex
   std::thread nexus_thread;
   std::atomic<std::uint64_t> nexus_written{0}, nexus_failed{0}, nexus_skipped{0};
-  void queue_nexus(const protocol::EstimateMapMessage& map, double session_offset_ev,
+  void queue_nexus(protocol::EstimateMapMessage map, double session_offset_ev,
                    std::shared_ptr<const ModelState> state);
   void nexus_loop();
   void stop_nexus();  // writes what waits, then ends the thread

@@ -6,12 +6,12 @@
 
 namespace xasmap::service {
 
-void Daemon::Impl::queue_nexus(const protocol::EstimateMapMessage& map, double session_offset_ev,
+void Daemon::Impl::queue_nexus(protocol::EstimateMapMessage map, double session_offset_ev,
                                std::shared_ptr<const ModelState> state) {
   {
     std::lock_guard lock(nexus_mutex);
     if (nexus_jobs.size() < kNexusWaiting) {
-      nexus_jobs.push_back({map, session_offset_ev, std::move(state)});
+      nexus_jobs.push_back({std::move(map), session_offset_ev, std::move(state)});
       nexus_cv.notify_one();
       return;
     }

@@ -234,10 +234,6 @@ void Daemon::Impl::process_stack(protocol::SpectrumMessage& m, const ModelState&
     log->debug("stack '{}': {} of {} pixels could not be judged", mm.id, mm.rejected_pixels, pixels);
   }
 
-  if (!config.output.nexus_file.empty()) {
-    queue_nexus(mm, session, state.shared_from_this());
-  }
-
   Outgoing out;
   out.topic = protocol::kTopicEstimateMap;
   out.encoded = protocol::encode(mm);
@@ -246,6 +242,8 @@ void Daemon::Impl::process_stack(protocol::SpectrumMessage& m, const ModelState&
   out.acquisition_time = m.time;
   out.peer = std::move(peer);
   send(std::move(out));
+  // Encoded: the maps themselves go to the NeXus writer, not a copy of them.
+  if (!config.output.nexus_file.empty()) queue_nexus(std::move(mm), session, state.shared_from_this());
 }
 
 }  // namespace xasmap::service

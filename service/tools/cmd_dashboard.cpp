@@ -192,7 +192,7 @@ class Dashboard {
 
   // One event for a tab: what changed since its cursors, or nothing (empty) when nothing did.
   struct Cursor {
-    std::uint64_t version = 0, row = 0, point = 0, stack = 0, error = 0;
+    std::uint64_t version = 0, row = 0, point = 0, error = 0;
   };
   std::string event(Cursor& c) {
     std::lock_guard lock(m_);
@@ -268,10 +268,6 @@ class Dashboard {
   void wait_change(std::uint64_t seen, std::chrono::milliseconds period) {
     std::unique_lock lock(m_);
     cv_.wait_for(lock, period, [&] { return stop_.load() || version_ != seen; });
-  }
-  std::uint64_t version() {
-    std::lock_guard lock(m_);
-    return version_;
   }
 
  private:
@@ -407,12 +403,9 @@ class Dashboard {
     sub.set(zmq::sockopt::subscribe, "");
     curve_.apply(sub, false);
     sub.connect(output_);
+    zmq::message_t topic, body;
     while (!stop_) {
-      if (!wait_readable(sub, std::chrono::milliseconds(100))) continue;
-      zmq::message_t topic, body;
-      (void)sub.recv(topic);
-      if (!topic.more()) continue;
-      (void)sub.recv(body);
+      if (!receive_frames(sub, std::chrono::milliseconds(100), topic, body)) continue;
       const auto* data = static_cast<const std::uint8_t*>(body.data());
       const std::string_view t = topic.to_string_view();
       try {
@@ -439,12 +432,9 @@ class Dashboard {
     sub.set(zmq::sockopt::rcvhwm, 10000);
     sub.set(zmq::sockopt::subscribe, "");
     sub.connect(input_);
+    zmq::message_t topic, body;
     while (!stop_) {
-      if (!wait_readable(sub, std::chrono::milliseconds(100))) continue;
-      zmq::message_t topic, body;
-      (void)sub.recv(topic);
-      if (!topic.more()) continue;
-      (void)sub.recv(body);
+      if (!receive_frames(sub, std::chrono::milliseconds(100), topic, body)) continue;
       const auto* data = static_cast<const std::uint8_t*>(body.data());
       const auto id = protocol::peek_id(data, body.size());
       if (!id || body.size() > (8u << 20)) continue;  // stacks are not drawn as spectra

@@ -549,15 +549,8 @@ std::string daemon_config_yaml(zmq::context_t& context, const std::string& contr
   try {
     const auto handle = control_request(context, control, "config", std::chrono::milliseconds(10000), curve);
     if (!handle) return "(the daemon did not answer 'config')";
-    const msgpack::object& root = handle->get();
-    if (root.type == msgpack::type::MAP) {
-      for (std::uint32_t i = 0; i < root.via.map.size; ++i) {
-        const msgpack::object_kv& kv = root.via.map.ptr[i];
-        if (kv.key.type == msgpack::type::STR && kv.val.type == msgpack::type::STR &&
-            std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == "yaml") {
-          return std::string(kv.val.via.str.ptr, kv.val.via.str.size);
-        }
-      }
+    if (const msgpack::object* yaml = find_key(handle->get(), "yaml"); yaml && yaml->type == msgpack::type::STR) {
+      return std::string(yaml->via.str.ptr, yaml->via.str.size);
     }
   } catch (const std::exception& e) {
     return std::string("(the daemon's 'config' reply could not be read: ") + e.what() + ")";
@@ -602,12 +595,9 @@ int run_map(const CliArgs& args) {
     sub.connect(output);
     install_interrupt_handler();
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    zmq::message_t topic, body;
     while (!interrupted() && std::chrono::steady_clock::now() < deadline) {
-      if (!wait_readable(sub, std::chrono::milliseconds(100))) continue;
-      zmq::message_t topic, body;
-      (void)sub.recv(topic);
-      if (!topic.more()) continue;
-      (void)sub.recv(body);
+      if (!receive_frames(sub, std::chrono::milliseconds(100), topic, body)) continue;
       const auto* data = static_cast<const std::uint8_t*>(body.data());
       try {
         if (topic.to_string_view() == protocol::kTopicEstimate) {
