@@ -456,6 +456,11 @@ std::vector<Entry> build_entries() {
         "true: bind the endpoint; false: connect to it (for example to a proxy's XSUB)."),
       key("output.send_hwm", field(XASMAP_MEMBER(output.send_hwm)), closed(0, 100000000),
         "ZeroMQ send high-water mark (messages); 0 = unlimited."),
+      key("output.wait_for_subscriber", field(XASMAP_MEMBER(output.wait_for_subscriber)),
+        "true: read no input while nothing is subscribed to the output (at start-up, until the\n"
+        "subscribers have connected, and whenever the last one leaves), so that no result is published\n"
+        "to nobody. For subscribers that must see every result, with senders that wait (input.pattern\n"
+        "router or pull); a PUB sender's messages are lost upstream meanwhile."),
       key("output.nexus_file", field(XASMAP_MEMBER(output.nexus_file)),
         "Also append each stack's maps to this NeXus/HDF5 file, one NXentry per stack (docs/files.md);\n"
         "empty = off. Written by a thread of its own; a stack that finds 4 waiting is not written\n"

@@ -103,7 +103,7 @@ void Daemon::Impl::status_reply(Packer& pk) {
     reload_error = last_reload_error;
     reload_result = last_reload_result;
   }
-  pk.pack_map(25);
+  pk.pack_map(26);
   pk.pack("ok");
   pk.pack(true);
   pk.pack("ready");
@@ -158,6 +158,8 @@ void Daemon::Impl::status_reply(Packer& pk) {
   pk.pack(nexus_skipped.load());
   pk.pack("unannounced");
   pk.pack(unannounced.load());
+  pk.pack("waiting_for_subscriber");
+  pk.pack(waiting_for_subscriber.load());
   pk.pack("endpoints");
   pk.pack_map(3);
   pk.pack("input");

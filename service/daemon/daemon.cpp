@@ -93,9 +93,14 @@ void Daemon::Impl::log_startup(const ModelState& s, double sockets_s, double tot
             config::to_string(config.input.pattern), config.input.bind ? "bind" : "connect", input_endpoint,
             config.input.topic, config.input.queue_capacity, config::to_string(config.input.overflow),
             config.input.memory_budget_bytes >> 20, workers_count, curve_note(input_curve, config.input.bind));
-  log->info("  output     pub {} {}, metrics every {} s{}{}", config.output.bind ? "bind" : "connect", output_endpoint,
-            config.metrics.interval_s, curve_note(output_curve, config.output.bind),
-            metrics_http ? ", Prometheus at http://" + metrics_http->address() + "/metrics" : "");
+  log->info("  output     {} {} {}, metrics every {} s{}{}{}", config.output.wait_for_subscriber ? "xpub" : "pub",
+            config.output.bind ? "bind" : "connect", output_endpoint, config.metrics.interval_s,
+            curve_note(output_curve, config.output.bind),
+            metrics_http ? ", Prometheus at http://" + metrics_http->address() + "/metrics" : "",
+            config.output.wait_for_subscriber
+                ? (subscriptions.load() > 0 ? "; input read while a subscriber is subscribed"
+                                            : "; no input read until a subscriber subscribes")
+                : "");
   log->info("  control    rep bind {}{}", control_endpoint, curve_note(control_curve, true));
   if (!config.output.nexus_file.empty()) log->info("  nexus      each stack's maps appended to {}", config.output.nexus_file.string());
 }
@@ -159,7 +164,10 @@ int Daemon::Impl::run() {
     return 69;
   }
   try {
-    output.emplace(context, zmq::socket_type::pub);
+    // An XPUB when the input waits for a subscriber: the same output, whose subscriptions the
+    // publisher reads (every subscribe and unsubscribe, a subscriber's leaving included).
+    output.emplace(context, config.output.wait_for_subscriber ? zmq::socket_type::xpub : zmq::socket_type::pub);
+    if (config.output.wait_for_subscriber) output->set(zmq::sockopt::xpub_verboser, 1);
     output->set(zmq::sockopt::sndhwm, config.output.send_hwm);
     output->set(zmq::sockopt::linger, 1000);
     apply_curve(*output, output_curve, "output", config.output.bind);

@@ -152,6 +152,28 @@ void Daemon::Impl::publish_metrics(double interval_s) {
   interval_published = interval_rejected = interval_dropped = 0;
 }
 
+void Daemon::Impl::read_subscriptions() {
+  if (!config.output.wait_for_subscriber) return;
+  zmq::socket_t& sock = *output;
+  long long n = subscriptions.load();
+  const long long before = n;
+  zmq::message_t m;
+  while (sock.recv(m, zmq::recv_flags::dontwait)) {
+    // XPUB: 1 + prefix subscribes, 0 + prefix unsubscribes (also when a subscriber leaves).
+    if (m.size() == 0) continue;
+    const auto kind = static_cast<const std::uint8_t*>(m.data())[0];
+    if (kind == 1) ++n;
+    if (kind == 0 && n > 0) --n;
+  }
+  if (n == before) return;
+  subscriptions = n;
+  if (before == 0 && n > 0) {
+    log->info("output: a subscriber is subscribed ({} subscriptions); reading input", n);
+  } else if (n == 0) {
+    log->warn("output: no subscriber left; reading no input until one subscribes (output.wait_for_subscriber)");
+  }
+}
+
 void Daemon::Impl::publish_loop() {
   const auto interval = std::chrono::duration_cast<Clock::duration>(
       std::chrono::duration<double>(config.metrics.interval_s));
@@ -162,7 +184,9 @@ void Daemon::Impl::publish_loop() {
     const auto until = last_metrics + interval;
     const auto wait = std::clamp(std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now()),
                                  std::chrono::milliseconds(0), std::chrono::milliseconds(100));
-    outbox.pop_all(batch, wait);
+    // Waiting for a subscriber, the publisher looks at the subscriptions every 20 ms at least.
+    outbox.pop_all(batch, config.output.wait_for_subscriber ? std::min(wait, std::chrono::milliseconds(20)) : wait);
+    read_subscriptions();
     for (Outgoing& o : batch) publish(o);
     batch.clear();
     const Clock::time_point now = Clock::now();

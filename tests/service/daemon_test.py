@@ -102,14 +102,15 @@ class Daemon:
 
     def __init__(self, args, name, feed_endpoint, pattern="sub", input_yaml="", simulate=False, env=None,
                  extra_yaml="", library_yaml="", output_yaml="", control_yaml="", curve=None, bind=False,
-                 metrics_yaml=""):
+                 metrics_yaml="", collector_delay=0.0):
         """`input_yaml`: extra lines for the config's input section. `simulate`: build the default
         simulated library at start-up instead of loading the model file. `env`: extra environment
         variables (test hooks). `extra_yaml`: more top-level sections, appended as they are.
         `library_yaml`: extra lines for the library section (model source only); `output_yaml`,
         `control_yaml` and `metrics_yaml` likewise for output, control and metrics. `curve`: (server public key, client
         public key, client secret key) that the collector and control requests use. `bind`: the
-        input binds `feed_endpoint` (else it connects to it)."""
+        input binds `feed_endpoint` (else it connects to it). `collector_delay`: seconds before the
+        collector subscribes."""
         self.name = name
         self.curve = curve
         self.output = "tcp://127.0.0.1:%d" % free_port()
@@ -132,14 +133,17 @@ class Daemon:
         self.messages = []  # (topic, decoded map, arrival time)
         self.lock = threading.Lock()
         self.stop_collecting = threading.Event()
+        self.draining = threading.Event()  # finish(): read until quiet, then stop
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen([args.xasmapd, "--config", self.config], stdout=log, stderr=log,
                                          env=dict(os.environ, **(env or {})))
         DAEMONS.append(self.proc)
+        self.collector_delay = collector_delay
         self.collector = threading.Thread(target=self.collect, daemon=True)
         self.collector.start()
 
     def collect(self):
+        time.sleep(self.collector_delay)
         sub = CTX.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -148,13 +152,25 @@ class Daemon:
         poller = zmq.Poller()
         poller.register(sub, zmq.POLLIN)
         while not self.stop_collecting.is_set():
-            if not poller.poll(50):
+            if not poller.poll(500 if self.draining.is_set() else 50):
+                if self.draining.is_set():
+                    break
                 continue
             frames = sub.recv_multipart()
             body = msgpack.unpackb(frames[1], raw=False) if len(frames) == 2 else None
             with self.lock:
                 self.messages.append((frames[0].decode(), body, time.time()))
         sub.close(linger=0)
+
+    def finish(self, timeout=30.0):
+        """Once the daemon has exited: reads what is still on its way to the collector (in ZeroMQ's
+        and the kernel's buffers, or not yet read by a collector behind on a loaded machine) until
+        the socket has been quiet for 0.5 s, then stops collecting. A fixed wait lost the last
+        messages of a killed daemon under load (CI, 2026-12-07: 14998 of 15000 ids)."""
+        self.draining.set()
+        self.collector.join(timeout)
+        self.stop_collecting.set()
+        self.collector.join()
 
     def of(self, topic):
         with self.lock:
@@ -217,9 +233,7 @@ class Daemon:
             self.proc.kill()
             code = self.proc.wait()
         elapsed = time.time() - t0
-        time.sleep(0.3)
-        self.stop_collecting.set()
-        self.collector.join()
+        self.finish()
         return code, elapsed
 
     def log_text(self):
@@ -2048,14 +2062,18 @@ def scenario_acknowledged(args):
     (with and without a REQ-style empty frame), a resend of an answered id gets 'duplicate', a
     malformed message its error. Then xasmap feed --pattern dealer sends flat out; the daemon is
     killed (SIGKILL) under load and restarted, later stopped with SIGTERM and restarted: every
-    spectrum is answered to the sender exactly once, and every id reaches a subscriber."""
+    spectrum is answered to the sender exactly once, and every id reaches a subscriber but those
+    the killed daemon still had in ZeroMQ's buffers (docs/protocol.md, Delivery guarantees). With
+    output.wait_for_subscriber a restarted daemon reads nothing before its subscriber is there (a
+    restart under a waiting feed once published 777 estimates to nobody)."""
     if not args.xasmap:
         raise SystemExit("the acknowledged scenario needs --xasmap")
     endpoint = "tcp://127.0.0.1:%d" % free_port()
     yaml = "overflow: block"
 
-    def start(name):
-        d = Daemon(args, name, endpoint, pattern="router", bind=True, input_yaml=yaml)
+    def start(name, collector_delay=0.0):
+        d = Daemon(args, name, endpoint, pattern="router", bind=True, input_yaml=yaml,
+                   output_yaml="wait_for_subscriber: true", collector_delay=collector_delay)
         d.wait_ready()
         return d
 
@@ -2113,14 +2131,13 @@ def scenario_acknowledged(args):
     def wait_published(d, k, timeout=60):
         deadline = time.time() + timeout
         while time.time() < deadline and len(d.of("estimate")) < k:
-            time.sleep(0.01)
+            time.sleep(0.05)
         return len(d.of("estimate"))
 
     seen_a = wait_published(a, n + 3000)
     a.proc.kill()
     a.proc.wait()
-    time.sleep(0.5)  # what reached the collector's socket before the kill is still read
-    a.stop_collecting.set()
+    a.finish()  # what left the daemon before the kill is still read
     check(seen_a >= n + 3000, "the first daemon answered 3000 before it was killed (%d)" % (seen_a - n))
     b = start("ack_b")
     seen_b = wait_published(b, 3000)
@@ -2129,7 +2146,17 @@ def scenario_acknowledged(args):
     # ran at about 200 spectra a second and took over 10 s (a fresh-clone deploy/test.sh, 2026-12-07).
     code, _ = b.stop(timeout=60.0)
     check(code == 0, "the second daemon stops with SIGTERM, exit 0 (%d)" % code)
-    c = start("ack_c")
+    # The third daemon's subscriber comes 1.5 s late, the feed's senders waiting: nothing is read
+    # before it subscribes.
+    c = Daemon(args, "ack_c", endpoint, pattern="router", bind=True, input_yaml=yaml,
+               output_yaml="wait_for_subscriber: true", collector_delay=1.5)
+    time.sleep(0.8)
+    early = c.request("status", 2.0)
+    check(early is not None and early["ready"] and early["waiting_for_subscriber"] and early["received"] == 0,
+          "with no subscriber yet, the restarted daemon waits and reads nothing: %s" %
+          ({k: early[k] for k in ("ready", "waiting_for_subscriber", "received")} if early else None))
+    c.wait_ready()
+    check(c.request("status")["waiting_for_subscriber"] is False, "once subscribed, it reads")
     try:
         out, err = feed.communicate(timeout=180)
     except subprocess.TimeoutExpired:
@@ -2147,10 +2174,30 @@ def scenario_acknowledged(args):
               "every one of %d spectra answered exactly once to the sender across a SIGKILL and a SIGTERM "
               "(answered %d, estimates %d, twice %d, unanswered %d)" % (count, answered, estimates, twice, unanswered))
         check(resent > 0, "the kill left messages unanswered that were sent again (%d)" % resent)
-    time.sleep(0.5)
-    ids = [m["id"] for d in (a, b, c) for m in d.of("estimate") if m["id"].startswith("ack-")]
-    check(set(ids) == {"ack-lib-%06d" % (i + 1) for i in range(count)},
-          "every id reached a subscriber of one of the daemons (%d distinct of %d)" % (len(set(ids)), count))
+    # The third daemon's last estimates may still be on their way to a collector behind: read
+    # until all are there or its collector has had nothing new for 2 s.
+    expected = {"ack-lib-%06d" % (i + 1) for i in range(count)}
+    deadline, last, quiet_since = time.time() + 30, -1, time.time()
+    while True:
+        ids = [m["id"] for d in (a, b, c) for m in d.of("estimate") if m["id"].startswith("ack-")]
+        if len(ids) != last:
+            last, quiet_since = len(ids), time.time()
+        if set(ids) >= expected or time.time() > deadline or time.time() - quiet_since > 2.0:
+            break
+        time.sleep(0.1)
+    missing = sorted(int(i.split("-")[-1]) for i in expected - set(ids))
+    # A SIGKILL loses, for subscribers only, what the killed daemon had published into ZeroMQ's
+    # buffers but not yet written to the socket; its senders have those estimates in their answers.
+    # Such ids were in flight at the kill: within the feed's window (2000) of the last id the killed
+    # daemon's subscriber saw. Any other loss (the restart, the SIGTERM) fails.
+    last_a = max((int(m["id"].split("-")[-1]) for m in a.of("estimate") if m["id"].startswith("ack-")), default=0)
+    outside = [i for i in missing if abs(i - last_a) > 2000]
+    check(not outside, "every id reached a subscriber of one of the daemons but those in flight at the "
+          "SIGKILL (%d distinct of %d; %d missing, %d of them not near the kill: %s)" %
+          (len(set(ids)), count, len(missing), len(outside), outside[:10]))
+    if missing:
+        print("acknowledged: %d ids in flight at the SIGKILL reached no subscriber (answered to the sender): %s" %
+              (len(missing), missing[:10]))
     print("acknowledged: %d published across the daemons for %d spectra (a crash between publishing and "
           "answering publishes one twice)" % (len(ids), count))
     status = c.request("status")

@@ -196,6 +196,11 @@ struct OutputConfig {
   std::string endpoint = "tcp://127.0.0.1:5556";
   bool bind = true;
   int send_hwm = 100000;
+  // Read no input while no subscriber is subscribed to the output (an XPUB socket counts the
+  // subscriptions), so that results are not published to nobody: at start-up, before the
+  // subscribers have (re)connected, and whenever the last one leaves. For pipelines whose
+  // subscribers must see every result, with an input whose senders wait (router, or pull).
+  bool wait_for_subscriber = false;
   CurveConfig curve;  // encrypts the results; authorized keys, if any, name the subscribers
   // Each stack's maps are also appended to this NeXus/HDF5 file as an NXentry (docs/files.md);
   // empty = off.
