@@ -289,6 +289,19 @@ class Reader {
     return out;
   }
 
+  // A [d0, rows, d2] slab (rows r0..r0+rows of dimension 1) of a 3-D numeric dataset, as float,
+  // into `out` (d0 * rows * d2 values, C order).
+  void slab(const Handle& d, const std::string& path, const std::array<hsize_t, 3>& dims, hsize_t r0,
+            hsize_t rows, float* out) const {
+    Handle space(H5Dget_space(d.get()));
+    const std::array<hsize_t, 3> start{0, r0, 0}, count{dims[0], rows, dims[2]};
+    Handle memory(H5Screate_simple(3, count.data(), nullptr));
+    if (H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr) < 0 ||
+        H5Dread(d.get(), H5T_NATIVE_FLOAT, memory.get(), space.get(), H5P_DEFAULT, out) < 0) {
+      fail(path, "its values could not be read (damaged file, or a filter this HDF5 lacks)");
+    }
+  }
+
   // The energies of `path` in eV: @units eV (or none) as they are, keV times 1000.
   Eigen::VectorXd energy(const std::string& path, std::size_t expected) const {
     const std::vector<double> values = numbers<double>(path, expected);
@@ -487,25 +500,40 @@ NexusStack read_nxstxm(const std::filesystem::path& file) {
   axis_values(spatial[0], s.ny, s.y, s.y_units);
   axis_values(spatial[1], s.nx, s.x, s.x_units);
 
-  std::vector<float> raw = r.numbers<float>(signal);
   // To pixel-major [y][x][energy] from whichever order the file has.
   const std::size_t d1 = dims[1], d2 = dims[2];
-  if (e_dim == 2) {
-    s.intensity = std::move(raw);  // [y][x][e] already
-  } else if (e_dim == 0) {
-    // [e][y][x], NXstxm's order: blocks of 64 pixels, so that both the reads (64 pixels of one
-    // energy) and the writes (64 whole spectra, 51 KB at 200 energies) stay in cache.
-    s.intensity.resize(raw.size());
-    const std::size_t pixels = s.ny * s.nx;
+  if (e_dim == 0) {
+    // [e][y][x], NXstxm's order: read a few rows of y at a time (all energies, about 1 MiB) and
+    // reorder them from cache, in blocks of 64 pixels so that both the reads (64 pixels of one
+    // energy) and the writes (64 whole spectra, 51 KB at 200 energies) stay in cache. No copy
+    // of the whole stack in the file's order is made.
+    const Handle d = r.open_dataset(signal);
+    {
+      Handle type(H5Dget_type(d.get()));
+      const H5T_class_t c = H5Tget_class(type.get());
+      if (c != H5T_FLOAT && c != H5T_INTEGER) r.fail(signal, "expected numbers, found another type (a string or compound?)");
+    }
+    s.intensity.resize(n_e * s.ny * s.nx);
+    const std::size_t rows = std::clamp<std::size_t>((std::size_t{1} << 20) / (4 * n_e * s.nx), 1, s.ny);
+    std::vector<float> buffer(n_e * rows * s.nx);
     constexpr std::size_t kBlock = 64;
-    for (std::size_t p0 = 0; p0 < pixels; p0 += kBlock) {
-      const std::size_t p1 = std::min(pixels, p0 + kBlock);
-      for (std::size_t e = 0; e < n_e; ++e) {
-        const float* in = raw.data() + e * pixels;
-        for (std::size_t px = p0; px < p1; ++px) s.intensity[px * n_e + e] = in[px];
+    for (std::size_t y0 = 0; y0 < s.ny; y0 += rows) {
+      const std::size_t k = std::min(rows, s.ny - y0);
+      r.slab(d, signal, {n_e, s.ny, s.nx}, y0, k, buffer.data());
+      const std::size_t slab_pixels = k * s.nx;
+      float* out = s.intensity.data() + y0 * s.nx * n_e;
+      for (std::size_t p0 = 0; p0 < slab_pixels; p0 += kBlock) {
+        const std::size_t p1 = std::min(slab_pixels, p0 + kBlock);
+        for (std::size_t e = 0; e < n_e; ++e) {
+          const float* in = buffer.data() + e * slab_pixels;
+          for (std::size_t px = p0; px < p1; ++px) out[px * n_e + e] = in[px];
+        }
       }
     }
+  } else if (e_dim == 2) {
+    s.intensity = r.numbers<float>(signal);  // [y][x][e] already
   } else {
+    const std::vector<float> raw = r.numbers<float>(signal);
     s.intensity.resize(raw.size());
     std::array<std::size_t, 3> stride{d1 * d2, d2, 1};  // of the stored dimensions
     const std::size_t se = stride[static_cast<std::size_t>(e_dim)], sy = stride[static_cast<std::size_t>(spatial[0])],

@@ -775,6 +775,38 @@ def scenario_nexus(args):
             f.write(data[: len(data) // 3])
     broken("truncated", truncated, "truncated.h5:")
 
+    # The reorder to pixel-major reads NXstxm's [energy, y, x] a few rows of y at a time: a stack of
+    # 10 such slabs and a remainder (float32, and int16 converted), fed to a Python subscriber,
+    # arrives with every value in its place.
+    big = rng.normal(1.0, 0.3, (37, 301, 210)).astype("f4")
+    big_energy = np.linspace(636.0, 659.0, big.shape[2])
+    for dtype in ("f4", "i2"):
+        values = big if dtype == "f4" else np.round(big * 1000).astype("i2")
+        src = os.path.join(w, "big_%s.h5" % dtype)
+        write_nxstxm(src, big_energy, values, "energy,y,x")
+        if dtype == "i2":
+            with h5py.File(src, "a") as f:
+                del f["entry1/counter0/data"]
+                f["entry1/counter0/data"] = np.transpose(values, (2, 0, 1))
+        endpoint = "tcp://127.0.0.1:%d" % free_port()
+        sub = CTX.socket(zmq.SUB)
+        sub.setsockopt(zmq.SUBSCRIBE, b"spectrum")
+        sub.setsockopt(zmq.RCVTIMEO, 30000)
+        sub.connect(endpoint)
+        run = subprocess.Popen([args.xasmap, "feed", "--input", endpoint, src, "--raw", "f4", "--id-prefix", "big-"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            frames = sub.recv_multipart()
+            m = msgpack.unpackb(frames[1], raw=False)
+            got = np.frombuffer(m["intensity"], "<f4").reshape(m["shape"])
+            same = m["shape"] == list(values.shape) and np.array_equal(got, values.astype("f4"))
+        except zmq.Again:
+            same, m = False, {}
+        run.communicate(timeout=60)
+        sub.close(linger=0)
+        check(same, "an NXstxm [energy, y, x] stack of %s, %s, read in slabs, arrives pixel-major with every value "
+              "in place (shape %s)" % (dtype, values.shape, m.get("shape")))
+
     # The daemon: xasmap feed sends an NXstxm stack; xasmap map writes its maps as NeXus.
     feed_endpoint = "tcp://127.0.0.1:%d" % free_port()
     d = Daemon(args, "nexus", feed_endpoint, library_yaml="", extra_yaml="")
