@@ -111,7 +111,8 @@ sed -n '/ready in/,/control /p' "$out/xasmapd.log" | sed 's/^\[[^]]*\] \[[^]]*\]
 # The web dashboard (docs/dashboard.md): open its address in a browser while the demo runs.
 "$bin/xasmap" dashboard --output "$output" --control "$control" --listen "127.0.0.1:$p_web" --input "$input" \
   --library "$out/library" > "$work/dashboard.log" 2>&1 &
-pids+=("$!")
+dashboard_pid=$!
+pids+=("$dashboard_pid")
 dashboard="http://127.0.0.1:$p_web/"
 echo "== the web dashboard: open $dashboard in a browser (it runs until the demo ends)"
 
@@ -152,6 +153,9 @@ if [ "$short" -eq 0 ] && command -v chromium > /dev/null; then
 fi
 kill -INT "$map_pid"
 wait "$map_pid" || { echo "demo.sh: xasmap map failed:" >&2; cat "$work/map.log" >&2; exit 1; }
+# The web dashboard ends with the demo (SIGTERM: it stops serving and exits 0).
+kill -TERM "$dashboard_pid"
+wait "$dashboard_pid" || { echo "demo.sh: xasmap dashboard exited with an error:" >&2; cat "$work/dashboard.log" >&2; exit 1; }
 pids=()
 
 echo "== stopping xasmapd (SIGTERM)"
