@@ -2234,6 +2234,22 @@ def scenario_acknowledged(args):
           "answering publishes one twice)" % (len(ids), count))
     status = c.request("status")
     check_counters(status, "the third daemon")
+    # When the last subscriber leaves, the input is held again; a new one releases it.
+    c.stop_collecting.set()
+    c.collector.join()
+    deadline = time.time() + 10
+    while time.time() < deadline and not c.request("status")["waiting_for_subscriber"]:
+        time.sleep(0.05)
+    check(c.request("status")["waiting_for_subscriber"], "once its subscriber has left, the daemon waits again")
+    sub = CTX.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"metrics")
+    sub.connect(c.output)
+    deadline = time.time() + 10
+    while time.time() < deadline and c.request("status")["waiting_for_subscriber"]:
+        time.sleep(0.05)
+    check(not c.request("status")["waiting_for_subscriber"], "a new subscriber (to metrics only) releases it")
+    sub.close(linger=0)
+    check("no subscriber left" in c.log_text(), "the log says when the input is held for want of a subscriber")
     code, _ = c.stop()
     check(code == 0, "exit 0")
 
