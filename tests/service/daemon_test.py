@@ -2103,9 +2103,9 @@ def scenario_acknowledged(args):
     endpoint = "tcp://127.0.0.1:%d" % free_port()
     yaml = "overflow: block"
 
-    def start(name, collector_delay=0.0):
+    def start(name):
         d = Daemon(args, name, endpoint, pattern="router", bind=True, input_yaml=yaml,
-                   output_yaml="wait_for_subscriber: true", collector_delay=collector_delay)
+                   output_yaml="wait_for_subscriber: true")
         d.wait_ready()
         return d
 
