@@ -59,6 +59,8 @@ def main():
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--count", type=int, default=60000, help="spectra per flat-out run")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--settle", type=float, default=5.0,
+                        help="seconds between the tabs' loading and the flat-out run with them open")
     parser.add_argument("--tabs", type=int, default=5)
     parser.add_argument("--browser-nice", type=int, default=19,
                         help="Chromium's niceness: on a beamline the browser is on another screen, not the daemon's cores")
@@ -92,6 +94,9 @@ def main():
                 tabs = [browser.open(url) for _ in range(args.tabs)]
                 for t in tabs:
                     browser.wait_for(t, "document.getElementById('conn').className.includes('ok')", True, 20)
+                # The tabs have only just loaded (Chromium's start and the first drawing of the library
+                # map take more than a core for a second or two): measure the steady state.
+                time.sleep(args.settle)
                 res = run_baseline.bench(args, service, 0, args.count)
                 watched.append(res["throughput_hz"])
                 rows.append(dict(res, case="dashboard and %d tabs" % args.tabs, round=r))
