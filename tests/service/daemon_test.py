@@ -473,6 +473,8 @@ def scenario_prometheus(args):
     check(code == 200 and ctype.startswith("text/plain; version=0.0.4"), "200 text/plain version=0.0.4 (%s)" % ctype)
     series = parse_exposition(text)
     check(series[("xasmapd_ready", frozenset())] == 1.0, "xasmapd_ready 1")
+    check(series.get(("xasmapd_waiting_for_subscriber", frozenset())) == 0.0,
+          "xasmapd_waiting_for_subscriber 0 (output.wait_for_subscriber off)")
     check(series[("xasmapd_received_total", frozenset())] == 0.0, "nothing received yet")
     try:
         http_get("http://%s/status" % address)
@@ -2181,12 +2183,17 @@ def scenario_acknowledged(args):
     # The third daemon's subscriber comes 1.5 s late, the feed's senders waiting: nothing is read
     # before it subscribes.
     c = Daemon(args, "ack_c", endpoint, pattern="router", bind=True, input_yaml=yaml,
-               output_yaml="wait_for_subscriber: true", collector_delay=1.5)
+               output_yaml="wait_for_subscriber: true", collector_delay=1.5,
+               metrics_yaml="http_endpoint: 127.0.0.1:0")
     time.sleep(0.8)
     early = c.request("status", 2.0)
     check(early is not None and early["ready"] and early["waiting_for_subscriber"] and early["received"] == 0,
           "with no subscriber yet, the restarted daemon waits and reads nothing: %s" %
           ({k: early[k] for k in ("ready", "waiting_for_subscriber", "received")} if early else None))
+    address = (early or {}).get("metrics_http", "")
+    gauge = parse_exposition(http_get("http://%s/metrics" % address)[2]).get(
+        ("xasmapd_waiting_for_subscriber", frozenset())) if address else None
+    check(gauge == 1.0, "Prometheus shows it: xasmapd_waiting_for_subscriber %s (at %r)" % (gauge, address))
     c.wait_ready()
     check(c.request("status")["waiting_for_subscriber"] is False, "once subscribed, it reads")
     try:
