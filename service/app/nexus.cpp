@@ -272,10 +272,7 @@ class Reader {
   // Every value of a numeric dataset, converted by HDF5 to T (double or float).
   template <class T>
   std::vector<T> numbers(const std::string& path, std::size_t expected = 0) const {
-    Handle d = open_dataset(path);
-    Handle type(H5Dget_type(d.get()));
-    const H5T_class_t c = H5Tget_class(type.get());
-    if (c != H5T_FLOAT && c != H5T_INTEGER) fail(path, "expected numbers, found another type (a string or compound?)");
+    Handle d = open_numbers(path);
     std::size_t n = 1;
     for (hsize_t dim : shape(path)) n *= static_cast<std::size_t>(dim);
     if (expected && n != expected) {
@@ -287,6 +284,15 @@ class Reader {
       fail(path, "its values could not be read (damaged file, or a filter this HDF5 lacks)");
     }
     return out;
+  }
+
+  // A dataset of numbers (float or integer, which HDF5 converts on reading).
+  Handle open_numbers(const std::string& path) const {
+    Handle d = open_dataset(path);
+    Handle type(H5Dget_type(d.get()));
+    const H5T_class_t c = H5Tget_class(type.get());
+    if (c != H5T_FLOAT && c != H5T_INTEGER) fail(path, "expected numbers, found another type (a string or compound?)");
+    return d;
   }
 
   // A [d0, rows, d2] slab (rows r0..r0+rows of dimension 1) of a 3-D numeric dataset, as float,
@@ -507,12 +513,7 @@ NexusStack read_nxstxm(const std::filesystem::path& file) {
     // reorder them from cache, in blocks of 64 pixels so that both the reads (64 pixels of one
     // energy) and the writes (64 whole spectra, 51 KB at 200 energies) stay in cache. No copy
     // of the whole stack in the file's order is made.
-    const Handle d = r.open_dataset(signal);
-    {
-      Handle type(H5Dget_type(d.get()));
-      const H5T_class_t c = H5Tget_class(type.get());
-      if (c != H5T_FLOAT && c != H5T_INTEGER) r.fail(signal, "expected numbers, found another type (a string or compound?)");
-    }
+    const Handle d = r.open_numbers(signal);
     s.intensity.resize(n_e * s.ny * s.nx);
     const std::size_t rows = std::clamp<std::size_t>((std::size_t{1} << 20) / (4 * n_e * s.nx), 1, s.ny);
     std::vector<float> buffer(n_e * rows * s.nx);

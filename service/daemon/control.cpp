@@ -159,7 +159,7 @@ void Daemon::Impl::status_reply(Packer& pk) {
   pk.pack("unannounced");
   pk.pack(unannounced.load());
   pk.pack("waiting_for_subscriber");
-  pk.pack(waiting_for_subscriber.load());
+  pk.pack(holding_input());
   pk.pack("endpoints");
   pk.pack_map(3);
   pk.pack("input");

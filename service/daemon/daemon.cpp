@@ -97,10 +97,9 @@ void Daemon::Impl::log_startup(const ModelState& s, double sockets_s, double tot
             config.output.bind ? "bind" : "connect", output_endpoint, config.metrics.interval_s,
             curve_note(output_curve, config.output.bind),
             metrics_http ? ", Prometheus at http://" + metrics_http->address() + "/metrics" : "",
-            config.output.wait_for_subscriber
-                ? (subscriptions.load() > 0 ? "; input read while a subscriber is subscribed"
-                                            : "; no input read until a subscriber subscribes")
-                : "");
+            !config.output.wait_for_subscriber ? ""
+            : holding_input()                  ? "; no input read until a subscriber subscribes"
+                                               : "; input read while a subscriber is subscribed");
   log->info("  control    rep bind {}{}", control_endpoint, curve_note(control_curve, true));
   if (!config.output.nexus_file.empty()) log->info("  nexus      each stack's maps appended to {}", config.output.nexus_file.string());
 }

@@ -273,10 +273,10 @@ struct Daemon::Impl {
   std::atomic<bool> acks_done{false};     // the publisher has handed over its last answer
   // output.wait_for_subscriber: the output is an XPUB, whose subscribe and unsubscribe messages
   // the publisher reads (read_subscriptions) into this count; the receiver reads no input while
-  // it is 0.
+  // it is 0 (holding_input).
   std::atomic<long long> subscriptions{0};
-  std::atomic<bool> waiting_for_subscriber{false};
   void read_subscriptions();
+  bool holding_input() const { return config.output.wait_for_subscriber && subscriptions.load() == 0; }
   // The receiver's own (no lock): ids accepted and not yet answered, and the last
   // input.dedup_ids ids answered, oldest first.
   std::unordered_set<std::string> ids_in_flight, ids_answered;

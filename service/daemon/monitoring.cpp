@@ -47,7 +47,7 @@ std::string Daemon::Impl::prometheus_text() const {
   p.sample("xasmapd_ready", {}, std::uint64_t{ready.load() ? 1u : 0u});
   p.family("xasmapd_waiting_for_subscriber", "gauge",
            "1 while the input is not read because nothing is subscribed to the output (output.wait_for_subscriber).");
-  p.sample("xasmapd_waiting_for_subscriber", {}, std::uint64_t{waiting_for_subscriber.load() ? 1u : 0u});
+  p.sample("xasmapd_waiting_for_subscriber", {}, std::uint64_t{holding_input() ? 1u : 0u});
   p.family("xasmapd_uptime_seconds", "gauge", "Seconds since the daemon started.");
   p.sample("xasmapd_uptime_seconds", {}, std::chrono::duration<double>(Clock::now() - started).count());
   p.family("xasmapd_build_info", "gauge", "Always 1; the labels say which xasmapd and protocol.");

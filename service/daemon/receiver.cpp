@@ -10,14 +10,11 @@ void Daemon::Impl::receive_loop() {
   const std::string& topic = config.input.topic;
   const auto max_bytes = static_cast<std::size_t>(config.input.max_message_bytes);
   std::vector<zmq::message_t> frames;
-  const bool wait_for_subscriber = config.output.wait_for_subscriber;
   while (!stop_receiving.load()) {
     inject_fault("receiver");
     // output.wait_for_subscriber: the input is not read while nothing is subscribed (its senders
     // wait, or resend); answers of what was accepted still go out.
-    const bool hold = wait_for_subscriber && subscriptions.load() == 0;
-    waiting_for_subscriber = hold;
-    if (hold) {
+    if (holding_input()) {
       if (acknowledged) {
         zmq::pollitem_t item{acks_in->handle(), 0, ZMQ_POLLIN, 0};
         zmq::poll(&item, 1, std::chrono::milliseconds(10));

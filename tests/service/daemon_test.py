@@ -589,9 +589,11 @@ def scenario_prometheus(args):
 
 # ---- NeXus/HDF5 -----------------------------------------------------------------------------------------
 
-def write_nxstxm(path, energy, stack, layout="energy,y,x", units="eV", axes=None, signal="data", extra=None):
+def write_nxstxm(path, energy, stack, layout="energy,y,x", units="eV", axes=None, signal="data", extra=None,
+                 dtype="f4"):
     """An NXstxm file as the application definition lays it out: /entry1 (NXentry) /counter0 (NXdata)
-    with data in `layout` order, energy, sample_y and sample_x (um). `stack` is [y, x, energy]."""
+    with data (of `dtype`) in `layout` order, energy, sample_y and sample_x (um). `stack` is
+    [y, x, energy]."""
     import h5py
     ny, nx, _ = stack.shape
     order = {"energy,y,x": (2, 0, 1), "y,x,energy": (0, 1, 2)}[layout]
@@ -604,7 +606,7 @@ def write_nxstxm(path, energy, stack, layout="energy,y,x", units="eV", axes=None
         d.attrs["NX_class"] = "NXdata"
         d.attrs["signal"] = signal
         d.attrs["axes"] = axes if axes is not None else [names[n] for n in layout.split(",")]
-        d["data"] = np.transpose(stack, order).astype("f4")
+        d["data"] = np.transpose(stack, order).astype(dtype)
         d["energy"] = energy
         d["energy"].attrs["units"] = units
         d["sample_y"] = 2.0 + 0.05 * np.arange(ny)
@@ -785,11 +787,7 @@ def scenario_nexus(args):
     for dtype in ("f4", "i2"):
         values = big if dtype == "f4" else np.round(big * 1000).astype("i2")
         src = os.path.join(w, "big_%s.h5" % dtype)
-        write_nxstxm(src, big_energy, values, "energy,y,x")
-        if dtype == "i2":
-            with h5py.File(src, "a") as f:
-                del f["entry1/counter0/data"]
-                f["entry1/counter0/data"] = np.transpose(values, (2, 0, 1))
+        write_nxstxm(src, big_energy, values, "energy,y,x", dtype=dtype)
         endpoint = "tcp://127.0.0.1:%d" % free_port()
         sub = CTX.socket(zmq.SUB)
         sub.setsockopt(zmq.SUBSCRIBE, b"spectrum")
@@ -2242,19 +2240,19 @@ def scenario_acknowledged(args):
     status = c.request("status")
     check_counters(status, "the third daemon")
     # When the last subscriber leaves, the input is held again; a new one releases it.
+    def waiting_becomes(value, timeout=10.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline and c.request("status")["waiting_for_subscriber"] != value:
+            time.sleep(0.05)
+        return c.request("status")["waiting_for_subscriber"] == value
+
     c.stop_collecting.set()
     c.collector.join()
-    deadline = time.time() + 10
-    while time.time() < deadline and not c.request("status")["waiting_for_subscriber"]:
-        time.sleep(0.05)
-    check(c.request("status")["waiting_for_subscriber"], "once its subscriber has left, the daemon waits again")
+    check(waiting_becomes(True), "once its subscriber has left, the daemon waits again")
     sub = CTX.socket(zmq.SUB)
     sub.setsockopt(zmq.SUBSCRIBE, b"metrics")
     sub.connect(c.output)
-    deadline = time.time() + 10
-    while time.time() < deadline and c.request("status")["waiting_for_subscriber"]:
-        time.sleep(0.05)
-    check(not c.request("status")["waiting_for_subscriber"], "a new subscriber (to metrics only) releases it")
+    check(waiting_becomes(False), "a new subscriber (to metrics only) releases it")
     sub.close(linger=0)
     check("no subscriber left" in c.log_text(), "the log says when the input is held for want of a subscriber")
     code, _ = c.stop()
