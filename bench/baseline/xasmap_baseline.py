@@ -17,7 +17,7 @@ What it does as xasmapd does (with xasmapd's default configuration):
   `energy`/`intensity` as msgpack arrays or as bin of little-endian f4/f8 (`dtype`), `id`, `time`
   and `meta`. Output on a PUB socket bound to `--output`: one `estimate` per judged spectrum (id,
   seq, params, uncertainty, confidence, neighbors, novelty, in_library, energy_shift_ev, coverage,
-  latency_us, time_published, meta), one `error` (id, code, field, message, time; xasmapd's codes
+  edge_step, latency_us, time_published, meta), one `error` (id, code, field, message, time; xasmapd's codes
   and fields) per message it cannot judge, and `metrics` every `--metrics-interval` seconds (the
   bench waits for them to know the service is up).
 * Library: a folder with manifest.csv (`file,<parameter>,...`) and one CSV per spectrum, as
@@ -43,6 +43,13 @@ What it does as xasmapd does (with xasmapd's default configuration):
   charge by weighted vote (confidence = the winner's share, a tie to the smaller value); tendq by
   weighted mean with the weighted spread as its uncertainty; energy_shift_ev the weighted mean
   shift; novelty = sqrt(max(0, d1^2 - noise)) / m, in_library = novelty <= 4; the 3 nearest listed.
+* The edge-step continuum (xasmapd's estimation.edge_step_fit): two arctangents (2:1, half width
+  0.5 eV) at the spectrum's L3 maximum (smoothed over +-0.3 eV) and its L2 maximum one 2p
+  spin-orbit splitting above, passed through the same background line, fitted by least squares
+  with each candidate row (means removed); the best-fitting candidate gives its height j, removed
+  when j exceeds 3 standard errors (the residual's variance, or the noise's where larger, times
+  (1 + rho) / (1 - rho) for its lag-one correlation rho); then the spectrum is estimated again, at
+  most 4 fits while the best-fitting candidate changes. `edge_step` = j / the highest point left.
 
 What it simplifies, which a report comparing the two must say:
 
@@ -173,6 +180,20 @@ class Options:
         self.neighbors = args.neighbors
         self.report_neighbors = args.report_neighbors
         self.novelty_threshold = args.novelty_threshold
+        self.edge_step_fit = not args.no_edge_step_fit
+        self.edge_step_width_ev = args.edge_step_width_ev
+
+
+# The 3d metals' L3 and L2 binding energies (eV; J. A. Bearden and A. F. Burr, Rev. Mod. Phys. 39,
+# 125 (1967)), for the 2p spin-orbit splitting.
+L3_L2_EV = {"Ti": (453.8, 460.2), "V": (512.1, 519.8), "Cr": (574.1, 583.8), "Mn": (638.7, 649.9),
+            "Fe": (706.8, 719.9), "Co": (778.1, 793.2), "Ni": (852.7, 870.0), "Cu": (932.7, 952.3)}
+
+
+def l3_l2_splitting(energy_ev):
+    """L2 - L3 of the metal whose L3 edge lies nearest (within 10 eV), else 0."""
+    l3, l2 = min(L3_L2_EV.values(), key=lambda edges: abs(edges[0] - energy_ev))
+    return l2 - l3 if abs(l3 - energy_ev) <= 10.0 else 0.0
 
 
 def window_of(energy, o):
@@ -182,17 +203,23 @@ def window_of(energy, o):
     return first, last
 
 
-def apply_window(y, first, o):
-    """Line background through the means of the window's end regions, then unit area. `y` is
-    (rows, n) on the grid points first..first+n-1; returns the processed rows and their areas (a
-    row whose area is 0 is flat: it cannot be normalised)."""
+def remove_line(y, first, o):
+    """`y` (rows, n) on the grid points first..first+n-1 less the line through the means of the
+    window's end regions."""
     n = y.shape[1]
     edge = min(max(int(math.floor(o.edge_window_ev / o.step_ev + 0.5)), 1), max(1, n // 4))
     e = o.grid[first:first + n]
     pre_e, post_e = e[:edge].mean(), e[n - edge:].mean()
     pre, post = y[:, :edge].mean(axis=1), y[:, n - edge:].mean(axis=1)
     slope = (post - pre) / (post_e - pre_e)
-    y = y - (pre[:, None] + slope[:, None] * (e[None, :] - pre_e))
+    return y - (pre[:, None] + slope[:, None] * (e[None, :] - pre_e))
+
+
+def apply_window(y, first, o):
+    """Line background through the means of the window's end regions, then unit area. `y` is
+    (rows, n) on the grid points first..first+n-1; returns the processed rows and their areas (a
+    row whose area is 0 is flat: it cannot be normalised)."""
+    y = remove_line(y, first, o)
     area = y.sum(axis=1) * o.step_ev
     ok = np.abs(area) > 1e-30
     return y / np.where(ok, area, 1.0)[:, None], np.where(ok, area, 0.0)
@@ -276,15 +303,89 @@ class Estimator:
         p, first, coverage, sigma = preprocess(energy, intensity, o)
         n = p.size
         full = first == 0 and n == o.size
+        if full:
+            features, index = self.full_features, self.full_index
+        else:
+            lib, _ = apply_window(self.rows[:, first:first + n], first, o)
+            features = correlation_features(lib)
+            index = NearestNeighbors(algorithm="brute").fit(features)
+        plain, rows = self.judge(p, first, coverage, sigma, full, index)
+        plain["edge_step"] = 0.0
+        if not o.edge_step_fit:
+            return plain
+        # The edge-step continuum, fitted with the candidates, removed, and the spectrum judged again.
+        result, previous = plain, None
+        for fit in range(4):
+            j, step, matched = self.fit_edge_step(p, first, sigma, features[rows])
+            if j <= 0.0:
+                return plain
+            matched = int(rows[matched])
+            if matched == previous:
+                return result
+            previous = matched
+            q = p - j * step
+            area, top = q.sum() * o.step_ev, q.max()
+            if not (area > 0 and top > 0):
+                return result
+            result, rows = self.judge(q / area, first, coverage, sigma / area, full, index)
+            result["edge_step"] = float(j / top)
+        return result
+
+    def fit_edge_step(self, p, first, sigma, candidates):
+        """The continuum's height j in p's units (0: none significant), its shape after the window's
+        line, and the index of the candidate it fits best with."""
+        o = self.o
+        n = p.size
+        if n < 16 or candidates.shape[0] == 0:
+            return 0.0, None, -1
+        grid = o.grid[first:first + n]
+        half = max(1, int(math.floor(0.3 / o.step_ev + 0.5)))
+        cum = np.concatenate([[0.0], np.cumsum(p)])
+        i = np.arange(n)
+        lo, hi = np.maximum(0, i - half), np.minimum(n - 1, i + half)
+        smooth = (cum[hi + 1] - cum[lo]) / (hi - lo + 1)
+        e3 = grid[int(np.argmax(smooth))]
+        split = l3_l2_splitting(e3)
+        if not split > 0:
+            return 0.0, None, -1
+        e2 = e3 + split
+        near = np.nonzero((grid >= e3 + 0.7 * split) & (grid <= e3 + 1.3 * split))[0]
+        if near.size:
+            e2 = grid[near[int(np.argmax(smooth[near]))]]
+        w = o.edge_step_width_ev
+        continuum = (2.0 / 3.0) * (0.5 + np.arctan((grid - e3) / w) / np.pi) + \
+                    (1.0 / 3.0) * (0.5 + np.arctan((grid - e2) / w) / np.pi)
+        step = remove_line(continuum[None, :], first, o)[0]
+        pc, sc = p - p.mean(), step - step.mean()
+        rc = candidates - candidates.mean(axis=1, keepdims=True)
+        sss, sps, spp = sc @ sc, pc @ sc, pc @ pc
+        srr, srs, spr = (rc * rc).sum(axis=1), rc @ sc, rc @ pc
+        det = srr * sss - srs * srs
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = (spr * sss - sps * srs) / det
+            j = (sps * srr - spr * srs) / det
+        rss = np.maximum(0.0, spp - a * spr - j * sps)
+        ok = (det > 1e-9 * srr * sss) & (a > 0)
+        if not ok.any():
+            return 0.0, None, -1
+        best = int(np.argmin(np.where(ok, rss, np.inf)))
+        if not j[best] > 0:
+            return 0.0, step, best
+        r = pc - a[best] * rc[best] - j[best] * sc
+        rho = min(max(float(r[1:] @ r[:-1] / (r @ r)), 0.0), 0.98) if r @ r > 0 else 0.0
+        var = max(sigma * sigma, rss[best] / (n - 3)) * srr[best] / det[best]
+        se = math.sqrt(var * (1 + rho) / (1 - rho))
+        return (float(j[best]) if j[best] > 3.0 * se else 0.0), step, best
+
+    def judge(self, p, first, coverage, sigma, full, index):
+        """The estimate of processed values p (on the window at `first`), and its candidate rows,
+        nearest first."""
+        o = self.o
+        n = p.size
         z = correlation_features(p)
         wanted = max(o.neighbors, o.report_neighbors)
         spectra = wanted + 2 if full else 4 * wanted  # as many candidate spectra as xasmapd takes
         search = min(self.rows.shape[0], spectra * self.copies)
-        if full:
-            index = self.full_index
-        else:
-            lib, _ = apply_window(self.rows[:, first:first + n], first, o)
-            index = NearestNeighbors(algorithm="brute").fit(correlation_features(lib))
         dist, rows = index.kneighbors(z[None, :], n_neighbors=search)
         dist, rows = dist[0], rows[0]
 
@@ -333,7 +434,7 @@ class Estimator:
         return {"params": params, "uncertainty": uncertainty, "confidence": confidence,
                 "neighbors": neighbors, "novelty": novelty, "in_library": novelty <= o.novelty_threshold,
                 "energy_shift_ev": float(np.dot(w, self.row_shift[rows[used]]) / total),
-                "coverage": coverage}
+                "coverage": coverage}, rows
 
 
 def encode_value(parameter, value):
@@ -570,6 +671,8 @@ def main(argv=None):
     parser.add_argument("--neighbors", type=int, default=4)
     parser.add_argument("--report-neighbors", type=int, default=3)
     parser.add_argument("--novelty-threshold", type=float, default=4.0)
+    parser.add_argument("--no-edge-step-fit", action="store_true", help="do not fit the edge-step continuum")
+    parser.add_argument("--edge-step-width-ev", type=float, default=0.5)
     args = parser.parse_args(argv)
     if not (args.metrics_interval > 0 and args.threads >= 1 and args.step_ev > 0 and args.neighbors >= 1 and args.report_neighbors >= 0
             and args.max_shift_ev >= 0 and args.shift_step_ev > 0 and 0 < args.min_coverage <= 1):

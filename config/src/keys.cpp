@@ -383,6 +383,15 @@ std::vector<Entry> build_entries() {
         "the best candidate's novelty exceeds exact_partial_novelty, every library row (shifted copies\n"
         "included) is ranked exactly, if the library holds at most exact_partial_rows rows. 0 rows: never."),
       key("estimation.exact_partial_novelty", field(XASMAP_MEMBER(model.exact_partial_novelty)), closed(0.0, 1e6), ""),
+      key("estimation.edge_step_fit", field(XASMAP_MEMBER(model.edge_step_fit)),
+        "Measured spectra often rise to a higher level after the L3 and L2 edges (transitions to the\n"
+        "continuum), which simulated library spectra do not. When true, that continuum (two arctangent\n"
+        "steps, L3:L2 = 2:1, at the best match's L3 and L2 maxima) is fitted with the best match, removed\n"
+        "when it is significant (3 standard errors), and the spectrum estimated again; the estimate\n"
+        "reports the step's height (docs/estimation.md). Needs the line background and area normalisation."),
+      key("estimation.edge_step_width_ev", field(XASMAP_MEMBER(model.edge_step_width_ev)), closed(0.05, 5.0),
+        "Half width (eV) of each arctangent step: the 2p core hole's lifetime and the instrument's\n"
+        "resolution together, about 0.3-0.8 eV at the Mn L2,3 edges."),
       key("estimation.mixture", choice(XASMAP_MEMBER(estimation.mixture), kMixtureModes),
         "Mixed valence: auto fits each spectrum (and each pixel of a stack) as one charge or as a\n"
         "non-negative mixture of two, and publishes the charges' atom fractions and the mean valence with\n"

@@ -103,9 +103,14 @@ std::vector<HeldOutSpectrum> measure_heldout(const HeldOutClean& clean, const He
       const double lo = uniform(m.start_min_ev, m.start_max_ev);
       const double hi = uniform(m.end_min_ev, m.end_max_ev);
       const double scale = uniform(0.5, 2.0);
-      const double edge = uniform(m.edge_step_min, m.edge_step_max) * c.peak;
+      h.edge_step = uniform(m.edge_step_min, m.edge_step_max);
+      const double edge = h.edge_step * c.peak;
       const double level = uniform(-m.background_level, m.background_level) * c.peak;
       const double slope = uniform(-m.background_slope, m.background_slope) * c.peak;
+      const double width = m.edge_step_width_max_ev > m.edge_step_width_ev
+                               ? uniform(m.edge_step_width_ev, m.edge_step_width_max_ev)
+                               : m.edge_step_width_ev;
+      const double onset = m.edge_step_shift_ev > 0.0 ? uniform(-m.edge_step_shift_ev, m.edge_step_shift_ev) : 0.0;
       const double sigma = c.peak / h.snr;
       const auto n = static_cast<Eigen::Index>(std::floor((hi - lo) / step)) + 1;
       h.spectrum.energy_ev.resize(n);
@@ -113,10 +118,9 @@ std::vector<HeldOutSpectrum> measure_heldout(const HeldOutClean& clean, const He
       for (Eigen::Index k = 0; k < n; ++k) {
         const double e = lo + static_cast<double>(k) * step;
         const double x = e - h.offset_ev;  // where the sample's own spectrum is read
-        const double w = m.edge_step_width_ev;
         const double continuum =
-            (2.0 / 3.0) * (0.5 + std::atan((x - c.l3_ev) / w) / std::numbers::pi) +
-            (1.0 / 3.0) * (0.5 + std::atan((x - c.l2_ev) / w) / std::numbers::pi);
+            (2.0 / 3.0) * (0.5 + std::atan((x - c.l3_ev - onset) / width) / std::numbers::pi) +
+            (1.0 / 3.0) * (0.5 + std::atan((x - c.l2_ev - onset) / width) / std::numbers::pi);
         h.spectrum.energy_ev[k] = e;
         h.spectrum.intensity[k] = scale * (interpolate(fine, c.intensity, x) + edge * continuum + level +
                                            slope * (e - 0.5 * (lo + hi)) + sigma * n01(rng));

@@ -11,6 +11,7 @@
 #include <optional>
 #include <limits>
 #include <map>
+#include <numbers>
 #include <numeric>
 #include <random>
 
@@ -116,6 +117,13 @@ void build_tree(const Matrix& m, OrderedTree<Tree>& t, Eigen::Index cols = 0) {
 // the default library, 62 -> 35 us, but 5 of 160 part-range spectra then missed the neighbours an
 // exact search finds, 10Dq off by up to 0.21 eV: ctest baseline_agrees; 2026-12-06).
 constexpr std::size_t kFullWindowCopies = 5;
+// The edge-step continuum is removed when its fitted height exceeds this many standard errors
+// (fit_edge_step): a spectrum without one keeps its estimate (a chance removal at 3 sigma: 0.1 %).
+constexpr double kEdgeStepSignificance = 3.0;
+// At most this many continuum fits per spectrum: each after an estimate whose best-fitting
+// candidate changed (on the held-out edge-step set, 4 instead of 2 took the 10Dq bias from -0.050
+// to -0.041 eV before the fit was profiled over candidates; more changed nothing).
+constexpr int kEdgeStepPasses = 4;
 // The exact ranking of a narrow window first ranks every library spectrum at every third shifted
 // copy (0, +-0.15, +-0.3, +-0.45 eV with the default 0.05 eV step), then every copy of the best
 // spectra: a third of the rows (docs/estimation.md, step 2).
@@ -225,6 +233,9 @@ struct EstimateScratch {
     std::uint8_t state = 0;  // 0 usable, 1 flat, 2 the long way
   };
   std::vector<RowTerms> row_terms;
+  // The edge-step fit's buffers.
+  RowVectorXf match, continuum, step;
+  Prepared stepped;
 };
 
 namespace {
@@ -710,6 +721,8 @@ void Model::set_estimation_options(const ModelOptions& from) {
   options_.interval_noise = from.interval_noise;
   options_.exact_partial_rows = from.exact_partial_rows;
   options_.exact_partial_novelty = from.exact_partial_novelty;
+  options_.edge_step_fit = from.edge_step_fit;
+  options_.edge_step_width_ev = from.edge_step_width_ev;
   options_.threads = from.threads;
 }
 
@@ -1078,7 +1091,175 @@ void Model::fit_parameters(const EstimateQuery& q, EstimateScratch& sc, Estimate
   }
 }
 
+double Model::fit_edge_step(const Prepared& prep, RowVectorXf& step, Eigen::Index& matched) const {
+  const PreprocessOptions& po = options_.preprocess;
+  const EnergyGrid& g = po.grid;
+  const Window& w = prep.window;
+  const int n = w.size();
+  matched = -1;
+  EstimateScratch& sc = estimate_scratch();
+  if (n < 16 || sc.all.empty()) return 0.0;
+  const bool full = w == full_window(g);
+  // The steps lie at the spectrum's L3 maximum (smoothed over +-0.3 eV, so that noise does not
+  // place it) and at its L2 maximum one spin-orbit splitting above, within 30 % (beyond the
+  // window: at the splitting).
+  const int half = std::max(1, static_cast<int>(std::lround(0.3 / g.step_ev)));
+  const auto smoothed = [&](int i) {
+    double acc = 0;
+    int count = 0;
+    for (int k = std::max(w.first, i - half); k <= std::min(w.last, i + half); ++k, ++count) acc += prep.values[k];
+    return acc / count;
+  };
+  int i3 = w.first;
+  double top = -std::numeric_limits<double>::infinity();
+  for (int i = w.first; i <= w.last; ++i) {
+    const double v = smoothed(i);
+    if (v > top) {
+      top = v;
+      i3 = i;
+    }
+  }
+  const double e3 = g.at(i3);
+  const double split = l3_l2_splitting_ev(e3);
+  if (!(split > 0.0)) return 0.0;
+  double e2 = e3 + split;
+  top = -std::numeric_limits<double>::infinity();
+  for (int i = w.first; i <= w.last; ++i) {
+    const double energy = g.at(i);
+    if (energy < e3 + 0.7 * split || energy > e3 + 1.3 * split) continue;
+    const double v = smoothed(i);
+    if (v > top) {
+      top = v;
+      e2 = energy;
+    }
+  }
+  const double width = options_.edge_step_width_ev;
+  sc.continuum.setZero(g.size);
+  for (int i = w.first; i <= w.last; ++i) {
+    const double energy = g.at(i);
+    sc.continuum[i] = static_cast<float>((2.0 / 3.0) * (0.5 + std::atan((energy - e3) / width) / std::numbers::pi) +
+                                         (1.0 / 3.0) * (0.5 + std::atan((energy - e2) / width) / std::numbers::pi));
+  }
+  window_background_into(sc.continuum, w, po, step);
+  // Least squares of the spectrum on each ranked candidate and the continuum, means removed (the
+  // distance is blind to an offset): p = a row + j step + c. The candidate that fits best with
+  // its continuum gives j: the continuum is profiled over the candidates, not fitted against the
+  // best match alone, which has already absorbed part of it (a broader or warmer variant).
+  double mp = 0, ms = 0;
+  for (int i = w.first; i <= w.last; ++i) {
+    mp += prep.values[i];
+    ms += step[i];
+  }
+  mp /= n;
+  ms /= n;
+  double sss = 0, sps = 0, spp = 0;
+  for (int i = w.first; i <= w.last; ++i) {
+    const double pc = prep.values[i] - mp, sc_ = step[i] - ms;
+    sss += sc_ * sc_;
+    sps += pc * sc_;
+    spp += pc * pc;
+  }
+  double best_rss = std::numeric_limits<double>::infinity(), best_j = 0, best_a = 0, best_mr = 0, best_var = 0;
+  const auto row_on_window = [&](Eigen::Index r) -> const float* {
+    if (full) return prepared_.row(r).data();
+    apply_window_into(prepared_.row(r), w, po, sc.match);
+    return sc.match.data();
+  };
+  for (const stages::RankedCandidate& c : sc.all) {
+    const float* row = nullptr;
+    try {
+      row = row_on_window(c.row);
+    } catch (const PreprocessError&) {
+      continue;  // a flat row
+    }
+    double mr = 0;
+    for (int i = w.first; i <= w.last; ++i) mr += row[i];
+    mr /= n;
+    double srr = 0, srs = 0, spr = 0;
+    for (int i = w.first; i <= w.last; ++i) {
+      const double rc = row[i] - mr;
+      srr += rc * rc;
+      srs += rc * (step[i] - ms);
+      spr += (prep.values[i] - mp) * rc;
+    }
+    const double det = srr * sss - srs * srs;
+    if (!(det > 1e-9 * srr * sss)) continue;
+    const double a = (spr * sss - sps * srs) / det;
+    const double j = (sps * srr - spr * srs) / det;
+    if (!(a > 0.0)) continue;
+    const double rss = std::max(0.0, spp - a * spr - j * sps);
+    if (rss < best_rss) {
+      best_rss = rss;
+      best_j = j;
+      best_a = a;
+      best_mr = mr;
+      best_var = srr / det;  // j's variance per unit residual variance
+      matched = c.row;
+    }
+  }
+  if (matched < 0 || !(best_j > 0.0)) return 0.0;
+  // j's standard error from the residual's scatter (or the spectrum's noise where that is
+  // larger), widened for the residual's correlation along the energy axis: a mismatch of model
+  // or offset leaves residuals that run in long waves, and interpolation onto the grid correlates
+  // neighbouring points' noise, so the residual has fewer independent values than points (an
+  // AR(1) residual of lag-1 correlation rho counts (1 + rho) / (1 - rho) times its variance).
+  const float* row = row_on_window(matched);
+  double lag = 0, sum2 = 0, last = 0;
+  for (int i = w.first; i <= w.last; ++i) {
+    const double r = (prep.values[i] - mp) - best_a * (row[i] - best_mr) - best_j * (step[i] - ms);
+    if (i > w.first) lag += r * last;
+    sum2 += r * r;
+    last = r;
+  }
+  const double rho = sum2 > 0 ? std::clamp(lag / sum2, 0.0, 0.98) : 0.0;
+  const double sigma2 = std::max(prep.noise_sigma * prep.noise_sigma, best_rss / (n - 3));
+  const double se = std::sqrt(sigma2 * best_var * (1 + rho) / (1 - rho));
+  return best_j > kEdgeStepSignificance * se ? best_j : 0.0;
+}
+
 void Model::estimate_into(const Prepared& prep, Estimate& e, bool exact_partial) const {
+  estimate_once(prep, e, exact_partial);
+  e.edge_step = 0;
+  const ModelOptions& o = options_;
+  if (!o.edge_step_fit || !window_is_linear(o.preprocess)) return;
+  EstimateScratch& sc = estimate_scratch();
+  const Window& w = prep.window;
+  // The continuum is fitted over the estimate's candidates, removed, and the spectrum estimated
+  // again; again while that changes the candidate the continuum is fitted with, at most
+  // kEdgeStepPasses times.
+  Eigen::Index matched = -1, previous = -2;
+  for (int pass = 0; pass < kEdgeStepPasses; ++pass) {
+    const double j = fit_edge_step(prep, sc.step, matched);
+    if (j <= 0.0) {
+      if (pass > 0) {  // the new candidates find none: the spectrum as it is
+        estimate_once(prep, e, exact_partial);
+        e.edge_step = 0;
+      }
+      return;
+    }
+    if (matched == previous) return;  // converged: this estimate used the same continuum's match
+    previous = matched;
+    Prepared& s = sc.stepped;
+    s.window = w;
+    s.coverage = prep.coverage;
+    s.values.setZero(prep.values.size());
+    double area = 0, top = 0;
+    for (int i = w.first; i <= w.last; ++i) {
+      s.values[i] = prep.values[i] - static_cast<float>(j) * sc.step[i];
+      area += s.values[i];
+      top = std::max(top, static_cast<double>(s.values[i]));
+    }
+    double scale = 1.0;
+    if (o.preprocess.normalize == NormalizationKind::kArea) scale = area * o.preprocess.grid.step_ev;
+    if (!(scale > 0.0) || !(top > 0.0)) return;
+    s.values.segment(w.first, w.size()) /= static_cast<float>(scale);
+    s.noise_sigma = prep.noise_sigma / scale;
+    estimate_once(s, e, exact_partial);
+    e.edge_step = j / top;
+  }
+}
+
+void Model::estimate_once(const Prepared& prep, Estimate& e, bool exact_partial) const {
   const ModelOptions& o = options_;
   const double step = o.preprocess.grid.step_ev;
   const Window& w = prep.window;

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <iterator>
 #include <numbers>
+#include <string_view>
 #include <vector>
 
 namespace xasmap {
@@ -350,6 +352,20 @@ std::string nearest_edge(double energy_ev) {
   }
   if (!best || std::abs(best->energy_ev - energy_ev) > 10.0) return "";
   return std::string(best->name) + " (" + format_ev(best->energy_ev) + " eV)";
+}
+
+double l3_l2_splitting_ev(double energy_ev) {
+  // kKnownEdges lists each 3d metal's L3 edge directly before its L2 edge.
+  double best = 0, distance = 10.0;
+  for (std::size_t i = 0; i + 1 < std::size(kKnownEdges); ++i) {
+    const std::string_view name = kKnownEdges[i].name;
+    if (!name.ends_with(" L3")) continue;
+    if (std::abs(kKnownEdges[i].energy_ev - energy_ev) <= distance) {
+      distance = std::abs(kKnownEdges[i].energy_ev - energy_ev);
+      best = kKnownEdges[i + 1].energy_ev - kKnownEdges[i].energy_ev;
+    }
+  }
+  return best;
 }
 
 void preprocess_into(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen::Ref<const Eigen::VectorXd>& intensity,

@@ -341,6 +341,7 @@ void to_estimate_message(const std::vector<ParameterInfo>& params, const Estimat
   out.in_library = e.in_library;
   out.energy_shift_ev = e.energy_shift_ev;
   out.coverage = e.coverage;
+  out.edge_step = e.edge_step;
 }
 
 void stamp(Encoded& message, std::uint64_t seq, double time_published, double service_us,
@@ -364,7 +365,7 @@ void encode_into(const EstimateMessage& m, Encoded& out) {
   out.offsets = {};
   ByteSink buffer{out.bytes};
   Packer pk(buffer);
-  pk.pack_map(m.mixture ? 15 : 14);
+  pk.pack_map(m.mixture ? 16 : 15);
   pk.pack("id");
   pk.pack(m.id);
   pk.pack("seq");
@@ -400,6 +401,8 @@ void encode_into(const EstimateMessage& m, Encoded& out) {
   pk.pack_double(m.energy_shift_ev);
   pk.pack("coverage");
   pk.pack_double(m.coverage);
+  pk.pack("edge_step");
+  pk.pack_double(m.edge_step);
   if (m.mixture) {
     pk.pack("mixture");
     pack_mixture(pk, *m.mixture);
@@ -552,6 +555,7 @@ EstimateMessage decode_estimate(const std::uint8_t* data, std::size_t size) {
   m.in_library = v.boolean("in_library");
   m.energy_shift_ev = v.num("energy_shift_ev");
   m.coverage = v.num("coverage");
+  if (v.find("edge_step") != nullptr) m.edge_step = v.num("edge_step");  // since 2026-12-07
   if (v.find("mixture") != nullptr) m.mixture = read_mixture(v.map("mixture"));  // since 2026-12-06
   m.latency = read_latency(v.map("latency_us"));
   m.time_published = v.num("time_published");

@@ -28,6 +28,7 @@ EstimateMessage sample_estimate() {
   m.in_library = true;
   m.energy_shift_ev = -0.1;
   m.coverage = 0.7;
+  m.edge_step = 0.18;
   m.latency = {12.5, 3.25, 20.0, 0.0, 0.0};
   m.time_published = 0.0;
   msgpack::sbuffer meta;

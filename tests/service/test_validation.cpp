@@ -179,9 +179,9 @@ TEST_CASE("measured Mn L2,3 spectra", "[validation]") {
       {"experimental/xinhuolin_MnEdgeNet/Data2_YBaMn3AlO7.csv", "YBaMn3AlO7 (Data2, nominally Mn2+)", 2},
   };
   std::ofstream table("validation_measured.md");
-  table << "| sample | expected | charge (confidence) | 10Dq (eV) | offset (eV) | novelty | in library | nearest |"
+  table << "| sample | expected | charge (confidence) | 10Dq (eV) | offset (eV) | edge step | novelty | in library | nearest |"
            " mixture (estimation.mixture auto) |\n"
-        << "| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
+        << "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n";
   MixtureOptions mixing;
   for (const char* ion : {"Mn2+", "Mn3+", "Mn4+"}) mixing.holes[parse_ion(ion).charge] = holes_of_ion(ion);
   int own = 0;  // references read as single phase at their charge, or >= 0.9 of it
@@ -207,9 +207,9 @@ TEST_CASE("measured Mn L2,3 spectra", "[validation]") {
       CHECK(e.values[1] <= 1.1);
     }
     char row[768];
-    std::snprintf(row, sizeof row, "| %s | %d+ | %.0f+ (%.2f) | %.2f +- %.2f | %+.2f | %.2f | %s | %s | %s |\n",
+    std::snprintf(row, sizeof row, "| %s | %d+ | %.0f+ (%.2f) | %.2f +- %.2f | %+.2f | %.2f | %.2f | %s | %s | %s |\n",
                   c.sample.c_str(), c.charge, e.values[0], e.confidence[0], e.values[1],
-                  e.uncertainty[1], e.energy_shift_ev, e.novelty, e.in_library ? "yes" : "no",
+                  e.uncertainty[1], e.energy_shift_ev, e.edge_step, e.novelty, e.in_library ? "yes" : "no",
                   e.neighbors.front().label.c_str(),
                   (x.single_phase ? "single phase" : "valence " + fixed2(x.mean_value) + " +- " +
                                                          fixed2(x.mean_value_sd) + ": " + parts).c_str());

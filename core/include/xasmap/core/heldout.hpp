@@ -35,6 +35,11 @@ struct HeldOutMeasurement {
   double session_offset_ev = 0.0;            // one common offset of the whole set (a beamline's)
   double edge_step_min = 0.0, edge_step_max = 0.0;  // step height / L3 maximum, uniform
   double edge_step_width_ev = 0.5;           // arctangent half width of each step
+  // With edge_step_width_max_ev above edge_step_width_ev: each spectrum's half width uniform in
+  // between; with edge_step_shift_ev: both steps moved from the L3 and L2 maxima by one uniform
+  // draw in +-edge_step_shift_ev (a continuum onset above or below the white lines' maxima).
+  double edge_step_width_max_ev = 0.0;
+  double edge_step_shift_ev = 0.0;
   double background_level = 0.2;             // constant, uniform in +-level x L3 maximum
   double background_slope = 0.01;            // per eV, uniform in +-slope x L3 maximum
   double step_min_ev = 0.05, step_max_ev = 0.2;    // grid step, uniform
@@ -50,6 +55,7 @@ struct HeldOutSpectrum {
   double tendq_ev = 0;
   double offset_ev = 0;                      // session + per-spectrum offset applied
   double snr = 0;
+  double edge_step = 0;                      // the continuum's height / the L3 maximum
 };
 
 // The simulated (clean) spectra of a set's physics, on a fine absolute grid, with where their L3

@@ -86,6 +86,14 @@ struct ModelOptions {
   // neighbours. Larger libraries keep the embedding's candidates.
   long long exact_partial_rows = 20000;
   double exact_partial_novelty = 2.0;
+  // The L3/L2 edge-step continuum (Model::estimate_into, docs/estimation.md): a measured spectrum
+  // often rises to a higher level after each edge (2p to continuum states), which a multiplet
+  // library does not hold. With edge_step_fit the continuum, two arctangent steps of 2:1 at the
+  // best match's L3 and L2 maxima, each of half width edge_step_width_ev, is fitted together with
+  // the best match, removed from the spectrum when it is significant, and the spectrum estimated
+  // again. Needs a line or no background and area or no normalisation (window_is_linear).
+  bool edge_step_fit = true;
+  double edge_step_width_ev = 0.5;
   // Parameters that only set a spectrum's nuisance settings (slater_scale, temperature_k, ...):
   // the novelty's unit is the library's spacing along the other parameters, not the distance
   // from a spectrum to its own variants. Used by fit() only (the unit is saved with the model).
@@ -123,6 +131,9 @@ struct Estimate {
   double noise_sigma = 0;            // estimated from the spectrum itself
   double coverage = 1;               // fraction of the grid covered
   double energy_shift_ev = 0;        // estimated calibration offset (0 without shifted copies)
+  // The edge-step continuum removed before the estimate (ModelOptions::edge_step_fit): its height
+  // over the spectrum's highest point, both above the background line; 0 when none was removed.
+  double edge_step = 0;
 
   // The evidence behind the probabilities, for calibration and diagnostics. `class_parameter` is
   // the first categorical parameter (-1: none); per value of it (ascending), the best ranked
@@ -226,7 +237,8 @@ class Model {
   static ModelFileInfo check_file(const std::filesystem::path& file);
 
   // Replaces the estimation options (neighbors, weighting, local_linear_dims, report_neighbors,
-  // novelty_threshold, shift_penalty, threads) with those of `from`; the fitted parts stay.
+  // novelty_threshold, shift_penalty, the probability and interval constants, the exact ranking
+  // of partial windows, the edge-step fit, threads) with those of `from`; the fitted parts stay.
   void set_estimation_options(const ModelOptions& from);
 
   const ModelOptions& options() const { return options_; }
@@ -277,6 +289,13 @@ class Model {
   void rank_every_row(const EstimateQuery& q, std::size_t refine, EstimateScratch& sc) const;
   void class_distances(const EstimateQuery& q, std::size_t copies, EstimateScratch& sc, Estimate& e) const;
   void fit_parameters(const EstimateQuery& q, EstimateScratch& sc, Estimate& e) const;
+  // One estimate of `prepared` as it is (estimate_into without the edge-step continuum).
+  void estimate_once(const Prepared& prepared, Estimate& e, bool exact_partial) const;
+  // The edge-step continuum of `prepared`, profiled over the last estimate's ranked candidates:
+  // its height j (in the prepared values' units; 0 when not significant or not positive), `step`,
+  // the continuum's shape after the window's background on the grid (zero outside the window),
+  // and `matched`, the candidate row that fits best with it (-1: none).
+  double fit_edge_step(const Prepared& prepared, RowVectorXf& step, Eigen::Index& matched) const;
 
   ModelOptions options_;
   std::vector<ParameterInfo> parameters_;

@@ -66,6 +66,9 @@ enum class RejectReason {
 // The absorption edge nearest to `energy_ev` among the 3d metals' L3 and L2 edges and the C, N,
 // O and F K edges, as "Fe L3 (706.8 eV)"; empty when none lies within 10 eV.
 std::string nearest_edge(double energy_ev);
+// The 2p spin-orbit splitting (L2 minus L3 binding energy) of the 3d metal whose L3 edge lies
+// nearest `energy_ev`, within 10 eV; 0 when none does. Mn: 11.2 eV.
+double l3_l2_splitting_ev(double energy_ev);
 
 class PreprocessError : public Error {
  public:

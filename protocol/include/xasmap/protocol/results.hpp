@@ -92,6 +92,7 @@ struct EstimateMessage {
   bool in_library = true;
   double energy_shift_ev = 0;
   double coverage = 1;
+  double edge_step = 0;  // the edge-step continuum removed (0: none); since 2026-12-07
   std::optional<MixtureEntry> mixture;  // absent with estimation.mixture: off
   Latency latency;
   double time_published = 0;
@@ -100,7 +101,7 @@ struct EstimateMessage {
 };
 
 // Fills the estimate's parts of `out` (params, uncertainty, confidence, embedding, neighbors,
-// novelty, in_library, energy_shift_ev, coverage) from a model's Estimate, reusing out's storage;
+// novelty, in_library, energy_shift_ev, coverage, edge_step) from a model's Estimate, reusing out's storage;
 // id, seq, latency, time_published and meta are the caller's.
 void to_estimate_message(const std::vector<ParameterInfo>& params, const Estimate& e, EstimateMessage& out);
 
