@@ -3,14 +3,19 @@
 // library range or a random part of it). Prints the medians and p90, with and without the exact
 // ranking of partial windows, and the charge accuracy and 10Dq error of each. With `search`, the
 // same spectra estimated as one is while the session offset is not known (estimate_over_offsets
-// within +-1 eV), alternated with the plain estimate in the same run.
+// within +-1 eV), alternated with the plain estimate in the same run. With `edge`, the estimate
+// with the edge-step continuum fit (estimation.edge_step_fit) alternated with it off; with
+// `edge-step` the same on spectra given a continuum of 0.1-0.3 of their L3 maximum (two
+// arctangents of half width 0.5 eV at their L3 and L2 maxima), where the fit removes it and
+// estimates again.
 //
-//   bench_model_path MODEL LIBRARY_DIR [full|partial] [COUNT] [search]
+//   bench_model_path MODEL LIBRARY_DIR [full|partial] [COUNT] [search|edge|edge-step]
 
 #include <algorithm>
 #include <cmath>
 #include <chrono>
 #include <cstdio>
+#include <numbers>
 #include <random>
 #include <string>
 
@@ -23,14 +28,16 @@ using namespace xasmap;
 
 int main(int argc, char** argv) {
   if (argc < 3) {
-    std::fprintf(stderr, "usage: bench_model_path MODEL LIBRARY_DIR [full|partial] [COUNT] [search]\n");
+    std::fprintf(stderr, "usage: bench_model_path MODEL LIBRARY_DIR [full|partial] [COUNT] [search|edge|edge-step]\n");
     return 64;
   }
   Model model = Model::load(argv[1]);
   const Library lib = load_library(argv[2]);
   const bool full = argc > 3 && std::string(argv[3]) == "full";
   const int count = argc > 4 ? std::stoi(argv[4]) : 20000;
-  const bool compare_search = argc > 5 && std::string(argv[5]) == "search";
+  const std::string mode = argc > 5 ? argv[5] : "";
+  const bool compare_search = mode == "search";
+  const bool compare_edge = mode == "edge" || mode == "edge-step";
   std::mt19937_64 rng(1);
   service::Perturbation perturb;
   perturb.full_range = full;
@@ -39,15 +46,33 @@ int main(int argc, char** argv) {
   for (int i = 0; i < 256; ++i) {
     truth.push_back(static_cast<std::size_t>(rng() % lib.spectra.size()));
     sources.push_back(service::measured_like(lib.spectra[truth.back()], perturb, rng));
+    if (mode == "edge-step") {
+      service::Source& src = sources.back();
+      const auto top = std::max_element(src.intensity.begin(), src.intensity.end());
+      const double l3 = src.energy[static_cast<std::size_t>(top - src.intensity.begin())];
+      double l2 = l3 + 11.2, best = -1e300;
+      for (std::size_t k = 0; k < src.energy.size(); ++k) {
+        if (src.energy[k] >= l3 + 8.0 && src.energy[k] <= l3 + 14.0 && src.intensity[k] > best) {
+          best = src.intensity[k];
+          l2 = src.energy[k];
+        }
+      }
+      const double height = (0.1 + 0.2 * static_cast<double>(rng() % 1000) / 1000.0) * *top;
+      for (std::size_t k = 0; k < src.energy.size(); ++k) {
+        src.intensity[k] += height * ((2.0 / 3.0) * (0.5 + std::atan((src.energy[k] - l3) / 0.5) / std::numbers::pi) +
+                                      (1.0 / 3.0) * (0.5 + std::atan((src.energy[k] - l2) / 0.5) / std::numbers::pi));
+      }
+    }
   }
   // Two ways of ranking a partial window, alternated three times in this run: every row exactly
   // (estimation.exact_partial_rows, the default for libraries up to 20,000 rows) and the
   // embedding's candidates alone (exact_partial_rows 0). On the whole grid both are the same.
   const long long exact_default = model.options().exact_partial_rows;
-  const auto measure = [&](long long exact_rows, double search_ev) {
+  const auto measure = [&](long long exact_rows, double search_ev, bool edge_fit = true) {
     Model& m = model;
     ModelOptions o = m.options();
     o.exact_partial_rows = exact_rows;
+    o.edge_step_fit = edge_fit;
     m.set_estimation_options(o);
     Prepared prep;
     Estimate e;
@@ -87,6 +112,7 @@ int main(int argc, char** argv) {
     // "novel": the estimates whose novelty exceeds exact_partial_novelty, i.e. (with
     // exact_partial_rows 0) the partial windows that the exact ranking would take.
     if (search_ev > 0.0) std::printf("searched +-%.1f eV (preprocessing inside the estimate): ", search_ev);
+    if (compare_edge) std::printf("edge-step fit %s: ", edge_fit ? "on" : "off");
     std::printf("%s range, exact_partial_rows %lld: preprocess p50 %.2f us, estimate p50 %.2f us, p90 %.2f us, "
                 "p99 %.2f us (%d spectra; charge right %.1f %%, 10Dq MAE %.3f eV, novelty above %.1f: %.1f %%)\n",
                 full ? "whole" : "part of the", exact_rows, at(pre, 0.5), at(est, 0.5), at(est, 0.9), at(est, 0.99),
@@ -97,6 +123,8 @@ int main(int argc, char** argv) {
     measure(exact_default, 0.0);
     if (compare_search) {
       measure(exact_default, 1.0);
+    } else if (compare_edge) {
+      measure(exact_default, 0.0, false);
     } else {
       measure(0, 0.0);
     }

@@ -143,7 +143,7 @@ std::string estimate_json(const std::string& file, const Model& model, const Est
   }
   s += "],\"novelty\":" + number(e.novelty) + ",\"in_library\":" + (e.in_library ? "true" : "false");
   s += ",\"energy_shift_ev\":" + number(e.energy_shift_ev) + ",\"coverage\":" + number(e.coverage) +
-       ",\"noise_sigma\":" + number(e.noise_sigma);
+       ",\"edge_step\":" + number(e.edge_step) + ",\"noise_sigma\":" + number(e.noise_sigma);
   if (mixture != nullptr) s += ",\"mixture\":" + mixture_json(model, *mixture);
   return s + "}";
 }
