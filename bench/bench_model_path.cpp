@@ -80,7 +80,7 @@ int main(int argc, char** argv) {
     std::vector<double> pre, est;
     pre.reserve(static_cast<std::size_t>(count));
     est.reserve(static_cast<std::size_t>(count));
-    int charge_ok = 0, novel = 0;
+    int charge_ok = 0, novel = 0, stepped = 0;
     double tendq_err = 0;
     for (int i = 0; i < count; ++i) {
       const std::size_t k = static_cast<std::size_t>(i) % sources.size();
@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
       charge_ok += e.values[0] == v[0];
       tendq_err += std::abs(e.values[1] - v[1]);
       novel += e.novelty > m.options().exact_partial_novelty;
+      stepped += e.edge_step > 0;
     }
     std::sort(pre.begin(), pre.end());
     std::sort(est.begin(), est.end());
@@ -114,10 +115,11 @@ int main(int argc, char** argv) {
     if (search_ev > 0.0) std::printf("searched +-%.1f eV (preprocessing inside the estimate): ", search_ev);
     if (compare_edge) std::printf("edge-step fit %s: ", edge_fit ? "on" : "off");
     std::printf("%s range, exact_partial_rows %lld: preprocess p50 %.2f us, estimate p50 %.2f us, p90 %.2f us, "
-                "p99 %.2f us (%d spectra; charge right %.1f %%, 10Dq MAE %.3f eV, novelty above %.1f: %.1f %%)\n",
+                "p99 %.2f us (%d spectra; charge right %.1f %%, 10Dq MAE %.3f eV, novelty above %.1f: %.1f %%, "
+                "continuum removed: %.1f %%)\n",
                 full ? "whole" : "part of the", exact_rows, at(pre, 0.5), at(est, 0.5), at(est, 0.9), at(est, 0.99),
                 count, 100.0 * charge_ok / count, tendq_err / count, m.options().exact_partial_novelty,
-                100.0 * novel / count);
+                100.0 * novel / count, 100.0 * stepped / count);
   };
   for (int rep = 0; rep < 3; ++rep) {
     measure(exact_default, 0.0);

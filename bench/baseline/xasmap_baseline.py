@@ -46,7 +46,8 @@ What it does as xasmapd does (with xasmapd's default configuration):
 * The edge-step continuum (xasmapd's estimation.edge_step_fit): two arctangents (2:1, half width
   0.5 eV) at the spectrum's L3 maximum (smoothed over +-0.3 eV) and its L2 maximum one 2p
   spin-orbit splitting above, passed through the same background line, fitted by least squares
-  with each candidate row (means removed); the best-fitting candidate gives its height j, removed
+  with each of the 24 best-ranked candidate rows (means removed); the best-fitting gives its
+  height j, removed
   when j exceeds 3 standard errors (the residual's variance, or the noise's where larger, times
   (1 + rho) / (1 - rho) for its lag-one correlation rho); then the spectrum is estimated again, at
   most 4 fits while the best-fitting candidate changes. `edge_step` = j / the highest point left.
@@ -188,6 +189,10 @@ class Options:
 # 125 (1967)), for the 2p spin-orbit splitting.
 L3_L2_EV = {"Ti": (453.8, 460.2), "V": (512.1, 519.8), "Cr": (574.1, 583.8), "Mn": (638.7, 649.9),
             "Fe": (706.8, 719.9), "Co": (778.1, 793.2), "Ni": (852.7, 870.0), "Cu": (932.7, 952.3)}
+
+
+# The continuum is profiled over this many of the best-ranked candidate rows, as xasmapd does.
+EDGE_STEP_CANDIDATES = 24
 
 
 def l3_l2_splitting(energy_ev):
@@ -378,8 +383,8 @@ class Estimator:
         return (float(j[best]) if j[best] > 3.0 * se else 0.0), step, best
 
     def judge(self, p, first, coverage, sigma, full, index):
-        """The estimate of processed values p (on the window at `first`), and its candidate rows,
-        nearest first."""
+        """The estimate of processed values p (on the window at `first`), and its best-ranked
+        candidate rows, best first."""
         o = self.o
         n = p.size
         z = correlation_features(p)
@@ -434,7 +439,7 @@ class Estimator:
         return {"params": params, "uncertainty": uncertainty, "confidence": confidence,
                 "neighbors": neighbors, "novelty": novelty, "in_library": novelty <= o.novelty_threshold,
                 "energy_shift_ev": float(np.dot(w, self.row_shift[rows[used]]) / total),
-                "coverage": coverage}, rows
+                "coverage": coverage}, rows[order[:EDGE_STEP_CANDIDATES]]
 
 
 def encode_value(parameter, value):

@@ -124,6 +124,10 @@ constexpr double kEdgeStepSignificance = 3.0;
 // candidate changed (on the held-out edge-step set, 4 instead of 2 took the 10Dq bias from -0.050
 // to -0.041 eV before the fit was profiled over candidates; more changed nothing).
 constexpr int kEdgeStepPasses = 4;
+// The continuum is profiled over this many of the estimate's best-ranked candidates (rows; on the
+// baseline_agrees feed, the best-ranked copies of 8 spectra instead found it in 46 of 67 spectra
+// given one instead of 51, and put 0.126 into one without).
+constexpr std::size_t kEdgeStepCandidates = 24;
 // The exact ranking of a narrow window first ranks every library spectrum at every third shifted
 // copy (0, +-0.15, +-0.3, +-0.45 eV with the default 0.05 eV step), then every copy of the best
 // spectra: a third of the rows (docs/estimation.md, step 2).
@@ -234,8 +238,11 @@ struct EstimateScratch {
   };
   std::vector<RowTerms> row_terms;
   // The edge-step fit's buffers.
-  RowVectorXf match, continuum, step;
+  RowVectorXf continuum, step;
   Prepared stepped;
+  std::vector<std::pair<double, std::size_t>> edge_candidates;  // (ranked, index into all)
+  Eigen::VectorXf centred_spectrum, centred_step, centred_energy, residual;
+  std::vector<float> smoothed;
 };
 
 namespace {
@@ -1091,6 +1098,29 @@ void Model::fit_parameters(const EstimateQuery& q, EstimateScratch& sc, Estimate
   }
 }
 
+namespace {
+
+// 0.5 + atan(k step / width) / pi for k = -2 size .. 2 size (index k + 2 size), kept per thread
+// for the last (step, width, size) asked for.
+const std::vector<float>& arctan_steps(double step, double width, int size) {
+  static thread_local std::vector<float> table;
+  static thread_local double table_step = 0, table_width = 0;
+  static thread_local int table_size = -1;
+  if (table_step != step || table_width != width || table_size != size) {
+    table.resize(static_cast<std::size_t>(4 * size + 1));
+    for (int k = -2 * size; k <= 2 * size; ++k) {
+      table[static_cast<std::size_t>(k + 2 * size)] =
+          static_cast<float>(0.5 + std::atan(k * step / width) / std::numbers::pi);
+    }
+    table_step = step;
+    table_width = width;
+    table_size = size;
+  }
+  return table;
+}
+
+}  // namespace
+
 double Model::fit_edge_step(const Prepared& prep, RowVectorXf& step, Eigen::Index& matched) const {
   const PreprocessOptions& po = options_.preprocess;
   const EnergyGrid& g = po.grid;
@@ -1099,16 +1129,16 @@ double Model::fit_edge_step(const Prepared& prep, RowVectorXf& step, Eigen::Inde
   matched = -1;
   EstimateScratch& sc = estimate_scratch();
   if (n < 16 || sc.all.empty()) return 0.0;
-  const bool full = w == full_window(g);
   // The steps lie at the spectrum's L3 maximum (smoothed over +-0.3 eV, so that noise does not
   // place it) and at its L2 maximum one spin-orbit splitting above, within 30 % (beyond the
   // window: at the splitting).
   const int half = std::max(1, static_cast<int>(std::lround(0.3 / g.step_ev)));
-  const auto smoothed = [&](int i) {
-    double acc = 0;
-    int count = 0;
-    for (int k = std::max(w.first, i - half); k <= std::min(w.last, i + half); ++k, ++count) acc += prep.values[k];
-    return acc / count;
+  sc.smoothed.resize(static_cast<std::size_t>(g.size) + 1);  // prefix sums, then the means
+  sc.smoothed[0] = 0.0f;
+  for (int i = 0; i < n; ++i) sc.smoothed[static_cast<std::size_t>(i) + 1] = sc.smoothed[static_cast<std::size_t>(i)] + prep.values[w.first + i];
+  const auto smoothed = [&](int i) {  // i on the grid
+    const int lo = std::max(w.first, i - half) - w.first, hi = std::min(w.last, i + half) - w.first;
+    return (sc.smoothed[static_cast<std::size_t>(hi) + 1] - sc.smoothed[static_cast<std::size_t>(lo)]) / (hi - lo + 1);
   };
   int i3 = w.first;
   double top = -std::numeric_limits<double>::infinity();
@@ -1122,7 +1152,7 @@ double Model::fit_edge_step(const Prepared& prep, RowVectorXf& step, Eigen::Inde
   const double e3 = g.at(i3);
   const double split = l3_l2_splitting_ev(e3);
   if (!(split > 0.0)) return 0.0;
-  double e2 = e3 + split;
+  int i2 = i3 + static_cast<int>(std::lround(split / g.step_ev));
   top = -std::numeric_limits<double>::infinity();
   for (int i = w.first; i <= w.last; ++i) {
     const double energy = g.at(i);
@@ -1130,60 +1160,74 @@ double Model::fit_edge_step(const Prepared& prep, RowVectorXf& step, Eigen::Inde
     const double v = smoothed(i);
     if (v > top) {
       top = v;
-      e2 = energy;
+      i2 = i;
     }
   }
-  const double width = options_.edge_step_width_ev;
+  // Both steps lie on grid points: one table of 0.5 + atan(k step / width) / pi serves them.
+  const std::vector<float>& arctan = arctan_steps(g.step_ev, options_.edge_step_width_ev, g.size);
+  const int centre = 2 * g.size;
+  const auto at = [&](int k) { return arctan[static_cast<std::size_t>(std::clamp(k + centre, 0, 2 * centre))]; };
   sc.continuum.setZero(g.size);
   for (int i = w.first; i <= w.last; ++i) {
-    const double energy = g.at(i);
-    sc.continuum[i] = static_cast<float>((2.0 / 3.0) * (0.5 + std::atan((energy - e3) / width) / std::numbers::pi) +
-                                         (1.0 / 3.0) * (0.5 + std::atan((energy - e2) / width) / std::numbers::pi));
+    sc.continuum[i] = (2.0f / 3.0f) * at(i - i3) + (1.0f / 3.0f) * at(i - i2);
   }
   window_background_into(sc.continuum, w, po, step);
   // Least squares of the spectrum on each ranked candidate and the continuum, means removed (the
   // distance is blind to an offset): p = a row + j step + c. The candidate that fits best with
   // its continuum gives j: the continuum is profiled over the candidates, not fitted against the
   // best match alone, which has already absorbed part of it (a broader or warmer variant).
-  double mp = 0, ms = 0;
-  for (int i = w.first; i <= w.last; ++i) {
-    mp += prep.values[i];
-    ms += step[i];
-  }
-  mp /= n;
-  ms /= n;
-  double sss = 0, sps = 0, spp = 0;
-  for (int i = w.first; i <= w.last; ++i) {
-    const double pc = prep.values[i] - mp, sc_ = step[i] - ms;
-    sss += sc_ * sc_;
-    sps += pc * sc_;
-    spp += pc * pc;
-  }
-  double best_rss = std::numeric_limits<double>::infinity(), best_j = 0, best_a = 0, best_mr = 0, best_var = 0;
-  const auto row_on_window = [&](Eigen::Index r) -> const float* {
-    if (full) return prepared_.row(r).data();
-    apply_window_into(prepared_.row(r), w, po, sc.match);
-    return sc.match.data();
+  // The spectrum and the continuum with their means removed, on the window (float, so that each
+  // candidate costs three vectorised dot products).
+  const double mp = prep.values.segment(w.first, n).cast<double>().mean();
+  const double ms = step.segment(w.first, n).cast<double>().mean();
+  sc.centred_spectrum.resize(g.size);  // grid-sized, so that no window reallocates them
+  sc.centred_step.resize(g.size);
+  auto pc = sc.centred_spectrum.head(n);
+  auto s_c = sc.centred_step.head(n);
+  pc = (prep.values.segment(w.first, n).array() - static_cast<float>(mp)).matrix().transpose();
+  s_c = (step.segment(w.first, n).array() - static_cast<float>(ms)).matrix().transpose();
+  const double sss = s_c.squaredNorm(), sps = pc.dot(s_c), spp = pc.squaredNorm();
+  // A candidate is read as stored (the whole grid's processing) and given the window's background
+  // line here, as apply_window would: against centred vectors a line's constant drops out, and
+  // its slope enters through the centred energies e: (r - slope E)_c = r_c - slope e. The rows'
+  // normalisation does not matter (the fit's `a` absorbs it).
+  const bool line = po.background == BackgroundKind::kPrePostLine;
+  const int edge = std::clamp(static_cast<int>(std::lround(po.edge_window_ev / g.step_ev)), 1, std::max(1, n / 4));
+  // The window's energies relative to their mean, and the means of its end regions.
+  const double mean_e = g.at(w.first) + 0.5 * (n - 1) * g.step_ev;
+  const double pre_e = g.at(w.first) + 0.5 * (edge - 1) * g.step_ev - mean_e;
+  const double post_e = g.at(w.last) - 0.5 * (edge - 1) * g.step_ev - mean_e;
+  sc.centred_energy.resize(g.size);
+  auto ec = sc.centred_energy.head(n);
+  for (int i = 0; i < n; ++i) ec[i] = static_cast<float>((i - 0.5 * (n - 1)) * g.step_ev);
+  const double epc = ec.dot(pc), esc = ec.dot(s_c), ee = ec.squaredNorm();
+  const auto slope_of = [&](const Eigen::Map<const Eigen::VectorXf>& r) {
+    if (!line) return 0.0;
+    const double pre = static_cast<double>(r.head(edge).sum()) / edge;
+    const double post = static_cast<double>(r.tail(edge).sum()) / edge;
+    return (post - pre) / (post_e - pre_e);
   };
-  for (const stages::RankedCandidate& c : sc.all) {
-    const float* row = nullptr;
-    try {
-      row = row_on_window(c.row);
-    } catch (const PreprocessError&) {
-      continue;  // a flat row
-    }
-    double mr = 0;
-    for (int i = w.first; i <= w.last; ++i) mr += row[i];
-    mr /= n;
-    double srr = 0, srs = 0, spr = 0;
-    for (int i = w.first; i <= w.last; ++i) {
-      const double rc = row[i] - mr;
-      srr += rc * rc;
-      srs += rc * (step[i] - ms);
-      spr += (prep.values[i] - mp) * rc;
-    }
+  // The kEdgeStepCandidates best-ranked candidates (a partial window's exact ranking leaves
+  // thousands in sc.all). Shifted copies count as candidates of their own: the continuum and an
+  // energy shift both move intensity across the edges, so the best pair of them is searched.
+  sc.edge_candidates.clear();
+  for (std::size_t k = 0; k < sc.all.size(); ++k) sc.edge_candidates.emplace_back(sc.all[k].ranked, k);
+  const std::size_t kept = std::min(sc.edge_candidates.size(), kEdgeStepCandidates);
+  std::nth_element(sc.edge_candidates.begin(), sc.edge_candidates.begin() + static_cast<long>(kept) - 1,
+                   sc.edge_candidates.end());
+  sc.edge_candidates.resize(kept);
+  double best_rss = std::numeric_limits<double>::infinity(), best_j = 0, best_a = 0, best_var = 0;
+  for (const auto& [ranked, k] : sc.edge_candidates) {
+    const stages::RankedCandidate& c = sc.all[k];
+    const Eigen::Map<const Eigen::VectorXf> r(prepared_.row(c.row).data() + w.first, n);
+    const double slope = slope_of(r);
+    const double sum = r.sum();
+    const double srr = std::max(0.0, static_cast<double>(r.squaredNorm()) - sum * sum / n -
+                                         2.0 * slope * static_cast<double>(r.dot(ec)) + slope * slope * ee);
+    const double srs = static_cast<double>(r.dot(s_c)) - slope * esc;
+    const double spr = static_cast<double>(r.dot(pc)) - slope * epc;
     const double det = srr * sss - srs * srs;
-    if (!(det > 1e-9 * srr * sss)) continue;
+    if (!(det > 1e-9 * srr * sss)) continue;  // a flat row, or one the continuum alone describes
     const double a = (spr * sss - sps * srs) / det;
     const double j = (sps * srr - spr * srs) / det;
     if (!(a > 0.0)) continue;
@@ -1192,7 +1236,6 @@ double Model::fit_edge_step(const Prepared& prep, RowVectorXf& step, Eigen::Inde
       best_rss = rss;
       best_j = j;
       best_a = a;
-      best_mr = mr;
       best_var = srr / det;  // j's variance per unit residual variance
       matched = c.row;
     }
@@ -1203,14 +1246,16 @@ double Model::fit_edge_step(const Prepared& prep, RowVectorXf& step, Eigen::Inde
   // or offset leaves residuals that run in long waves, and interpolation onto the grid correlates
   // neighbouring points' noise, so the residual has fewer independent values than points (an
   // AR(1) residual of lag-1 correlation rho counts (1 + rho) / (1 - rho) times its variance).
-  const float* row = row_on_window(matched);
-  double lag = 0, sum2 = 0, last = 0;
-  for (int i = w.first; i <= w.last; ++i) {
-    const double r = (prep.values[i] - mp) - best_a * (row[i] - best_mr) - best_j * (step[i] - ms);
-    if (i > w.first) lag += r * last;
-    sum2 += r * r;
-    last = r;
-  }
+  const Eigen::Map<const Eigen::VectorXf> best(prepared_.row(matched).data() + w.first, n);
+  const double best_slope = slope_of(best);
+  const double best_mean = static_cast<double>(best.sum()) / n;
+  sc.residual.resize(g.size);
+  auto res = sc.residual.head(n);
+  res = pc - static_cast<float>(best_a) * ((best.array() - static_cast<float>(best_mean)).matrix() -
+                                           static_cast<float>(best_slope) * ec) -
+        static_cast<float>(best_j) * s_c;
+  const double lag = res.head(n - 1).dot(res.tail(n - 1));
+  const double sum2 = res.squaredNorm();
   const double rho = sum2 > 0 ? std::clamp(lag / sum2, 0.0, 0.98) : 0.0;
   const double sigma2 = std::max(prep.noise_sigma * prep.noise_sigma, best_rss / (n - 3));
   const double se = std::sqrt(sigma2 * best_var * (1 + rho) / (1 - rho));
@@ -1226,8 +1271,11 @@ void Model::estimate_into(const Prepared& prep, Estimate& e, bool exact_partial)
   const Window& w = prep.window;
   // The continuum is fitted over the estimate's candidates, removed, and the spectrum estimated
   // again; again while that changes the candidate the continuum is fitted with, at most
-  // kEdgeStepPasses times.
+  // kEdgeStepPasses times. The estimates in between rank a partial window by the embedding's
+  // candidates alone; the last one, as the caller asked.
   Eigen::Index matched = -1, previous = -2;
+  double height = 0;
+  bool stepped = false;
   for (int pass = 0; pass < kEdgeStepPasses; ++pass) {
     const double j = fit_edge_step(prep, sc.step, matched);
     if (j <= 0.0) {
@@ -1237,7 +1285,7 @@ void Model::estimate_into(const Prepared& prep, Estimate& e, bool exact_partial)
       }
       return;
     }
-    if (matched == previous) return;  // converged: this estimate used the same continuum's match
+    if (matched == previous) break;  // converged: this estimate used the same continuum's match
     previous = matched;
     Prepared& s = sc.stepped;
     s.window = w;
@@ -1251,12 +1299,17 @@ void Model::estimate_into(const Prepared& prep, Estimate& e, bool exact_partial)
     }
     double scale = 1.0;
     if (o.preprocess.normalize == NormalizationKind::kArea) scale = area * o.preprocess.grid.step_ev;
-    if (!(scale > 0.0) || !(top > 0.0)) return;
+    if (!(scale > 0.0) || !(top > 0.0)) break;
     s.values.segment(w.first, w.size()) /= static_cast<float>(scale);
     s.noise_sigma = prep.noise_sigma / scale;
-    estimate_once(s, e, exact_partial);
-    e.edge_step = j / top;
+    estimate_once(s, e, false);
+    height = j / top;
+    stepped = true;
   }
+  if (!stepped) return;
+  const bool full = w == full_window(o.preprocess.grid);
+  if (exact_partial && !full) estimate_once(sc.stepped, e, true);
+  e.edge_step = height;
 }
 
 void Model::estimate_once(const Prepared& prep, Estimate& e, bool exact_partial) const {
