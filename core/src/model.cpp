@@ -1287,19 +1287,22 @@ void Model::estimate_into(const Prepared& prep, Estimate& e, bool exact_partial)
     }
     if (matched == previous) break;  // converged: this estimate used the same continuum's match
     previous = matched;
-    Prepared& s = sc.stepped;
-    s.window = w;
-    s.coverage = prep.coverage;
-    s.values.setZero(prep.values.size());
+    // What is left must still be a spectrum to normalise (checked before sc.stepped, which the
+    // last estimate read, is overwritten).
     double area = 0, top = 0;
     for (int i = w.first; i <= w.last; ++i) {
-      s.values[i] = prep.values[i] - static_cast<float>(j) * sc.step[i];
-      area += s.values[i];
-      top = std::max(top, static_cast<double>(s.values[i]));
+      const double v = prep.values[i] - static_cast<float>(j) * sc.step[i];
+      area += v;
+      top = std::max(top, v);
     }
     double scale = 1.0;
     if (o.preprocess.normalize == NormalizationKind::kArea) scale = area * o.preprocess.grid.step_ev;
     if (!(scale > 0.0) || !(top > 0.0)) break;
+    Prepared& s = sc.stepped;
+    s.window = w;
+    s.coverage = prep.coverage;
+    s.values.setZero(prep.values.size());
+    for (int i = w.first; i <= w.last; ++i) s.values[i] = prep.values[i] - static_cast<float>(j) * sc.step[i];
     s.values.segment(w.first, w.size()) /= static_cast<float>(scale);
     s.noise_sigma = prep.noise_sigma / scale;
     estimate_once(s, e, false);

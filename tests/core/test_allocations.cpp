@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <numbers>
 
 #include "xasmap/core/model.hpp"
 #include "xasmap/protocol/results.hpp"
@@ -70,8 +71,14 @@ TEST_CASE("preprocess_into and estimate_into allocate nothing once warm", "[core
   const Library lib = library();
   const Model model = Model::fit(lib, o);
   // A spectrum on the whole grid (the exact projection and local-linear path) and one on part of
-  // it (the windowed-distance path), each noisy on a grid of its own.
-  for (const auto& [lo, hi] : {std::pair{630.0, 665.0}, std::pair{638.0, 655.0}}) {
+  // it (the windowed-distance path), each noisy on a grid of its own; and both again with an
+  // edge-step continuum, which the estimate removes and estimates again.
+  struct Case {
+    double lo, hi;
+    bool continuum;
+  };
+  for (const auto& [lo, hi, continuum] : {Case{630.0, 665.0, false}, Case{638.0, 655.0, false},
+                                          Case{630.0, 665.0, true}, Case{638.0, 655.0, true}}) {
     const Eigen::Index n = static_cast<Eigen::Index>((hi - lo) / 0.07) + 1;
     const Eigen::VectorXd energy = Eigen::VectorXd::LinSpaced(n, lo, lo + 0.07 * static_cast<double>(n - 1));
     Eigen::VectorXd intensity(n);
@@ -80,6 +87,21 @@ TEST_CASE("preprocess_into and estimate_into allocate nothing once warm", "[core
       const auto j = std::min<Eigen::Index>(ref.energy_ev.size() - 1,
                                             static_cast<Eigen::Index>(std::lround((energy[i] - 630.0) / 0.05)));
       intensity[i] = ref.intensity[j] + 0.01 * std::sin(37.0 * static_cast<double>(i));
+    }
+    if (continuum) {  // two arctangent steps, 2:1, at the reference's L3 and L2 maxima
+      Eigen::Index top = 0, top2 = -1;
+      ref.intensity.maxCoeff(&top);
+      const double l3 = ref.energy_ev[top];
+      for (Eigen::Index k = 0; k < ref.energy_ev.size(); ++k) {
+        if (ref.energy_ev[k] < l3 + 8.0 || ref.energy_ev[k] > l3 + 14.0) continue;
+        if (top2 < 0 || ref.intensity[k] > ref.intensity[top2]) top2 = k;
+      }
+      const double l2 = top2 < 0 ? l3 + 11.2 : ref.energy_ev[top2];
+      for (Eigen::Index i = 0; i < n; ++i) {
+        intensity[i] += 0.3 * ref.intensity[top] *
+                        ((2.0 / 3.0) * (0.5 + std::atan((energy[i] - l3) / 0.4) / std::numbers::pi) +
+                         (1.0 / 3.0) * (0.5 + std::atan((energy[i] - l2) / 0.4) / std::numbers::pi));
+      }
     }
     Prepared prepared;
     Estimate estimate;
@@ -95,8 +117,9 @@ TEST_CASE("preprocess_into and estimate_into allocate nothing once warm", "[core
     const long before = g_allocations.load();
     for (int i = 0; i < 50; ++i) once();
     const long allocations = g_allocations.load() - before;  // read before Catch allocates its own
-    INFO("window " << lo << "-" << hi << " eV");
+    INFO("window " << lo << "-" << hi << " eV" << (continuum ? ", with a continuum" : ""));
     CHECK(allocations == 0);
+    CHECK((estimate.edge_step > 0) == continuum);
     CHECK(estimate.values[0] == 1.0);  // and the answer is still right
     CHECK(std::abs(estimate.values[1] - lib.values[40][1]) < 0.3);
   }
