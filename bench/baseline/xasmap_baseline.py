@@ -47,10 +47,10 @@ What it does as xasmapd does (with xasmapd's default configuration):
   0.5 eV) at the spectrum's L3 maximum (smoothed over +-0.3 eV) and its L2 maximum one 2p
   spin-orbit splitting above, passed through the same background line, fitted by least squares
   with each of the 24 best-ranked candidate rows (means removed); the best-fitting gives its
-  height j, removed
-  when j exceeds 3 standard errors (the residual's variance, or the noise's where larger, times
-  (1 + rho) / (1 - rho) for its lag-one correlation rho); then the spectrum is estimated again, at
-  most 4 fits while the best-fitting candidate changes. `edge_step` = j / the highest point left.
+  height j, removed when j exceeds 3 standard errors (the residual's variance, or the noise's
+  where larger, times (1 + rho) / (1 - rho) for its lag-one correlation rho); then the spectrum
+  is estimated again, at most 4 fits while the best-fitting candidate changes. `edge_step` = j /
+  the highest point left.
 
 What it simplifies, which a report comparing the two must say:
 
