@@ -386,9 +386,10 @@ std::vector<Entry> build_entries() {
       key("estimation.edge_step_fit", field(XASMAP_MEMBER(model.edge_step_fit)),
         "Measured spectra often rise to a higher level after the L3 and L2 edges (transitions to the\n"
         "continuum), which simulated library spectra do not. When true, that continuum (two arctangent\n"
-        "steps, L3:L2 = 2:1, at the best match's L3 and L2 maxima) is fitted with the best match, removed\n"
-        "when it is significant (3 standard errors), and the spectrum estimated again; the estimate\n"
-        "reports the step's height (docs/estimation.md). Needs the line background and area normalisation."),
+        "steps, L3:L2 = 2:1, at the spectrum's L3 and L2 maxima) is fitted with each of the estimate's\n"
+        "24 best candidates, removed when it is significant (3 standard errors), and the spectrum\n"
+        "estimated again; estimates report its height as edge_step (docs/estimation.md, step 8). It\n"
+        "costs 5-8 us a spectrum (docs/benchmarks.md); false for data whose continuum was removed before."),
       key("estimation.edge_step_width_ev", field(XASMAP_MEMBER(model.edge_step_width_ev)), closed(0.05, 5.0),
         "Half width (eV) of each arctangent step: the 2p core hole's lifetime and the instrument's\n"
         "resolution together, about 0.3-0.8 eV at the Mn L2,3 edges."),
