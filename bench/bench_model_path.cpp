@@ -15,11 +15,11 @@
 #include <cmath>
 #include <chrono>
 #include <cstdio>
-#include <numbers>
 #include <random>
 #include <string>
 
 #include "feed_sources.hpp"
+#include "xasmap/core/heldout.hpp"
 #include "xasmap/core/library.hpp"
 #include "xasmap/core/model.hpp"
 #include "xasmap/core/session_offset.hpp"
@@ -59,8 +59,7 @@ int main(int argc, char** argv) {
       }
       const double height = (0.1 + 0.2 * static_cast<double>(rng() % 1000) / 1000.0) * *top;
       for (std::size_t k = 0; k < src.energy.size(); ++k) {
-        src.intensity[k] += height * ((2.0 / 3.0) * (0.5 + std::atan((src.energy[k] - l3) / 0.5) / std::numbers::pi) +
-                                      (1.0 / 3.0) * (0.5 + std::atan((src.energy[k] - l2) / 0.5) / std::numbers::pi));
+        src.intensity[k] += height * edge_continuum(src.energy[k], l3, l2, 0.5);
       }
     }
   }

@@ -118,9 +118,7 @@ std::vector<HeldOutSpectrum> measure_heldout(const HeldOutClean& clean, const He
       for (Eigen::Index k = 0; k < n; ++k) {
         const double e = lo + static_cast<double>(k) * step;
         const double x = e - h.offset_ev;  // where the sample's own spectrum is read
-        const double continuum =
-            (2.0 / 3.0) * (0.5 + std::atan((x - c.l3_ev - onset) / width) / std::numbers::pi) +
-            (1.0 / 3.0) * (0.5 + std::atan((x - c.l2_ev - onset) / width) / std::numbers::pi);
+        const double continuum = edge_continuum(x, c.l3_ev + onset, c.l2_ev + onset, width);
         h.spectrum.energy_ev[k] = e;
         h.spectrum.intensity[k] = scale * (interpolate(fine, c.intensity, x) + edge * continuum + level +
                                            slope * (e - 0.5 * (lo + hi)) + sigma * n01(rng));
@@ -134,6 +132,11 @@ std::vector<HeldOutSpectrum> measure_heldout(const HeldOutClean& clean, const He
 std::vector<HeldOutSpectrum> make_heldout(const HeldOutPhysics& physics, const HeldOutMeasurement& m,
                                           const AtomicTable& table, int threads) {
   return measure_heldout(simulate_heldout(physics, table, threads), m);
+}
+
+double edge_continuum(double energy_ev, double l3_ev, double l2_ev, double half_width_ev) {
+  return (2.0 / 3.0) * (0.5 + std::atan((energy_ev - l3_ev) / half_width_ev) / std::numbers::pi) +
+         (1.0 / 3.0) * (0.5 + std::atan((energy_ev - l2_ev) / half_width_ev) / std::numbers::pi);
 }
 
 }  // namespace xasmap

@@ -1274,8 +1274,7 @@ void Model::estimate_into(const Prepared& prep, Estimate& e, bool exact_partial)
   // kEdgeStepPasses times. The estimates in between rank a partial window by the embedding's
   // candidates alone; the last one, as the caller asked.
   Eigen::Index matched = -1, previous = -2;
-  double height = 0;
-  bool stepped = false;
+  double height = 0;  // of the continuum the last estimate had removed; 0: none
   for (int pass = 0; pass < kEdgeStepPasses; ++pass) {
     const double j = fit_edge_step(prep, sc.step, matched);
     if (j <= 0.0) {
@@ -1307,9 +1306,8 @@ void Model::estimate_into(const Prepared& prep, Estimate& e, bool exact_partial)
     s.noise_sigma = prep.noise_sigma / scale;
     estimate_once(s, e, false);
     height = j / top;
-    stepped = true;
   }
-  if (!stepped) return;
+  if (height <= 0.0) return;
   const bool full = w == full_window(o.preprocess.grid);
   if (exact_partial && !full) estimate_once(sc.stepped, e, true);
   e.edge_step = height;

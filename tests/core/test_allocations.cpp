@@ -7,8 +7,8 @@
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
-#include <numbers>
 
+#include "xasmap/core/heldout.hpp"
 #include "xasmap/core/model.hpp"
 #include "xasmap/protocol/results.hpp"
 
@@ -98,9 +98,7 @@ TEST_CASE("preprocess_into and estimate_into allocate nothing once warm", "[core
       }
       const double l2 = top2 < 0 ? l3 + 11.2 : ref.energy_ev[top2];
       for (Eigen::Index i = 0; i < n; ++i) {
-        intensity[i] += 0.3 * ref.intensity[top] *
-                        ((2.0 / 3.0) * (0.5 + std::atan((energy[i] - l3) / 0.4) / std::numbers::pi) +
-                         (1.0 / 3.0) * (0.5 + std::atan((energy[i] - l2) / 0.4) / std::numbers::pi));
+        intensity[i] += 0.3 * ref.intensity[top] * edge_continuum(energy[i], l3, l2, 0.4);
       }
     }
     Prepared prepared;

@@ -7,22 +7,17 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
-#include <numbers>
 #include <random>
 #include <string>
+#include <utility>
 
-#include "xasmap/core/atomic_data.hpp"
+#include "multiplet_support.hpp"
 #include "xasmap/core/heldout.hpp"
 #include "xasmap/core/model.hpp"
 
 using namespace xasmap;
 
 namespace {
-
-const AtomicTable& table() {
-  static const AtomicTable t = AtomicTable::load(std::string(XASMAP_SOURCE_DIR) + "/data/atomic");
-  return t;
-}
 
 // Mn2+/3+/4+ at 10Dq 0-2.4 eV in 0.2 eV steps (the library) and at 0.1 + 0.4 k eV (between its
 // grid points), 300 K, Slater 0.8.
@@ -35,7 +30,7 @@ const HeldOutClean& clean(bool between) {
       for (int k = 0; k <= 12; ++k) p.tendq_ev.push_back(0.2 * k);
     }
     p.energy_offset_ev = {{"Mn2+", 645.05}, {"Mn3+", 646.35}, {"Mn4+", 647.10}};
-    return simulate_heldout(p, table(), 2);
+    return simulate_heldout(p, testing::table(), 2);
   };
   static const HeldOutClean on = make(false), off = make(true);
   return between ? off : on;
@@ -44,13 +39,7 @@ const HeldOutClean& clean(bool between) {
 // Mutable: the cases switch the edge-step fit on and off through the estimation options.
 Model& model() {
   static Model m = [] {
-    Library lib;
-    lib.parameters = {{"charge", true, {}}, {"tendq", false, {}}};
-    for (const auto& e : clean(false).entries) {
-      lib.spectra.push_back(Spectrum{clean(false).energy_ev, e.intensity});
-      lib.values.push_back({static_cast<double>(e.charge), e.tendq_ev});
-      lib.labels.push_back("Mn" + std::to_string(e.charge) + "_" + std::to_string(e.tendq_ev));
-    }
+    const Library lib = testing::charge_tendq_library(clean(false));
     ModelOptions o;
     o.preprocess.grid = EnergyGrid::from_range(635, 660, 0.1);
     o.max_shift_ev = 0.0;
@@ -78,14 +67,22 @@ Spectrum measured(const HeldOutClean& c, const HeldOutClean::Entry& e, double he
       y = (1 - t) * e.intensity[i - 1] + t * e.intensity[i];
       break;
     }
-    const double w = 0.35;
-    const double continuum = (2.0 / 3.0) * (0.5 + std::atan((x - e.l3_ev) / w) / std::numbers::pi) +
-                             (1.0 / 3.0) * (0.5 + std::atan((x - e.l2_ev) / w) / std::numbers::pi);
     s.energy_ev[k] = x;
-    s.intensity[k] = y + height * e.peak * continuum + e.peak * (0.1 + 0.004 * (x - 632.0)) +
+    s.intensity[k] = y + height * e.peak * edge_continuum(x, e.l3_ev, e.l2_ev, 0.35) + e.peak * (0.1 + 0.004 * (x - 632.0)) +
                      (snr > 0 ? e.peak / snr * n01(rng) : 0.0);
   }
   return s;
+}
+
+// The estimates of `s` with the edge-step fit off and on, in that order.
+std::pair<Estimate, Estimate> without_and_with_fit(Model& m, const Spectrum& s) {
+  ModelOptions o = m.options();
+  o.edge_step_fit = false;
+  m.set_estimation_options(o);
+  Estimate plain = m.estimate(s);
+  o.edge_step_fit = true;
+  m.set_estimation_options(o);
+  return {std::move(plain), m.estimate(s)};
 }
 
 }  // namespace
@@ -131,14 +128,7 @@ TEST_CASE("edge step: a continuum is found and removed, and none is made up") {
     int n = 0;
     for (const auto& e : clean(true).entries) {
       if (e.tendq_ev > 1.95) continue;
-      const Spectrum s = measured(clean(true), e, 0.25, 100.0, rng);
-      ModelOptions o = m.options();
-      o.edge_step_fit = false;
-      m.set_estimation_options(o);
-      const Estimate plain = m.estimate(s);
-      o.edge_step_fit = true;
-      m.set_estimation_options(o);
-      const Estimate fitted = m.estimate(s);
+      const auto [plain, fitted] = without_and_with_fit(m, measured(clean(true), e, 0.25, 100.0, rng));
       INFO("Mn" << e.charge << "+ 10Dq " << e.tendq_ev);
       CHECK(fitted.values[0] == e.charge);
       with += std::abs(fitted.values[1] - e.tendq_ev);
@@ -162,14 +152,7 @@ TEST_CASE("edge step: a continuum is found and removed, and none is made up") {
     double with = 0, without = 0;
     for (const auto& e : clean(true).entries) {
       for (int r = 0; r < 2; ++r) {
-        const Spectrum s = measured(clean(true), e, 0.0, 60.0, rng);
-        ModelOptions o = m.options();
-        o.edge_step_fit = false;
-        m.set_estimation_options(o);
-        const Estimate plain = m.estimate(s);
-        o.edge_step_fit = true;
-        m.set_estimation_options(o);
-        const Estimate fitted = m.estimate(s);
+        const auto [plain, fitted] = without_and_with_fit(m, measured(clean(true), e, 0.0, 60.0, rng));
         INFO("Mn" << e.charge << "+ 10Dq " << e.tendq_ev);
         ++n;
         CHECK(fitted.values[0] == plain.values[0]);

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "multiplet_support.hpp"
 #include "xasmap/core/atomic_data.hpp"
 #include "xasmap/core/heldout.hpp"
 #include "xasmap/core/mixture.hpp"
@@ -15,18 +16,13 @@ using namespace xasmap;
 
 namespace {
 
-const AtomicTable& table() {
-  static const AtomicTable t = AtomicTable::load(std::string(XASMAP_SOURCE_DIR) + "/data/atomic");
-  return t;
-}
-
 // Mn2+/3+/4+ at 10Dq 0-2.4 eV in 0.4 eV steps, on their raw (sum-rule) intensity scale.
 const HeldOutClean& clean() {
   static const HeldOutClean c = [] {
     HeldOutPhysics p;
     for (int k = 0; k <= 6; ++k) p.tendq_ev.push_back(0.4 * k);
     p.energy_offset_ev = {{"Mn2+", 645.05}, {"Mn3+", 646.35}, {"Mn4+", 647.10}};
-    return simulate_heldout(p, table(), 2);
+    return simulate_heldout(p, testing::table(), 2);
   }();
   return c;
 }
@@ -34,13 +30,7 @@ const HeldOutClean& clean() {
 // The library's model; with kEdgeStep (not linear on a window), mixture() reads every library row
 // on the window itself instead of through the compact basis.
 Model fit_model(BackgroundKind background, double max_shift_ev = 0.0) {
-  Library lib;
-  lib.parameters = {{"charge", true, {}}, {"tendq", false, {}}};
-  for (const auto& e : clean().entries) {
-    lib.spectra.push_back(Spectrum{clean().energy_ev, e.intensity});
-    lib.values.push_back({static_cast<double>(e.charge), e.tendq_ev});
-    lib.labels.push_back("Mn" + std::to_string(e.charge) + "_" + std::to_string(e.tendq_ev));
-  }
+  const Library lib = testing::charge_tendq_library(clean());
   ModelOptions o;
   o.preprocess.grid = EnergyGrid::from_range(635, 660, 0.1);
   o.preprocess.background = background;

@@ -75,6 +75,10 @@ struct HeldOutClean {
 // or a calculation fails. `threads` <= 0: every hardware thread.
 HeldOutClean simulate_heldout(const HeldOutPhysics& physics, const AtomicTable& table, int threads = 0);
 
+// An L3/L2 edge-step continuum of unit height at `energy_ev`: two arctangent steps of half width
+// `half_width_ev`, 2:1 (the 2p3/2 and 2p1/2 occupations), centred at l3_ev and l2_ev.
+double edge_continuum(double energy_ev, double l3_ev, double l2_ev, double half_width_ev);
+
 // Measures every clean spectrum `realisations` times. Deterministic for a given seed.
 std::vector<HeldOutSpectrum> measure_heldout(const HeldOutClean& clean, const HeldOutMeasurement& measurement);
 
