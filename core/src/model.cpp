@@ -83,6 +83,15 @@ struct Model::Index {
   // spectrum_start[i + 1])).
   std::vector<std::int32_t> coarse_rows;
   std::vector<std::int32_t> spectrum_start, spectrum_rows;
+  // Per row, on the whole grid as stored: what the edge-step fit (fit_edge_step) needs of a
+  // candidate besides its dot products with the spectrum and the continuum, so that a spectrum
+  // covering the whole grid reads each candidate twice instead of five times.
+  struct FullGridTerms {
+    double sum = 0, sum2 = 0;  // of the values and of their squares
+    double energy = 0;         // the values' dot product with the energies less their mean
+    double pre = 0, post = 0;  // the mean of the first and of the last edge-window points
+  };
+  std::vector<FullGridTerms> full_terms;
 };
 
 namespace {
@@ -132,6 +141,12 @@ constexpr std::size_t kEdgeStepCandidates = 24;
 // copy (0, +-0.15, +-0.3, +-0.45 eV with the default 0.05 eV step), then every copy of the best
 // spectra: a third of the rows (docs/estimation.md, step 2).
 constexpr int kCoarseShiftSteps = 3;
+
+// The points of each end region of an n-point window whose mean the background line passes
+// through (as apply_window takes them).
+int edge_window_points(const PreprocessOptions& po, int n) {
+  return std::clamp(static_cast<int>(std::lround(po.edge_window_ev / po.grid.step_ev)), 1, std::max(1, n / 4));
+}
 
 bool is_coarse_shift(float shift_ev, double step_ev) {
   return std::lround(static_cast<double>(shift_ev) / std::max(step_ev, 1e-9)) % kCoarseShiftSteps == 0;
@@ -670,6 +685,30 @@ void Model::build_indexes() {
       grid_step_[p] = gaps[gaps.size() / 2];
     }
   }
+  // The rows' whole-grid terms for the edge-step fit.
+  {
+    const EnergyGrid& g = options_.preprocess.grid;
+    const int n = g.size;
+    const int edge = edge_window_points(options_.preprocess, n);
+    index_->full_terms.resize(static_cast<std::size_t>(prepared_.rows()));
+    for (Eigen::Index r = 0; r < prepared_.rows(); ++r) {
+      const float* row = prepared_.row(r).data();
+      Index::FullGridTerms& t = index_->full_terms[static_cast<std::size_t>(r)];
+      t = {};
+      for (int i = 0; i < n; ++i) {
+        const double v = row[i];
+        t.sum += v;
+        t.sum2 += v * v;
+        t.energy += v * ((i - 0.5 * (n - 1)) * g.step_ev);
+      }
+      for (int i = 0; i < edge; ++i) {
+        t.pre += row[i];
+        t.post += row[n - 1 - i];
+      }
+      t.pre /= edge;
+      t.post /= edge;
+    }
+  }
   // Coarse rows and each spectrum's rows.
   {
     const std::size_t rows = row_spectrum_.size();
@@ -1136,9 +1175,11 @@ double Model::fit_edge_step(const Prepared& prep, RowVectorXf& step, Eigen::Inde
   sc.smoothed.resize(static_cast<std::size_t>(g.size) + 1);  // prefix sums, then the means
   sc.smoothed[0] = 0.0f;
   for (int i = 0; i < n; ++i) sc.smoothed[static_cast<std::size_t>(i) + 1] = sc.smoothed[static_cast<std::size_t>(i)] + prep.values[w.first + i];
+  const float inner = 1.0f / static_cast<float>(2 * half + 1);
   const auto smoothed = [&](int i) {  // i on the grid
     const int lo = std::max(w.first, i - half) - w.first, hi = std::min(w.last, i + half) - w.first;
-    return (sc.smoothed[static_cast<std::size_t>(hi) + 1] - sc.smoothed[static_cast<std::size_t>(lo)]) / (hi - lo + 1);
+    const float sum = sc.smoothed[static_cast<std::size_t>(hi) + 1] - sc.smoothed[static_cast<std::size_t>(lo)];
+    return hi - lo == 2 * half ? sum * inner : sum / static_cast<float>(hi - lo + 1);
   };
   int i3 = w.first;
   double top = -std::numeric_limits<double>::infinity();
@@ -1154,9 +1195,9 @@ double Model::fit_edge_step(const Prepared& prep, RowVectorXf& step, Eigen::Inde
   if (!(split > 0.0)) return 0.0;
   int i2 = i3 + static_cast<int>(std::lround(split / g.step_ev));
   top = -std::numeric_limits<double>::infinity();
-  for (int i = w.first; i <= w.last; ++i) {
-    const double energy = g.at(i);
-    if (energy < e3 + 0.7 * split || energy > e3 + 1.3 * split) continue;
+  const int l2_first = std::max(w.first, i3 + static_cast<int>(std::ceil(0.7 * split / g.step_ev - 1e-9)));
+  const int l2_last = std::min(w.last, i3 + static_cast<int>(std::floor(1.3 * split / g.step_ev + 1e-9)));
+  for (int i = l2_first; i <= l2_last; ++i) {
     const double v = smoothed(i);
     if (v > top) {
       top = v;
@@ -1192,7 +1233,7 @@ double Model::fit_edge_step(const Prepared& prep, RowVectorXf& step, Eigen::Inde
   // its slope enters through the centred energies e: (r - slope E)_c = r_c - slope e. The rows'
   // normalisation does not matter (the fit's `a` absorbs it).
   const bool line = po.background == BackgroundKind::kPrePostLine;
-  const int edge = std::clamp(static_cast<int>(std::lround(po.edge_window_ev / g.step_ev)), 1, std::max(1, n / 4));
+  const int edge = edge_window_points(po, n);
   // The window's energies relative to their mean, and the means of its end regions.
   const double mean_e = g.at(w.first) + 0.5 * (n - 1) * g.step_ev;
   const double pre_e = g.at(w.first) + 0.5 * (edge - 1) * g.step_ev - mean_e;
@@ -1217,13 +1258,31 @@ double Model::fit_edge_step(const Prepared& prep, RowVectorXf& step, Eigen::Inde
                    sc.edge_candidates.end());
   sc.edge_candidates.resize(kept);
   double best_rss = std::numeric_limits<double>::infinity(), best_j = 0, best_a = 0, best_var = 0;
+  // A spectrum covering the whole grid takes a candidate's own sums from full_terms (fetched for
+  // every candidate at once: each is a cache miss of its own).
+  const bool full = w == full_window(g);
+  if (full) {
+    for (const auto& [ranked, k] : sc.edge_candidates) {
+      __builtin_prefetch(&index_->full_terms[static_cast<std::size_t>(sc.all[k].row)]);
+    }
+  }
   for (const auto& [ranked, k] : sc.edge_candidates) {
     const stages::RankedCandidate& c = sc.all[k];
     const Eigen::Map<const Eigen::VectorXf> r(prepared_.row(c.row).data() + w.first, n);
-    const double slope = slope_of(r);
-    const double sum = r.sum();
-    const double srr = std::max(0.0, static_cast<double>(r.squaredNorm()) - sum * sum / n -
-                                         2.0 * slope * static_cast<double>(r.dot(ec)) + slope * slope * ee);
+    double slope = 0, sum = 0, sum2 = 0, energy = 0;
+    if (full) {
+      const Index::FullGridTerms& t = index_->full_terms[static_cast<std::size_t>(c.row)];
+      slope = line ? (t.post - t.pre) / (post_e - pre_e) : 0.0;
+      sum = t.sum;
+      sum2 = t.sum2;
+      energy = t.energy;
+    } else {
+      slope = slope_of(r);
+      sum = r.sum();
+      sum2 = r.squaredNorm();
+      energy = r.dot(ec);
+    }
+    const double srr = std::max(0.0, sum2 - sum * sum / n - 2.0 * slope * energy + slope * slope * ee);
     const double srs = static_cast<double>(r.dot(s_c)) - slope * esc;
     const double spr = static_cast<double>(r.dot(pc)) - slope * epc;
     const double det = srr * sss - srs * srs;
