@@ -59,13 +59,15 @@ void Daemon::Impl::handle_control(const zmq::message_t* request, msgpack::sbuffe
   if (*cmd == "library") return library_reply(reply, pk);
   if (*cmd == "config") {
     const auto state = current_model();
-    pk.pack_map(3);
+    pk.pack_map(4);
     pk.pack("ok");
     pk.pack(true);
     pk.pack("config_file");
     pk.pack(config_file.string());
     pk.pack("yaml");
-    pk.pack(config::to_yaml(effective_config()));
+    pk.pack(config::to_yaml(effective_config(state.get())));
+    pk.pack("model_checksum");
+    pk.pack(state ? state->model_checksum : std::string("none: no model is in service yet"));
     return;
   }
   if (*cmd == "reload") {

@@ -138,6 +138,9 @@ struct ModelState : std::enable_shared_from_this<ModelState> {
   BuildReport report;
   protocol::LibrarySummary summary;
   std::uint64_t generation = 1;
+  // The model file's payload checksum (hex) and path, read when the model was loaded; or how the
+  // model was made (the NeXus results' and the `config` reply's provenance).
+  std::string model_checksum;
   Clock::time_point built = Clock::now();  // when it was built or loaded (model age)
   // The session's energy offset: where it started (the config's calibration section), and the
   // tracker fed by every single spectrum's estimate (docs/estimation.md).

@@ -23,8 +23,6 @@ void Daemon::Impl::queue_nexus(protocol::EstimateMapMessage map, double session_
 }
 
 void Daemon::Impl::nexus_loop() {
-  std::uint64_t checksum_generation = 0;
-  std::string checksum;
   for (;;) {
     NexusJob job;
     {
@@ -35,24 +33,10 @@ void Daemon::Impl::nexus_loop() {
       nexus_jobs.pop_front();
     }
     const ModelState& s = *job.state;
-    if (s.generation != checksum_generation) {
-      checksum_generation = s.generation;
-      checksum = "none: the model was built at start-up (" + s.report.source + "), not loaded from a file";
-      if (s.config.library.source == config::LibrarySource::kModel) {
-        try {
-          char hex[40];
-          std::snprintf(hex, sizeof hex, "%016llx",
-                        static_cast<unsigned long long>(Model::check_file(s.config.library.model_file).checksum));
-          checksum = std::string(hex) + " (" + s.config.library.model_file.string() + ")";
-        } catch (const std::exception& e) {
-          checksum = std::string("unknown: ") + e.what();
-        }
-      }
-    }
     try {
       NexusResult r = nexus_result_of(job.map);
       r.version = kVersion;
-      r.model_checksum = checksum;
+      r.model_checksum = s.model_checksum;
       r.library = s.report.source + ": " + std::to_string(s.summary.size) + " spectra, " + s.summary.method + ", " +
                   std::to_string(s.summary.landmarks) + " landmarks (model generation " + std::to_string(s.generation) +
                   ")";

@@ -544,18 +544,31 @@ std::string safe_name(std::string s) {
 
 namespace {
 
-// The daemon's effective configuration (the control command `config`), or why there is none.
-std::string daemon_config_yaml(zmq::context_t& context, const std::string& control, const ClientCurve& curve) {
+// The daemon's effective configuration and its model's checksum (the control command `config`),
+// or why there are none.
+struct DaemonProvenance {
+  std::string config_yaml;
+  std::string model_checksum;
+};
+
+DaemonProvenance daemon_provenance(zmq::context_t& context, const std::string& control, const ClientCurve& curve) {
+  DaemonProvenance p{"(the daemon's 'config' reply had no yaml)",
+                     "not reported by the daemon (an older xasmapd: see its start-up log for the model file)"};
   try {
     const auto handle = control_request(context, control, "config", std::chrono::milliseconds(10000), curve);
-    if (!handle) return "(the daemon did not answer 'config')";
-    if (const msgpack::object* yaml = find_key(handle->get(), "yaml"); yaml && yaml->type == msgpack::type::STR) {
-      return std::string(yaml->via.str.ptr, yaml->via.str.size);
-    }
+    if (!handle) return {"(the daemon did not answer 'config')", "(the daemon did not answer 'config')"};
+    const auto text = [&](const char* key, std::string& into) {
+      if (const msgpack::object* v = find_key(handle->get(), key); v && v->type == msgpack::type::STR) {
+        into.assign(v->via.str.ptr, v->via.str.size);
+      }
+    };
+    text("yaml", p.config_yaml);
+    text("model_checksum", p.model_checksum);
   } catch (const std::exception& e) {
-    return std::string("(the daemon's 'config' reply could not be read: ") + e.what() + ")";
+    const std::string why = std::string("(the daemon's 'config' reply could not be read: ") + e.what() + ")";
+    return {why, why};
   }
-  return "(the daemon's 'config' reply had no yaml)";
+  return p;
 }
 
 }  // namespace
@@ -570,7 +583,7 @@ int run_map(const CliArgs& args) {
   std::optional<Model> model;
   std::vector<Placed> placed;
   std::vector<protocol::EstimateMapMessage> stacks;
-  std::string daemon_config;  // live: the daemon's effective config, for the NeXus files' provenance
+  DaemonProvenance daemon;  // live: the daemon's effective config and model, for the NeXus files' provenance
   std::map<std::string, std::uint64_t> errors;
   LatencyHistogram latency, stack_latency;
   std::uint64_t estimates = 0;
@@ -587,7 +600,7 @@ int run_map(const CliArgs& args) {
     const auto reply = control_request_frame(context, control, "library", std::chrono::milliseconds(10000), curve);
     if (!reply) throw Error("no reply from the daemon's control socket " + control);
     lib = view_of(protocol::decode_library_reply(reply->data(), reply->size()));
-    daemon_config = daemon_config_yaml(context, control, curve);
+    daemon = daemon_provenance(context, control, curve);
     zmq::socket_t sub(context, zmq::socket_type::sub);
     sub.set(zmq::sockopt::rcvhwm, 0);
     for (const char* t : {"estimate", "error"}) sub.set(zmq::sockopt::subscribe, t);  // estimate also matches estimate_map
@@ -683,9 +696,9 @@ int run_map(const CliArgs& args) {
     const std::string control = args.value("control").value_or(cfg.control.endpoint);
     NexusResult r = nexus_result_of(m);
     r.version = kVersion;
-    r.model_checksum = "not reported by the daemon (see its start-up log for the model file)";
+    r.model_checksum = daemon.model_checksum;  // the model in service when the map connected
     r.library = "the model in service at " + control;
-    r.config_yaml = daemon_config;
+    r.config_yaml = daemon.config_yaml;
     r.source = "xasmapd at " + control + ": estimate_map '" + m.id + "', seq " + std::to_string(m.seq);
     write_nexus_result(nexus, r);
     written.push_back(nexus);

@@ -14,6 +14,7 @@ import argparse
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -834,6 +835,11 @@ def scenario_nexus(args):
             right = np.mean(data["charge"][()] == truth[:, :, 0])
             check(right >= 0.99, "the daemon's maps: charge right on >= 99 %% of pixels (%.3f)" % right)
             check("max_points" in f["entry/xasmap/config"][()].decode(), "the daemon's config is in the provenance")
+            checksum = f["entry/xasmap/model_checksum"][()].decode()
+            served = d.request("config").get("model_checksum")
+            check(re.fullmatch(r"[0-9a-f]{16} \(%s\)" % re.escape(args.model), checksum) is not None and checksum == served,
+                  "the map's provenance holds the checksum and file of the daemon's model, as its 'config' reply "
+                  "gives them (%s; %s)" % (checksum, served))
     code, _ = d.stop()
     check(code == 0, "exit 0")
 
@@ -891,7 +897,6 @@ def scenario_dashboard(args):
     """xasmap dashboard between a daemon and headless Chromium: the page's DOM counts what was fed
     (estimates, stack maps, errors), six tabs at once see the same, nothing is fetched from elsewhere,
     and a screenshot is saved (dashboard.png in the work folder)."""
-    import re
     import urllib.request
     lib = Library(args.library)
     rng = np.random.default_rng(41)
@@ -2201,7 +2206,6 @@ def scenario_acknowledged(args):
         out, err = feed.communicate()
     print(err.strip())
     check(feed.returncode == 0, "xasmap feed --pattern dealer exits 0 (%s)" % feed.returncode)
-    import re
     m = re.search(r"answered (\d+) \((\d+) estimates, (\d+) errors, (\d+) answered before\), resent (\d+), "
                   r"overloaded (\d+), answered twice (\d+), unanswered (\d+)", err)
     check(m is not None, "the feed reports its answers")
