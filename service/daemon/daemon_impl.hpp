@@ -41,6 +41,7 @@
 #include "model_builder.hpp"
 #include "pixel_chunks.hpp"
 #include "prometheus.hpp"
+#include "stack_maps.hpp"
 #include "xasmap/core/embedding.hpp"
 #include "xasmap/core/model.hpp"
 #include "xasmap/core/session_offset.hpp"

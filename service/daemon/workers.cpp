@@ -149,85 +149,32 @@ double Daemon::Impl::stack_offset_ev(const protocol::SpectrumMessage& m, const M
 
 void Daemon::Impl::process_stack(protocol::SpectrumMessage& m, const ModelState& state, Clock::time_point received_at,
                                  Clock::time_point t1, protocol::Latency latency, Peer& peer) {
-  const Model& model = state.model;
-  const auto& params = model.parameters();
   const std::size_t pixels = m.pixels();
   const auto n_energy = static_cast<Eigen::Index>(m.energy.size());
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-
-  protocol::EstimateMapMessage mm;
-  for (const ParameterInfo& p : params) {
-    mm.params.emplace_back(p.name, std::vector<float>(pixels, nan));
-    (p.categorical ? mm.confidence : mm.uncertainty).emplace_back(p.name, std::vector<float>(pixels, nan));
-    if (!p.category_names.empty()) mm.categories.emplace_back(p.name, p.category_names);
-  }
-  mm.novelty.assign(pixels, nan);
-  // Mixed valence: the mean valence beside the parameters, and each charge's atom fraction.
-  std::size_t valence = 0;
-  const std::vector<double>& charges = model.class_values();  // one fraction map each
-  if (state.mixture) {
-    valence = mm.params.size();
-    mm.params.emplace_back("valence", std::vector<float>(pixels, nan));
-    mm.uncertainty.emplace_back("valence", std::vector<float>(pixels, nan));
-    for (double c : charges) mm.fractions.emplace_back(protocol::fraction_key(c), std::vector<float>(pixels, nan));
-  }
-  std::atomic<std::uint64_t> rejected_pixels{0};
   const Eigen::VectorXd energy = Eigen::Map<const Eigen::VectorXd>(m.energy.data(), n_energy);
   const bool f4 = !m.intensity_f4.empty();  // float storage: each pixel is widened on its own
-  const double session = stack_offset_ev(m, state, energy, f4);  // one offset for the whole stack
-
+  StackMapsOptions options;
+  options.session_offset_ev = stack_offset_ev(m, state, energy, f4);  // one offset for the whole stack
+  if (state.mixture) options.mixture = &state.mixture_options;
   // Chunks of about a quarter of a worker's share (at least 16 pixels), so that every worker can
   // help and none is left with a long tail.
-  const std::size_t chunk = std::max<std::size_t>(16, pixels / (4 * static_cast<std::size_t>(workers_count)));
-  chunks.run(pixels, chunk, [&](std::size_t begin_px, std::size_t end_px) {
-    static thread_local Prepared prepared;
-    static thread_local Estimate e;
-    static thread_local Eigen::VectorXd pixel;  // an f4 pixel as double
-    const auto begin = static_cast<Eigen::Index>(begin_px), end = static_cast<Eigen::Index>(end_px);
-    for (Eigen::Index px = begin; px < end; ++px) {
-      try {
-        if (f4) {
-          pixel = Eigen::Map<const Eigen::VectorXf>(m.intensity_f4.data() + px * n_energy, n_energy).cast<double>();
-        }
-        preprocess_into(energy,
-                        f4 ? Eigen::Ref<const Eigen::VectorXd>(pixel)
-                           : Eigen::Ref<const Eigen::VectorXd>(
-                                 Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + px * n_energy, n_energy)),
-                        model.options().preprocess, prepared, session);
-        model.estimate_into(prepared, e);
-        const auto i = static_cast<std::size_t>(px);
-        if (state.mixture) {
-          const Mixture x = model.mixture(prepared, e, state.mixture_options);
-          cap_class_confidence(x, e);
-          mm.params[valence].second[i] = static_cast<float>(x.mean_value);
-          mm.uncertainty.back().second[i] = static_cast<float>(x.mean_value_sd);
-          for (auto& [key, f] : mm.fractions) f[i] = 0.0f;
-          for (const MixtureComponent& c : x.components) {
-            const auto k = static_cast<std::size_t>(
-                std::lower_bound(charges.begin(), charges.end(), c.class_value) - charges.begin());
-            if (k < charges.size()) mm.fractions[k].second[i] = static_cast<float>(c.fraction);
-          }
-        }
-        std::size_t ci = 0, ui = 0;
-        for (std::size_t p = 0; p < params.size(); ++p) {
-          mm.params[p].second[i] = static_cast<float>(e.values[p]);
-          if (params[p].categorical) {
-            mm.confidence[ci++].second[i] = static_cast<float>(e.confidence[p]);
-          } else {
-            mm.uncertainty[ui++].second[i] = static_cast<float>(e.uncertainty[p]);
-          }
-        }
-        mm.novelty[i] = static_cast<float>(e.novelty);
-      } catch (const PreprocessError&) {
-        ++rejected_pixels;
-      }
-    }
-  }, [this] { queue.wake(); });
+  options.chunk = std::max<std::size_t>(16, pixels / (4 * static_cast<std::size_t>(workers_count)));
+  const PixelSource pixel = [&](std::size_t px, Eigen::VectorXd& scratch) -> Eigen::Ref<const Eigen::VectorXd> {
+    const auto at = static_cast<Eigen::Index>(px) * n_energy;
+    if (!f4) return Eigen::Map<const Eigen::VectorXd>(m.intensity.data() + at, n_energy);
+    scratch = Eigen::Map<const Eigen::VectorXf>(m.intensity_f4.data() + at, n_energy).cast<double>();
+    return scratch;
+  };
+  protocol::EstimateMapMessage mm;
+  estimate_stack_maps(state.model, energy, pixels, pixel, options,
+                      [this](std::size_t n, std::size_t chunk, const ChunkWork& work) {
+                        chunks.run(n, chunk, work, [this] { queue.wake(); });
+                      },
+                      mm);
   latency.compute = micros(t1, Clock::now());
   record_stages(latency);
   mm.id = std::move(m.id);
   mm.shape = m.shape;
-  mm.rejected_pixels = rejected_pixels.load();
   mm.latency = latency;
   mm.meta = std::move(m.meta);
   if (mm.rejected_pixels > 0) {
@@ -243,7 +190,7 @@ void Daemon::Impl::process_stack(protocol::SpectrumMessage& m, const ModelState&
   out.peer = std::move(peer);
   send(std::move(out));
   // Encoded: the maps themselves go to the NeXus writer, not a copy of them.
-  if (!config.output.nexus_file.empty()) queue_nexus(std::move(mm), session, state.shared_from_this());
+  if (!config.output.nexus_file.empty()) queue_nexus(std::move(mm), options.session_offset_ev, state.shared_from_this());
 }
 
 }  // namespace xasmap::service

@@ -1,10 +1,10 @@
 // xasmap embed: fit the model the config describes and save it.
 // xasmap estimate: estimate the parameters of spectrum files, as the daemon would.
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <atomic>
 #include <filesystem>
 #include <iostream>
 #include <limits>
@@ -19,6 +19,7 @@
 #include "paths.hpp"
 #include "progress.hpp"
 #include "spectrum_files.hpp"
+#include "stack_maps.hpp"
 #include "xasmap/config/config.hpp"
 #include "xasmap/core/error.hpp"
 #include "xasmap/core/model.hpp"
@@ -177,91 +178,55 @@ void estimate_stack(const StackRun& run, const std::string& file, const std::str
   const auto pixel_of = [&](std::size_t px, Eigen::VectorXd& out) {
     out = Eigen::Map<const Eigen::VectorXf>(stack.intensity.data() + static_cast<Eigen::Index>(px) * n, n).cast<double>();
   };
-  const double session = stack_offset_ev(model, stack.energy_ev, pixels, pixel_of, run.offset, run.search,
-                                         run.cfg.calibration.track_min_confidence);
-  const auto& params = model.parameters();
-  // One map per parameter, its uncertainty (or a category's confidence), novelty, and with
-  // mixtures the mean valence and its sd. The class parameter (charge) first: the signal.
-  std::vector<NexusMap> maps;
-  std::vector<std::size_t> value_map(params.size()), spread_map(params.size());
-  const auto add = [&](const std::string& name) {
-    maps.push_back(nexus_map(name, pixels));
-    return maps.size() - 1;
-  };
-  std::vector<std::size_t> order(params.size());
-  for (std::size_t p = 0; p < params.size(); ++p) order[p] = p;
-  if (model.class_parameter() > 0) std::swap(order[0], order[static_cast<std::size_t>(model.class_parameter())]);
-  for (const std::size_t p : order) {
-    value_map[p] = add(params[p].name);
-    spread_map[p] = add(params[p].name + (params[p].categorical ? "_confidence" : "_uncertainty"));
-  }
-  const std::size_t novelty = add("novelty");
-  std::size_t valence = 0, valence_sd = 0;
+  StackMapsOptions options;
+  options.session_offset_ev = stack_offset_ev(model, stack.energy_ev, pixels, pixel_of, run.offset, run.search,
+                                              run.cfg.calibration.track_min_confidence);
   if (run.mixture) {
-    valence = add("valence");
-    valence_sd = add("valence_uncertainty");
+    options.mixture = &run.mixing;
+    model.prepare_mixture();  // once, before the threads share it
   }
-  std::atomic<std::size_t> next{0};
-  std::atomic<std::uint64_t> rejected{0};
-  const auto work = [&] {
-    Prepared prepared;
-    Estimate e;
-    Eigen::VectorXd intensity;
-    constexpr std::size_t kChunk = 64;
-    for (std::size_t begin; (begin = next.fetch_add(kChunk)) < pixels;) {
-      for (std::size_t px = begin; px < std::min(pixels, begin + kChunk); ++px) {
-        pixel_of(px, intensity);
-        try {
-          preprocess_into(stack.energy_ev, intensity, model.options().preprocess, prepared, session);
-          model.estimate_into(prepared, e);
-        } catch (const PreprocessError&) {
-          ++rejected;
-          continue;
-        }
-        if (run.mixture) {
-          const Mixture x = model.mixture(prepared, e, run.mixing);
-          cap_class_confidence(x, e);
-          maps[valence].values[px] = static_cast<float>(x.mean_value);
-          maps[valence_sd].values[px] = static_cast<float>(x.mean_value_sd);
-        }
-        for (std::size_t p = 0; p < params.size(); ++p) {
-          maps[value_map[p]].values[px] = static_cast<float>(e.values[p]);
-          maps[spread_map[p]].values[px] =
-              static_cast<float>(params[p].categorical ? e.confidence[p] : e.uncertainty[p]);
-        }
-        maps[novelty].values[px] = static_cast<float>(e.novelty);
-      }
-    }
-  };
-  if (run.mixture) model.prepare_mixture();  // once, before the threads share it
-  {
-    std::vector<std::jthread> pool;
-    for (int t = 1; t < run.threads; ++t) pool.emplace_back(work);
-    work();
-  }
-  NexusResult res;
+  // The daemon's loop (stack_maps.hpp), on this process's threads: each takes the next chunk.
+  protocol::EstimateMapMessage maps;
+  estimate_stack_maps(model, stack.energy_ev, pixels,
+                      [&](std::size_t px, Eigen::VectorXd& scratch) -> Eigen::Ref<const Eigen::VectorXd> {
+                        pixel_of(px, scratch);
+                        return scratch;
+                      },
+                      options,
+                      [&](std::size_t count, std::size_t chunk, const ChunkWork& work) {
+                        std::atomic<std::size_t> next{0};
+                        const auto take = [&] {
+                          for (std::size_t begin; (begin = next.fetch_add(chunk)) < count;) {
+                            work(begin, std::min(count, begin + chunk));
+                          }
+                        };
+                        std::vector<std::jthread> pool;
+                        for (int t = 1; t < run.threads; ++t) pool.emplace_back(take);
+                        take();
+                      },
+                      maps);
+  maps.shape = {static_cast<std::int64_t>(stack.ny), static_cast<std::int64_t>(stack.nx), static_cast<std::int64_t>(n)};
+  NexusResult res = nexus_result_of(maps);
   res.ny = stack.ny;
   res.nx = stack.nx;
   res.y = stack.y;
   res.x = stack.x;
   res.y_units = stack.y_units;
   res.x_units = stack.x_units;
-  res.maps = std::move(maps);
   res.title = std::filesystem::path(file).filename().string();
   res.version = kVersion;
   res.model_checksum = run.model_checksum;
   res.library = library_description(model);
   res.config_yaml = config::to_yaml(run.cfg);
   res.source = file + ":" + stack.signal_path + " (" + stack.layout + ")";
-  res.session_offset_ev = session;
-  res.rejected_pixels = rejected.load();
+  res.session_offset_ev = options.session_offset_ev;
   write_nexus_result(out_file, res);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr,
                "xasmap estimate: %s: %zu x %zu pixels x %lld energies (%s) -> %s in %.2f s; session offset %+.2f eV; "
                "%llu pixels could not be judged\n",
                file.c_str(), stack.ny, stack.nx, static_cast<long long>(n), stack.layout.c_str(), out_file.c_str(),
-               seconds, session, static_cast<unsigned long long>(res.rejected_pixels));
+               seconds, options.session_offset_ev, static_cast<unsigned long long>(res.rejected_pixels));
 }
 
 }  // namespace
