@@ -49,8 +49,10 @@ What it does as xasmapd does (with xasmapd's default configuration):
   with each of the 24 best-ranked candidate rows (means removed); the best-fitting gives its
   height j, removed when j exceeds 3 standard errors (the residual's variance, or the noise's
   where larger, times (1 + rho) / (1 - rho) for its lag-one correlation rho); then the spectrum
-  is estimated again, at most 4 fits while the best-fitting candidate changes. `edge_step` = j /
-  the highest point left.
+  is estimated again, at most 4 fits while the best-fitting candidate changes. When the first fit
+  finds none and the spectrum's novelty exceeds 2, it is fitted once more over the candidates of
+  the spectrum less a continuum of 0.2 of its highest point. `edge_step` = j / the highest point
+  left.
 
 What it simplifies, which a report comparing the two must say:
 
@@ -279,6 +281,12 @@ def preprocess(energy, intensity, o):
 # The estimator
 # =================================================================================================
 
+# xasmapd's estimation.exact_partial_novelty (the novelty beyond which the edge-step fit seeks
+# candidates once more) and its kEdgeStepSeed (core/src/model.cpp).
+EXACT_PARTIAL_NOVELTY = 2.0
+EDGE_STEP_SEED = 0.2
+
+
 class Estimator:
     def __init__(self, folder, o):
         self.o = o
@@ -322,6 +330,14 @@ class Estimator:
         result, previous = plain, None
         for fit in range(4):
             j, step, matched = self.fit_edge_step(p, first, sigma, features[rows])
+            if j <= 0.0 and fit == 0 and plain["novelty"] > EXACT_PARTIAL_NOVELTY and step is not None:
+                # None found where the candidates fit poorly: once more over the candidates of the
+                # spectrum less a typical continuum (EDGE_STEP_SEED of its highest point).
+                q = p - EDGE_STEP_SEED * p.max() * step
+                area = q.sum() * o.step_ev
+                if area > 0:
+                    _, rows = self.judge(q / area, first, coverage, sigma / area, full, index)
+                    j, step, matched = self.fit_edge_step(p, first, sigma, features[rows])
             if j <= 0.0:
                 return plain
             matched = int(rows[matched])

@@ -137,6 +137,12 @@ constexpr int kEdgeStepPasses = 4;
 // baseline_agrees feed, the best-ranked copies of 8 spectra instead found it in 46 of 67 spectra
 // given one instead of 51, and put 0.126 into one without).
 constexpr std::size_t kEdgeStepCandidates = 24;
+// When no continuum is found and the spectrum's best candidate lies beyond exact_partial_novelty,
+// candidates are sought once more for the spectrum less a continuum of this height over its
+// highest point (a typical Mn L2,3 step: the held-out sets draw 0.05-0.3). Chosen on a design set
+// of its own seeds and 10Dq values (tests/service/test_heldout.cpp, not a report set): 0.1 and
+// 0.2 took its 10Dq MAE from 0.077 to 0.063 and 0.053 eV; the height is fitted afresh after it.
+constexpr double kEdgeStepSeed = 0.2;
 // The exact ranking of a narrow window first ranks every library spectrum at every third shifted
 // copy (0, +-0.15, +-0.3, +-0.45 eV with the default 0.05 eV step), then every copy of the best
 // spectra: a third of the rows (docs/estimation.md, step 2).
@@ -255,6 +261,8 @@ struct EstimateScratch {
   // The edge-step fit's buffers.
   RowVectorXf continuum, step;
   Prepared stepped;
+  Estimate unseeded;  // the estimate kept while a seeded continuum is tried (estimate_into)
+  bool step_shaped = false;  // fit_edge_step got as far as the continuum's shape (`step`)
   std::vector<std::pair<double, std::size_t>> edge_candidates;  // (ranked, index into all)
   Eigen::VectorXf centred_spectrum, centred_step, centred_energy, residual;
   std::vector<float> smoothed;
@@ -1167,6 +1175,7 @@ double Model::fit_edge_step(const Prepared& prep, RowVectorXf& step, Eigen::Inde
   const int n = w.size();
   matched = -1;
   EstimateScratch& sc = estimate_scratch();
+  sc.step_shaped = false;
   if (n < 16 || sc.all.empty()) return 0.0;
   // The steps lie at the spectrum's L3 maximum (smoothed over +-0.3 eV, so that noise does not
   // place it) and at its L2 maximum one spin-orbit splitting above, within 30 % (beyond the
@@ -1213,6 +1222,7 @@ double Model::fit_edge_step(const Prepared& prep, RowVectorXf& step, Eigen::Inde
     sc.continuum[i] = (2.0f / 3.0f) * at(i - i3) + (1.0f / 3.0f) * at(i - i2);
   }
   window_background_into(sc.continuum, w, po, step);
+  sc.step_shaped = true;
   // Least squares of the spectrum on each ranked candidate and the continuum, means removed (the
   // distance is blind to an offset): p = a row + j step + c. The candidate that fits best with
   // its continuum gives j: the continuum is profiled over the candidates, not fitted against the
@@ -1334,10 +1344,41 @@ void Model::estimate_into(const Prepared& prep, Estimate& e, bool exact_partial)
   // candidates alone; the last one, as the caller asked.
   Eigen::Index matched = -1, previous = -2;
   double height = 0;  // of the continuum the last estimate had removed; 0: none
+  bool seeded = false;
   for (int pass = 0; pass < kEdgeStepPasses; ++pass) {
-    const double j = fit_edge_step(prep, sc.step, matched);
+    double j = fit_edge_step(prep, sc.step, matched);
+    if (j <= 0.0 && pass == 0 && e.novelty > o.exact_partial_novelty && sc.step_shaped) {
+      // None found, and the candidates fit the spectrum poorly: they may be the ones that have
+      // absorbed a continuum (a Mn2+ of lower 10Dq for one of higher 10Dq with a step). The fit
+      // is profiled once more over the candidates of the spectrum less a typical continuum
+      // (kEdgeStepSeed of its highest point), with the height fitted afresh on the spectrum as it is.
+      seeded = true;
+      const float top = prep.values.segment(w.first, w.size()).maxCoeff();
+      Prepared& s = sc.stepped;
+      s.window = w;
+      s.coverage = prep.coverage;
+      s.values.setZero(prep.values.size());
+      double area = 0;
+      for (int i = w.first; i <= w.last; ++i) {
+        s.values[i] = prep.values[i] - static_cast<float>(kEdgeStepSeed) * top * sc.step[i];
+        area += s.values[i];
+      }
+      const double scale =
+          o.preprocess.normalize == NormalizationKind::kArea ? area * o.preprocess.grid.step_ev : 1.0;
+      if (scale > 0.0) {
+        s.values.segment(w.first, w.size()) /= static_cast<float>(scale);
+        s.noise_sigma = prep.noise_sigma / scale;
+        sc.unseeded = e;
+        estimate_once(s, e, false);
+        j = fit_edge_step(prep, sc.step, matched);
+        if (j <= 0.0) {  // none there either: the first estimate stands
+          e = sc.unseeded;
+          return;
+        }
+      }
+    }
     if (j <= 0.0) {
-      if (pass > 0) {  // the new candidates find none: the spectrum as it is
+      if (pass > 0 || seeded) {  // the new candidates find none: the spectrum as it is
         estimate_once(prep, e, exact_partial);
         e.edge_step = 0;
       }

@@ -542,11 +542,11 @@ TEST_CASE("held-out: an L3/L2 edge step", "[heldout][base-set]") {
   const Outcome o = report("edge step 5-30 % of L3", measure_heldout(base_clean(), m));
   CHECK(o.charge_ok == o.count);
   // Before the continuum was fitted (estimation.edge_step_fit, 2026-12-07): 10Dq MAE 0.134 eV,
-  // bias -0.113 eV, coverage 58.0 %; with it 0.109, -0.063 and 56.7 % (validation.md). Missed:
-  // the coverage, and a bias that is still half the interval.
-  CHECK(o.tendq_abs / o.charge_ok <= 0.12);
-  CHECK(o.tendq_signed / o.charge_ok >= -0.08);
-  CHECK(o.coverage() >= 0.53);
+  // bias -0.113 eV, coverage 58.0 %; with it 0.109, -0.063 and 56.7 %; with the seeded second
+  // look where none was found (kEdgeStepSeed) 0.063, -0.020 and 61.3 % (validation.md).
+  CHECK(o.tendq_abs / o.charge_ok <= 0.075);
+  CHECK(o.tendq_signed / o.charge_ok >= -0.04);
+  CHECK(o.coverage() >= 0.61);
   CHECK(o.coverage() <= 0.75);
   // The continuum is found in most spectra, and its height is not overstated.
   CHECK(o.edge_removed >= o.count / 2);
@@ -562,7 +562,11 @@ TEST_CASE("held-out: an L3/L2 edge step", "[heldout][base-set]") {
   const Outcome other = report("edge step 5-30 % of L3, half width 0.3-0.9 eV, onset within 0.7 eV of the maxima",
                                measure_heldout(base_clean(), v));
   CHECK(other.charge_ok == other.count);
-  CHECK(other.tendq_abs / other.charge_ok <= 0.15);
+  // 0.106 eV, bias -0.068, coverage 60.0 % before the seeded second look; 0.060, -0.018, 63.3 % with it.
+  CHECK(other.tendq_abs / other.charge_ok <= 0.075);
+  CHECK(other.tendq_signed / other.charge_ok >= -0.04);
+  CHECK(other.coverage() >= 0.61);
+  CHECK(other.coverage() <= 0.75);
 }
 
 TEST_CASE("held-out: a session offset of up to 1 eV", "[heldout][base-set]") {
@@ -884,9 +888,10 @@ TEST_CASE("held-out: two-component mixtures, mean valence and atom fractions", "
   // #13's target is 68 +- 10 %: 76.9 % (2026-12-06, the systematic part in proportion to the
   // novelty; with one number for every mismatch these same-model intervals covered 83 %). Missed
   // since the edge-step fit (2026-12-07): 79.6 %, with systematic_sd refitted 0.012 -> 0.013 on
-  // the calibration half, whose estimates lost some novelty to the continuum removed.
+  // the calibration half, whose estimates lost some novelty to the continuum removed; 78.7 %
+  // since the continuum's second look (2026-12-07, evening): still 0.7 points over.
   CHECK(r.covered >= 0.58 * r.mixtures);
-  CHECK(r.covered <= 0.80 * r.mixtures);
+  CHECK(r.covered <= 0.79 * r.mixtures);
   CHECK(std::abs(r.signed_error / r.count) <= 0.02);
 }
 
@@ -1016,3 +1021,4 @@ TEST_CASE("held-out: mixtures under a common session offset and on part of the r
     CHECK(r->pure_ok >= 0.95 * r->pure);
   }
 }
+
