@@ -322,6 +322,13 @@ void validate_simulate(const SimulateConfig& s, Checker& c) {
           "one value, or no slater_scale_dd and slater_scale_pd (a swept scale applies to all)");
   }
   const ChargeTransferConfig& ct = s.charge_transfer;
+  for (const auto& [ion, shift] : ct.delta_shift_ev) {
+    if (std::find(s.ions.begin(), s.ions.end(), ion) == s.ions.end()) {
+      c.add(p + ".charge_transfer.delta_shift_ev." + ion, "'" + ion + "', not in library.simulate.ions",
+            "an ion of library.simulate.ions");
+    }
+    for (double v : ct.delta_ev.values()) c.range(p + ".charge_transfer.delta_shift_ev." + ion, v + shift, -20.0, 20.0);
+  }
   if (ct.configurations > 1) {
     for (std::size_t i = 0; i < s.ions.size(); ++i) {
       if (!valid_ion(s.ions[i])) continue;

@@ -272,6 +272,11 @@ std::vector<Entry> build_entries() {
       key("library.simulate.charge_transfer.delta_ev", field(XASMAP_MEMBER(library.simulate.charge_transfer.delta_ev)),
           closed(-20.0, 20.0),
         "Charge-transfer energy E(3d^(n+1)L) - E(3d^n) between configuration averages (eV)."),
+      key("library.simulate.charge_transfer.delta_shift_ev",
+          field(XASMAP_MEMBER(library.simulate.charge_transfer.delta_shift_ev)), closed(-20.0, 20.0),
+        "Added to every delta_ev value for the ion named, e.g. {Mn2+: 4.0, Mn3+: 2.5} (eV; an ion\n"
+        "without an entry: 0): Delta falls as the valence rises, so one sweep, shifted per ion, spans\n"
+        "each ion's own range. A spectrum's delta parameter is the value it was simulated with."),
       key("library.simulate.charge_transfer.udd_ev", field(XASMAP_MEMBER(library.simulate.charge_transfer.udd_ev)),
           closed(0.0, 20.0),
         "3d-3d Coulomb U and the core-hole potential Upd (eV): the final state's charge-transfer\n"

@@ -120,7 +120,10 @@ std::vector<SimulationJob> make_jobs(const config::SimulateConfig& s, const Atom
     const config::ChargeTransferConfig& ctc = s.charge_transfer;
     const bool ct = ctc.configurations > 1;
     std::vector<std::array<double, 5>> ct_sets;
-    for (const double delta : ctc.delta_ev.values()) {
+    const auto shift = ctc.delta_shift_ev.find(ion_name);
+    const double delta_shift = shift == ctc.delta_shift_ev.end() ? 0.0 : shift->second;
+    for (const double swept : ctc.delta_ev.values()) {
+      const double delta = swept + delta_shift;
       for (const double udd : ctc.udd_ev.values()) {
         for (const double upd : ctc.upd_ev.values()) {
           for (const double veg : ctc.veg_ev.values()) {

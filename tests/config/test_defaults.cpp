@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -262,4 +263,13 @@ TEST_CASE("docs/examples/charge_transfer_library.yaml is a valid configuration",
   CHECK(c.library.simulate.charge_transfer.configurations == 2);
   CHECK(c.library.simulate.charge_transfer.delta_ev.values() == std::vector<double>{1.0, 3.0, 5.0});
   CHECK(c.library.simulate.tendq_ev.values().size() == 11);
+}
+
+TEST_CASE("docs/examples/charge_transfer_library_per_ion.yaml is a valid configuration", "[config]") {
+  const Config c = load_config(std::filesystem::path(XASMAP_SOURCE_DIR) / "docs" / "examples" /
+                               "charge_transfer_library_per_ion.yaml");
+  const ChargeTransferConfig& ct = c.library.simulate.charge_transfer;
+  CHECK(ct.configurations == 2);
+  CHECK(ct.delta_ev.values() == std::vector<double>{-2.0, 0.0, 2.0});
+  CHECK(ct.delta_shift_ev == std::map<std::string, double>{{"Mn2+", 7.0}, {"Mn3+", 4.5}, {"Mn4+", 2.0}});
 }

@@ -133,6 +133,13 @@ TEST_CASE("cross-field rules are checked and located", "[config][reject]") {
         {"library.simulate.charge_transfer.configurations", 4, 23, "4", "an integer in [1, 3]"});
   check(rejection("library:\n  simulate:\n    charge_transfer:\n      veg_ev: [1.0, -2.0]\n"),
         {"library.simulate.charge_transfer.veg_ev[1]", 4, 7, "-2", "a number in [0, 10]"});
+  // A per-ion shift of Delta names an ion of the library, and keeps every Delta in range.
+  check(rejection("library:\n  simulate:\n    charge_transfer:\n      delta_shift_ev: {Fe3+: 1.0}\n"),
+        {"library.simulate.charge_transfer.delta_shift_ev.Fe3+", 4, 30, "'Fe3+', not in library.simulate.ions",
+         "an ion of library.simulate.ions"});
+  check(rejection("library:\n  simulate:\n    charge_transfer:\n      delta_ev: [2, 10]\n"
+                  "      delta_shift_ev: {Mn2+: 15}\n"),
+        {"library.simulate.charge_transfer.delta_shift_ev.Mn2+", 5, 30, "25", "[-20, 20]"});
   // The acknowledged input's ROUTER binds; senders' DEALERs connect.
   check(rejection("input:\n  pattern: router\n"), {"input.bind", 2, 3, "false", "true with pattern router"});
   check(rejection("input:\n  pattern: router\n  bind: true\n  dedup_ids: -1\n"),

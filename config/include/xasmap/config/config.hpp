@@ -56,6 +56,9 @@ enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kCritical, kOff };
 struct ChargeTransferConfig {
   int configurations = 1;
   Sweep delta_ev = Sweep::single(4.0);
+  // Added to every value of delta_ev for the ion named (eV; an ion without an entry: 0), so that
+  // one sweep follows Delta's fall with the valence (Mn2+ about 4 eV above Mn4+).
+  std::map<std::string, double> delta_shift_ev;
   Sweep udd_ev = Sweep::single(6.0);
   Sweep upd_ev = Sweep::single(7.5);
   Sweep veg_ev = Sweep::single(2.0);
