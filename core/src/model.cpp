@@ -86,7 +86,7 @@ struct Model::Index {
   // Per row, on the whole grid as stored: what the edge-step fit (fit_edge_step) needs of a
   // candidate besides its dot products with the spectrum and the continuum, so that a spectrum
   // covering the whole grid reads each candidate twice instead of five times.
-  // Summed in double, kept in float (20 bytes a row: 4 % of the row itself on the default grid).
+  // Summed in double, kept in float (20 bytes a row: 2 % of the row itself on the default grid).
   struct FullGridTerms {
     float sum = 0, sum2 = 0;  // of the values and of their squares
     float energy = 0;         // the values' dot product with the energies less their mean
