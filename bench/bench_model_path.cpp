@@ -48,18 +48,12 @@ int main(int argc, char** argv) {
     sources.push_back(service::measured_like(lib.spectra[truth.back()], perturb, rng));
     if (mode == "edge-step") {
       service::Source& src = sources.back();
-      const auto top = std::max_element(src.intensity.begin(), src.intensity.end());
-      const double l3 = src.energy[static_cast<std::size_t>(top - src.intensity.begin())];
-      double l2 = l3 + 11.2, best = -1e300;
+      const auto points = static_cast<Eigen::Index>(src.energy.size());
+      const WhiteLines lines = white_lines(Eigen::Map<const Eigen::VectorXd>(src.energy.data(), points),
+                                           Eigen::Map<const Eigen::VectorXd>(src.intensity.data(), points), 8.0, 14.0);
+      const double height = (0.1 + 0.2 * static_cast<double>(rng() % 1000) / 1000.0) * lines.peak;
       for (std::size_t k = 0; k < src.energy.size(); ++k) {
-        if (src.energy[k] >= l3 + 8.0 && src.energy[k] <= l3 + 14.0 && src.intensity[k] > best) {
-          best = src.intensity[k];
-          l2 = src.energy[k];
-        }
-      }
-      const double height = (0.1 + 0.2 * static_cast<double>(rng() % 1000) / 1000.0) * *top;
-      for (std::size_t k = 0; k < src.energy.size(); ++k) {
-        src.intensity[k] += height * edge_continuum(src.energy[k], l3, l2, 0.5);
+        src.intensity[k] += height * edge_continuum(src.energy[k], lines.l3_ev, lines.l2_ev, 0.5);
       }
     }
   }

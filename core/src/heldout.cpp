@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 #include <random>
 
@@ -68,17 +69,11 @@ HeldOutClean simulate_heldout(const HeldOutPhysics& physics, const AtomicTable& 
     const Eigen::VectorXd& y = c.intensity;
     c.charge = static_cast<int>(simulated[i].labels.at("charge"));
     c.tendq_ev = simulated[i].labels.at("tendq");
-    Eigen::Index i3 = 0;
-    c.peak = y.maxCoeff(&i3);
-    c.l3_ev = fine[i3];
     // L2 lies 1.5 zeta(2p) above L3: its maximum is sought from zeta(2p) above the L3 maximum.
-    double best = -1;
-    for (Eigen::Index k = 0; k < fine.size(); ++k) {
-      if (fine[k] >= c.l3_ev + zeta2p[i] && fine[k] <= c.l3_ev + 2.5 * zeta2p[i] && y[k] > best) {
-        best = y[k];
-        c.l2_ev = fine[k];
-      }
-    }
+    const WhiteLines lines = white_lines(fine, y, zeta2p[i], 2.5 * zeta2p[i]);
+    c.peak = lines.peak;
+    c.l3_ev = lines.l3_ev;
+    c.l2_ev = lines.l2_ev;
   }
   return out;
 }
@@ -132,6 +127,24 @@ std::vector<HeldOutSpectrum> measure_heldout(const HeldOutClean& clean, const He
 std::vector<HeldOutSpectrum> make_heldout(const HeldOutPhysics& physics, const HeldOutMeasurement& m,
                                           const AtomicTable& table, int threads) {
   return measure_heldout(simulate_heldout(physics, table, threads), m);
+}
+
+WhiteLines white_lines(const Eigen::Ref<const Eigen::VectorXd>& energy_ev, const Eigen::Ref<const Eigen::VectorXd>& intensity,
+                       double l2_from_ev, double l2_to_ev) {
+  WhiteLines w;
+  if (intensity.size() == 0) return w;
+  Eigen::Index i3 = 0;
+  w.peak = intensity.maxCoeff(&i3);
+  w.l3_ev = energy_ev[i3];
+  w.l2_ev = w.l3_ev + 0.5 * (l2_from_ev + l2_to_ev);
+  double best = -std::numeric_limits<double>::infinity();
+  for (Eigen::Index k = 0; k < energy_ev.size(); ++k) {
+    if (energy_ev[k] >= w.l3_ev + l2_from_ev && energy_ev[k] <= w.l3_ev + l2_to_ev && intensity[k] > best) {
+      best = intensity[k];
+      w.l2_ev = energy_ev[k];
+    }
+  }
+  return w;
 }
 
 double edge_continuum(double energy_ev, double l3_ev, double l2_ev, double half_width_ev) {

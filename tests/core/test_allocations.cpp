@@ -89,16 +89,9 @@ TEST_CASE("preprocess_into and estimate_into allocate nothing once warm", "[core
       intensity[i] = ref.intensity[j] + 0.01 * std::sin(37.0 * static_cast<double>(i));
     }
     if (continuum) {  // two arctangent steps, 2:1, at the reference's L3 and L2 maxima
-      Eigen::Index top = 0, top2 = -1;
-      ref.intensity.maxCoeff(&top);
-      const double l3 = ref.energy_ev[top];
-      for (Eigen::Index k = 0; k < ref.energy_ev.size(); ++k) {
-        if (ref.energy_ev[k] < l3 + 8.0 || ref.energy_ev[k] > l3 + 14.0) continue;
-        if (top2 < 0 || ref.intensity[k] > ref.intensity[top2]) top2 = k;
-      }
-      const double l2 = top2 < 0 ? l3 + 11.2 : ref.energy_ev[top2];
+      const WhiteLines lines = white_lines(ref.energy_ev, ref.intensity, 8.0, 14.0);
       for (Eigen::Index i = 0; i < n; ++i) {
-        intensity[i] += 0.3 * ref.intensity[top] * edge_continuum(energy[i], l3, l2, 0.4);
+        intensity[i] += 0.3 * lines.peak * edge_continuum(energy[i], lines.l3_ev, lines.l2_ev, 0.4);
       }
     }
     Prepared prepared;

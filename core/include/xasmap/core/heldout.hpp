@@ -75,6 +75,15 @@ struct HeldOutClean {
 // or a calculation fails. `threads` <= 0: every hardware thread.
 HeldOutClean simulate_heldout(const HeldOutPhysics& physics, const AtomicTable& table, int threads = 0);
 
+// A spectrum's white lines: its highest point (L3) and the highest point from l2_from_ev to
+// l2_to_ev above it (L2; midway between the two when no point lies there), on ascending energies.
+struct WhiteLines {
+  double l3_ev = 0, l2_ev = 0;
+  double peak = 0;  // the intensity at L3
+};
+WhiteLines white_lines(const Eigen::Ref<const Eigen::VectorXd>& energy_ev, const Eigen::Ref<const Eigen::VectorXd>& intensity,
+                       double l2_from_ev, double l2_to_ev);
+
 // An L3/L2 edge-step continuum of unit height at `energy_ev`: two arctangent steps of half width
 // `half_width_ev`, 2:1 (the 2p3/2 and 2p1/2 occupations), centred at l3_ev and l2_ev.
 double edge_continuum(double energy_ev, double l3_ev, double l2_ev, double half_width_ev);
