@@ -417,10 +417,10 @@ void encode_into(const EstimateMessage& m, Encoded& out) {
 Encoded encode(const EstimateMapMessage& m) {
   Encoded out;
   out.bytes.reserve(4096 + m.novelty.size() * 4 *
-                             (1 + m.params.size() + m.uncertainty.size() + m.confidence.size() + m.fractions.size()));
+                             (2 + m.params.size() + m.uncertainty.size() + m.confidence.size() + m.fractions.size()));
   ByteSink buffer{out.bytes};
   Packer pk(buffer);
-  pk.pack_map(m.fractions.empty() ? 13 : 14);
+  pk.pack_map(13 + (m.fractions.empty() ? 0 : 1) + (m.edge_step.empty() ? 0 : 1));
   pk.pack("id");
   pk.pack(m.id);
   pk.pack("seq");
@@ -448,6 +448,10 @@ Encoded encode(const EstimateMapMessage& m) {
   if (!m.fractions.empty()) {
     pk.pack("fractions");
     pack_float_maps(pk, m.fractions);
+  }
+  if (!m.edge_step.empty()) {
+    pk.pack("edge_step");
+    pack_floats_bin(pk, m.edge_step);
   }
   pk.pack("rejected_pixels");
   pk.pack(m.rejected_pixels);
@@ -593,6 +597,7 @@ EstimateMapMessage decode_estimate_map(const std::uint8_t* data, std::size_t siz
   });
   m.novelty = v.floats("novelty", v.get("novelty"));
   if (v.find("fractions") != nullptr) m.fractions = read_float_maps(v.map("fractions"));  // since 2026-12-06
+  if (v.find("edge_step") != nullptr) m.edge_step = v.floats("edge_step", v.get("edge_step"));  // since 2026-12-07
   m.rejected_pixels = v.count("rejected_pixels");
   m.latency = read_latency(v.map("latency_us"));
   m.time_published = v.num("time_published");
@@ -611,6 +616,7 @@ EstimateMapMessage decode_estimate_map(const std::uint8_t* data, std::size_t siz
     }
   };
   check("novelty", m.novelty.size());
+  if (!m.edge_step.empty()) check("edge_step", m.edge_step.size());
   for (const auto* maps : {&m.params, &m.uncertainty, &m.confidence, &m.fractions}) {
     for (const auto& [name, values] : *maps) check(name, values.size());
   }

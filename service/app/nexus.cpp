@@ -677,6 +677,7 @@ NexusMap nexus_map(const std::string& name, std::size_t pixels) {
   if (ends_with(name, "_uncertainty")) long_name = "68 % half-width of " + long_name;
   if (ends_with(name, "_confidence")) long_name = "probability of the " + name.substr(0, name.size() - 11);
   if (name == "novelty") long_name = "novelty (distance to the library over its spacing)";
+  if (name == "edge_step") long_name = "edge-step continuum removed, over the pixel's highest point";
   if (name.rfind("fraction_", 0) == 0) long_name = "atom fraction of charge " + name.substr(9);
   if (units != "1") long_name += " (" + units + ")";
   return {name, units, long_name, std::vector<float>(pixels, std::numeric_limits<float>::quiet_NaN())};
@@ -834,6 +835,7 @@ NexusResult nexus_result_of(const protocol::EstimateMapMessage& m) {
     if (const auto* u = find(m.uncertainty, name)) add(name + "_uncertainty", *u);
   }
   add("novelty", m.novelty);
+  if (!m.edge_step.empty()) add("edge_step", m.edge_step);
   for (const auto& [charge, values] : m.fractions) add("fraction_" + charge, values);
   r.title = m.id;
   r.rejected_pixels = m.rejected_pixels;

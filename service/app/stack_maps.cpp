@@ -26,6 +26,11 @@ void estimate_stack_maps(const Model& model, const Eigen::Ref<const Eigen::Vecto
     if (!p.category_names.empty()) m.categories.emplace_back(p.name, p.category_names);
   }
   m.novelty.assign(pixels, nan);
+  if (model.options().edge_step_fit) {
+    m.edge_step.assign(pixels, nan);
+  } else {
+    m.edge_step.clear();
+  }
   // Mixed valence: the mean valence beside the parameters, and each charge's atom fraction.
   const MixtureOptions* mixing = options.mixture;
   const std::size_t valence = m.params.size();
@@ -71,6 +76,7 @@ void estimate_stack_maps(const Model& model, const Eigen::Ref<const Eigen::Vecto
         }
       }
       m.novelty[i] = static_cast<float>(e.novelty);
+      if (!m.edge_step.empty()) m.edge_step[i] = static_cast<float>(e.edge_step);
     }
   });
   m.rejected_pixels = rejected.load();

@@ -32,7 +32,7 @@ struct StackMapsOptions {
 };
 
 // Fills m's params (and `valence` with mixtures), uncertainty, confidence, categories, novelty,
-// fractions and rejected_pixels (pixels whose preprocessing refused them: NaN in every map). The
+// edge_step (with the model's edge-step fit), fractions and rejected_pixels (pixels whose preprocessing refused them: NaN in every map). The
 // id, seq, shape, latency and meta are the caller's.
 void estimate_stack_maps(const Model& model, const Eigen::Ref<const Eigen::VectorXd>& energy, std::size_t pixels,
                          const PixelSource& pixel, const StackMapsOptions& options, const ChunkRunner& run,

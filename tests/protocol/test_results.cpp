@@ -151,6 +151,24 @@ TEST_CASE("estimate maps round-trip with float32 pixel arrays", "[protocol]") {
   m.fractions[2].second.push_back(0.0f);
   m.fractions.clear();
 
+  // The edge-step continuum per pixel (absent when the fit is off), its length checked too.
+  CHECK(back.edge_step.empty());
+  m.edge_step = {0.0f, 0.21f, 0.0f, 0.3f, nan, 0.0f};
+  const Encoded stepped = encode(m);
+  const EstimateMapMessage with_step = decode_estimate_map(stepped.bytes.data(), stepped.bytes.size());
+  REQUIRE(with_step.edge_step.size() == 6);
+  CHECK(with_step.edge_step[1] == 0.21f);
+  CHECK(std::isnan(with_step.edge_step[4]));
+  m.edge_step.pop_back();
+  const Encoded short_step = encode(m);
+  try {
+    decode_estimate_map(short_step.bytes.data(), short_step.bytes.size());
+    FAIL("a short edge_step array was accepted");
+  } catch (const ProtocolError& err) {
+    CHECK(err.field() == "edge_step");
+  }
+  m.edge_step.clear();
+
   // A map whose arrays disagree with its shape is refused, naming the array.
   m.novelty.pop_back();
   const Encoded bad = encode(m);

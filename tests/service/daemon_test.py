@@ -1106,11 +1106,20 @@ def scenario_stack(args):
     left, right = lib.find(2, 0.9), lib.find(4, 2.0)
     energy = np.arange(636.0, 658.0, 0.1)
     rows, cols = 64, 64
+    # The right half carries an edge-step continuum of 0.2 of its L3 maximum (two arctangents,
+    # 2:1, half width 0.5 eV, at its L3 and L2 maxima), which the daemon must find per pixel.
+    re, ri = np.asarray(right["energy"]), np.asarray(right["intensity"])
+    l3 = re[np.argmax(ri)]
+    near = (re >= l3 + 8.0) & (re <= l3 + 14.0)
+    l2 = re[near][np.argmax(ri[near])]
+    step = (2 / 3) * (0.5 + np.arctan((energy - l3) / 0.5) / np.pi) + (1 / 3) * (0.5 + np.arctan((energy - l2) / 0.5) / np.pi)
     stack = np.empty((rows, cols, energy.size))
     for r in range(rows):
         for c in range(cols):
             e = left if c < 32 else right
             y = np.interp(energy, e["energy"], e["intensity"])
+            if c >= 32:
+                y = y + 0.2 * ri.max() * step
             stack[r, c] = y + rng.normal(0.0, y.max() / 30.0, energy.size)
     message = {"id": "stack-1", "kind": "stack", "shape": [rows, cols, energy.size], "dtype": "f4",
                "energy": energy.astype("<f4").tobytes(), "intensity": stack.astype("<f4").tobytes(),
@@ -1139,6 +1148,15 @@ def scenario_stack(args):
         check(m["rejected_pixels"] == 0 and np.all(np.isfinite(novelty)), "every pixel judged")
         check(novelty.size == rows * cols and unc.size == rows * cols and conf.size == rows * cols,
               "per-pixel arrays of 4096 float32")
+        edge = np.frombuffer(m.get("edge_step", b""), "<f4")
+        check(edge.size == rows * cols, "an edge_step map of 4096 float32 (%d)" % edge.size)
+        if edge.size == rows * cols:
+            edge = edge.reshape(rows, cols)
+            print("stack: edge_step found on %.1f %% of the right half (median %.3f), %.1f %% of the left" %
+                  (100 * np.mean(edge[:, 32:] > 0), np.median(edge[:, 32:]), 100 * np.mean(edge[:, :32] > 0)))
+            check(np.mean(edge[:, 32:] > 0) >= 0.9 and abs(np.median(edge[:, 32:]) - 0.2) <= 0.05,
+                  "the right half's continuum found on >= 90 % of its pixels, median height 0.2 +- 0.05")
+            check(np.mean(edge[:, :32] > 0) <= 0.05, "the left half (no continuum): at most 5 % of pixels given one")
         check("end_to_end" in m["latency_us"], "end-to-end latency reported")
 
     # The same two phases measured 1.2 eV up, on a daemon that has seen no single spectrum: the

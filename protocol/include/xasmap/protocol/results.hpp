@@ -137,6 +137,9 @@ struct EstimateMapMessage {
   // charge, keyed by the charge in decimal ("2", "3", ...). The mean valence is params.valence,
   // its standard deviation uncertainty.valence.
   std::vector<std::pair<std::string, std::vector<float>>> fractions;
+  // Per pixel, the edge-step continuum's height over the pixel's highest point, as the estimate's
+  // edge_step (0: none removed; absent with estimation.edge_step_fit: false; since 2026-12-07).
+  std::vector<float> edge_step;
   std::uint64_t rejected_pixels = 0;
   Latency latency;
   double time_published = 0;
