@@ -349,10 +349,12 @@ ModelFileInfo Model::check_file(const std::filesystem::path& file) {
 Model Model::load(const std::filesystem::path& file) {
   const std::string name = file.string();
   std::ifstream in;
-  const std::uint64_t length = open_checked(file, in).payload_bytes;
+  const ModelFileInfo header = open_checked(file, in);
+  const std::uint64_t length = header.payload_bytes;
 
   Reader r(in, length, name);
   Model m;
+  m.file_checksum_ = header.checksum;
   const std::string writer_version = r.str();
   ModelOptions& o = m.options_;
   PreprocessOptions& p = o.preprocess;

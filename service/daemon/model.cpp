@@ -36,17 +36,12 @@ std::shared_ptr<const ModelState> Daemon::Impl::build(config::Config cfg, std::u
   state->model = build_model(cfg, &state->report, progress, cancelled);
   if (stop.stop_requested()) throw ReloadCancelled();
   state->model_checksum = "none: the model was built at start-up (" + state->report.source + "), not loaded from a file";
+  if (const auto sum = state->model.file_checksum()) {  // as load() verified it: no second read
+    char hex[40];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(*sum));
+    state->model_checksum = std::string(hex) + " (" + cfg.library.model_file.string() + ")";
+  }
   if (cfg.library.source == config::LibrarySource::kModel) {
-    // The file just loaded (Model::load verified the same checksum), read again for its header's
-    // value: a file replaced in between is named by what it holds now, and says so on reload.
-    try {
-      char hex[40];
-      std::snprintf(hex, sizeof hex, "%016llx",
-                    static_cast<unsigned long long>(Model::check_file(cfg.library.model_file).checksum));
-      state->model_checksum = std::string(hex) + " (" + cfg.library.model_file.string() + ")";
-    } catch (const std::exception& e) {
-      state->model_checksum = std::string("unknown: ") + e.what();
-    }
     // A model file brings the settings it was fitted with; those are in force, and reported.
     for (const std::string& note : adopt_model_settings(state->model, cfg)) {
       log->warn("{} ({} uses the model's setting)", note, cfg.library.model_file.string());

@@ -249,7 +249,7 @@ int run_estimate(const CliArgs& args) {
   if (const auto file = args.value("model")) {
     model = Model::load(*file);
     char hex[40];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(Model::check_file(*file).checksum));
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(model.file_checksum().value_or(0)));
     model_checksum = std::string(hex) + " (" + std::filesystem::path(*file).filename().string() + ")";
     if (args.has("config")) {
       cfg = config_from_args(args);

@@ -275,6 +275,9 @@ TEST_CASE("model files round-trip and refuse what is not theirs", "[core][model]
   CHECK((a.coordinates - b.coordinates).cwiseAbs().maxCoeff() == 0.0);
   CHECK(loaded.labels() == model().labels());
   CHECK(loaded.parameters() == model().parameters());
+  // A loaded model knows its file's payload checksum (its provenance); a fitted one has none.
+  CHECK(loaded.file_checksum() == Model::check_file(file).checksum);
+  CHECK_FALSE(model().file_checksum().has_value());
 
   std::ifstream in(file, std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -235,6 +236,9 @@ class Model {
   // Checks a model file's header (magic, format version, length) and its checksum without
   // reading its fields: what load() checks first. Throws as load() does.
   static ModelFileInfo check_file(const std::filesystem::path& file);
+  // The payload checksum of the file load() read this model from (verified there); none for a
+  // model fitted in this process.
+  std::optional<std::uint64_t> file_checksum() const { return file_checksum_; }
 
   // Replaces the estimation options (neighbors, weighting, local_linear_dims, report_neighbors,
   // novelty_threshold, shift_penalty, the probability and interval constants, the exact ranking
@@ -326,6 +330,7 @@ class Model {
   Eigen::MatrixXf aux_coordinates_;    // Isomap: rows x aux dims
   Eigen::MatrixXf aux_affine_;
   Eigen::VectorXf aux_offset_;
+  std::optional<std::uint64_t> file_checksum_;
   double median_nn_ = 1.0;
   double novelty_scale_ = 1.0;  // median_nn_ along the asked parameters (not nuisance variants)
   // Built with the indexes: the first categorical parameter, its values (ascending) and every
