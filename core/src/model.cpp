@@ -1347,6 +1347,28 @@ void Model::estimate_into(const Prepared& prep, Estimate& e, bool exact_partial)
   Eigen::Index matched = -1, previous = -2;
   double height = 0;  // of the continuum the last estimate had removed; 0: none
   bool seeded = false;
+  // sc.stepped = the spectrum less `j` times the continuum's shape (sc.step), renormalised as the
+  // preprocessing normalises; returns the highest point left, or 0 (sc.stepped untouched: the last
+  // estimate read it) when what is left is no spectrum to normalise.
+  const auto less_continuum = [&](float j) -> double {
+    double area = 0, top = 0;
+    for (int i = w.first; i <= w.last; ++i) {
+      const double v = prep.values[i] - j * sc.step[i];
+      area += v;
+      top = std::max(top, v);
+    }
+    double scale = 1.0;
+    if (o.preprocess.normalize == NormalizationKind::kArea) scale = area * o.preprocess.grid.step_ev;
+    if (!(scale > 0.0) || !(top > 0.0)) return 0.0;
+    Prepared& s = sc.stepped;
+    s.window = w;
+    s.coverage = prep.coverage;
+    s.values.setZero(prep.values.size());
+    for (int i = w.first; i <= w.last; ++i) s.values[i] = prep.values[i] - j * sc.step[i];
+    s.values.segment(w.first, w.size()) /= static_cast<float>(scale);
+    s.noise_sigma = prep.noise_sigma / scale;
+    return top;
+  };
   for (int pass = 0; pass < kEdgeStepPasses; ++pass) {
     double j = fit_edge_step(prep, sc.step, matched);
     if (j <= 0.0 && pass == 0 && e.novelty > o.exact_partial_novelty && sc.step_shaped) {
@@ -1355,23 +1377,10 @@ void Model::estimate_into(const Prepared& prep, Estimate& e, bool exact_partial)
       // is profiled once more over the candidates of the spectrum less a typical continuum
       // (kEdgeStepSeed of its highest point), with the height fitted afresh on the spectrum as it is.
       const float top = prep.values.segment(w.first, w.size()).maxCoeff();
-      Prepared& s = sc.stepped;
-      s.window = w;
-      s.coverage = prep.coverage;
-      s.values.setZero(prep.values.size());
-      double area = 0;
-      for (int i = w.first; i <= w.last; ++i) {
-        s.values[i] = prep.values[i] - static_cast<float>(kEdgeStepSeed) * top * sc.step[i];
-        area += s.values[i];
-      }
-      const double scale =
-          o.preprocess.normalize == NormalizationKind::kArea ? area * o.preprocess.grid.step_ev : 1.0;
-      if (scale > 0.0) {
+      if (less_continuum(static_cast<float>(kEdgeStepSeed) * top) > 0.0) {
         seeded = true;
-        s.values.segment(w.first, w.size()) /= static_cast<float>(scale);
-        s.noise_sigma = prep.noise_sigma / scale;
         sc.unseeded = e;
-        estimate_once(s, e, false);
+        estimate_once(sc.stepped, e, false);
         j = fit_edge_step(prep, sc.step, matched);
         if (j <= 0.0) {  // none there either: the first estimate stands
           e = sc.unseeded;
@@ -1388,25 +1397,9 @@ void Model::estimate_into(const Prepared& prep, Estimate& e, bool exact_partial)
     }
     if (matched == previous) break;  // converged: this estimate used the same continuum's match
     previous = matched;
-    // What is left must still be a spectrum to normalise (checked before sc.stepped, which the
-    // last estimate read, is overwritten).
-    double area = 0, top = 0;
-    for (int i = w.first; i <= w.last; ++i) {
-      const double v = prep.values[i] - static_cast<float>(j) * sc.step[i];
-      area += v;
-      top = std::max(top, v);
-    }
-    double scale = 1.0;
-    if (o.preprocess.normalize == NormalizationKind::kArea) scale = area * o.preprocess.grid.step_ev;
-    if (!(scale > 0.0) || !(top > 0.0)) break;
-    Prepared& s = sc.stepped;
-    s.window = w;
-    s.coverage = prep.coverage;
-    s.values.setZero(prep.values.size());
-    for (int i = w.first; i <= w.last; ++i) s.values[i] = prep.values[i] - static_cast<float>(j) * sc.step[i];
-    s.values.segment(w.first, w.size()) /= static_cast<float>(scale);
-    s.noise_sigma = prep.noise_sigma / scale;
-    estimate_once(s, e, false);
+    const double top = less_continuum(static_cast<float>(j));
+    if (!(top > 0.0)) break;
+    estimate_once(sc.stepped, e, false);
     height = j / top;
   }
   if (height <= 0.0) return;

@@ -42,6 +42,19 @@ EstimateMessage sample_estimate() {
   return m;
 }
 
+// `m`, one of whose per-pixel arrays (`field`) is a pixel short, is refused on decoding as a
+// length mismatch naming that array.
+void refused_as_short(const EstimateMapMessage& m, const std::string& field) {
+  const Encoded bytes = encode(m);
+  try {
+    decode_estimate_map(bytes.bytes.data(), bytes.bytes.size());
+    FAIL("a short " << field << " array was accepted");
+  } catch (const ProtocolError& err) {
+    CHECK(err.code() == ErrorCode::kLengthMismatch);
+    CHECK(err.field() == field);
+  }
+}
+
 }  // namespace
 
 TEST_CASE("estimate messages round-trip and stamp() fills seq and times and latencies", "[protocol]") {
@@ -160,25 +173,12 @@ TEST_CASE("estimate maps round-trip with float32 pixel arrays", "[protocol]") {
   CHECK(with_step.edge_step[1] == 0.21f);
   CHECK(std::isnan(with_step.edge_step[4]));
   m.edge_step.pop_back();
-  const Encoded short_step = encode(m);
-  try {
-    decode_estimate_map(short_step.bytes.data(), short_step.bytes.size());
-    FAIL("a short edge_step array was accepted");
-  } catch (const ProtocolError& err) {
-    CHECK(err.field() == "edge_step");
-  }
+  refused_as_short(m, "edge_step");
   m.edge_step.clear();
 
   // A map whose arrays disagree with its shape is refused, naming the array.
   m.novelty.pop_back();
-  const Encoded bad = encode(m);
-  try {
-    decode_estimate_map(bad.bytes.data(), bad.bytes.size());
-    FAIL("a short novelty array was accepted");
-  } catch (const ProtocolError& err) {
-    CHECK(err.code() == ErrorCode::kLengthMismatch);
-    CHECK(err.field() == "novelty");
-  }
+  refused_as_short(m, "novelty");
 }
 
 TEST_CASE("estimates carry a mixture: charges as integers, NaN 10Dq kept, absent when off", "[protocol][mixture]") {
