@@ -23,7 +23,8 @@ namespace xasmap::service {
 
 const std::vector<OptionSpec> kSimulateOptions = {
     {"ion", true, "ION", "3d ion with its charge, e.g. Mn3+ (required, unless --ttmult)"},
-    {"ttmult", true, "FILE.ban", "read a ttmult/CTM4XAS charge-transfer input (.ban, with its .rcn31_out beside it)"},
+    {"ttmult", true, "FILE.ban", "read a ttmult/CTM4XAS charge-transfer input (.ban, Oh or D4h, with its .rcg or .rcn31_out beside it)"},
+    {"hartree-fock", true, "FILE", "with --ttmult: the .rcg or .rcn31_out to read instead of the one beside the .ban"},
     {"tendq", true, "EV", "crystal-field splitting 10Dq in eV (default 0)"},
     {"symmetry", true, "SYM", "Oh or D4h (default Oh; D4h when --ds or --dt is given)"},
     {"ds", true, "EV", "tetragonal Ds in eV (default 0)"},
@@ -113,7 +114,9 @@ int run_simulate(const CliArgs& args) {
                             "delta", "udd", "upd", "veg", "vt2g", "ligand-tendq", "vb1", "va1", "vb2", "ve"}) {
       if (args.has(key)) throw UsageError(std::string("--") + key + " cannot be given with --ttmult: the .ban file sets the model");
     }
-    tt = read_ttmult(*file, table);
+    tt = read_ttmult(*file, table, args.value("hartree-fock").value_or(""));
+  } else if (args.has("hartree-fock")) {
+    throw UsageError("--hartree-fock needs --ttmult");
   }
   const auto ion_text = args.value("ion");
   if (!tt && !ion_text) throw UsageError("simulate needs --ion, e.g. --ion Mn3+ (or --ttmult FILE.ban)");
@@ -182,7 +185,7 @@ int run_simulate(const CliArgs& args) {
     p = tt->parameters;
     p.polarization = asked;
     if (args.has("temperature")) p.temperature_k = positive(args, "temperature", 0.0, true);
-    transferred_from = "the .rcn31_out beside the .ban";
+    transferred_from = tt->hartree_fock.string();
   }
   const bool ttmult_broadening_default = tt && !args.has("lorentz-fwhm") && !args.has("lorentz-fwhm-l3") &&
                                          !args.has("lorentz-fwhm-l2") && !args.has("gauss-fwhm") &&

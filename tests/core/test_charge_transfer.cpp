@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <numeric>
@@ -62,10 +63,11 @@ TtmultGround read_ground(const std::string& file) {
 }
 
 // The sticks from the global ground state in a ttban output: (Ef - Eg, a^2) of every "BRA/KET"
-// row pair whose ground energy is the lowest Eg0 (ttmult's energies include a +20 eV final-state
-// average; intensities are half the sum over the ground's degenerate partners and the three
-// dipole components).
-std::vector<Stick> read_sticks(const std::string& file, double ground) {
+// row pair whose ground energy is within 0.1 meV of the lowest Eg0 (ttmult's energies include a
+// +20 eV final-state average; intensities are half the sum over the ground's degenerate partners
+// and the three dipole components). `amplitudes`: the rows hold signed amplitudes a, as in the Oh
+// fixtures; otherwise intensities (nid8ct.ban_out: all positive).
+std::vector<Stick> read_sticks(const std::string& file, double ground, bool amplitudes = true) {
   std::ifstream in(std::string(XASMAP_TEST_DATA_DIR) + "/ttmult/" + file);
   REQUIRE(in);
   std::vector<Stick> out;
@@ -90,7 +92,7 @@ std::vector<Stick> read_sticks(const std::string& file, double ground) {
       std::istringstream numbers(line.substr(colon + 1));
       std::size_t k = 0;
       for (double a = 0.0; numbers >> a && k < energies.size(); ++k) {
-        out.push_back({energies[k] - ground, a * a});
+        out.push_back({energies[k] - eg, amplitudes ? a * a : a});
       }
     }
     energies.clear();
@@ -575,7 +577,30 @@ TEST_CASE("read_ttmult reads the fixtures' .ban and .rcn31_out", "[core][multipl
 
 TEST_CASE("read_ttmult refuses what it does not model, naming the file and line", "[core][multiplet][ct]") {
   const std::string dir = std::string(XASMAP_TEST_DATA_DIR) + "/ttmult/";
-  CHECK_THROWS_WITH(read_ttmult(dir + "nid8ct.ban", table()), Catch::Contains("nid8ct.ban:6: XMIX with 4 values is a D4h model"));
+  CHECK_THROWS_WITH(read_ttmult(dir + "nid8ct.ban", table(), dir + "missing.rcn31_out"),
+                    Catch::Contains("missing.rcn31_out: cannot open"));
+  // A .rcg whose final configuration lists five parameters where Cowan's order has six (2p5 3d9).
+  const std::filesystem::path tmp = std::filesystem::temp_directory_path() / "xasmap_rcg";
+  std::filesystem::create_directories(tmp);
+  std::filesystem::copy_file(dir + "nid8ct.ban", tmp / "nid8ct.ban", std::filesystem::copy_options::overwrite_existing);
+  {
+    std::ifstream in(dir + "nid8ct.rcg");
+    std::ofstream out(tmp / "nid8ct.rcg");
+    for (std::string line; std::getline(in, line);) {
+      if (line.find("  6  860.1660") != std::string::npos) line.replace(line.find("  6  860.1660"), 13, "  5  860.1660");
+      out << line << "\n";
+    }
+  }
+  CHECK_THROWS_WITH(read_ttmult(tmp / "nid8ct.ban", table()),
+                    Catch::Contains("nid8ct.rcg:30: 5 parameters for 3d9 with a 2p hole; Cowan's order has 6"));
+  std::filesystem::remove_all(tmp);
+  const std::string three = (std::filesystem::temp_directory_path() / "xasmap_xmix3.ban").string();
+  {
+    std::ofstream out(three);
+    out << " NCONF 2 2\n DEF EG2 = 5.0 UNITY\n DEF EF2 = 4.0 UNITY\n XMIX 3 2 2 1\n XHAM 2 1.0 1.0\n";
+  }
+  CHECK_THROWS_WITH(read_ttmult(three, table()), Catch::Contains("xasmap_xmix3.ban:4: XMIX with 3 values; 2 (Oh) or 4 (D4h)"));
+  std::filesystem::remove(three);
   CHECK_THROWS_WITH(read_ttmult(dir + "missing.ban", table()), Catch::Contains("missing.ban: cannot open"));
 }
 
@@ -679,21 +704,76 @@ TEST_CASE("charge transfer in D4h: the four hoppings, and Oh as their limit", "[
   CHECK(std::abs(covalency(2.0, 2.0, 1.0, 1.5) - base) < 0.01 * base);
   // 3A2 holds one hole in each e_g orbital: raising V(b1) or V(a1) alike moves the weight alike.
   CHECK(std::abs(covalency(2.5, 2.0, 1.0, 1.0) - covalency(2.0, 2.5, 1.0, 1.0)) < 0.05);
+}
 
-  // ttmult's nid8ct (D4h: XMIX 4 with V(b1) = V(a1) = 2, V(b2) = V(e) = 1; 10Dq 1.0, Ds 0.1 as its
-  // XHAM reads; Delta 5, Delta' 4): the ground state within 0.2 meV and its weights within 5e-5.
-  // Weak as a test of D4h: Ds = 0 is within 0.5 meV too. Its sticks are not compared yet: ttmult's
-  // D4h triads and its XHAM convention are not worked out (the strong sticks lie 0.7 eV apart).
-  MultipletParameters nid = d4h;
-  nid.temperature_k = 0.0;
-  nid.ds = 0.1;
-  nid.charge_transfer.upd = 1.0;
-  nid.charge_transfer.transferred = make_transferred_terms(table().lookup(parse_ion("Ni1+")), ParameterScaling{});
-  SolverOptions ground;
-  ground.ground_state_only = true;
-  const StickSpectrum n = compute_sticks(nid, ground);
+TEST_CASE("charge transfer in D4h: ttmult's nid8ct ground state, sticks and spectrum", "[core][multiplet][ct]") {
+  // nid8ct (Ni2+ d8, D4h): XMIX 4 2 2 1 1 as V(b1), V(a1), V(b2), V(e); XHAM 4 1.0 1.0 0.0 0.1 as
+  // the atomic scale, 10Dq, Dt and Ds; Delta 5, Delta' 4; the atomic terms from its .rcg (F and G
+  // at 80 %; its G3(pd) of 2p5 3d9, 2.6324 eV before scaling, is 80 % of the Hartree-Fock 3.2905).
+  // Its ground level, 3B1g, splits into 1+ (two states) and ^2+ (one) 0.07 meV apart; the sticks of
+  // both are compared (the .ban_out lists intensities, not amplitudes). Measured: ground
+  // -3.450664 eV (ttmult -3.450601), weights 0.88503/0.11497 (0.88502/0.11498); 20 sticks above 10 %
+  // of the strongest, the farthest 2.7 meV from one of ours after one shift; broadened cosine 0.99998.
+  const std::string dir = std::string(XASMAP_TEST_DATA_DIR) + "/ttmult/";
+  const TtmultModel m = read_ttmult(dir + "nid8ct.ban", table());
+  CHECK(m.ion.name() == "Ni2+");
+  CHECK(m.hartree_fock.filename() == "nid8ct.rcg");
+  const MultipletParameters& p = m.parameters;
+  CHECK(p.symmetry == CrystalSymmetry::kD4h);
+  CHECK(p.tendq == 1.0);
+  CHECK(p.ds == 0.1);
+  CHECK(p.dt == 0.0);
+  CHECK(p.charge_transfer.v_b1 == 2.0);
+  CHECK(p.charge_transfer.v_a1 == 2.0);
+  CHECK(p.charge_transfer.v_b2 == 1.0);
+  CHECK(p.charge_transfer.v_e == 1.0);
+  CHECK(p.charge_transfer.delta == Approx(5.0).margin(1e-12));
+  CHECK(p.charge_transfer.delta + p.charge_transfer.udd - p.charge_transfer.upd == Approx(4.0).margin(1e-12));
+  // The .rcg's values (nid8ct.rcg lines 22-23 and 30-32), scaled 80 % (F, G) and 100 % (zeta).
+  CHECK(p.f2dd_initial == Approx(0.8 * 12.2341).margin(1e-12));
+  CHECK(p.f4dd_initial == Approx(0.8 * 7.5981).margin(1e-12));
+  CHECK(p.zeta3d_initial == Approx(0.0832).margin(1e-12));
+  CHECK(p.zeta3d_final == Approx(0.1022).margin(1e-12));
+  CHECK(p.zeta2p == Approx(11.5072).margin(1e-12));
+  CHECK(p.f2pd == Approx(0.8 * 7.7213).margin(1e-12));
+  CHECK(p.g1pd == Approx(0.8 * 5.7874).margin(1e-12));
+  CHECK(p.g3pd == Approx(0.8 * 2.6324).margin(1e-12));
+  const TransferredTerms& t = p.charge_transfer.transferred;
+  CHECK(t.zeta3d_initial == Approx(0.0742).margin(1e-12));
+  CHECK(std::isnan(t.f2dd_initial));  // 3d9: no F(dd)
+  CHECK(t.zeta2p == Approx(11.5092).margin(1e-12));
+  CHECK(std::isnan(t.g3pd));  // 2p5 3d10: no F or G (pd)
+
+  const StickSpectrum s = compute_sticks(p);
   const TtmultGround reference = read_ground("nid8ct.ban_out");
   CHECK(reference.energy == Approx(-3.450600624).margin(1e-9));
-  CHECK(n.diagnostics.ground_energy_from_average_ev == Approx(reference.energy).margin(5e-3));
-  CHECK(n.diagnostics.ground_weights[0] == Approx(reference.weights[0]).margin(5e-3));
+  CHECK(s.diagnostics.ground_energy_from_average_ev == Approx(reference.energy).margin(5e-3));
+  REQUIRE(s.diagnostics.ground_weights.size() >= 2);
+  CHECK(s.diagnostics.ground_weights[0] == Approx(reference.weights[0]).margin(5e-3));
+  CHECK(s.diagnostics.ground_weights[1] == Approx(reference.weights[1]).margin(5e-3));
+  CHECK(s.diagnostics.ground_degeneracy == 3);
+  const std::vector<Stick> ref = read_sticks("nid8ct.ban_out", reference.energy, false);
+  REQUIRE(ref.size() > 100);
+  // ttmult's final energies are absolute (its 2p5 3d9 average is 860.166 eV).
+  check_sticks(s.sticks, ref, 2.0 / (3.0 * s.diagnostics.ground_degeneracy), 845.0, 885.0);
+
+  // The sticks tell Ds's sign: reversed, the strong sticks are not matched (measured: the farthest
+  // 2.7 meV away as read, 171 meV with -Ds).
+  const auto matched = [&](const MultipletParameters& q) {
+    const StickSpectrum x = compute_sticks(q);
+    const double shift = centroid(ref) - centroid(x.sticks);
+    double strongest = 0, farthest = 0;
+    for (const Stick& r : ref) strongest = std::max(strongest, r.intensity);
+    for (const Stick& r : ref) {
+      if (r.intensity < 0.1 * strongest) continue;
+      double nearest = 1e9;
+      for (const Stick& y : x.sticks) nearest = std::min(nearest, std::abs(y.energy_ev + shift - r.energy_ev));
+      farthest = std::max(farthest, nearest);
+    }
+    return farthest;
+  };
+  CHECK(matched(p) < 0.02);
+  MultipletParameters reversed = p;
+  reversed.ds = -p.ds;
+  CHECK(matched(reversed) > 0.05);
 }

@@ -272,9 +272,20 @@ TEST_CASE("xasmap simulate --ttmult runs a ttmult input as it is, on ttmult's ax
     CHECK(std::abs(ours[top_ours].first - ref[top_ref].first) <= 0.02);
     std::filesystem::remove(out);
   }
-  const Run d4h = run(kTool + " simulate --ttmult " + dir + "nid8ct.ban");
-  CHECK(d4h.status == 1);
-  CHECK(d4h.output.find("XMIX with 4 values is a D4h model") != std::string::npos);
+  // A D4h input with its .rcg beside it (nid8ct; tests/core/test_charge_transfer.cpp compares its
+  // sticks), and the same with the Ni1+ Hartree-Fock output of ni2_d8_oh instead (the first
+  // configuration's terms then come from the atomic table).
+  for (const std::string& extra : {std::string(), " --hartree-fock " + dir + "ni2_d8_oh.rcn31_out"}) {
+    const Run d4h = run(kTool + " simulate --ttmult " + dir + "nid8ct.ban --ground-state-json" + extra);
+    INFO(d4h.output);
+    REQUIRE(d4h.status == 0);
+    const auto [energy, weight] = ground_state_json(d4h.output);
+    CHECK(energy == Approx(-3.450601).margin(5e-3));
+    CHECK(weight == Approx(0.88502).margin(5e-3));
+  }
+  const Run lone = run(kTool + " simulate --ion Ni2+ --hartree-fock " + dir + "ni2_d8_oh.rcn31_out");
+  CHECK(lone.status == 64);
+  CHECK(lone.output.find("--hartree-fock needs --ttmult") != std::string::npos);
   const Run both = run(kTool + " simulate --ttmult " + dir + "ni2_d8_oh.ban --ion Ni2+");
   CHECK(both.status == 64);
   CHECK(both.output.find("--ion cannot be given with --ttmult") != std::string::npos);

@@ -16,21 +16,26 @@ struct TtmultModel {
   Ion ion;
   MultipletParameters parameters;  // at 0 K, as ttmult computes the ground state alone
   std::string summary;             // what was read, one line
+  std::filesystem::path hartree_fock;  // the .rcg or .rcn31_out the atomic terms came from
 };
 
-// Reads `ban` and the .rcn31_out of the same stem: NCONF (2 or 3 configurations), DEF EG2/EF2
-// (and EG3/EF3) as Delta and Delta' (Udd from EG3; Upd = Delta + Udd - Delta'), XMIX as V(e_g),
-// V(t2g), XHAM as the atomic scale (1.0 only) and 10Dq. The ion is the .rcn31_out's Z with one
-// more charge than its ION (that file describes the ion one charge lower); the first
-// configuration's terms come from `table`, those of the transferred configurations from the
-// .rcn31_out's state summaries, F and G at 80 % and zeta rounded to ttmult's three decimals.
-// Throws xasmap::Error naming the file and line for anything else: D4h (XMIX or XHAM with four
-// values), a scaled atomic Hamiltonian, a missing keyword or file.
-TtmultModel read_ttmult(const std::filesystem::path& ban, const AtomicTable& table);
+// Reads `ban` and its Hartree-Fock values `hartree_fock`: by default the .rcg of the same stem
+// when there is one, else the .rcn31_out. From the .ban: NCONF (2 or 3 configurations), DEF
+// EG2/EF2 (and EG3/EF3) as Delta and Delta' (Udd from EG3; Upd = Delta + Udd - Delta'), XMIX 2 as
+// V(e_g), V(t2g) or XMIX 4 as V(b1), V(a1), V(b2), V(e) (D4h), XHAM 2 as the atomic scale (1.0
+// only) and 10Dq, or XHAM 4 as the atomic scale, 10Dq, Dt and Ds (D4h; CTM4XAS's template, whose
+// 10Dq has Dt's cubic part taken out: 10Dq here is its value + 35/6 Dt).
+// A .rcg (Cowan's RCG input, what ttmult read) gives the ion (its labels) and every
+// configuration's terms, scaled by its own scale field. An .rcn31_out describes the ion one
+// charge lower: the ion is its Z with one more charge than its ION, the first configuration's
+// terms come from `table` and the transferred configurations' from its state summaries, F and G
+// at 80 % and zeta rounded to ttmult's three decimals. docs/simulator.md gives the sources.
+// Throws xasmap::Error naming the file and line for anything else: XMIX or XHAM with other
+// counts, a scaled atomic Hamiltonian, a missing keyword or file, a .rcg whose configurations do
+// not match the .ban or Cowan's order of parameters.
+TtmultModel read_ttmult(const std::filesystem::path& ban, const AtomicTable& table,
+                        const std::filesystem::path& hartree_fock = {});
 
-// ttmult's energy axis (its .xy files and its sticks' E_f - E_g): our relative energies minus the
-// difference of the final and initial first-configuration averages, plus the 20 eV ttmult adds to
-// the final state's.
 double ttmult_energy_offset(const MultipletDiagnostics& d);
 
 // The broadening of ttmult's .xy fixtures (multitorch's pyctm routine): Lorentzian FWHM 0.2 eV
