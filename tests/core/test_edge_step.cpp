@@ -89,7 +89,7 @@ std::pair<Estimate, Estimate> without_and_with_fit(Model& m, const Spectrum& s) 
 
 // One case (three sections) so that the library is simulated once per process: ctest runs each
 // case in a process of its own, and under the sanitizers the simulation takes a minute.
-TEST_CASE("edge step: a continuum is found and removed, and none is made up") {
+TEST_CASE("edge step: a continuum is found and removed, and none is made up", "[edge-step]") {
   SECTION("a library spectrum with a continuum comes back as itself, with the continuum's height") {
     Model& m = model();
     ModelOptions on = m.options();

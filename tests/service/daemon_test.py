@@ -103,15 +103,15 @@ class Daemon:
 
     def __init__(self, args, name, feed_endpoint, pattern="sub", input_yaml="", simulate=False, env=None,
                  extra_yaml="", library_yaml="", output_yaml="", control_yaml="", curve=None, bind=False,
-                 metrics_yaml="", collector_delay=0.0):
+                 metrics_yaml="", hold_collector=False):
         """`input_yaml`: extra lines for the config's input section. `simulate`: build the default
         simulated library at start-up instead of loading the model file. `env`: extra environment
         variables (test hooks). `extra_yaml`: more top-level sections, appended as they are.
         `library_yaml`: extra lines for the library section (model source only); `output_yaml`,
         `control_yaml` and `metrics_yaml` likewise for output, control and metrics. `curve`: (server public key, client
         public key, client secret key) that the collector and control requests use. `bind`: the
-        input binds `feed_endpoint` (else it connects to it). `collector_delay`: seconds before the
-        collector subscribes."""
+        input binds `feed_endpoint` (else it connects to it). `hold_collector`: the collector
+        subscribes only once release_collector() is called."""
         self.name = name
         self.curve = curve
         self.output = "tcp://127.0.0.1:%d" % free_port()
@@ -139,12 +139,19 @@ class Daemon:
             self.proc = subprocess.Popen([args.xasmapd, "--config", self.config], stdout=log, stderr=log,
                                          env=dict(os.environ, **(env or {})))
         DAEMONS.append(self.proc)
-        self.collector_delay = collector_delay
+        self.released = threading.Event()
+        if not hold_collector:
+            self.released.set()
         self.collector = threading.Thread(target=self.collect, daemon=True)
         self.collector.start()
 
+    def release_collector(self):
+        self.released.set()
+
     def collect(self):
-        time.sleep(self.collector_delay)
+        while not self.released.wait(0.05):
+            if self.stop_collecting.is_set():
+                return
         sub = CTX.socket(zmq.SUB)
         sub.setsockopt(zmq.RCVHWM, 0)
         sub.setsockopt(zmq.SUBSCRIBE, b"")
@@ -2201,13 +2208,21 @@ def scenario_acknowledged(args):
     # ran at about 200 spectra a second and took over 10 s (a fresh-clone deploy/test.sh, 2026-12-07).
     code, _ = b.stop(timeout=60.0)
     check(code == 0, "the second daemon stops with SIGTERM, exit 0 (%d)" % code)
-    # The third daemon's subscriber comes 1.5 s late, the feed's senders waiting: nothing is read
-    # before it subscribes.
+    # The third daemon's subscriber comes late, the feed's senders waiting: nothing is read before it
+    # subscribes. (Released once the daemon is ready: a fixed delay raced the start-up under
+    # ThreadSanitizer on a loaded machine.)
     c = Daemon(args, "ack_c", endpoint, pattern="router", bind=True, input_yaml=yaml,
-               output_yaml="wait_for_subscriber: true", collector_delay=1.5,
+               output_yaml="wait_for_subscriber: true", hold_collector=True,
                metrics_yaml="http_endpoint: 127.0.0.1:0")
-    time.sleep(0.8)
-    early = c.request("status", 2.0)
+    early = None
+    deadline = time.time() + 120
+    while time.time() < deadline and c.proc.poll() is None:
+        early = c.request("status", 2.0)
+        if early is not None and early.get("ready"):
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)  # ready, and the feed's resends arriving: still nothing read
+    early = c.request("status", 2.0) or early
     check(early is not None and early["ready"] and early["waiting_for_subscriber"] and early["received"] == 0,
           "with no subscriber yet, the restarted daemon waits and reads nothing: %s" %
           ({k: early[k] for k in ("ready", "waiting_for_subscriber", "received")} if early else None))
@@ -2215,6 +2230,7 @@ def scenario_acknowledged(args):
     gauge = parse_exposition(http_get("http://%s/metrics" % address)[2]).get(
         ("xasmapd_waiting_for_subscriber", frozenset())) if address else None
     check(gauge == 1.0, "Prometheus shows it: xasmapd_waiting_for_subscriber %s (at %r)" % (gauge, address))
+    c.release_collector()
     c.wait_ready()
     check(c.request("status")["waiting_for_subscriber"] is False, "once subscribed, it reads")
     try:
