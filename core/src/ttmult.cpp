@@ -86,8 +86,9 @@ Rcn31 read_rcn31(const std::filesystem::path& file) {
 // unscaled) lists its configurations ("D 8  P 6  D10": 3d, 2p and the ligand shell) and then, per
 // configuration, "LABEL  count  Eav  v2 v3 v4 v5" with the values after the fifth on the lines below
 // (the first line holds five, padded with zeros). The values follow Eav in Cowan's order: F2, F4
-// (dd) when the 3d shell holds 2 to 8 electrons, zeta(3d) when 1 to 9, then, with a 2p hole,
-// zeta(2p) and, when the 3d shell is open, F2(pd), G1(pd), G3(pd). Scaled here.
+// (dd) when the 3d shell holds 2 to 8 electrons, the spin-orbit constants of the open shells in the
+// order the configuration names them (zeta(3d) when it holds 1 to 9 electrons, zeta(2p) with a 2p
+// hole), then, with a 2p hole and the 3d shell open, F2(pd), G1(pd), G3(pd). Scaled here.
 struct RcgConfiguration {
   int n3d = 0;
   bool core_hole = false;
@@ -109,9 +110,10 @@ Rcg read_rcg(const std::filesystem::path& file) {
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   Rcg out;
   const auto where = [&](std::size_t i) { return file.string() + ":" + std::to_string(i + 1); };
-  const auto shells = [](const std::string& line, int& d, int& p) {
+  const auto shells = [](const std::string& line, int& d, int& p, bool& d_first) {
     // "D 8  P 6  D10": the first D is 3d, the P 2p; a shell's count is the next one or two digits.
     d = p = -1;
+    d_first = true;
     for (std::size_t k = 0; k + 1 < line.size(); ++k) {
       if ((line[k] != 'D' && line[k] != 'P') || std::isalpha(static_cast<unsigned char>(line[k + 1]))) continue;
       std::size_t end = k + 1;
@@ -121,7 +123,10 @@ Rcg read_rcg(const std::filesystem::path& file) {
       if (digits == end) return false;
       const int count = std::stoi(line.substr(end, digits - end));
       int& target = line[k] == 'D' ? d : p;
-      if (target < 0) target = count;
+      if (target < 0) {
+        target = count;
+        if (line[k] == 'P' && d < 0) d_first = false;
+      }
       k = digits - 1;
     }
     return d >= 0 && p >= 0;
@@ -141,11 +146,15 @@ Rcg read_rcg(const std::filesystem::path& file) {
       scale[k] = percent == 99 ? 1.0 : percent / 100.0;
     }
     // The configurations follow the two lines after the control line.
-    std::vector<std::pair<int, int>> configurations;
+    struct Shells {
+      int d, p;
+      bool d_first;
+    };
+    std::vector<Shells> configurations;
     std::size_t j = i + 3;
-    for (int d = 0, p = 0; j < lines.size() && shells(lines[j], d, p); ++j) configurations.push_back({d, p});
+    for (Shells c{}; j < lines.size() && shells(lines[j], c.d, c.p, c.d_first); ++j) configurations.push_back(c);
     if (configurations.empty()) throw Error(where(i) + ": a scaled block without configurations (\"D 8  P 6 ...\")");
-    for (const auto& [d, p] : configurations) {
+    for (const auto& [d, p, d_first] : configurations) {
       if (j >= lines.size()) throw Error(file.string() + ": cut short after line " + std::to_string(i + 1));
       std::vector<std::string> w = words_of(lines[j]);
       // The label may contain digits ("Ni2+2P3DXAS"): the count is the first word that is an integer.
@@ -183,10 +192,12 @@ Rcg read_rcg(const std::filesystem::path& file) {
         expected.push_back(&c.f2dd);
         expected.push_back(&c.f4dd);
       }
-      if (d >= 1 && d <= 9) expected.push_back(&c.zeta3d);
+      const bool open3d = d >= 1 && d <= 9;
+      if (open3d && (d_first || !c.core_hole)) expected.push_back(&c.zeta3d);
+      if (c.core_hole) expected.push_back(&c.zeta2p);
+      if (open3d && !d_first && c.core_hole) expected.push_back(&c.zeta3d);
       if (c.core_hole) {
-        expected.push_back(&c.zeta2p);
-        if (d >= 1 && d <= 9) {
+        if (open3d) {
           expected.push_back(&c.f2pd);
           expected.push_back(&c.g1pd);
           expected.push_back(&c.g3pd);

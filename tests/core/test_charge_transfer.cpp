@@ -593,6 +593,24 @@ TEST_CASE("read_ttmult refuses what it does not model, naming the file and line"
   }
   CHECK_THROWS_WITH(read_ttmult(tmp / "nid8ct.ban", table()),
                     Catch::Contains("nid8ct.rcg:30: 5 parameters for 3d9 with a 2p hole; Cowan's order has 6"));
+  // The spin-orbit constants follow the configuration line's order of shells: with 2p named
+  // first, zeta(2p) comes first, and the same model is read.
+  {
+    std::ifstream in(dir + "nid8ct.rcg");
+    std::ofstream out(tmp / "nid8ct.rcg");
+    for (std::string line; std::getline(in, line);) {
+      if (line == "D 9  P 5  D10") line = "P 5  D 9  D10";
+      if (line.find("  6  860.1660    0.1022   11.5072") != std::string::npos) {
+        line.replace(line.find("    0.1022   11.5072"), 20, "   11.5072    0.1022");
+      }
+      out << line << "\n";
+    }
+  }
+  const MultipletParameters swapped = read_ttmult(tmp / "nid8ct.ban", table()).parameters;
+  const MultipletParameters as_is = read_ttmult(dir + "nid8ct.ban", table()).parameters;
+  CHECK(swapped.zeta2p == as_is.zeta2p);
+  CHECK(swapped.zeta3d_final == as_is.zeta3d_final);
+  CHECK(swapped.g3pd == as_is.g3pd);
   std::filesystem::remove_all(tmp);
   const std::string three = (std::filesystem::temp_directory_path() / "xasmap_xmix3.ban").string();
   {
