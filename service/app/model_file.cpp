@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -53,6 +54,14 @@ void write_model_file(const Model& model, const std::filesystem::path& file) {
     throw;
   }
   sync_path(folder, true);
+}
+
+std::optional<std::string> model_checksum_text(const Model& model, const std::string& name) {
+  const auto sum = model.file_checksum();
+  if (!sum) return std::nullopt;
+  char hex[40];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(*sum));
+  return std::string(hex) + " (" + name + ")";
 }
 
 }  // namespace xasmap::service

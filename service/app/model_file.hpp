@@ -2,6 +2,8 @@
 // Writing model files so that a crash never destroys the model a daemon starts from.
 
 #include <filesystem>
+#include <optional>
+#include <string>
 
 #include "xasmap/core/model.hpp"
 
@@ -17,5 +19,9 @@ namespace xasmap::service {
 // Test hook: with $XASMAP_TEST_ABORT_MODEL_WRITE_AFTER_BYTES=N the process aborts (SIGABRT) once
 // N payload bytes are written, to stand for a crash mid-write.
 void write_model_file(const Model& model, const std::filesystem::path& file);
+
+// A loaded model's file checksum as provenance reports it: "<16 hex digits> (<name>)", from the
+// value load() verified (no second read of the file); none for a model fitted in this process.
+std::optional<std::string> model_checksum_text(const Model& model, const std::string& name);
 
 }  // namespace xasmap::service

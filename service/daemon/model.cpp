@@ -1,6 +1,7 @@
 // The model (daemon_impl.hpp): building it from the config, and swapping a new one in on reload.
 
 #include "daemon_impl.hpp"
+#include "model_file.hpp"
 
 namespace xasmap::service {
 
@@ -36,11 +37,7 @@ std::shared_ptr<const ModelState> Daemon::Impl::build(config::Config cfg, std::u
   state->model = build_model(cfg, &state->report, progress, cancelled);
   if (stop.stop_requested()) throw ReloadCancelled();
   state->model_checksum = "none: the model was built at start-up (" + state->report.source + "), not loaded from a file";
-  if (const auto sum = state->model.file_checksum()) {  // as load() verified it: no second read
-    char hex[40];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(*sum));
-    state->model_checksum = std::string(hex) + " (" + cfg.library.model_file.string() + ")";
-  }
+  if (auto text = model_checksum_text(state->model, cfg.library.model_file.string())) state->model_checksum = *text;
   if (cfg.library.source == config::LibrarySource::kModel) {
     // A model file brings the settings it was fitted with; those are in force, and reported.
     for (const std::string& note : adopt_model_settings(state->model, cfg)) {

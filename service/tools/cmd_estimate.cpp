@@ -248,9 +248,7 @@ int run_estimate(const CliArgs& args) {
   std::string model_checksum = "none: the model was fitted from the config (no model file)";
   if (const auto file = args.value("model")) {
     model = Model::load(*file);
-    char hex[40];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(model.file_checksum().value_or(0)));
-    model_checksum = std::string(hex) + " (" + std::filesystem::path(*file).filename().string() + ")";
+    model_checksum = model_checksum_text(model, std::filesystem::path(*file).filename().string()).value_or(model_checksum);
     if (args.has("config")) {
       cfg = config_from_args(args);
       model.set_estimation_options(model_options(cfg));
