@@ -192,17 +192,13 @@ Rcg read_rcg(const std::filesystem::path& file) {
         expected.push_back(&c.f2dd);
         expected.push_back(&c.f4dd);
       }
+      // The open shells' spin-orbit constants, in the configuration line's order.
       const bool open3d = d >= 1 && d <= 9;
-      if (open3d && (d_first || !c.core_hole)) expected.push_back(&c.zeta3d);
-      if (c.core_hole) expected.push_back(&c.zeta2p);
-      if (open3d && !d_first && c.core_hole) expected.push_back(&c.zeta3d);
-      if (c.core_hole) {
-        if (open3d) {
-          expected.push_back(&c.f2pd);
-          expected.push_back(&c.g1pd);
-          expected.push_back(&c.g3pd);
-        }
-      }
+      std::vector<double*> zetas;
+      if (open3d) zetas.push_back(&c.zeta3d);
+      if (c.core_hole) zetas.insert(d_first ? zetas.end() : zetas.begin(), &c.zeta2p);
+      expected.insert(expected.end(), zetas.begin(), zetas.end());
+      if (c.core_hole && open3d) expected.insert(expected.end(), {&c.f2pd, &c.g1pd, &c.g3pd});
       if (static_cast<int>(expected.size()) + 1 != count) {
         throw Error(where(j - 1) + ": " + std::to_string(count) + " parameters for 3d" + std::to_string(d) +
                     (c.core_hole ? " with a 2p hole" : "") + "; Cowan's order has " + std::to_string(expected.size() + 1));
