@@ -78,14 +78,64 @@ XASMAP_HOT_CLONES
 double distance2(const float* za, const float* zb, const Window& w, double step,
                  DistanceKind kind) {
   // Vectorised in float; the rounding this adds (~1e-7 relative) is far below any distance that
-  // matters here.
-  const Eigen::Map<const Eigen::ArrayXf> a(za + w.first, w.size());
-  const Eigen::Map<const Eigen::ArrayXf> b(zb + w.first, w.size());
+  // matters here. Sixteen partial sums, so that the compiler fills whole vector registers of the
+  // clone's width (Eigen's packets stay at the baseline's 4 floats here, in either clone: half
+  // the speed under AVX2).
+  constexpr int kLanes = 16;
+  const float* a = za + w.first;
+  const float* b = zb + w.first;
+  const int n = w.size();
+  float acc[kLanes] = {};
+  int i = 0;
   if (kind == DistanceKind::kWasserstein) {
-    const double w1 = static_cast<double>((a - b).abs().sum()) * step;
+    for (; i + kLanes <= n; i += kLanes) {
+      for (int k = 0; k < kLanes; ++k) acc[k] += std::abs(a[i + k] - b[i + k]);
+    }
+    for (; i < n; ++i) acc[0] += std::abs(a[i] - b[i]);
+  } else {
+    for (; i + kLanes <= n; i += kLanes) {
+      for (int k = 0; k < kLanes; ++k) {
+        const float d = a[i + k] - b[i + k];
+        acc[k] += d * d;
+      }
+    }
+    for (; i < n; ++i) {
+      const float d = a[i] - b[i];
+      acc[0] += d * d;
+    }
+  }
+  float sum = 0;
+  for (const float v : acc) sum += v;
+  if (kind == DistanceKind::kWasserstein) {
+    const double w1 = static_cast<double>(sum) * step;
     return w1 * w1;
   }
-  return static_cast<double>((a - b).square().sum());
+  return static_cast<double>(sum);
+}
+
+XASMAP_HOT_CLONES DotPair dot_pair(const float* r, const float* x, const float* y, int n) {
+  constexpr int kLanes = 16;  // as distance2: whole vector registers of the clone's width
+  float ax[kLanes] = {}, ay[kLanes] = {};
+  int i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int k = 0; k < kLanes; ++k) {
+      ax[k] += r[i + k] * x[i + k];
+      ay[k] += r[i + k] * y[i + k];
+    }
+  }
+  for (; i < n; ++i) {
+    ax[0] += r[i] * x[i];
+    ay[0] += r[i] * y[i];
+  }
+  DotPair out;
+  float sx = 0, sy = 0;
+  for (int k = 0; k < kLanes; ++k) {
+    sx += ax[k];
+    sy += ay[k];
+  }
+  out.x = sx;
+  out.y = sy;
+  return out;
 }
 
 double noise_distance2(const Eigen::Ref<const RowVectorXf>& p, const Window& w, double step,

@@ -1298,8 +1298,9 @@ double Model::fit_edge_step(const Prepared& prep, RowVectorXf& step, Eigen::Inde
       energy = r.dot(ec);
     }
     const double srr = std::max(0.0, sum2 - sum * sum / n - 2.0 * slope * energy + slope * slope * ee);
-    const double srs = static_cast<double>(r.dot(s_c)) - slope * esc;
-    const double spr = static_cast<double>(r.dot(pc)) - slope * epc;
+    const DotPair dots = dot_pair(r.data(), s_c.data(), pc.data(), n);
+    const double srs = dots.x - slope * esc;
+    const double spr = dots.y - slope * epc;
     const double det = srr * sss - srs * srs;
     if (!(det > 1e-9 * srr * sss)) continue;  // a flat row, or one the continuum alone describes
     const double a = (spr * sss - sps * srs) / det;

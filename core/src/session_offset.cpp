@@ -223,8 +223,18 @@ SessionOffsetTracker::SessionOffsetTracker(double start_ev, SessionTrackerOption
   options_.window = std::max(1, options_.window);
   options_.min_samples = std::clamp(options_.min_samples, 1, options_.window);
   window_.reserve(static_cast<std::size_t>(options_.window));
-  scratch_.reserve(static_cast<std::size_t>(options_.window));
+  sorted_.reserve(static_cast<std::size_t>(options_.window));
 }
+
+namespace {
+
+// The median of sorted values (the mean of the middle two for an even count).
+double sorted_median(const std::vector<double>& v) {
+  const std::size_t mid = v.size() / 2;
+  return v.size() % 2 == 0 ? 0.5 * (v[mid - 1] + v[mid]) : v[mid];
+}
+
+}  // namespace
 
 bool SessionOffsetTracker::observe(const Estimate& e) {
   bool counts = e.in_library && std::isfinite(e.energy_shift_ev) && !e.class_probability.empty();
@@ -240,26 +250,14 @@ bool SessionOffsetTracker::observe(const Estimate& e) {
   if (window_.size() < static_cast<std::size_t>(options_.window)) {
     window_.push_back(v);
   } else {
+    // The value leaving the window leaves the sorted copy too (it is there: the same double).
+    sorted_.erase(std::lower_bound(sorted_.begin(), sorted_.end(), window_[next_]));
     window_[next_] = v;
   }
+  sorted_.insert(std::upper_bound(sorted_.begin(), sorted_.end(), v), v);
   next_ = (next_ + 1) % static_cast<std::size_t>(options_.window);
-  update_locked();
+  if (window_.size() >= static_cast<std::size_t>(options_.min_samples)) tracked_ev_ = sorted_median(sorted_);
   return true;
-}
-
-void SessionOffsetTracker::update_locked() {
-  const auto median = [](std::vector<double>& v) {
-    const auto mid = v.begin() + static_cast<long>(v.size() / 2);
-    std::nth_element(v.begin(), mid, v.end());
-    double m = *mid;
-    if (v.size() % 2 == 0) m = 0.5 * (m + *std::max_element(v.begin(), mid));
-    return m;
-  };
-  scratch_.assign(window_.begin(), window_.end());
-  const double m = median(scratch_);
-  for (double& x : scratch_) x = std::abs(x - m);
-  spread_ev_ = 1.4826 * median(scratch_);
-  if (window_.size() >= static_cast<std::size_t>(options_.min_samples)) tracked_ev_ = m;
 }
 
 bool SessionOffsetTracker::settled() const {
@@ -277,7 +275,15 @@ SessionOffsetTracker::Snapshot SessionOffsetTracker::snapshot() const {
   Snapshot s;
   s.start_ev = start_ev_;
   s.tracked_ev = tracked_ev_;
-  s.spread_ev = window_.empty() ? 0.0 : spread_ev_;
+  if (!sorted_.empty()) {
+    // 1.4826 x the median absolute deviation from the window's median (metrics only: taken here,
+    // not per estimate).
+    const double m = sorted_median(sorted_);
+    std::vector<double> deviations(sorted_.size());
+    for (std::size_t i = 0; i < sorted_.size(); ++i) deviations[i] = std::abs(sorted_[i] - m);
+    std::sort(deviations.begin(), deviations.end());
+    s.spread_ev = 1.4826 * sorted_median(deviations);
+  }
   s.samples = static_cast<int>(window_.size());
   s.observed = observed_;
   s.counted = counted_;

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <vector>
 
 #include "xasmap/core/error.hpp"
 #include "xasmap/core/distance.hpp"
@@ -330,6 +331,41 @@ TEST_CASE("libraries load from a folder with a manifest", "[core][library]") {
   std::ofstream(dir / "manifest.csv", std::ios::app) << "missing.csv,5,1.0,Oh\n";
   CHECK_THROWS_WITH(load_library(dir), Catch::Contains("manifest.csv:5") && Catch::Contains("missing.csv"));
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("distance2 and dot_pair agree with double-precision sums on every window length", "[model]") {
+  // Both sum sixteen lanes at a time and the rest one by one: windows of every length 1-80 and
+  // starting points that leave the lanes unaligned, against sums taken in double one by one.
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  std::vector<float> a(120), b(120), c(120);
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    a[i] = g(rng);
+    b[i] = g(rng);
+    c[i] = g(rng);
+  }
+  for (int first = 0; first < 5; ++first) {
+    for (int n = 1; n <= 80; ++n) {
+      const Window w{first, first + n - 1};
+      double squares = 0, absolute = 0, ab = 0, ac = 0, scale = 0;
+      for (int i = w.first; i <= w.last; ++i) {
+        const double d = static_cast<double>(a[i]) - b[i];
+        squares += d * d;
+        absolute += std::abs(d);
+        ab += static_cast<double>(a[i]) * b[i];
+        ac += static_cast<double>(a[i]) * c[i];
+        scale += std::abs(static_cast<double>(a[i]) * b[i]) + std::abs(static_cast<double>(a[i]) * c[i]);
+      }
+      INFO("window " << w.first << "-" << w.last);
+      CHECK(distance2(a.data(), b.data(), w, 0.1, DistanceKind::kEuclidean) == Approx(squares).epsilon(1e-5));
+      CHECK(distance2(a.data(), b.data(), w, 0.1, DistanceKind::kWasserstein) ==
+            Approx(absolute * 0.1 * absolute * 0.1).epsilon(1e-5));
+      const DotPair dots = dot_pair(a.data() + first, b.data() + first, c.data() + first, n);
+      // Against the sum of magnitudes: a dot product near 0 has no relative precision of its own.
+      CHECK(std::abs(dots.x - ab) <= 1e-6 * scale);
+      CHECK(std::abs(dots.y - ac) <= 1e-6 * scale);
+    }
+  }
 }
 
 TEST_CASE("the windowed correlation distance equals processing the row on the window", "[model]") {

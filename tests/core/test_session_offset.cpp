@@ -2,7 +2,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
+#include <vector>
 
 #include "xasmap/core/preprocess.hpp"
 #include "xasmap/core/session_offset.hpp"
@@ -117,6 +120,37 @@ TEST_CASE("the session tracker is the median of its window: outliers do not move
   CHECK(t.tracked_ev() == Approx(0.60).margin(1e-9));
   for (int i = 0; i < 9; ++i) t.observe(confident(-0.4));
   CHECK(t.tracked_ev() == Approx(-0.4).margin(1e-9));
+}
+
+TEST_CASE("the session tracker's median and spread are those of its last window, as it rolls", "[session]") {
+  // The tracker keeps its window sorted as values enter and leave; checked against the median and
+  // the median absolute deviation of the last `window` values taken afresh, with repeated values.
+  SessionTrackerOptions o;
+  o.window = 7;
+  o.min_samples = 1;
+  SessionOffsetTracker t(0.0, o);
+  std::mt19937 rng(11);
+  std::uniform_int_distribution<int> step(-6, 6);
+  std::vector<double> seen;
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const std::size_t m = v.size() / 2;
+    return v.size() % 2 == 0 ? 0.5 * (v[m - 1] + v[m]) : v[m];
+  };
+  for (int i = 0; i < 60; ++i) {
+    const double v = 0.05 * step(rng);  // a coarse set of values, so that many repeat
+    seen.push_back(v);
+    REQUIRE(t.observe(confident(v)));
+    const std::size_t from = seen.size() > 7 ? seen.size() - 7 : 0;
+    const std::vector<double> last(seen.begin() + static_cast<long>(from), seen.end());
+    const double m = median(last);
+    std::vector<double> deviations;
+    for (const double x : last) deviations.push_back(std::abs(x - m));
+    INFO("after " << i + 1 << " values");
+    CHECK(t.tracked_ev() == Approx(m).margin(1e-12));
+    CHECK(t.snapshot().spread_ev == Approx(1.4826 * median(deviations)).margin(1e-12));
+    CHECK(t.snapshot().samples == static_cast<int>(last.size()));
+  }
 }
 
 namespace {

@@ -34,6 +34,12 @@ void transform_into(const Eigen::Ref<const RowVectorXf>& p, const Window& window
 double distance2(const float* za, const float* zb, const Window& window, double step_ev,
                  DistanceKind kind);
 
+// The dot products of r with x and with y over n values, in one pass over r (float sums).
+struct DotPair {
+  double x = 0, y = 0;
+};
+DotPair dot_pair(const float* r, const float* x, const float* y, int n);
+
 // The squared correlation distance between query features `zq` (transform() of a window-processed
 // spectrum, kind correlation) and the features library row `row` would have after
 // apply_window(row, window, o) and transform(..., kCorrelation), without computing them: a line

@@ -107,16 +107,13 @@ class SessionOffsetTracker {
   Snapshot snapshot() const;
 
  private:
-  void update_locked();
-
   SessionTrackerOptions options_;
   double start_ev_;
   mutable std::mutex mutex_;
   std::vector<double> window_;  // ring buffer
   std::size_t next_ = 0;
-  std::vector<double> scratch_;
+  std::vector<double> sorted_;  // the window's values in order: its median at once, per estimate
   double tracked_ev_;
-  double spread_ev_ = 0;
   std::uint64_t observed_ = 0, counted_ = 0;
 };
 
