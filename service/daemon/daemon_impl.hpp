@@ -401,6 +401,11 @@ struct Daemon::Impl {
   // message was accepted), an error or drop notice only when it fits (otherwise it is counted and
   // not sent), so that a subscriber that never reads cannot pile notices up in ZeroMQ's queue.
   void send(Outgoing&& out);
+  // A worker's result, charged as send() charges it, and published by the worker itself when no
+  // one else is publishing at that moment (publish_mutex free): no hand-off and no wake-up of the
+  // publisher thread per result. Otherwise it is queued for the publisher as send() queues it.
+  void deliver(Outgoing&& out);
+  void charge(Outgoing& out);
 
   // Answers a message dropped by the overflow policy: counted, and announced with its id and size
   // when the notice fits in the budget (else its id is not even read: the receiver keeps up).
@@ -462,6 +467,11 @@ struct Daemon::Impl {
                      Clock::time_point t1, protocol::Latency latency, Peer& peer);
 
   // ---- publisher ----
+  // Held by whoever publishes: the publisher thread, or a worker publishing its own result
+  // (deliver()). It guards the output and answer sockets (used by one thread at a time, the
+  // mutex ordering each hand-over, as ZeroMQ requires of a socket that changes threads), seq and
+  // the interval counters and latencies below.
+  std::mutex publish_mutex;
   std::uint64_t seq = 0;
   LatencyHistogram interval_latency;
   std::uint64_t interval_published = 0;

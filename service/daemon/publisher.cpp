@@ -1,5 +1,7 @@
-// The publisher thread (daemon_impl.hpp): numbering and stamping results, answering the
-// acknowledged input's senders, counters and the periodic `metrics`.
+// Publishing (daemon_impl.hpp): numbering and stamping results, answering the acknowledged
+// input's senders, counters and the periodic `metrics`. The publisher thread publishes what is
+// queued for it (notices, and results that met another publication under way); a worker publishes
+// its own result when no one else is publishing (deliver()). Both hold publish_mutex to publish.
 
 #include "daemon_impl.hpp"
 
@@ -186,17 +188,21 @@ void Daemon::Impl::publish_loop() {
                                  std::chrono::milliseconds(0), std::chrono::milliseconds(100));
     // Waiting for a subscriber, the publisher looks at the subscriptions every 20 ms at least.
     outbox.pop_all(batch, config.output.wait_for_subscriber ? std::min(wait, std::chrono::milliseconds(20)) : wait);
-    read_subscriptions();
-    for (Outgoing& o : batch) publish(o);
-    batch.clear();
-    const Clock::time_point now = Clock::now();
-    if (now >= until) {
-      publish_metrics(std::chrono::duration<double>(now - last_metrics).count());
-      last_metrics = now;
+    {
+      const std::lock_guard lock(publish_mutex);
+      read_subscriptions();
+      for (Outgoing& o : batch) publish(o);
+      const Clock::time_point now = Clock::now();
+      if (now >= until) {
+        publish_metrics(std::chrono::duration<double>(now - last_metrics).count());
+        last_metrics = now;
+      }
     }
+    batch.clear();
     if (outbox.closed_and_empty()) break;
   }
   // The last word: counters that account for every message received.
+  const std::lock_guard lock(publish_mutex);
   publish_metrics(std::chrono::duration<double>(Clock::now() - last_metrics).count());
   output->close();
   acks_done = true;  // every answer is in the pipe to the receiver

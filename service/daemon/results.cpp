@@ -25,7 +25,7 @@ void Daemon::Impl::reject(ErrorCode code, std::optional<std::string> id, std::st
   send(std::move(out));
 }
 
-void Daemon::Impl::send(Outgoing&& out) {
+void Daemon::Impl::charge(Outgoing& out) {
   const std::size_t cost = std::max(out.encoded.bytes.capacity() + kMessageOverhead, kNoticeBytes);
   if (out.topic != protocol::kTopicError) {
     budget.force_acquire(cost);
@@ -34,6 +34,22 @@ void Daemon::Impl::send(Outgoing&& out) {
     out.encoded.bytes = {};
   }
   if (out.announce) out.charge = BudgetCharge(&budget, cost);
+}
+
+void Daemon::Impl::send(Outgoing&& out) {
+  charge(out);
+  outbox.push(std::move(out), OverflowPolicy::kBlock, [] { return true; });
+}
+
+void Daemon::Impl::deliver(Outgoing&& out) {
+  charge(out);
+  // Workers are joined before the publisher closes the output (stop_threads), so the sockets are
+  // open whenever a worker gets here.
+  std::unique_lock lock(publish_mutex, std::try_to_lock);
+  if (lock.owns_lock()) {
+    publish(out);
+    return;
+  }
   outbox.push(std::move(out), OverflowPolicy::kBlock, [] { return true; });
 }
 

@@ -128,7 +128,7 @@ void Daemon::Impl::process_single(protocol::SpectrumMessage& m, const ModelState
   out.received = received_at;
   out.acquisition_time = m.time;
   out.peer = std::move(peer);
-  send(std::move(out));
+  deliver(std::move(out));
 }
 
 double Daemon::Impl::stack_offset_ev(const protocol::SpectrumMessage& m, const ModelState& state,
@@ -188,7 +188,7 @@ void Daemon::Impl::process_stack(protocol::SpectrumMessage& m, const ModelState&
   out.received = received_at;
   out.acquisition_time = m.time;
   out.peer = std::move(peer);
-  send(std::move(out));
+  deliver(std::move(out));
   // Encoded: the maps themselves go to the NeXus writer, not a copy of them.
   if (!config.output.nexus_file.empty()) queue_nexus(std::move(mm), options.session_offset_ev, state.shared_from_this());
 }
