@@ -325,7 +325,7 @@ double values_noise(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen
   static thread_local std::vector<double> axis, coefficients;
   const Eigen::Index n = energy.size();
   if (axis.size() != static_cast<std::size_t>(n) || !std::equal(axis.begin(), axis.end(), energy.data())) {
-    axis.assign(energy.data(), energy.data() + n);
+    axis.clear();  // until the coefficients are complete (an allocation that throws leaves no key)
     coefficients.assign(3 * static_cast<std::size_t>(n), 0.0);
     for (Eigen::Index k = 1; k + 1 < n; ++k) {
       const double a = 1.0 / (energy[k] - energy[k - 1]), c = 1.0 / (energy[k + 1] - energy[k]), b = a + c;
@@ -335,6 +335,7 @@ double values_noise(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen
       out[1] = b * inv;
       out[2] = c * inv;
     }
+    axis.assign(energy.data(), energy.data() + n);
   }
   second.clear();
   const double lo = read_at.at(window.first), hi = read_at.at(window.last);

@@ -42,9 +42,9 @@ void Daemon::Impl::publish(Outgoing& o) {
   // bytes go to ZeroMQ without one).
   std::optional<zmq::message_t> answer;
   if (!o.peer.routing_id.empty()) answer.emplace(o.encoded.bytes.data(), o.encoded.bytes.size());
-  zmq::socket_t& sock = *output;
-  sock.send(zmq::buffer(o.topic), zmq::send_flags::sndmore);
-  // Zero-copy: ZeroMQ frees the buffer (and its charge) when no subscriber's queue holds it.
+  // Zero-copy: ZeroMQ frees the buffer (and its charge) when no subscriber's queue holds it. Made
+  // before the first frame is sent, so that a failure to allocate leaves no topic frame waiting
+  // for its body on the socket.
   auto* held = new SentBuffer{std::move(o.encoded.bytes), std::move(o.charge), &buffers};
   held->handed_over.store(true, std::memory_order_release);
   zmq::message_t body(held->bytes.data(), held->bytes.size(), [](void*, void* hint) {
@@ -54,6 +54,8 @@ void Daemon::Impl::publish(Outgoing& o) {
     h->pool->release(std::move(h->bytes));
     delete h;
   }, held);
+  zmq::socket_t& sock = *output;
+  sock.send(zmq::buffer(o.topic), zmq::send_flags::sndmore);
   sock.send(body, zmq::send_flags::none);
   count(o);
   if (answer) answer_sender(o, &*answer);

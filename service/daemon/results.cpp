@@ -47,7 +47,15 @@ void Daemon::Impl::deliver(Outgoing&& out) {
   // open whenever a worker gets here.
   std::unique_lock lock(publish_mutex, std::try_to_lock);
   if (lock.owns_lock()) {
-    publish(out);
+    try {
+      publish(out);
+    } catch (const std::exception& e) {
+      // As on the publisher thread, a failure of publishing itself (no memory, a socket error) is
+      // logged and counted; the message is not answered a second time (work_loop's catch would
+      // reject it with an internal error after it may have been published and counted).
+      ++thread_failures;
+      log->error("publishing a result failed: {}", e.what());
+    }
     return;
   }
   outbox.push(std::move(out), OverflowPolicy::kBlock, [] { return true; });
