@@ -74,67 +74,72 @@ void transform_into(const Eigen::Ref<const RowVectorXf>& p, const Window& w, dou
 #define XASMAP_HOT_CLONES
 #endif
 
+namespace {
+
+// GCC's vector extension: eight floats that the AVX2 clone keeps in one register each and the
+// baseline clone in two SSE registers, whatever the optimisation level (a plain loop over lane
+// arrays vectorised well at -O2 but was shuffled through the stack at -O3). Sums are taken in
+// eight float lanes (their rounding, ~1e-7 relative, is far below any distance that matters) and
+// combined in double; t is the index from the window's start.
+typedef float Lanes __attribute__((vector_size(32)));
+
+// By reference, not by value: a vector return would change the ABI between the clones.
+inline void load(Lanes& v, const float* p) { std::memcpy(&v, p, sizeof v); }
+
+double total(const Lanes& v) {
+  double s = 0;
+  for (int l = 0; l < 8; ++l) s += v[l];
+  return s;
+}
+
+}  // namespace
+
 XASMAP_HOT_CLONES
 double distance2(const float* za, const float* zb, const Window& w, double step,
                  DistanceKind kind) {
-  // Vectorised in float; the rounding this adds (~1e-7 relative) is far below any distance that
-  // matters here. Sixteen partial sums, so that the compiler fills whole vector registers of the
-  // clone's width (Eigen's packets stay at the baseline's 4 floats here, in either clone: half
-  // the speed under AVX2).
-  constexpr int kLanes = 16;
+  // In Lanes (Eigen's packets stay at the baseline's 4 floats in either clone: half the speed of
+  // these under AVX2).
   const float* a = za + w.first;
   const float* b = zb + w.first;
   const int n = w.size();
-  float acc[kLanes] = {};
+  Lanes acc = {};
   int i = 0;
-  if (kind == DistanceKind::kWasserstein) {
-    for (; i + kLanes <= n; i += kLanes) {
-      for (int k = 0; k < kLanes; ++k) acc[k] += std::abs(a[i + k] - b[i + k]);
-    }
-    for (; i < n; ++i) acc[0] += std::abs(a[i] - b[i]);
-  } else {
-    for (; i + kLanes <= n; i += kLanes) {
-      for (int k = 0; k < kLanes; ++k) {
-        const float d = a[i + k] - b[i + k];
-        acc[k] += d * d;
-      }
-    }
-    for (; i < n; ++i) {
-      const float d = a[i] - b[i];
-      acc[0] += d * d;
-    }
+  const bool wasserstein = kind == DistanceKind::kWasserstein;
+  for (; i + 8 <= n; i += 8) {
+    Lanes x, y;
+    load(x, a + i);
+    load(y, b + i);
+    const Lanes d = x - y;
+    acc += wasserstein ? (d < 0 ? -d : d) : d * d;
   }
-  float sum = 0;
-  for (const float v : acc) sum += v;
-  if (kind == DistanceKind::kWasserstein) {
-    const double w1 = static_cast<double>(sum) * step;
+  double sum = total(acc);
+  for (; i < n; ++i) {
+    const double d = static_cast<double>(a[i]) - b[i];
+    sum += wasserstein ? std::abs(d) : d * d;
+  }
+  if (wasserstein) {
+    const double w1 = sum * step;
     return w1 * w1;
   }
-  return static_cast<double>(sum);
+  return sum;
 }
 
 XASMAP_HOT_CLONES DotPair dot_pair(const float* r, const float* x, const float* y, int n) {
-  constexpr int kLanes = 16;  // as distance2: whole vector registers of the clone's width
-  float ax[kLanes] = {}, ay[kLanes] = {};
+  Lanes ax = {}, ay = {};
   int i = 0;
-  for (; i + kLanes <= n; i += kLanes) {
-    for (int k = 0; k < kLanes; ++k) {
-      ax[k] += r[i + k] * x[i + k];
-      ay[k] += r[i + k] * y[i + k];
-    }
+  for (; i + 8 <= n; i += 8) {
+    Lanes rv, xv, yv;
+    load(rv, r + i);
+    load(xv, x + i);
+    load(yv, y + i);
+    ax += rv * xv;
+    ay += rv * yv;
   }
+  DotPair out{total(ax), total(ay)};
   for (; i < n; ++i) {
-    ax[0] += r[i] * x[i];
-    ay[0] += r[i] * y[i];
+    out.x += static_cast<double>(r[i]) * x[i];
+    out.y += static_cast<double>(r[i]) * y[i];
   }
-  DotPair out;
-  float sx = 0, sy = 0;
-  for (int k = 0; k < kLanes; ++k) {
-    sx += ax[k];
-    sy += ay[k];
-  }
-  out.x = sx;
-  out.y = sy;
   return out;
 }
 
@@ -163,26 +168,6 @@ double noise_distance2(const Eigen::Ref<const RowVectorXf>& p, const Window& w, 
   }
   return 0.0;
 }
-
-namespace {
-
-// GCC's vector extension: eight floats that the AVX2 clone keeps in one register each and the
-// baseline clone in two SSE registers, whatever the optimisation level (a plain loop over lane
-// arrays vectorised well at -O2 but was shuffled through the stack at -O3). Sums are taken in
-// eight float lanes (their rounding, ~1e-7 relative, is far below any distance that matters) and
-// combined in double; t is the index from the window's start.
-typedef float Lanes __attribute__((vector_size(32)));
-
-// By reference, not by value: a vector return would change the ABI between the clones.
-inline void load(Lanes& v, const float* p) { std::memcpy(&v, p, sizeof v); }
-
-double total(const Lanes& v) {
-  double s = 0;
-  for (int l = 0; l < 8; ++l) s += v[l];
-  return s;
-}
-
-}  // namespace
 
 XASMAP_HOT_CLONES std::optional<WindowedRowTerms> windowed_row_terms(const float* row, const Window& w,
                                                                      const PreprocessOptions& o) {
