@@ -222,13 +222,29 @@ std::string format_ev(double v, int digits = 1) {
   return b;
 }
 
-// Noise of `y` from its second differences (see Prepared::noise_sigma).
+// The absolute second differences of `y` into `second`; returns their sum.
+double second_differences(const std::vector<double>& y, std::vector<double>& second) {
+  second.clear();
+  double sum = 0;
+  for (std::size_t i = 1; i + 1 < y.size(); ++i) {
+    second.push_back(std::abs(y[i - 1] - 2.0 * y[i] + y[i + 1]));
+    sum += second.back();
+  }
+  return sum;
+}
+
+// Noise from the absolute second differences second_differences() left (reordered here): their
+// median, as a white-noise standard deviation (see Prepared::noise_sigma).
+double noise_from(std::vector<double>& second) {
+  if (second.empty()) return 0.0;
+  std::nth_element(second.begin(), second.begin() + static_cast<long>(second.size() / 2), second.end());
+  return 1.4826 * second[second.size() / 2] / std::sqrt(6.0);
+}
+
+// Noise of `y` from its second differences.
 double noise_of(const std::vector<double>& y, std::vector<double>& scratch) {
-  scratch.clear();
-  for (std::size_t i = 1; i + 1 < y.size(); ++i) scratch.push_back(std::abs(y[i - 1] - 2.0 * y[i] + y[i + 1]));
-  if (scratch.empty()) return 0.0;
-  std::nth_element(scratch.begin(), scratch.begin() + static_cast<long>(scratch.size() / 2), scratch.end());
-  return 1.4826 * scratch[scratch.size() / 2] / std::sqrt(6.0);
+  second_differences(y, scratch);
+  return noise_from(scratch);
 }
 
 // The strongest peak of the whole spectrum above the line through its ends: its energy, and its
@@ -284,19 +300,16 @@ void require_edge(const Eigen::Ref<const Eigen::VectorXd>& energy, const Eigen::
   const double range = *hi - *lo;
   // An exactly flat window is left to normalisation, which names it (RejectReason::kFlat).
   if (range <= 0.0) return;
-  if (height >= 0.25 * range) {
-    // The noise is the median of the absolute second differences (noise_of). Their mean m bounds
-    // that median: fewer than half of non-negative values can exceed 2m. A height above 5 times
-    // the noise that bound gives passes the exact test too, without the median's selection (most
-    // spectra); only the others take it.
-    double sum = 0;
-    for (int i = 1; i + 1 < n; ++i) {
-      sum += std::abs(y[static_cast<std::size_t>(i - 1)] - 2.0 * y[static_cast<std::size_t>(i)] + y[static_cast<std::size_t>(i + 1)]);
-    }
-    const double bound = n > 2 ? 1.4826 * 2.0 * (sum / (n - 2)) / std::sqrt(6.0) : 0.0;
-    if (height > 5.0 * bound) return;
+  // The noise is the median of the absolute second differences (noise_from). Their mean m bounds
+  // that median: fewer than half of non-negative values can exceed 2m. A height above 5 times the
+  // noise that bound gives passes the exact test too, without the median's selection (most
+  // spectra); only the others take it.
+  const double sum = second_differences(y, scratch);
+  if (height >= 0.25 * range && !scratch.empty() &&
+      height > 5.0 * 1.4826 * 2.0 * (sum / static_cast<double>(scratch.size())) / std::sqrt(6.0)) {
+    return;
   }
-  const double sigma = noise_of(y, scratch);
+  const double sigma = noise_from(scratch);
   if (height > 5.0 * sigma && height >= 0.25 * range) return;
   std::string message = "no absorption edge on " + format_ev(g.at(w.first)) + "-" + format_ev(g.at(w.last)) + " eV";
   const auto [peak, significance] = strongest_peak(energy, intensity, scratch);
