@@ -598,13 +598,19 @@ TEST_CASE("read_ttmult refuses what it does not model, naming the file and line"
   {
     std::ifstream in(dir + "nid8ct.rcg");
     std::ofstream out(tmp / "nid8ct.rcg");
+    int edited = 0;  // the configuration line and its parameters' line, each once
     for (std::string line; std::getline(in, line);) {
-      if (line == "D 9  P 5  D10") line = "P 5  D 9  D10";
+      if (line == "D 9  P 5  D10") {
+        line = "P 5  D 9  D10";
+        ++edited;
+      }
       if (line.find("  6  860.1660    0.1022   11.5072") != std::string::npos) {
         line.replace(line.find("    0.1022   11.5072"), 20, "   11.5072    0.1022");
+        ++edited;
       }
       out << line << "\n";
     }
+    REQUIRE(edited == 2);
   }
   const MultipletParameters swapped = read_ttmult(tmp / "nid8ct.ban", table()).parameters;
   const MultipletParameters as_is = read_ttmult(dir + "nid8ct.ban", table()).parameters;
