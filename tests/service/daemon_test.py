@@ -204,7 +204,9 @@ class Daemon:
         finally:
             req.close()
 
-    def wait_ready(self, timeout=60.0):
+    def wait_ready(self, timeout=60.0, subscribed=True):
+        """The first `status` that says ready; with `subscribed`, once the collector also has metrics
+        (a held collector has none until it is released)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -212,7 +214,7 @@ class Daemon:
             status = self.request("status", 1.0)
             if status and status.get("ready"):
                 # The collector is subscribed once metrics arrive (the PUB side drops until then).
-                while time.time() < deadline and not self.of("metrics"):
+                while subscribed and time.time() < deadline and not self.of("metrics"):
                     time.sleep(0.02)
                 return status
             time.sleep(0.1)
@@ -2214,13 +2216,7 @@ def scenario_acknowledged(args):
     c = Daemon(args, "ack_c", endpoint, pattern="router", bind=True, input_yaml=yaml,
                output_yaml="wait_for_subscriber: true", hold_collector=True,
                metrics_yaml="http_endpoint: 127.0.0.1:0")
-    early = None
-    deadline = time.time() + 120
-    while time.time() < deadline and c.proc.poll() is None:
-        early = c.request("status", 2.0)
-        if early is not None and early.get("ready"):
-            break
-        time.sleep(0.1)
+    early = c.wait_ready(timeout=120, subscribed=False)
     time.sleep(0.5)  # ready, and the feed's resends arriving: still nothing read
     early = c.request("status", 2.0) or early
     check(early is not None and early["ready"] and early["waiting_for_subscriber"] and early["received"] == 0,
